@@ -1,0 +1,160 @@
+// Package api is the HTTP frame of the fintech API: the gin engine, its
+// middleware (request ids, access logs, body limits, API-key authentication)
+// and the one place that maps application errors to HTTP problem responses
+// (RFC 9457). The resources themselves live with their services (oauth for
+// consents, aisp, pisp, cbpii), which register their routes on the engine.
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/bunqtpp/tpp"
+)
+
+// Problem is an RFC 9457 problem document with the API's stable code.
+type Problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Code      string `json:"code"`
+	RequestID string `json:"request_id,omitempty"`
+	// Extra members for some codes (e.g. reauthorize_url).
+	Extra map[string]any `json:"-"`
+}
+
+// ProblemContentType is the media type of error responses.
+const ProblemContentType = "application/problem+json"
+
+// statuses maps every error code to its HTTP status. It is the only such
+// mapping in the service.
+var statuses = map[string]int{
+	tpp.EInvalid:                http.StatusBadRequest,
+	tpp.EInvalidIBAN:            http.StatusBadRequest,
+	tpp.EInvalidAmount:          http.StatusBadRequest,
+	tpp.EInvalidCurrency:        http.StatusBadRequest,
+	tpp.EInvalidDescription:     http.StatusBadRequest,
+	tpp.EInvalidReturnURL:       http.StatusBadRequest,
+	tpp.EInvalidScope:           http.StatusBadRequest,
+	tpp.EInvalidCursor:          http.StatusBadRequest,
+	tpp.EIdempotencyKeyRequired: http.StatusBadRequest,
+	tpp.EUnauthorized:           http.StatusUnauthorized,
+	tpp.ENotFound:               http.StatusNotFound,
+	tpp.EConsentNotFound:        http.StatusNotFound,
+	tpp.EAccountNotFound:        http.StatusNotFound,
+	tpp.EPaymentNotFound:        http.StatusNotFound,
+	tpp.EMethodNotAllowed:       http.StatusMethodNotAllowed,
+	tpp.EConflict:               http.StatusConflict,
+	tpp.EConsentNotActive:       http.StatusConflict,
+	tpp.EPaymentNotCancellable:  http.StatusConflict,
+	tpp.EIdempotencyInFlight:    http.StatusConflict,
+	tpp.EBodyTooLarge:           http.StatusRequestEntityTooLarge,
+	tpp.EIdempotencyKeyReused:   http.StatusUnprocessableEntity,
+	tpp.EBankRejected:           http.StatusUnprocessableEntity,
+	tpp.EScopeNotGranted:        http.StatusForbidden,
+	tpp.EConsentRevoked:         http.StatusForbidden,
+	tpp.EConsentExpired:         http.StatusForbidden,
+	tpp.EConsentReauthRequired:  http.StatusForbidden,
+	tpp.ERateLimited:            http.StatusTooManyRequests,
+	tpp.EAccessLimitExceed:      http.StatusTooManyRequests,
+	tpp.EBankRateLimited:        http.StatusTooManyRequests,
+	tpp.EBankUnavailable:        http.StatusBadGateway,
+	tpp.EInternal:               http.StatusInternalServerError,
+}
+
+// StatusOf returns the HTTP status for an error code; unknown codes are 500.
+func StatusOf(code string) int {
+	if s, ok := statuses[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// Codes returns every error code the API can answer with, for the OpenAPI
+// document and its tests.
+func Codes() map[string]int {
+	out := make(map[string]int, len(statuses))
+	for k, v := range statuses {
+		out[k] = v
+	}
+	return out
+}
+
+// NewProblem builds the problem document for err. 5xx details are replaced
+// by a generic text: they go to logs only.
+func NewProblem(err error, requestID string) Problem {
+	code := tpp.ErrorCode(err)
+	status := StatusOf(code)
+	p := Problem{
+		Type:      "/docs#error-" + code,
+		Title:     http.StatusText(status),
+		Status:    status,
+		Code:      code,
+		Detail:    tpp.ErrorMessage(err),
+		RequestID: requestID,
+	}
+	if status >= 500 && code != tpp.EBankUnavailable {
+		p.Detail = "An internal error occurred. Quote the request id when you contact support."
+	}
+	return p
+}
+
+// Error writes err as a problem response and aborts the request. Server
+// errors are logged with their cause.
+func Error(c *gin.Context, err error) {
+	rid := RequestID(c)
+	p := NewProblem(err, rid)
+	var e *tpp.Error
+	if errors.As(err, &e) && e.RetryAfter > 0 {
+		secs := int((e.RetryAfter + 999_999_999) / 1_000_000_000)
+		c.Header("Retry-After", strconv.Itoa(secs))
+	}
+	if p.Status >= 500 {
+		Logger(c).ErrorContext(c.Request.Context(), "request failed", "code", p.Code, "err", err)
+	} else {
+		Logger(c).DebugContext(c.Request.Context(), "request refused", "code", p.Code, "err", err)
+	}
+	WriteProblem(c, p)
+}
+
+// WriteProblem writes p and aborts the request.
+func WriteProblem(c *gin.Context, p Problem) {
+	body := gin.H{
+		"type": p.Type, "title": p.Title, "status": p.Status, "code": p.Code,
+	}
+	if p.Detail != "" {
+		body["detail"] = p.Detail
+	}
+	if p.RequestID != "" {
+		body["request_id"] = p.RequestID
+	}
+	for k, v := range p.Extra {
+		body[k] = v
+	}
+	c.Header("Content-Type", ProblemContentType)
+	c.AbortWithStatus(p.Status)
+	c.Render(p.Status, problemRender{body})
+}
+
+type problemRender struct{ body gin.H }
+
+func (r problemRender) Render(w http.ResponseWriter) error {
+	return jsonRender(w, r.body)
+}
+
+func (r problemRender) WriteContentType(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", ProblemContentType)
+}
+
+// Logger returns the request-scoped logger (with the request id).
+func Logger(c *gin.Context) *slog.Logger {
+	if l, ok := c.Get(ctxLogger); ok {
+		return l.(*slog.Logger)
+	}
+	return slog.New(slog.DiscardHandler)
+}

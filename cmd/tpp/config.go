@@ -1,0 +1,200 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is the typed configuration of 'tpp serve' and 'tpp demo'. Every
+// field is a setting with a flag and a TPP_ environment variable; flags win
+// over the environment, the environment over defaults.
+type config struct {
+	BankEnv       string // emulated | sandbox | production | a base URL
+	Listen        string
+	MetricsListen string
+	PublicURL     string
+	DBPath        string
+	RedisURL      string
+	RedisSentinel string // master@host:port,host:port
+	RedisCluster  string // host:port,host:port
+	MasterKey     string
+	CertFile      string
+	KeyFile       string
+	ChainFile     string
+	LogLevel      string
+	LogFormat     string
+	CacheTTL      time.Duration
+	SignAll       bool
+	PermittedIPs  string
+	PollInterval  time.Duration
+	ShutdownGrace time.Duration
+}
+
+// setting describes one configuration value.
+type setting struct {
+	flag, env, def, usage string
+	secret                bool
+	str                   *string
+	dur                   *time.Duration
+	boolean               *bool
+}
+
+func (c *config) settings() []setting {
+	return []setting{
+		{flag: "bank", env: "TPP_BUNQ_ENV", def: "emulated", usage: "bunq environment: emulated (in-process emulated sandbox), sandbox, production, or a base URL such as http://127.0.0.1:5000", str: &c.BankEnv},
+		{flag: "listen", env: "TPP_LISTEN", def: "127.0.0.1:8080", usage: "address of the public API and browser pages", str: &c.Listen},
+		{flag: "metrics-listen", env: "TPP_METRICS_LISTEN", def: "127.0.0.1:9090", usage: "address of /metrics (keep it private); empty disables it", str: &c.MetricsListen},
+		{flag: "public-url", env: "TPP_PUBLIC_URL", def: "", usage: "URL where browsers and the bank reach this service (OAuth redirect and callbacks); default http://<listen>", str: &c.PublicURL},
+		{flag: "db", env: "TPP_DB_PATH", def: "data/tpp.db", usage: "SQLite database file", str: &c.DBPath},
+		{flag: "redis-url", env: "TPP_REDIS_URL", def: "", usage: "Redis URL (redis:// or rediss://); empty starts an embedded Redis, for dev and demo only", str: &c.RedisURL},
+		{flag: "redis-sentinel", env: "TPP_REDIS_SENTINEL", def: "", usage: "Redis Sentinel as master@host:port,host:port (instead of --redis-url)", str: &c.RedisSentinel},
+		{flag: "redis-cluster", env: "TPP_REDIS_CLUSTER", def: "", usage: "Redis Cluster node addresses host:port,host:port (instead of --redis-url)", str: &c.RedisCluster},
+		{flag: "master-key", env: "TPP_MASTER_KEY", def: "", usage: "master keys sealing secrets at rest, \"id:hex\" items, current first (generate: openssl rand -hex 32)", secret: true, str: &c.MasterKey},
+		{flag: "cert", env: "TPP_CERT_FILE", def: "", usage: "eIDAS QSeal certificate (PEM)", str: &c.CertFile},
+		{flag: "key", env: "TPP_KEY_FILE", def: "", usage: "private key of the certificate (PEM, mode 0600)", str: &c.KeyFile},
+		{flag: "chain", env: "TPP_CHAIN_FILE", def: "", usage: "certificate chain (PEM)", str: &c.ChainFile},
+		{flag: "log-level", env: "TPP_LOG_LEVEL", def: "info", usage: "debug, info, warn or error", str: &c.LogLevel},
+		{flag: "log-format", env: "TPP_LOG_FORMAT", def: "json", usage: "json or text", str: &c.LogFormat},
+		{flag: "cache-ttl", env: "TPP_CACHE_TTL", def: "30s", usage: "how long account reads are cached", dur: &c.CacheTTL},
+		{flag: "sign-all", env: "TPP_SIGN_ALL", def: "false", usage: "sign every bunq request, as bunq's SDKs do (costs ~1 ms CPU per call)", boolean: &c.SignAll},
+		{flag: "permitted-ips", env: "TPP_PERMITTED_IPS", def: "", usage: "comma-separated IPs the bunq device registration is bound to (empty: the caller's IP)", str: &c.PermittedIPs},
+		{flag: "poll-interval", env: "TPP_POLL_INTERVAL", def: "30s", usage: "how often pending payments are re-checked at the bank (covers lost callbacks)", dur: &c.PollInterval},
+		{flag: "shutdown-grace", env: "TPP_SHUTDOWN_GRACE", def: "20s", usage: "how long in-flight requests may take to finish at shutdown", dur: &c.ShutdownGrace},
+	}
+}
+
+// parseConfig fills c from defaults, then getenv, then args.
+func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (*config, error) {
+	c := &config{}
+	raw := map[string]*string{}
+	for _, s := range c.settings() {
+		v := s.def
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		val := v
+		raw[s.flag] = &val
+		fs.StringVar(raw[s.flag], s.flag, v, s.usage+" ($"+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	for _, s := range c.settings() {
+		v := strings.TrimSpace(*raw[s.flag])
+		switch {
+		case s.str != nil:
+			*s.str = v
+		case s.dur != nil:
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return nil, fmt.Errorf("setting --%s ($%s) = %q is not a duration such as 30s or 5m", s.flag, s.env, v)
+			}
+			*s.dur = d
+		case s.boolean != nil:
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, fmt.Errorf("setting --%s ($%s) = %q must be true or false", s.flag, s.env, v)
+			}
+			*s.boolean = b
+		}
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Listen
+	}
+	return c, c.validate()
+}
+
+// validate checks settings that can be checked without I/O and names the
+// setting and the fix in every error.
+func (c *config) validate() error {
+	var errs []error
+	switch c.BankEnv {
+	case "emulated", "sandbox", "production":
+	default:
+		if u, err := url.Parse(c.BankEnv); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("setting --bank ($TPP_BUNQ_ENV) = %q: use emulated, sandbox, production or an http(s) base URL", c.BankEnv))
+		}
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		errs = append(errs, fmt.Errorf("setting --public-url ($TPP_PUBLIC_URL) = %q: use an absolute http(s) URL without query, e.g. https://tpp.example.com", c.PublicURL))
+	}
+	if c.Listen == "" {
+		errs = append(errs, errors.New("setting --listen ($TPP_LISTEN) is empty: use host:port, e.g. 127.0.0.1:8080"))
+	}
+	if c.DBPath == "" {
+		errs = append(errs, errors.New("setting --db ($TPP_DB_PATH) is empty: give a file path, e.g. data/tpp.db"))
+	}
+	n := 0
+	for _, v := range []string{c.RedisURL, c.RedisSentinel, c.RedisCluster} {
+		if v != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		errs = append(errs, errors.New("settings --redis-url, --redis-sentinel and --redis-cluster exclude each other: set one"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("setting --log-level ($TPP_LOG_LEVEL) = %q: use debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("setting --log-format ($TPP_LOG_FORMAT) = %q: use json or text", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+// print writes the effective configuration with secrets masked.
+func (c *config) print(w io.Writer) {
+	fmt.Fprintln(w, "effective configuration:")
+	for _, s := range c.settings() {
+		var v string
+		switch {
+		case s.str != nil:
+			v = *s.str
+		case s.dur != nil:
+			v = s.dur.String()
+		case s.boolean != nil:
+			v = strconv.FormatBool(*s.boolean)
+		}
+		if s.secret && v != "" {
+			v = maskSecret(v)
+		}
+		if strings.Contains(s.flag, "redis") && v != "" {
+			v = maskURLPassword(v)
+		}
+		fmt.Fprintf(w, "  %-16s %s\n", s.flag, v)
+	}
+}
+
+// maskSecret shows only the key ids of a master key list.
+func maskSecret(v string) string {
+	var ids []string
+	for _, item := range strings.Split(v, ",") {
+		id, _, ok := strings.Cut(strings.TrimSpace(item), ":")
+		if !ok {
+			id = "?"
+		}
+		ids = append(ids, id+":****")
+	}
+	return strings.Join(ids, ",")
+}
+
+func maskURLPassword(v string) string {
+	u, err := url.Parse(v)
+	if err != nil || u.User == nil {
+		return v
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "****")
+	}
+	return u.String()
+}

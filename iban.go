@@ -20,6 +20,13 @@ var ibanLengths = map[string]int{
 // ISO 13616: a known country, that country's length, alphanumeric characters
 // and the mod-97 checksum. It returns the electronic form ("NL91ABNA0417164300").
 func NormalizeIBAN(s string) (string, error) {
+	for i := 0; i < len(s); i++ {
+		// Check bytes before upper-casing: strings.ToUpper maps some non-ASCII
+		// letters (dotless ı, long ſ) onto ASCII ones.
+		if s[i] >= 0x80 {
+			return "", Errorf(EInvalidIBAN, "IBAN %q contains a character that is not a letter or digit", s)
+		}
+	}
 	iban := strings.ToUpper(strings.Join(strings.Fields(s), ""))
 	if iban == "" {
 		return "", Errorf(EInvalidIBAN, "IBAN is required")

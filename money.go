@@ -28,6 +28,9 @@ func ParseMinor(s string) (int64, error) {
 	if whole == "" || len(whole) > 12 || !allDigits(whole) {
 		return 0, Errorf(EInvalidAmount, "amount %q is not a positive decimal like \"12.50\"", s)
 	}
+	if len(whole) > 1 && whole[0] == '0' {
+		return 0, Errorf(EInvalidAmount, "amount %q has leading zeros; write it like \"12.50\"", s)
+	}
 	if hasDot && (len(frac) == 0 || len(frac) > 2 || !allDigits(frac)) {
 		return 0, Errorf(EInvalidAmount, "amount %q must have one or two decimals after the point", s)
 	}
@@ -54,8 +57,7 @@ func ParseMinor(s string) (int64, error) {
 // debits as negative amounts.
 func ParseSignedMinor(s string) (int64, error) {
 	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	whole, frac, hasDot := strings.Cut(s, ".")
+	whole, frac, hasDot := strings.Cut(strings.TrimPrefix(s, "-"), ".")
 	if whole == "" || !allDigits(whole) || len(whole) > 15 || (hasDot && (len(frac) == 0 || len(frac) > 2 || !allDigits(frac))) {
 		return 0, Errorf(EInvalidAmount, "amount %q is not a decimal", s)
 	}
@@ -78,18 +80,19 @@ func ParseSignedMinor(s string) (int64, error) {
 // with a leading "-" for negative values.
 func FormatMinor(minor int64) string {
 	sign := ""
+	u := uint64(minor)
 	if minor < 0 {
 		sign = "-"
-		minor = -minor
+		u = -u // two's complement: correct even for math.MinInt64
 	}
-	return sign + strconv.FormatInt(minor/100, 10) + "." + twoDigits(minor%100)
+	return sign + strconv.FormatUint(u/100, 10) + "." + twoDigits(u%100)
 }
 
-func twoDigits(n int64) string {
+func twoDigits(n uint64) string {
 	if n < 10 {
-		return "0" + strconv.FormatInt(n, 10)
+		return "0" + strconv.FormatUint(n, 10)
 	}
-	return strconv.FormatInt(n, 10)
+	return strconv.FormatUint(n, 10)
 }
 
 func allDigits(s string) bool {

@@ -73,23 +73,28 @@ func NewKeyring(keys ...Key) (*Keyring, error) {
 func ParseKeys(s string) ([]Key, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return nil, errors.New("no master key is set; generate one with 'openssl rand -hex 32' and set it as \"k1:<hex>\"")
+		return nil, errors.New("seal: no master key is set; generate one with 'openssl rand -hex 32' and set it as \"k1:<hex>\"")
 	}
 	var keys []Key
+	seen := map[string]bool{}
 	for _, item := range strings.Split(s, ",") {
 		id, enc, ok := strings.Cut(strings.TrimSpace(item), ":")
 		if !ok {
-			return nil, errors.New("master key must look like \"k1:<64 hex characters>\" (an id, a colon, the key)")
+			return nil, errors.New("seal: master key must look like \"k1:<64 hex characters>\" (an id, a colon, the key)")
 		}
 		if err := validID(id); err != nil {
 			return nil, err
 		}
+		if seen[id] {
+			return nil, fmt.Errorf("seal: master key id %q appears twice", id)
+		}
+		seen[id] = true
 		raw, err := hex.DecodeString(enc)
 		if err != nil || len(raw) != 32 {
 			raw, err = base64.StdEncoding.DecodeString(enc)
 		}
 		if err != nil || len(raw) != 32 {
-			return nil, fmt.Errorf("master key %q must be 32 bytes as 64 hex characters or base64; generate one with 'openssl rand -hex 32'", id)
+			return nil, fmt.Errorf("seal: master key %q must be 32 bytes as 64 hex characters or base64; generate one with 'openssl rand -hex 32'", id)
 		}
 		keys = append(keys, Key{ID: id, Key: raw})
 	}

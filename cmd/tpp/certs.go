@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/bunqtpp/tpp/certs"
+)
+
+// runCerts is 'tpp certs': generate test certificates and inspect real ones.
+func runCerts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		certsUsage(stderr)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	switch args[0] {
+	case "generate":
+		return runCertsGenerate(ctx, args[1:], stdout, stderr)
+	case "inspect":
+		return runCertsInspect(ctx, args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "tpp certs: unknown subcommand %q\n\n", args[0])
+	certsUsage(stderr)
+	return errUsage
+}
+
+func certsUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage: tpp certs <subcommand> [flags]
+
+Subcommands:
+  generate   make a test CA and an eIDAS-style QSeal test certificate for bunq's sandbox
+  inspect    show a certificate's subject, PSD2 roles and validity, and check it with its key and chain
+
+Run 'tpp certs <subcommand> -h' for its flags.
+`)
+}
+
+// parseCertsFlags parses fs and maps -h to a nil error and bad flags to errUsage
+// (the flag package has printed the message and usage already).
+func parseCertsFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
+	err = fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return true, nil
+	}
+	if err != nil {
+		return false, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return false, errUsage
+	}
+	return false, nil
+}
+
+func runCertsGenerate(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tpp certs generate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "./certs-out", "folder to write into (created with mode 0700)")
+	roles := fs.String("roles", "AISP,PISP", "PSD2 roles, comma-separated: AISP, PISP, CBPII")
+	org := fs.String("org", certs.DefaultOrganization, "organization name (subject O; the CN is this name followed by the roles)")
+	cn := fs.String("cn", "", "common name instead of \"<org> <roles>\"; must end in the roles")
+	country := fs.String("country", certs.DefaultCountry, "two-letter country code (subject C)")
+	ncaID := fs.String("nca-id", certs.DefaultNCAID, "NCA abbreviation, 2-8 letters (SBX marks a test certificate; DNB is the Dutch NCA)")
+	ncaName := fs.String("nca-name", "", "NCA name in the PSD2 QC statement (default from --nca-id)")
+	orgID := fs.String("org-id", "", "organizationIdentifier, e.g. PSDNL-SBX-123456 (default PSD<country>-<nca-id>-<random>)")
+	days := fs.Int("days", certs.DefaultDays, "validity in days from --not-before, or from now")
+	notBefore := fs.String("not-before", "", "start of validity, RFC 3339 (default one hour ago)")
+	notAfter := fs.String("not-after", "", "end of validity, RFC 3339 (overrides --days)")
+	keyBits := fs.Int("key-bits", certs.DefaultKeyBits, "RSA key size: 2048, 3072 or 4096")
+	force := fs.Bool("force", false, "overwrite existing files")
+	caFile := fs.String("ca-file", "ca.pem", "file name of the CA certificate")
+	certFile := fs.String("cert-file", "cert.pem", "file name of the certificate")
+	keyFile := fs.String("key-file", "key.pem", "file name of the private key (mode 0600)")
+	chainFile := fs.String("chain-file", "chain.pem", "file name of the chain")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: tpp certs generate [flags]\n\nMakes a test CA and an eIDAS-style QSeal test certificate signed by it. bunq's\nsandbox accepts it; production needs a real QSeal from a QTSP.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if help, err := parseCertsFlags(fs, args); help || err != nil {
+		return err
+	}
+
+	opts := certs.Options{
+		Organization:   *org,
+		CommonName:     *cn,
+		Country:        *country,
+		NCAID:          *ncaID,
+		NCAName:        *ncaName,
+		OrganizationID: *orgID,
+		Days:           *days,
+		KeyBits:        *keyBits,
+	}
+	var err error
+	if opts.Roles, err = certs.ParseRoles(*roles); err != nil {
+		return fmt.Errorf("--roles: %w", err)
+	}
+	if opts.NotBefore, err = parseCertsTime("not-before", *notBefore); err != nil {
+		return err
+	}
+	if opts.NotAfter, err = parseCertsTime("not-after", *notAfter); err != nil {
+		return err
+	}
+
+	now := time.Now().Truncate(time.Second) // whole seconds, as in the certificate
+	g, err := certs.Generate(nil, now, opts)
+	if err != nil {
+		return err
+	}
+	w, err := g.WriteFiles(*out, certs.FileNames{CA: *caFile, Cert: *certFile, Key: *keyFile, Chain: *chainFile}, *force)
+	if err != nil {
+		return err
+	}
+	// Read back what was written, so a file that would not load is caught here.
+	b, err := certs.Load(w.Cert, w.Key, w.Chain)
+	if err != nil {
+		return fmt.Errorf("checking the written files: %w", err)
+	}
+
+	fmt.Fprintf(stdout, "Wrote test certificates to %s:\n", *out)
+	fmt.Fprintf(stdout, "  %-28s test CA certificate\n", w.CA)
+	fmt.Fprintf(stdout, "  %-28s QSeal-style certificate\n", w.Cert)
+	fmt.Fprintf(stdout, "  %-28s private key (mode 0600)\n", w.Key)
+	fmt.Fprintf(stdout, "  %-28s chain to send to bunq (the CA certificate)\n", w.Chain)
+	fmt.Fprintln(stdout)
+	printCertBundle(stdout, b, now)
+	if err := b.Validate(now); err != nil {
+		// Possible only with a validity window chosen to lie outside now.
+		fmt.Fprintf(stdout, "\nNote: the certificate does not validate now:\n%v\n", err)
+	}
+	fmt.Fprintln(stdout)
+	fmt.Fprintln(stdout, "This is a test certificate: bunq's sandbox accepts it; production needs a QSeal from a QTSP.")
+	fmt.Fprintf(stdout, "Next step: tpp register --cert %s --key %s --chain %s\n", w.Cert, w.Key, w.Chain)
+	return nil
+}
+
+func parseCertsTime(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--%s %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", name, v)
+	}
+	return t, nil
+}
+
+func runCertsInspect(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tpp certs inspect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	certPath := fs.String("cert", "", "certificate PEM file (required)")
+	keyPath := fs.String("key", "", "private key PEM file; checked to match the certificate and to have mode 0600")
+	chainPath := fs.String("chain", "", "chain PEM file; checked to verify the certificate")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: tpp certs inspect --cert cert.pem [--key key.pem] [--chain chain.pem]\n\nShows the certificate and checks it (validity, PSD2 roles, key, chain).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if help, err := parseCertsFlags(fs, args); help || err != nil {
+		return err
+	}
+	if *certPath == "" {
+		fmt.Fprintln(stderr, "tpp certs inspect: --cert is required")
+		fs.Usage()
+		return errUsage
+	}
+	b, err := certs.Load(*certPath, *keyPath, *chainPath)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	fmt.Fprintf(stdout, "Certificate: %s\n", *certPath)
+	printCertBundle(stdout, b, now)
+	switch {
+	case *keyPath == "":
+		fmt.Fprintln(stdout, "Key:         not checked (no --key)")
+	default:
+		fmt.Fprintf(stdout, "Key:         %s matches the certificate (RSA %d bits, readable by its owner only)\n", *keyPath, b.Key.N.BitLen())
+	}
+
+	var problems []error
+	chainOK := *chainPath != ""
+	for _, p := range b.Problems(now) {
+		// A missing key or chain was a choice of the caller, not a fault.
+		if errors.Is(p, certs.ErrNoKey) || errors.Is(p, certs.ErrNoChain) {
+			continue
+		}
+		if errors.Is(p, certs.ErrChain) {
+			chainOK = false
+		}
+		problems = append(problems, p)
+	}
+	switch {
+	case *chainPath == "":
+		fmt.Fprintln(stdout, "Chain:       not checked (no --chain)")
+	case chainOK:
+		fmt.Fprintf(stdout, "Chain:       %s verifies the certificate (%d certificate(s))\n", *chainPath, len(b.Chain))
+	default:
+		fmt.Fprintf(stdout, "Chain:       %s does NOT verify the certificate\n", *chainPath)
+	}
+	if len(problems) > 0 {
+		fmt.Fprintf(stdout, "Check:       FAILED, %d problem(s)\n", len(problems))
+		return errors.Join(problems...)
+	}
+	fmt.Fprintln(stdout, "Check:       OK")
+	return nil
+}
+
+// printCertBundle writes what an operator wants to see of a certificate.
+func printCertBundle(w io.Writer, b *certs.Bundle, now time.Time) {
+	fmt.Fprintf(w, "Subject:     %s\n", b.Subject())
+	fmt.Fprintf(w, "Issuer:      %s\n", certs.FormatName(b.Leaf.Issuer))
+	if b.OrganizationID != "" {
+		fmt.Fprintf(w, "Org id:      %s\n", b.OrganizationID)
+	}
+	src := "end of the common name"
+	if b.QC != nil && b.QC.PSD2 != nil {
+		src = "PSD2 QC statement"
+	}
+	if len(b.Roles) == 0 {
+		fmt.Fprintln(w, "Roles:       none")
+	} else {
+		fmt.Fprintf(w, "Roles:       %s (from the %s)\n", certs.JoinRoles(b.Roles), src)
+	}
+	if b.QC != nil {
+		var parts []string
+		if b.QC.Compliance {
+			parts = append(parts, "QcCompliance")
+		}
+		if b.QC.ESeal() {
+			parts = append(parts, "QcType eSeal")
+		}
+		if p := b.QC.PSD2; p != nil {
+			names := make([]string, len(p.Roles))
+			for i, r := range p.Roles {
+				names[i] = r.ETSIName()
+			}
+			parts = append(parts, fmt.Sprintf("PSD2 %s, NCA %s (%s)", strings.Join(names, " "), p.NCAID, p.NCAName))
+		}
+		fmt.Fprintf(w, "QC:          %s\n", strings.Join(parts, "; "))
+	}
+	fmt.Fprintf(w, "Valid from:  %s\n", b.Leaf.NotBefore.UTC().Format(time.RFC3339))
+	days := b.DaysToExpiry(now)
+	state := fmt.Sprintf("%d days left", days)
+	switch {
+	case now.After(b.Leaf.NotAfter):
+		state = "EXPIRED"
+	case now.Before(b.Leaf.NotBefore):
+		state = "NOT YET VALID"
+	case days < 30:
+		state += ", renew soon"
+	}
+	fmt.Fprintf(w, "Valid until: %s (%s)\n", b.Leaf.NotAfter.UTC().Format(time.RFC3339), state)
+}

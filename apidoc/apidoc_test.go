@@ -1,0 +1,419 @@
+package apidoc_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"golang.org/x/net/html"
+
+	"github.com/bunqtpp/tpp/api"
+	"github.com/bunqtpp/tpp/apidoc"
+	"github.com/bunqtpp/tpp/internal/apitest"
+)
+
+func load(t *testing.T) *openapi3.T {
+	t.Helper()
+	doc, err := apidoc.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// TestDocumentRules checks the house rules every operation must follow, so a
+// new endpoint cannot be documented half-way.
+func TestDocumentRules(t *testing.T) {
+	t.Parallel()
+	doc := load(t)
+	if doc.OpenAPI != "3.0.3" {
+		t.Errorf("openapi = %q, want 3.0.3 (what the validator is tested with)", doc.OpenAPI)
+	}
+	if len(doc.Security) != 1 || doc.Security[0]["bearerAuth"] == nil {
+		t.Errorf("document security = %v, want bearerAuth on everything by default", doc.Security)
+	}
+	wantPaths := []string{
+		"/v1/consents", "/v1/consents/{consent_id}",
+		"/v1/consents/{consent_id}/accounts", "/v1/consents/{consent_id}/accounts/{account_id}",
+		"/v1/consents/{consent_id}/accounts/{account_id}/transactions",
+		"/v1/consents/{consent_id}/payments", "/v1/consents/{consent_id}/payments/{payment_id}",
+		"/v1/single-payments", "/v1/single-payments/{payment_id}",
+		"/v1/consents/{consent_id}/funds-confirmations",
+		"/healthz", "/readyz", "/openapi.json", "/docs",
+	}
+	for _, p := range wantPaths {
+		if doc.Paths.Value(p) == nil {
+			t.Errorf("path %s is not documented", p)
+		}
+	}
+	ids := map[string]string{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			where := method + " " + path
+			if op.OperationID == "" || op.Summary == "" || op.Description == "" || len(op.Tags) != 1 {
+				t.Errorf("%s: needs operationId, summary, description and one tag", where)
+			}
+			if prev, dup := ids[op.OperationID]; dup {
+				t.Errorf("%s: operationId %q already used by %s", where, op.OperationID, prev)
+			}
+			ids[op.OperationID] = where
+			isAPI := strings.HasPrefix(path, "/v1/")
+			if isAPI && op.Security != nil {
+				t.Errorf("%s: /v1 operations must keep the document's bearerAuth", where)
+			}
+			if !isAPI && (op.Security == nil || len(*op.Security) != 0) {
+				t.Errorf("%s: operations endpoints must say security: []", where)
+			}
+			var want []string
+			if isAPI {
+				want = []string{"401", "429", "500"}
+			}
+			if op.RequestBody != nil {
+				want = append(want, "400", "413")
+			}
+			if strings.HasPrefix(path, "/v1/consents/{consent_id}/") {
+				want = append(want, "403", "404")
+			}
+			for _, st := range want {
+				if op.Responses.Value(st) == nil {
+					t.Errorf("%s: does not declare %s", where, st)
+				}
+			}
+			if method == http.MethodPost && (strings.HasSuffix(path, "/payments") || path == "/v1/single-payments") {
+				p := findParam(item, op, "header", "Idempotency-Key")
+				if p == nil || !p.Required {
+					t.Errorf("%s: moves money and must require Idempotency-Key", where)
+				}
+				if r := op.Responses.Value("422"); r == nil {
+					t.Errorf("%s: must declare 422 for a reused Idempotency-Key", where)
+				}
+				if r := op.Responses.Value("201"); r == nil || r.Value.Headers["Idempotent-Replayed"] == nil {
+					t.Errorf("%s: 201 must declare Idempotent-Replayed", where)
+				}
+			}
+			for st, r := range op.Responses.Map() {
+				h := r.Value.Headers["X-Request-Id"]
+				if h == nil || !h.Value.Required {
+					t.Errorf("%s %s: every response must declare a required X-Request-Id", where, st)
+				}
+				if mt := r.Value.Content.Get("application/json"); mt != nil && strings.HasPrefix(st, "2") && isAPI &&
+					mt.Schema != nil && mt.Schema.Ref == "" {
+					t.Errorf("%s %s: success bodies must be named component schemas", where, st)
+				}
+			}
+		}
+	}
+	if tmr := doc.Components.Responses["TooManyRequests"]; tmr == nil || tmr.Value.Headers["Retry-After"] == nil {
+		t.Error("429 must declare Retry-After")
+	}
+}
+
+func findParam(item *openapi3.PathItem, op *openapi3.Operation, in, name string) *openapi3.Parameter {
+	for _, p := range slices.Concat(item.Parameters, op.Parameters) {
+		if p.Value != nil && p.Value.In == in && strings.EqualFold(p.Value.Name, name) {
+			return p.Value
+		}
+	}
+	return nil
+}
+
+// TestErrorCodesMatchService holds the document's error contract to the one
+// mapping the service uses (api.Codes): same codes, same statuses, in the
+// Problem enum, the error table and the per-status problem responses.
+func TestErrorCodesMatchService(t *testing.T) {
+	t.Parallel()
+	doc := load(t)
+	service := api.Codes()
+
+	var enum []string
+	for _, v := range doc.Components.Schemas["Problem"].Value.Properties["code"].Value.Enum {
+		enum = append(enum, v.(string))
+	}
+	if got, want := sorted(enum), sorted(keys(service)); !slices.Equal(got, want) {
+		t.Errorf("Problem.code enum = %v\nservice codes     = %v", got, want)
+	}
+
+	table, err := apidoc.ErrorCodes(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, row := range table {
+		if seen[row.Code] {
+			t.Errorf("x-error-codes lists %s twice", row.Code)
+		}
+		seen[row.Code] = true
+		st, ok := service[row.Code]
+		switch {
+		case !ok:
+			t.Errorf("x-error-codes: %s is not a service code", row.Code)
+		case st != row.Status:
+			t.Errorf("x-error-codes: %s has status %d, the service answers %d", row.Code, row.Status, st)
+		}
+		if row.Meaning == "" {
+			t.Errorf("x-error-codes: %s has no meaning", row.Code)
+		}
+	}
+	for code := range service {
+		if !seen[code] {
+			t.Errorf("x-error-codes lacks %s", code)
+		}
+	}
+
+	byStatus := apidoc.ProblemCodesByStatus(doc)
+	placed := map[string]int{}
+	for st, codes := range byStatus {
+		for _, c := range codes {
+			if prev, dup := placed[c]; dup {
+				t.Errorf("%s is allowed under both %d and %d", c, prev, st)
+			}
+			placed[c] = st
+		}
+	}
+	for code, st := range service {
+		if placed[code] != st {
+			t.Errorf("%s: problem responses allow it under %d, the service answers %d", code, placed[code], st)
+		}
+	}
+}
+
+// TestSpecJSON checks the served form: JSON, the same document, and no
+// amount anywhere written as a JSON number.
+func TestSpecJSON(t *testing.T) {
+	t.Parallel()
+	dec := json.NewDecoder(bytes.NewReader(apidoc.Spec()))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("Spec is not JSON: %v", err)
+	}
+	var walk func(path string, v any)
+	amounts := 0
+	walk = func(path string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, c := range x {
+				if k == "amount" {
+					if _, isNum := c.(json.Number); isNum {
+						t.Errorf("%s/amount is a JSON number; money is a string", path)
+					}
+					if _, isStr := c.(string); isStr {
+						amounts++
+					}
+				}
+				walk(path+"/"+k, c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(path+"/[]", c)
+			}
+		}
+	}
+	walk("", v)
+	if amounts < 10 {
+		t.Errorf("found %d string amounts in examples; the walk is not looking where the examples are", amounts)
+	}
+}
+
+func newEngine(t *testing.T) *httptest.Server {
+	t.Helper()
+	// The real engine, so its unmatched-route answers are held to the
+	// document too.
+	r := api.NewEngine(api.Options{Logger: slog.New(slog.DiscardHandler)})
+	apidoc.Register(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func get(t *testing.T, client *http.Client, url string, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+func TestServeOpenAPIJSON(t *testing.T) {
+	t.Parallel()
+	srv := newEngine(t)
+	v := apitest.NewValidator(t)
+	client := &http.Client{Transport: v.Transport(t, nil)}
+
+	resp, body := get(t, client, srv.URL+"/openapi.json", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	if !bytes.Equal(body, apidoc.Spec()) {
+		t.Error("served document differs from Spec()")
+	}
+	tag := resp.Header.Get("ETag")
+	if !regexp.MustCompile(`^"[0-9a-f]{16}"$`).MatchString(tag) {
+		t.Fatalf("ETag = %q", tag)
+	}
+	if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "max-age") {
+		t.Errorf("Cache-Control = %q, want it cacheable", cc)
+	}
+
+	for _, inm := range []string{tag, "W/" + tag, `"other", ` + tag, "*"} {
+		resp, body = get(t, client, srv.URL+"/openapi.json", map[string]string{"If-None-Match": inm})
+		if resp.StatusCode != http.StatusNotModified || len(body) != 0 {
+			t.Errorf("If-None-Match %s: status %d with %d bytes, want 304 empty", inm, resp.StatusCode, len(body))
+		}
+	}
+	resp, _ = get(t, client, srv.URL+"/openapi.json", map[string]string{"If-None-Match": `"stale"`})
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("stale If-None-Match: status %d, want 200", resp.StatusCode)
+	}
+}
+
+// TestEngineUnknownRoutes holds the engine's answers to unknown /v1 paths to
+// the document's 404 problem (the validating transport checks them).
+func TestEngineUnknownRoutes(t *testing.T) {
+	t.Parallel()
+	srv := newEngine(t)
+	v := apitest.NewValidator(t)
+	client := &http.Client{Transport: v.Transport(t, nil)}
+	resp, _ := get(t, client, srv.URL+"/v1/no-such-thing", nil)
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("status %d, want 404", resp.StatusCode)
+	}
+}
+
+func TestServeDocs(t *testing.T) {
+	t.Parallel()
+	srv := newEngine(t)
+	v := apitest.NewValidator(t)
+	client := &http.Client{Transport: v.Transport(t, nil)}
+	doc := load(t)
+
+	resp, body := get(t, client, srv.URL+"/docs", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != apidoc.ContentTypeHTML {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	page := string(body)
+
+	// Every operation is on the page: its path, its anchor and a sidebar link.
+	for path, item := range doc.Paths.Map() {
+		if !strings.Contains(page, ">"+html.EscapeString(path)+"<") {
+			t.Errorf("page lacks path %s", path)
+		}
+		for _, op := range item.Operations() {
+			if !strings.Contains(page, `id="`+op.OperationID+`"`) || !strings.Contains(page, `href="#`+op.OperationID+`"`) {
+				t.Errorf("page lacks operation %s or its sidebar link", op.OperationID)
+			}
+		}
+	}
+	for code, st := range api.Codes() {
+		re := regexp.MustCompile(`<tr id="error-` + code + `"><td><code>` + code + `</code></td><td><span class="status s\d">` + strconv.Itoa(st) + `</span>`)
+		if !re.MatchString(page) {
+			t.Errorf("error table lacks %s with status %d", code, st)
+		}
+	}
+	for _, want := range []string{"consent.updated", "payment.updated", "webhook-signature", "Authorization: Bearer", `id="schema-Money"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+
+	// Offline: nothing is loaded from anywhere, and the policy says so.
+	root, err := html.Parse(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, hrefs := map[string]int{}, []string{}
+	var style string
+	var visit func(n *html.Node)
+	visit = func(n *html.Node) {
+		if n.Type == html.ElementNode {
+			switch n.Data {
+			case "script", "link", "img", "iframe", "object", "embed":
+				t.Errorf("page has a <%s> element; it must be self-contained", n.Data)
+			case "style":
+				if n.FirstChild != nil {
+					style += n.FirstChild.Data
+				}
+			}
+			for _, a := range n.Attr {
+				switch a.Key {
+				case "id":
+					ids[a.Val]++
+				case "href":
+					hrefs = append(hrefs, a.Val)
+				case "src", "style":
+					t.Errorf("<%s %s=%q>: no loaded resources or inline styles", n.Data, a.Key, a.Val)
+				}
+			}
+		}
+		for c := range n.ChildNodes() {
+			visit(c)
+		}
+	}
+	visit(root)
+	for id, n := range ids {
+		if n > 1 {
+			t.Errorf("id %q used %d times", id, n)
+		}
+	}
+	for _, h := range hrefs {
+		if frag, ok := strings.CutPrefix(h, "#"); ok && ids[frag] == 0 {
+			t.Errorf("link %s points nowhere", h)
+		}
+	}
+	sum := sha256.Sum256([]byte(style))
+	csp := resp.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'") {
+		t.Errorf("CSP %q does not pin the inline stylesheet", csp)
+	}
+
+	resp, body = get(t, client, srv.URL+"/docs", map[string]string{"If-None-Match": resp.Header.Get("ETag")})
+	if resp.StatusCode != http.StatusNotModified || len(body) != 0 {
+		t.Errorf("revalidation: status %d, %d bytes", resp.StatusCode, len(body))
+	}
+}
+
+func keys(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	sort.Strings(s)
+	return s
+}

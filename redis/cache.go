@@ -1,0 +1,234 @@
+package redis
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
+)
+
+// CacheOptions tune a Cache. Zero values pick the defaults.
+type CacheOptions struct {
+	// Sealer, if set, seals every cached value (account data is personal
+	// data) with associated data "cache:<key>".
+	Sealer Sealer
+	// LockTTL bounds how long one replica may hold a key's load lock
+	// (default 10 s). A load running longer lets another replica load too.
+	LockTTL time.Duration
+	// WaitForWinner is how long a replica that lost the load lock waits
+	// for the winner's value before loading itself (default 3 s).
+	WaitForWinner time.Duration
+	// PollInterval is how often the loser checks for the value (default 10 ms).
+	PollInterval time.Duration
+	// LoadTimeout bounds a coalesced load, which outlives any one caller's
+	// context (default 30 s).
+	LoadTimeout time.Duration
+	// OnError, if set, hears about Redis errors the cache absorbed: the
+	// cache only saves work, so a Redis failure degrades it to loading.
+	OnError func(op string, err error)
+}
+
+// Cache is a read-through cache in Redis under "<prefix>cache:<key>" that
+// coalesces identical concurrent loads.
+//
+// What it guarantees, for callers with fresh=false and loads that finish
+// within WaitForWinner and LockTTL: concurrent calls for one key in one
+// process share one load (singleflight), and across replicas one replica
+// loads while the others wait for its value, so N replicas × M callers
+// cause exactly one load. A replica that waits longer than WaitForWinner
+// loads itself, so with a slow loader each replica loads at most once.
+// fresh=true skips the cached read and stores the new value; fresh calls
+// coalesce within a process but each replica loads for its own.
+// Errors from load are returned, never cached.
+type Cache struct {
+	rdb    goredis.UniversalClient
+	keys   Keys
+	opts   CacheOptions
+	locker *Locker
+	group  singleflight.Group
+}
+
+// NewCache returns a cache storing in rdb.
+func NewCache(rdb goredis.UniversalClient, keys Keys, opts CacheOptions) *Cache {
+	if opts.LockTTL <= 0 {
+		opts.LockTTL = 10 * time.Second
+	}
+	if opts.WaitForWinner <= 0 {
+		opts.WaitForWinner = 3 * time.Second
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 10 * time.Millisecond
+	}
+	if opts.LoadTimeout <= 0 {
+		opts.LoadTimeout = 30 * time.Second
+	}
+	return &Cache{rdb: rdb, keys: keys, opts: opts, locker: NewLocker(rdb, keys)}
+}
+
+type cacheResult struct {
+	value []byte
+	hit   bool
+}
+
+// GetOrLoad returns the value of key: from Redis if present and !fresh
+// (hit is true), else from load, storing the result for ttl. hit is also
+// true when another replica loaded the value for us.
+func (c *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, fresh bool, load func(context.Context) ([]byte, error)) ([]byte, bool, error) {
+	if key == "" {
+		return nil, false, errors.New("redis: cache: empty key")
+	}
+	if ttl < time.Millisecond {
+		return nil, false, fmt.Errorf("redis: cache %s: ttl %s is below 1 ms", key, ttl)
+	}
+	rkey := c.keys.Key("cache", key)
+	if !fresh {
+		if v, ok := c.read(ctx, key, rkey); ok {
+			return v, true, nil
+		}
+	}
+	flight := "0" + key
+	if fresh {
+		flight = "1" + key
+	}
+	ch := c.group.DoChan(flight, func() (any, error) {
+		// The load is shared: one caller giving up must not cancel it
+		// for the others.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LoadTimeout)
+		defer cancel()
+		return c.fill(fctx, key, rkey, ttl, fresh, load)
+	})
+	select {
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, false, r.Err
+		}
+		res := r.Val.(cacheResult)
+		v := res.value
+		if r.Shared {
+			v = bytes.Clone(v) // callers may modify what they get
+		}
+		return v, res.hit, nil
+	}
+}
+
+// Delete drops key from the cache.
+func (c *Cache) Delete(ctx context.Context, key string) error {
+	if err := c.rdb.Del(ctx, c.keys.Key("cache", key)).Err(); err != nil {
+		return fmt.Errorf("redis: cache delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// fill loads key once across replicas: the holder of the key's load lock
+// loads and stores; the others poll for its value.
+func (c *Cache) fill(ctx context.Context, key, rkey string, ttl time.Duration, fresh bool, load func(context.Context) ([]byte, error)) (cacheResult, error) {
+	giveUp := time.Now().Add(c.opts.WaitForWinner)
+	for {
+		lock, err := c.locker.TryAcquire(ctx, "cache:"+key, c.opts.LockTTL)
+		if err == nil {
+			defer func() {
+				if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
+					c.report("unlock", err)
+				}
+			}()
+			if !fresh {
+				// Another replica may have stored it since our first read.
+				if v, ok := c.read(ctx, key, rkey); ok {
+					return cacheResult{v, true}, nil
+				}
+			}
+			return c.loadAndStore(ctx, key, rkey, ttl, load)
+		}
+		if !errors.Is(err, ErrLocked) {
+			c.report("lock", err)
+			return c.loadAndStore(ctx, key, rkey, ttl, load)
+		}
+		if fresh {
+			// The winner's load may have started before this caller asked
+			// for fresh data, so its value is not good enough.
+			return c.loadAndStore(ctx, key, rkey, ttl, load)
+		}
+		lockKey := c.keys.Key("lock", "cache:"+key)
+		for {
+			if !time.Now().Before(giveUp) {
+				return c.loadAndStore(ctx, key, rkey, ttl, load)
+			}
+			t := time.NewTimer(c.opts.PollInterval)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return cacheResult{}, ctx.Err()
+			case <-t.C:
+			}
+			if v, ok := c.read(ctx, key, rkey); ok {
+				return cacheResult{v, true}, nil
+			}
+			n, err := c.rdb.Exists(ctx, lockKey).Result()
+			if err != nil {
+				c.report("lock", err)
+				return c.loadAndStore(ctx, key, rkey, ttl, load)
+			}
+			if n == 0 {
+				// The winner finished without a value (its load failed):
+				// compete for the lock again.
+				break
+			}
+		}
+	}
+}
+
+func (c *Cache) loadAndStore(ctx context.Context, key, rkey string, ttl time.Duration, load func(context.Context) ([]byte, error)) (cacheResult, error) {
+	v, err := load(ctx)
+	if err != nil {
+		return cacheResult{}, err
+	}
+	stored := v
+	if c.opts.Sealer != nil {
+		stored, err = c.opts.Sealer.Seal(v, cacheAD(key))
+		if err != nil {
+			// Never fall back to storing personal data in clear.
+			c.report("seal", err)
+			return cacheResult{v, false}, nil
+		}
+	}
+	if err := c.rdb.Set(ctx, rkey, stored, ttl).Err(); err != nil {
+		c.report("set", err)
+	}
+	return cacheResult{v, false}, nil
+}
+
+// read returns the cached value, or false when it is missing, unreadable
+// or Redis fails.
+func (c *Cache) read(ctx context.Context, key, rkey string) ([]byte, bool) {
+	b, err := c.rdb.Get(ctx, rkey).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, false
+	}
+	if err != nil {
+		c.report("get", err)
+		return nil, false
+	}
+	if c.opts.Sealer == nil {
+		return b, true
+	}
+	pt, err := c.opts.Sealer.Open(b, cacheAD(key))
+	if err != nil {
+		c.report("open", fmt.Errorf("%w: cache %s: %w", ErrUnreadable, key, err))
+		return nil, false
+	}
+	return pt, true
+}
+
+func cacheAD(key string) []byte { return []byte("cache:" + key) }
+
+func (c *Cache) report(op string, err error) {
+	if c.opts.OnError != nil {
+		c.opts.OnError(op, err)
+	}
+}

@@ -1,0 +1,270 @@
+// Package redis keeps what is hot and shared between TPP replicas in Redis:
+// sealed per-consent bunq contexts, OAuth state, rate budgets, PSD2 access
+// windows, caches and locks. SQLite stays the source of truth; everything
+// here can be rebuilt, so losing Redis costs latency, never data. (One
+// exception to keep in mind: access windows restart empty after a Redis
+// loss, so a consent may get up to 4 more unattended reads that day.)
+//
+// Key layout, under a configurable prefix (default "tpp:", see Keys) so
+// several deployments can share one Redis:
+//
+//	<prefix>ctx:<consent id>               sealed bunq context (ContextStore)
+//	<prefix>oauth:state:<sha256 of state>  JSON State, single use (StateStore)
+//	<prefix>lock:<name>                    lock token (Locker; Cache uses "cache:<key>")
+//	<prefix>rate:<key>                     sorted set of admissions (RateBudget)
+//	<prefix>access:<consent id>            sorted set of unattended reads (AccessWindow)
+//	<prefix>cache:<key>                    cached value, sealed if a Sealer is set (Cache)
+//
+// Every command and script touches one key, so all of it works on Redis
+// Cluster as well as on a single server or behind Sentinel.
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// ErrNotFound is returned when a key is missing or has expired.
+var ErrNotFound = errors.New("redis: not found")
+
+// Sealer encrypts values before they reach Redis and opens them after.
+// *seal.Keyring satisfies it. ad binds a value to its owner.
+type Sealer interface {
+	Seal(plaintext, ad []byte) ([]byte, error)
+	Open(ciphertext, ad []byte) ([]byte, error)
+}
+
+// DefaultPrefix starts every key unless configured otherwise.
+const DefaultPrefix = "tpp:"
+
+// Keys names Redis keys under one prefix. The zero value uses DefaultPrefix.
+type Keys struct {
+	prefix string
+}
+
+// NewKeys returns a namer for prefix. An empty prefix means DefaultPrefix; a
+// missing trailing ':' is added.
+func NewKeys(prefix string) Keys {
+	if prefix != "" && !strings.HasSuffix(prefix, ":") {
+		prefix += ":"
+	}
+	return Keys{prefix: prefix}
+}
+
+// Prefix returns the prefix every key starts with.
+func (k Keys) Prefix() string {
+	if k.prefix == "" {
+		return DefaultPrefix
+	}
+	return k.prefix
+}
+
+// Key joins parts with ':' under the prefix: Key("ctx", "42") is "tpp:ctx:42".
+func (k Keys) Key(parts ...string) string {
+	return k.Prefix() + strings.Join(parts, ":")
+}
+
+// Config says how to reach Redis. Set exactly one of URL, SentinelAddrs or
+// ClusterAddrs.
+type Config struct {
+	// URL is redis://[user:password@]host:port[/db] or rediss:// for TLS,
+	// with go-redis's query options (dial_timeout=3s, pool_size=20, ...).
+	// With a master_name parameter it names Sentinels instead:
+	// redis://sentinel1:26379?master_name=m&addr=sentinel2:26379&password=…
+	// (the user info then authenticates to the sentinels, password= to Redis).
+	URL string
+
+	// SentinelMaster and SentinelAddrs select a Sentinel-managed primary.
+	SentinelMaster string
+	SentinelAddrs  []string
+	// SentinelPassword authenticates to the sentinels themselves, if needed.
+	SentinelPassword string
+
+	// ClusterAddrs are seed addresses of a Redis Cluster.
+	ClusterAddrs []string
+
+	// Username, Password, DB and TLS apply to Sentinel and Cluster modes; a
+	// URL carries its own. DB must be 0 for Cluster.
+	Username string
+	Password string
+	DB       int
+	TLS      *tls.Config
+
+	// PingTimeout bounds the connectivity check in NewClient (default 5 s).
+	PingTimeout time.Duration
+}
+
+// NewClient validates cfg, connects and pings Redis. Errors name the setting
+// at fault and never contain a password.
+func NewClient(ctx context.Context, cfg Config) (goredis.UniversalClient, error) {
+	modes := 0
+	for _, set := range []bool{cfg.URL != "", len(cfg.SentinelAddrs) > 0 || cfg.SentinelMaster != "", len(cfg.ClusterAddrs) > 0} {
+		if set {
+			modes++
+		}
+	}
+	if modes != 1 {
+		return nil, errors.New("redis: set exactly one of Config.URL, Config.SentinelAddrs (with SentinelMaster) or Config.ClusterAddrs")
+	}
+
+	var (
+		rdb   goredis.UniversalClient
+		where string
+	)
+	switch {
+	case cfg.URL != "":
+		u, err := url.Parse(cfg.URL)
+		if err != nil {
+			// url.Parse errors quote the whole URL, password included.
+			return nil, errors.New("redis: Config.URL is not a valid URL")
+		}
+		where = redactURL(u)
+		if u.Scheme != "redis" && u.Scheme != "rediss" {
+			return nil, fmt.Errorf("redis: Config.URL %s: scheme must be redis:// or rediss://", where)
+		}
+		if u.Host == "" {
+			return nil, fmt.Errorf("redis: Config.URL %s: no host", where)
+		}
+		if u.Query().Has("master_name") {
+			// A Sentinel URL: the host (and any addr= parameters) are sentinels.
+			opts, err := goredis.ParseFailoverURL(cfg.URL)
+			if err != nil {
+				return nil, fmt.Errorf("redis: Config.URL %s: %w", where, err)
+			}
+			where = fmt.Sprintf("sentinel master %q via %s", opts.MasterName, strings.Join(opts.SentinelAddrs, ","))
+			rdb = goredis.NewFailoverClient(opts)
+			break
+		}
+		opts, err := goredis.ParseURL(cfg.URL)
+		if err != nil {
+			return nil, fmt.Errorf("redis: Config.URL %s: %w", where, err)
+		}
+		rdb = goredis.NewClient(opts)
+	case cfg.SentinelMaster != "" || len(cfg.SentinelAddrs) > 0:
+		if cfg.SentinelMaster == "" {
+			return nil, errors.New("redis: Config.SentinelMaster is required with Config.SentinelAddrs")
+		}
+		if len(cfg.SentinelAddrs) == 0 {
+			return nil, errors.New("redis: Config.SentinelAddrs is required with Config.SentinelMaster")
+		}
+		if err := validAddrs("SentinelAddrs", cfg.SentinelAddrs); err != nil {
+			return nil, err
+		}
+		if cfg.DB < 0 {
+			return nil, fmt.Errorf("redis: Config.DB %d is negative", cfg.DB)
+		}
+		where = fmt.Sprintf("sentinel master %q via %s", cfg.SentinelMaster, strings.Join(cfg.SentinelAddrs, ","))
+		rdb = goredis.NewUniversalClient(&goredis.UniversalOptions{
+			MasterName:       cfg.SentinelMaster,
+			Addrs:            cfg.SentinelAddrs,
+			SentinelPassword: cfg.SentinelPassword,
+			Username:         cfg.Username,
+			Password:         cfg.Password,
+			DB:               cfg.DB,
+			TLSConfig:        cfg.TLS,
+		})
+	default:
+		if err := validAddrs("ClusterAddrs", cfg.ClusterAddrs); err != nil {
+			return nil, err
+		}
+		if cfg.DB != 0 {
+			return nil, errors.New("redis: Config.DB must be 0 with Config.ClusterAddrs (Redis Cluster has one database)")
+		}
+		where = "cluster " + strings.Join(cfg.ClusterAddrs, ",")
+		rdb = goredis.NewUniversalClient(&goredis.UniversalOptions{
+			Addrs:         cfg.ClusterAddrs,
+			IsClusterMode: true,
+			Username:      cfg.Username,
+			Password:      cfg.Password,
+			TLSConfig:     cfg.TLS,
+		})
+	}
+
+	timeout := cfg.PingTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("redis: cannot reach Redis at %s: %w", where, err)
+	}
+	return rdb, nil
+}
+
+// redactURL returns u without its password and query (which may carry
+// password= too), fit for error messages and logs.
+func redactURL(u *url.URL) string {
+	c := *u
+	c.RawQuery, c.Fragment = "", ""
+	r := c.Redacted()
+	if u.RawQuery != "" {
+		r += "?…"
+	}
+	return r
+}
+
+func validAddrs(field string, addrs []string) error {
+	for _, a := range addrs {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" || port == "" {
+			return fmt.Errorf("redis: Config.%s: %q is not host:port", field, a)
+		}
+	}
+	return nil
+}
+
+// Embedded starts an in-process Redis (miniredis) for demo and development
+// only: it is not shared between processes and forgets everything on exit.
+// The returned func closes the client and stops the server.
+func Embedded(ctx context.Context) (goredis.UniversalClient, func(), error) {
+	mr, err := miniredis.Run()
+	if err != nil {
+		return nil, nil, fmt.Errorf("redis: start embedded redis: %w", err)
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: mr.Addr()})
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		mr.Close()
+		return nil, nil, fmt.Errorf("redis: ping embedded redis: %w", err)
+	}
+	return rdb, func() { _ = rdb.Close(); mr.Close() }, nil
+}
+
+// Health reports whether Redis answers, for /readyz.
+type Health struct {
+	Client goredis.UniversalClient
+}
+
+// Ping returns nil if Redis answers PING before ctx ends (or within 2 s if
+// ctx has no deadline).
+func (h Health) Ping(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+	}
+	if err := h.Client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: ping: %w", err)
+	}
+	return nil
+}
+
+// randomToken returns n random bytes in hex (lock tokens, unique members).
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
+}

@@ -16,6 +16,8 @@ import (
 // over the environment, the environment over defaults.
 type config struct {
 	BankEnv       string // emulated | sandbox | production | a base URL
+	BankOAuthURL  string // authorize page; derived for sandbox and production
+	BankTokenURL  string // token endpoint; derived for sandbox and production
 	Listen        string
 	MetricsListen string
 	PublicURL     string
@@ -48,6 +50,8 @@ type setting struct {
 func (c *config) settings() []setting {
 	return []setting{
 		{flag: "bank", env: "TPP_BUNQ_ENV", def: "emulated", usage: "bunq environment: emulated (in-process emulated sandbox), sandbox, production, or a base URL such as http://127.0.0.1:5000", str: &c.BankEnv},
+		{flag: "bank-oauth-url", env: "TPP_BUNQ_OAUTH_URL", def: "", usage: "bunq OAuth authorize URL; needed only when --bank is a base URL", str: &c.BankOAuthURL},
+		{flag: "bank-token-url", env: "TPP_BUNQ_TOKEN_URL", def: "", usage: "bunq OAuth token URL; needed only when --bank is a base URL", str: &c.BankTokenURL},
 		{flag: "listen", env: "TPP_LISTEN", def: "127.0.0.1:8080", usage: "address of the public API and browser pages", str: &c.Listen},
 		{flag: "metrics-listen", env: "TPP_METRICS_LISTEN", def: "127.0.0.1:9090", usage: "address of /metrics (keep it private); empty disables it", str: &c.MetricsListen},
 		{flag: "public-url", env: "TPP_PUBLIC_URL", def: "", usage: "URL where browsers and the bank reach this service (OAuth redirect and callbacks); default http://<listen>", str: &c.PublicURL},
@@ -117,8 +121,10 @@ func (c *config) validate() error {
 	switch c.BankEnv {
 	case "emulated", "sandbox", "production":
 	default:
-		if u, err := url.Parse(c.BankEnv); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if !isHTTPURL(c.BankEnv) {
 			errs = append(errs, fmt.Errorf("setting --bank ($TPP_BUNQ_ENV) = %q: use emulated, sandbox, production or an http(s) base URL", c.BankEnv))
+		} else if !isHTTPURL(c.BankOAuthURL) || !isHTTPURL(c.BankTokenURL) {
+			errs = append(errs, errors.New("settings --bank-oauth-url ($TPP_BUNQ_OAUTH_URL) and --bank-token-url ($TPP_BUNQ_TOKEN_URL) are required http(s) URLs when --bank is a base URL"))
 		}
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
@@ -194,7 +200,13 @@ func maskURLPassword(v string) string {
 		return v
 	}
 	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "****")
+		u.User = url.UserPassword(u.User.Username(), "MASKED")
+		return strings.Replace(u.String(), ":MASKED@", ":****@", 1)
 	}
 	return u.String()
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func parseTestConfig(t *testing.T, env map[string]string, args ...string) (*config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return parseConfig(fs, args, func(k string) string { return env[k] })
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	c, err := parseTestConfig(t, map[string]string{"TPP_LISTEN": "127.0.0.1:9000", "TPP_CACHE_TTL": "10s"}, "--cache-ttl", "45s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:9000" {
+		t.Errorf("env not applied: listen = %q", c.Listen)
+	}
+	if c.CacheTTL != 45*time.Second {
+		t.Errorf("flag does not win over env: cache-ttl = %v", c.CacheTTL)
+	}
+	if c.PublicURL != "http://127.0.0.1:9000" {
+		t.Errorf("public URL not derived from listen: %q", c.PublicURL)
+	}
+	if c.BankEnv != "emulated" || c.DBPath != "data/tpp.db" {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+}
+
+func TestConfigErrorsNameTheSetting(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--bank", "ftp://x"}, "--bank ($TPP_BUNQ_ENV)"},
+		{[]string{"--bank", "http://127.0.0.1:5000"}, "--bank-oauth-url"},
+		{[]string{"--public-url", "not a url"}, "--public-url ($TPP_PUBLIC_URL)"},
+		{[]string{"--cache-ttl", "soon"}, "--cache-ttl ($TPP_CACHE_TTL)"},
+		{[]string{"--sign-all", "maybe"}, "--sign-all ($TPP_SIGN_ALL)"},
+		{[]string{"--log-level", "loud"}, "--log-level ($TPP_LOG_LEVEL)"},
+		{[]string{"--redis-url", "redis://a", "--redis-cluster", "b:1"}, "exclude each other"},
+	}
+	for _, tt := range tests {
+		_, err := parseTestConfig(t, nil, tt.args...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: err = %v, want it to name %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+func TestConfigPrintMasksSecrets(t *testing.T) {
+	key := strings.Repeat("ab", 32)
+	c, err := parseTestConfig(t, map[string]string{"TPP_MASTER_KEY": "k2:" + key + ",k1:" + key}, "--redis-url", "redis://user:hunter2@redis:6379/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	c.print(&b)
+	out := b.String()
+	if strings.Contains(out, key) || strings.Contains(out, "hunter2") {
+		t.Fatalf("printed configuration leaks a secret:\n%s", out)
+	}
+	if !strings.Contains(out, "k2:****,k1:****") || !strings.Contains(out, "redis://user:****@redis:6379/0") {
+		t.Fatalf("masked values not shown as expected:\n%s", out)
+	}
+}

@@ -1,0 +1,154 @@
+// Package browsertest starts a real headless Chromium for end-to-end tests of
+// the browser flows, and saves screenshots as test artifacts for a person to
+// look at.
+package browsertest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/bunqtpp/tpp/internal/testenv"
+)
+
+// Browser is one headless Chromium with its own empty profile. Every New
+// call gets a fresh browser, so cookies never leak between tests (a test
+// that needs "another browser" simply starts a second one).
+type Browser struct {
+	// Ctx drives the browser's first tab; pass it to chromedp.Run.
+	Ctx context.Context
+	t   testing.TB
+}
+
+// New starts Chromium, or skips (fails under CI=true) when it is missing.
+// The browser closes in t.Cleanup.
+func New(t testing.TB) *Browser {
+	t.Helper()
+	path := testenv.LookPath(t, "browser end-to-end tests", "chromium", "chromium-browser", "google-chrome")
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox, // tests run as root in CI
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+		// The machine has no network beyond loopback: stop Chromium from
+		// trying to reach Google's services at every start.
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("metrics-recording-only", true),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	// Start the browser now, so a broken install fails here with a clear
+	// message. No timeout on this first call: chromedp binds the browser's
+	// life to the context of the first call.
+	if err := chromedp.Do(ctx); err != nil {
+		cancelCtx()
+		cancelAlloc()
+		t.Fatalf("start chromium at %s: %v", path, err)
+	}
+	t.Cleanup(func() {
+		cancelCtx()
+		cancelAlloc()
+	})
+	return &Browser{Ctx: ctx, t: t}
+}
+
+// Run runs actions with a per-step timeout and fails the test on error,
+// saving a screenshot of the page as it was.
+func (b *Browser) Run(name string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.Ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.Screenshot("failed-" + name)
+		b.t.Fatalf("browser step %q: %v", name, err)
+	}
+}
+
+// Location returns the current URL.
+func (b *Browser) Location() string {
+	b.t.Helper()
+	return Get(b, "location", chromedp.Location())
+}
+
+// Text returns the visible text of the page body.
+func (b *Browser) Text() string {
+	b.t.Helper()
+	return Get(b, "text", chromedp.Text("body"))
+}
+
+// Get runs one action that returns a value, failing the test on error.
+func Get[T any](b *Browser, name string, a chromedp.Action[T]) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.Ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		b.Screenshot("failed-" + name)
+		b.t.Fatalf("browser step %q: %v", name, err)
+	}
+	return v
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// Screenshot saves a full-page PNG under test-artifacts/screenshots/ at the
+// repository root (or $TPP_ARTIFACTS_DIR) and returns its path. Failures
+// to save are logged, not fatal: the screenshot is for people, not the test.
+func (b *Browser) Screenshot(name string) string {
+	b.t.Helper()
+	dir := os.Getenv("TPP_ARTIFACTS_DIR")
+	if dir == "" {
+		dir = filepath.Join(repoRoot(), "test-artifacts")
+	}
+	dir = filepath.Join(dir, "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+		return ""
+	}
+	testName := unsafeName.ReplaceAllString(b.t.Name(), "_")
+	path := filepath.Join(dir, testName+"--"+unsafeName.ReplaceAllString(name, "_")+".png")
+	ctx, cancel := context.WithTimeout(b.Ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+		return ""
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+		return ""
+	}
+	b.t.Logf("screenshot saved: %s", path)
+	return path
+}
+
+// repoRoot walks up from the working directory to the folder with go.mod.
+func repoRoot() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "."
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if parent := filepath.Dir(d); parent == d || strings.TrimSpace(parent) == "" {
+			return dir
+		}
+	}
+}

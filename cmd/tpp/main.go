@@ -39,9 +39,10 @@ type command struct {
 // state is shared between runs (tests call run many times in one process).
 func commands() map[string]command {
 	return map[string]command{
-		"certs":   {"generate eIDAS-style test certificates", runCerts},
-		"clients": {"manage fintech API clients", runClients},
-		"sandbox": {"run the emulated bunq sandbox", runSandbox},
+		"certs":    {"generate eIDAS-style test certificates", runCerts},
+		"clients":  {"manage fintech API clients", runClients},
+		"sandbox":  {"run the emulated bunq sandbox", runSandbox},
+		"register": {"register this TPP with bunq (installation, PSD2 credential, OAuth client)", runRegister},
 	}
 }
 

@@ -1,0 +1,189 @@
+package psd2
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+)
+
+// element is one item of a Response array: {"<Type>": {…}}.
+type element struct {
+	Type  string
+	Value json.RawMessage
+}
+
+// envelope is a decoded success body.
+type envelope struct {
+	Elements   []element
+	Pagination Pagination
+}
+
+type rawEnvelope struct {
+	Response   []map[string]json.RawMessage `json:"Response"`
+	Pagination *struct {
+		FutureURL *string `json:"future_url"`
+		NewerURL  *string `json:"newer_url"`
+		OlderURL  *string `json:"older_url"`
+	} `json:"Pagination"`
+}
+
+func decodeEnvelope(body []byte) (*envelope, error) {
+	var raw rawEnvelope
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, fmt.Errorf("decode response: %w", err)
+	}
+	if raw.Response == nil {
+		return nil, errors.New(`body has no "Response" array`)
+	}
+	env := &envelope{Elements: make([]element, 0, len(raw.Response))}
+	for i, m := range raw.Response {
+		if len(m) != 1 {
+			return nil, fmt.Errorf("Response[%d] has %d keys, want 1", i, len(m))
+		}
+		for k, v := range m {
+			env.Elements = append(env.Elements, element{Type: k, Value: v})
+		}
+	}
+	if p := raw.Pagination; p != nil {
+		env.Pagination = Pagination{Present: true}
+		if p.OlderURL != nil {
+			env.Pagination.OlderURL = *p.OlderURL
+			env.Pagination.OlderID, env.Pagination.Count = idFromURL(*p.OlderURL, "older_id")
+		}
+		if p.NewerURL != nil {
+			env.Pagination.NewerURL = *p.NewerURL
+			env.Pagination.NewerID, _ = idFromURL(*p.NewerURL, "newer_id")
+		}
+		if p.FutureURL != nil {
+			env.Pagination.FutureURL = *p.FutureURL
+			env.Pagination.FutureID, _ = idFromURL(*p.FutureURL, "newer_id")
+		}
+	}
+	return env, nil
+}
+
+func idFromURL(u, param string) (id int64, count int) {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return 0, 0
+	}
+	q := parsed.Query()
+	id, _ = strconv.ParseInt(q.Get(param), 10, 64)
+	count, _ = strconv.Atoi(q.Get("count"))
+	return id, count
+}
+
+// first returns the first element of type typ.
+func (e *envelope) first(typ string) (json.RawMessage, bool) {
+	for _, el := range e.Elements {
+		if el.Type == typ {
+			return el.Value, true
+		}
+	}
+	return nil, false
+}
+
+// id returns the id of the first "Id" element, as create calls answer.
+func (e *envelope) id() (int64, error) {
+	raw, ok := e.first("Id")
+	if !ok {
+		return 0, errors.New(`no "Id" element`)
+	}
+	var v struct {
+		ID int64 `json:"id"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return 0, fmt.Errorf("decode Id: %w", err)
+	}
+	return v.ID, nil
+}
+
+// decodeAll decodes every element of type typ into T, skipping other types.
+func decodeAll[T any](e *envelope, typ string) ([]T, error) {
+	out := make([]T, 0, len(e.Elements))
+	for _, el := range e.Elements {
+		if el.Type != typ {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal(el.Value, &v); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", typ, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// decodeOne decodes the first element of type typ.
+func decodeOne[T any](e *envelope, typ string) (T, error) {
+	var v T
+	raw, ok := e.first(typ)
+	if !ok {
+		return v, fmt.Errorf("no %q element", typ)
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, fmt.Errorf("decode %s: %w", typ, err)
+	}
+	return v, nil
+}
+
+// Page selects a page of a listing: Count items (bank default 10, max 200),
+// older than OlderID or newer than NewerID (at most one of them).
+type Page struct {
+	Count   int
+	OlderID int64
+	NewerID int64
+}
+
+func (p Page) query() url.Values {
+	q := url.Values{}
+	if p.Count > 0 {
+		q.Set("count", strconv.Itoa(p.Count))
+	}
+	if p.OlderID > 0 {
+		q.Set("older_id", strconv.FormatInt(p.OlderID, 10))
+	}
+	if p.NewerID > 0 {
+		q.Set("newer_id", strconv.FormatInt(p.NewerID, 10))
+	}
+	return q
+}
+
+// Pagination is the parsed Pagination object of a listing. Items come newest
+// first; OlderID is the smallest id of the page (0 when there is nothing
+// older), NewerID the largest (0 when there is nothing newer), FutureID set
+// when the page reaches the newest item (for polling).
+type Pagination struct {
+	Present   bool // the answer had a Pagination object
+	Count     int
+	OlderID   int64
+	NewerID   int64
+	FutureID  int64
+	OlderURL  string
+	NewerURL  string
+	FutureURL string
+}
+
+// Older returns the page before (older than) this one, and false at the end.
+func (p Pagination) Older() (Page, bool) {
+	if p.OlderID == 0 {
+		return Page{}, false
+	}
+	return Page{Count: p.Count, OlderID: p.OlderID}, true
+}
+
+// Newer returns the page after (newer than) this one, and false at the end.
+func (p Pagination) Newer() (Page, bool) {
+	if p.NewerID == 0 {
+		return Page{}, false
+	}
+	return Page{Count: p.Count, NewerID: p.NewerID}, true
+}
+
+// Listing is one page of a listing with its Pagination.
+type Listing[T any] struct {
+	Items      []T
+	Pagination Pagination
+}

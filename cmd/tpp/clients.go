@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/sqlite"
+)
+
+// runClients manages fintech API clients: tpp clients create|list|revoke|rotate-key.
+func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return clientsMain(ctx, args, stdout, stderr, os.Getenv)
+}
+
+func clientsUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage:
+  tpp clients create --name NAME --return-url URL [--return-url URL...] [--webhook-url URL]
+  tpp clients list
+  tpp clients revoke CLIENT_ID
+  tpp clients rotate-key CLIENT_ID
+
+Every subcommand takes:
+  --db PATH          SQLite database file ($TPP_DB_PATH, default data/tpp.db)
+  --master-key KEYS  master keys sealing secrets at rest ($TPP_MASTER_KEY);
+                     required by create, which seals the webhook signing secret
+
+URLs must be absolute https:// URLs without a fragment; http:// is allowed
+for localhost and 127.0.0.1 only. Return URLs are matched exactly.
+`)
+}
+
+// urlList is a repeatable string flag.
+type urlList []string
+
+func (s *urlList) String() string     { return strings.Join(*s, ",") }
+func (s *urlList) Set(v string) error { *s = append(*s, v); return nil }
+
+// clientsFlags are the settings every subcommand takes.
+type clientsFlags struct {
+	db, masterKey string
+}
+
+func (c *clientsFlags) register(fs *flag.FlagSet, getenv func(string) string) {
+	def := getenv("TPP_DB_PATH")
+	if def == "" {
+		def = "data/tpp.db"
+	}
+	fs.StringVar(&c.db, "db", def, "SQLite database file ($TPP_DB_PATH)")
+	fs.StringVar(&c.masterKey, "master-key", getenv("TPP_MASTER_KEY"), "master keys, \"id:hex\" items ($TPP_MASTER_KEY)")
+}
+
+// parseInterspersed parses flags that may come before or after positional
+// arguments ("revoke ID --db x" as well as "revoke --db x ID").
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func clientsMain(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		clientsUsage(stderr)
+		return errUsage
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "-h", "--help", "help":
+		clientsUsage(stderr)
+		return nil
+	case "create", "list", "revoke", "rotate-key":
+	default:
+		fmt.Fprintf(stderr, "tpp clients: unknown subcommand %q\n\n", sub)
+		clientsUsage(stderr)
+		return errUsage
+	}
+
+	fs := flag.NewFlagSet("tpp clients "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { clientsUsage(stderr) }
+	var common clientsFlags
+	common.register(fs, getenv)
+	var name, webhookURL string
+	var returnURLs urlList
+	if sub == "create" {
+		fs.StringVar(&name, "name", "", "client name")
+		fs.Var(&returnURLs, "return-url", "return URL (repeatable)")
+		fs.StringVar(&webhookURL, "webhook-url", "", "webhook URL (optional)")
+	}
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return errUsage
+	}
+	wantPos := 0
+	if sub == "revoke" || sub == "rotate-key" {
+		wantPos = 1
+	}
+	if len(pos) != wantPos {
+		fmt.Fprintf(stderr, "tpp clients %s: expected %d argument(s), got %d\n\n", sub, wantPos, len(pos))
+		clientsUsage(stderr)
+		return errUsage
+	}
+
+	// Parse the master key before touching the database, and only require
+	// it where a secret is sealed.
+	var svc *sqlite.ClientService
+	kr, kerr := openKeyring(common.masterKey)
+	if kerr != nil && (sub == "create" || strings.TrimSpace(common.masterKey) != "") {
+		return kerr
+	}
+	db, err := openDB(ctx, common.db, tpp.SystemClock{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	svc = sqlite.NewClientService(db, kr)
+
+	switch sub {
+	case "create":
+		return clientsCreate(ctx, svc, tpp.NewClient{Name: name, ReturnURLs: returnURLs, WebhookURL: webhookURL}, stdout)
+	case "list":
+		return clientsList(ctx, svc, stdout)
+	case "revoke":
+		c, err := svc.RevokeClient(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Revoked client %s (%s). Its API key no longer works and its live consents are revoked.\n", c.ID, c.Name)
+		return nil
+	default: // rotate-key
+		key, err := svc.RotateAPIKey(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "New API key for %s. The old key stopped working just now.\n\n", pos[0])
+		fmt.Fprintf(stdout, "API key (shown once; store it now, it cannot be shown again):\n  %s\n", key)
+		return nil
+	}
+}
+
+func clientsCreate(ctx context.Context, svc *sqlite.ClientService, in tpp.NewClient, stdout io.Writer) error {
+	c, sec, err := svc.CreateClient(ctx, in)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Created client %s (%s)\n\n", c.ID, c.Name)
+	fmt.Fprintf(stdout, "Client ID:\n  %s\n\n", c.ID)
+	fmt.Fprintf(stdout, "API key (shown once; store it now, it cannot be shown again; use rotate-key to replace it):\n  %s\n\n", sec.APIKey)
+	fmt.Fprintf(stdout, "Webhook signing secret (shown once; store it now; it verifies the webhook-signature header):\n  %s\n", sec.WebhookSecret)
+	return nil
+}
+
+func clientsList(ctx context.Context, svc *sqlite.ClientService, stdout io.Writer) error {
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tRETURN URLS\tCREATED")
+	cursor := ""
+	for {
+		page, err := svc.ListClients(ctx, tpp.PageRequest{Limit: tpp.MaxPageLimit, Cursor: cursor})
+		if err != nil {
+			return err
+		}
+		for _, c := range page.Items {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, oneLine(c.Name), c.Status,
+				strings.Join(c.ReturnURLs, " "), c.CreatedAt.UTC().Format(time.RFC3339))
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	return tw.Flush()
+}
+
+// oneLine keeps a name from breaking the table.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/sqlite"
+)
+
+const testMasterKey = "k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+func runClientsCmd(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errw bytes.Buffer
+	err := run(context.Background(), args, &out, &errw)
+	return out.String(), errw.String(), err
+}
+
+var (
+	reClientID = regexp.MustCompile(`(?m)^  (cli_[a-z2-7]+)$`)
+	reAPIKey   = regexp.MustCompile(`(?m)^  (tpp_[a-z2-7]+_[a-z2-7]+)$`)
+	reSecret   = regexp.MustCompile(`(?m)^  (whsec_[A-Za-z0-9+/=]+)$`)
+)
+
+func TestClientsCommandLifecycle(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbPath := filepath.Join(t.TempDir(), "data", "tpp.db")
+
+	out, _, err := runClientsCmd(t, "clients", "create", "--db", dbPath, "--master-key", testMasterKey,
+		"--name", "Acme Budget", "--return-url", "https://acme.example/return",
+		"--return-url", "http://localhost:3000/cb", "--webhook-url", "https://acme.example/hooks")
+	if err != nil {
+		t.Fatalf("create: %v\n%s", err, out)
+	}
+	id, key, secret := reClientID.FindStringSubmatch(out), reAPIKey.FindStringSubmatch(out), reSecret.FindStringSubmatch(out)
+	if id == nil || key == nil || secret == nil || !strings.Contains(out, "store it now") {
+		t.Fatalf("create output lacks id, key, secret or warning:\n%s", out)
+	}
+
+	// The printed key and secret are the real ones.
+	db, err := sqlite.Open(ctx, dbPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	kr, err := openKeyring(testMasterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := sqlite.NewClientService(db, kr)
+	if c, err := svc.Authenticate(ctx, key[1]); err != nil || c.ID != id[1] {
+		t.Fatalf("printed key does not authenticate: %v", err)
+	}
+	if ws, err := svc.WebhookSecret(ctx, id[1]); err != nil || ws != secret[1] {
+		t.Fatalf("printed secret = %q, stored %q, %v", secret[1], ws, err)
+	}
+
+	// list (no master key needed), flags after the subcommand's arguments too.
+	out, _, err = runClientsCmd(t, "clients", "list", "--db", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, id[1]) || !strings.Contains(out, "Acme Budget") || !strings.Contains(out, "active") ||
+		!strings.Contains(out, "https://acme.example/return http://localhost:3000/cb") || strings.Contains(out, key[1]) {
+		t.Fatalf("list output:\n%s", out)
+	}
+
+	out, _, err = runClientsCmd(t, "clients", "rotate-key", id[1], "--db", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKey := reAPIKey.FindStringSubmatch(out)
+	if newKey == nil || newKey[1] == key[1] {
+		t.Fatalf("rotate-key output:\n%s", out)
+	}
+	if _, err := svc.Authenticate(ctx, key[1]); tpp.ErrorCode(err) != tpp.EUnauthorized {
+		t.Fatalf("old key after rotation: %v", err)
+	}
+	if _, err := svc.Authenticate(ctx, newKey[1]); err != nil {
+		t.Fatalf("new key: %v", err)
+	}
+
+	if _, _, err := runClientsCmd(t, "clients", "revoke", "--db", dbPath, id[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Authenticate(ctx, newKey[1]); tpp.ErrorCode(err) != tpp.EUnauthorized {
+		t.Fatalf("key of revoked client: %v", err)
+	}
+	out, _, _ = runClientsCmd(t, "clients", "list", "--db", dbPath)
+	if !strings.Contains(out, "revoked") {
+		t.Fatalf("list after revoke:\n%s", out)
+	}
+	_, _, err = runClientsCmd(t, "clients", "revoke", "--db", dbPath, id[1])
+	if tpp.ErrorCode(err) != tpp.EConflict {
+		t.Fatalf("second revoke: %v", err)
+	}
+	_, _, err = runClientsCmd(t, "clients", "revoke", "--db", dbPath, "cli_unknown")
+	if tpp.ErrorCode(err) != tpp.ENotFound {
+		t.Fatalf("unknown revoke: %v", err)
+	}
+}
+
+func TestClientsCommandErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "tpp.db")
+	create := []string{"clients", "create", "--db", dbPath, "--name", "x", "--return-url", "https://x.example/r"}
+
+	cases := []struct {
+		name string
+		args []string
+		want string // substring of the error
+	}{
+		{"missing master key", create, "--master-key ($TPP_MASTER_KEY)"},
+		{"malformed master key", append(create, "--master-key", "k1:abcd"), "--master-key ($TPP_MASTER_KEY)"},
+		{"http return url", []string{"clients", "create", "--db", dbPath, "--master-key", testMasterKey,
+			"--name", "x", "--return-url", "http://x.example/r"}, "https"},
+		{"fragment", []string{"clients", "create", "--db", dbPath, "--master-key", testMasterKey,
+			"--name", "x", "--return-url", "https://x.example/r#f"}, "fragment"},
+		{"no return url", []string{"clients", "create", "--db", dbPath, "--master-key", testMasterKey, "--name", "x"}, "return URL"},
+		{"bad webhook", []string{"clients", "create", "--db", dbPath, "--master-key", testMasterKey,
+			"--name", "x", "--return-url", "https://x.example/r", "--webhook-url", "http://x.example/h"}, "webhook URL"},
+	}
+	for _, tc := range cases {
+		_, _, err := runClientsCmd(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want it to mention %q", tc.name, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "000102030405") {
+			t.Errorf("%s: error echoes the master key", tc.name)
+		}
+	}
+	for _, args := range [][]string{
+		{"clients"},
+		{"clients", "frobnicate"},
+		{"clients", "revoke", "--db", dbPath},
+		{"clients", "revoke", "--db", dbPath, "a", "b"},
+		{"clients", "list", "--bogus"},
+	} {
+		if _, _, err := runClientsCmd(t, args...); !errors.Is(err, errUsage) {
+			t.Errorf("%v: err = %v, want usage error", args, err)
+		}
+	}
+	out, _, _ := runClientsCmd(t, "clients", "list", "--db", dbPath)
+	if strings.Count(out, "\n") != 1 {
+		t.Fatalf("failed creates left clients behind:\n%s", out)
+	}
+}
+
+// TestClientsCommandEnv checks that the settings come from the environment.
+func TestClientsCommandEnv(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "env.db")
+	env := map[string]string{"TPP_DB_PATH": dbPath, "TPP_MASTER_KEY": testMasterKey}
+	var out, errw bytes.Buffer
+	err := clientsMain(context.Background(), []string{"create", "--name", "E", "--return-url", "https://e.example/r"},
+		&out, &errw, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("create from env: %v", err)
+	}
+	id := reClientID.FindStringSubmatch(out.String())
+	out.Reset()
+	if err := clientsMain(context.Background(), []string{"list"}, &out, &errw, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if id == nil || !strings.Contains(out.String(), id[1]) {
+		t.Fatalf("list from env:\n%s", out.String())
+	}
+}

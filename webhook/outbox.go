@@ -21,7 +21,7 @@ type Outbox interface {
 // instead of its own schedule: next is when to try again, and the zero time
 // means give up. OutboxStore uses it when the outbox has it.
 type RetryScheduler interface {
-	MarkFailedAt(ctx context.Context, eventID, leaseToken, reason string, next time.Time) error
+	ScheduleRetry(ctx context.Context, eventID, leaseToken, reason string, next time.Time) error
 }
 
 // SecretSource opens a client's sealed webhook signing secret
@@ -98,7 +98,7 @@ func (s *OutboxStore) MarkDelivered(ctx context.Context, d Delivery, _ time.Time
 // ErrLeaseLost.
 func (s *OutboxStore) MarkFailed(ctx context.Context, d Delivery, f Failure) error {
 	if rs, ok := s.outbox.(RetryScheduler); ok {
-		return leaseErr(rs.MarkFailedAt(ctx, d.EventID, d.LeaseToken, f.Error, f.NextAttempt))
+		return leaseErr(rs.ScheduleRetry(ctx, d.EventID, d.LeaseToken, f.Error, f.NextAttempt))
 	}
 	return leaseErr(s.outbox.MarkFailed(ctx, d.EventID, d.LeaseToken, f.Error))
 }

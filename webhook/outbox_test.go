@@ -11,7 +11,7 @@ import (
 	"github.com/bunqtpp/tpp/webhook"
 )
 
-// schedulingOutbox stands in for an outbox that has MarkFailedAt, which
+// schedulingOutbox stands in for an outbox that has ScheduleRetry, which
 // the SQLite outbox does not (yet); it records what the adapter passes.
 type schedulingOutbox struct {
 	*sqliteLikeOutbox
@@ -33,10 +33,10 @@ func (o *sqliteLikeOutbox) MarkDelivered(ctx context.Context, eventID, leaseToke
 }
 
 func (o *sqliteLikeOutbox) MarkFailed(ctx context.Context, eventID, leaseToken, reason string) error {
-	return errors.New("MarkFailed called although MarkFailedAt exists")
+	return errors.New("MarkFailed called although ScheduleRetry exists")
 }
 
-func (o *schedulingOutbox) MarkFailedAt(ctx context.Context, eventID, leaseToken, reason string, next time.Time) error {
+func (o *schedulingOutbox) ScheduleRetry(ctx context.Context, eventID, leaseToken, reason string, next time.Time) error {
 	o.reason, o.next = reason, next
 	return nil
 }
@@ -51,7 +51,7 @@ func TestOutboxStoreUsesRetrySchedulerAndMapsLeaseLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !ob.next.Equal(next) || ob.reason != "HTTP 500" {
-		t.Errorf("MarkFailedAt got %v %q", ob.next, ob.reason)
+		t.Errorf("ScheduleRetry got %v %q", ob.next, ob.reason)
 	}
 	ob.lost = true
 	err := st.MarkDelivered(context.Background(), webhook.Delivery{EventID: "evt_1", LeaseToken: "x"}, next)

@@ -368,3 +368,6 @@ func (s *countingStore) ClaimDue(ctx context.Context, now, leaseUntil time.Time,
 	defer s.claims.Add(1)
 	return s.Store.ClaimDue(ctx, now, leaseUntil, limit)
 }
+
+// The real outbox takes the dispatcher's retry times (jitter, Retry-After).
+var _ webhook.RetryScheduler = (*sqlite.Outbox)(nil)

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/bunqtpp/tpp/sandbox"
+)
+
+// runSandbox runs the emulated bunq sandbox until ctx is cancelled.
+func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:5000", "listen address of the REST API host")
+	oauthAddr := fs.String("oauth-addr", "", "listen address of the OAuth host (default: a free port on the API host)")
+	tokenAddr := fs.String("token-addr", "", "listen address of the token host (default: a free port on the API host)")
+	seed := fs.Int64("seed", 1, "seed of the sandbox users, accounts and histories")
+	noLimits := fs.Bool("no-rate-limits", false, "turn off bunq's rate limits")
+	verbose := fs.Bool("v", false, "log every request")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: tpp sandbox [flags]")
+		fmt.Fprintln(stderr, "\nRuns an emulation of bunq's sandbox API (REST, OAuth and token hosts) until interrupted.")
+		fmt.Fprintln(stderr)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	host, _, err := net.SplitHostPort(*addr)
+	if err != nil {
+		return fmt.Errorf("sandbox: --addr %q: %w", *addr, err)
+	}
+	if *oauthAddr == "" {
+		*oauthAddr = net.JoinHostPort(host, "0")
+	}
+	if *tokenAddr == "" {
+		*tokenAddr = net.JoinHostPort(host, "0")
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	cfg := sandbox.Config{
+		Seed:       *seed,
+		RateLimits: !*noLimits,
+		Logger:     slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+	}
+	start := time.Now()
+	srv, err := sandbox.Start(ctx, cfg, *addr, *oauthAddr, *tokenAddr)
+	if err != nil {
+		return err
+	}
+	users, err := srv.Bank.Users()
+	if err != nil {
+		srv.Shutdown(context.Background())
+		return err
+	}
+	fmt.Fprintf(stdout, "bunq sandbox emulator ready in %s\n", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "  API base:        %s/v1\n", srv.APIURL)
+	fmt.Fprintf(stdout, "  OAuth authorize: %s/auth\n", srv.OAuthURL)
+	fmt.Fprintf(stdout, "  Token URL:       %s/v1/token\n", srv.TokenURL)
+	fmt.Fprintf(stdout, "  bunq app:        %s/app\n", srv.OAuthURL)
+	fmt.Fprintf(stdout, "  Control:         %s/_sandbox/users\n", srv.APIURL)
+	if !*noLimits {
+		fmt.Fprintln(stdout, "  Rate limits:     on (--no-rate-limits to turn off)")
+	}
+	if len(users) > 0 {
+		u := users[0]
+		fmt.Fprintf(stdout, "Sandbox user: %s <%s>\n  API key: %s\n", u.DisplayName, u.Email, u.APIKey)
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("sandbox: shutdown: %w", err)
+	}
+	fmt.Fprintln(stdout, "bunq sandbox emulator stopped")
+	return nil
+}

@@ -1,0 +1,238 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Control endpoints (emulator only, no auth, plain JSON) under /_sandbox/.
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func controlErr(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, obj{"error": msg})
+}
+
+func (b *Bank) serveControl(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		controlErr(w, 400, "body too large")
+		return
+	}
+	dec := func(v any) bool {
+		if len(strings.TrimSpace(string(body))) == 0 {
+			return true
+		}
+		if err := json.Unmarshal(body, v); err != nil {
+			controlErr(w, 400, "invalid JSON: "+err.Error())
+			return false
+		}
+		return true
+	}
+	path := strings.TrimRight(r.URL.Path, "/")
+	segs := strings.Split(strings.TrimPrefix(path, "/_sandbox/"), "/")
+	key := r.Method + " " + segs[0]
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case key == "GET users" && len(segs) == 1:
+		writeJSON(w, 200, b.usersLocked())
+	case key == "POST faults":
+		var f fault
+		if !dec(&f) {
+			return
+		}
+		if !faultKinds[f.Kind] || f.Path == "" || f.Count < 0 {
+			controlErr(w, 400, "a fault needs a path, a count >= 0 and a kind: latency, status, drop, drop_before, bad_signature, no_signature or expire_session")
+			return
+		}
+		if f.Kind == "status" && f.Status == 0 {
+			controlErr(w, 400, "a status fault needs a status")
+			return
+		}
+		f.left, f.unlimited = f.Count, f.Count == 0
+		b.faults = append(b.faults, &f)
+		writeJSON(w, 200, obj{"faults": len(b.faults)})
+	case key == "DELETE faults":
+		b.faults = nil
+		writeJSON(w, 200, obj{"faults": 0})
+	case key == "PUT rate-limits":
+		var in struct {
+			Enabled *bool `json:"enabled"`
+		}
+		if !dec(&in) {
+			return
+		}
+		if in.Enabled == nil {
+			controlErr(w, 400, `send {"enabled": true|false}`)
+			return
+		}
+		b.rateOn = *in.Enabled
+		b.hits = map[string][]time.Time{}
+		writeJSON(w, 200, obj{"enabled": b.rateOn})
+	case key == "POST clock":
+		var in struct {
+			AdvanceSeconds int64 `json:"advance_seconds"`
+		}
+		if !dec(&in) {
+			return
+		}
+		if in.AdvanceSeconds < 0 {
+			controlErr(w, 400, "the clock only moves forward")
+			return
+		}
+		b.offset += time.Duration(in.AdvanceSeconds) * time.Second
+		writeJSON(w, 200, obj{"now": ts(b.now())})
+	case key == "GET stats":
+		writeJSON(w, 200, obj{"requests": b.stats})
+	case key == "DELETE stats":
+		b.stats = map[string]int{}
+		writeJSON(w, 200, obj{"requests": b.stats})
+	case r.Method == "POST" && (segs[0] == "draft-payments" || segs[0] == "psp-draft-payments") && len(segs) == 3:
+		id, err := strconv.ParseInt(segs[1], 10, 64)
+		if err != nil || (segs[2] != "accept" && segs[2] != "reject") {
+			controlErr(w, 404, "unknown control endpoint")
+			return
+		}
+		var rep *reply
+		now := b.now()
+		if segs[0] == "draft-payments" {
+			d := b.st.drafts[id]
+			if d == nil {
+				controlErr(w, 404, "no such draft payment")
+				return
+			}
+			owner := b.st.accounts[d.accountID].ownerID
+			if segs[2] == "accept" {
+				rep = b.acceptDraftLocked(d, owner, now)
+			} else {
+				rep = b.closeDraftLocked(d, "REJECTED", owner, now)
+			}
+			if rep == nil {
+				writeJSON(w, 200, b.st.renderDraft(d))
+				return
+			}
+		} else {
+			d := b.st.pspDrafts[id]
+			if d == nil {
+				controlErr(w, 404, "no such PSP draft payment")
+				return
+			}
+			if segs[2] == "accept" {
+				rep = b.acceptPSPDraftLocked(d, 0, now)
+			} else {
+				rep = b.closePSPDraftLocked(d, "REJECTED", now)
+			}
+			if rep == nil {
+				writeJSON(w, 200, b.st.renderPSPDraft(d))
+				return
+			}
+		}
+		writeJSON(w, 409, rep.body)
+	case key == "POST oauth" && len(segs) == 2 && segs[1] == "authorize":
+		var in struct {
+			ClientID    string `json:"client_id"`
+			RedirectURI string `json:"redirect_uri"`
+			State       string `json:"state"`
+			UserID      int64  `json:"user_id"`
+			Decision    string `json:"decision"`
+		}
+		if !dec(&in) {
+			return
+		}
+		oc, problem := b.st.checkAuthRequest(in.ClientID, in.RedirectURI)
+		if problem != "" {
+			controlErr(w, 400, problem)
+			return
+		}
+		u := b.st.users[in.UserID]
+		if u == nil || (u.kind != "UserPerson" && u.kind != "UserCompany") {
+			controlErr(w, 400, "no such sandbox user")
+			return
+		}
+		if in.Decision == "" {
+			in.Decision = "approve"
+		}
+		if in.Decision != "approve" && in.Decision != "deny" {
+			controlErr(w, 400, `decision must be "approve" or "deny"`)
+			return
+		}
+		writeJSON(w, 200, obj{"redirect_url": b.decideLocked(oc, in.RedirectURI, in.State, u, in.Decision == "approve")})
+	case key == "POST oauth" && len(segs) == 2 && segs[1] == "revoke":
+		var in struct {
+			UserID   int64  `json:"user_id"`
+			ClientID string `json:"client_id"`
+		}
+		if !dec(&in) {
+			return
+		}
+		writeJSON(w, 200, obj{"revoked": b.revokeLocked(in.UserID, in.ClientID)})
+	case key == "GET callbacks":
+		out := append([]callbackRecord{}, b.deliveries...)
+		writeJSON(w, 200, out)
+	default:
+		controlErr(w, 404, "unknown control endpoint")
+	}
+}
+
+type controlAccount struct {
+	ID          int64  `json:"id"`
+	Type        string `json:"type"`
+	IBAN        string `json:"iban"`
+	Description string `json:"description"`
+	Balance     obj    `json:"balance"`
+	Status      string `json:"status"`
+}
+
+type controlUser struct {
+	ID          int64            `json:"id"`
+	DisplayName string           `json:"display_name"`
+	Email       string           `json:"email"`
+	APIKey      string           `json:"api_key"`
+	Accounts    []controlAccount `json:"accounts"`
+}
+
+// usersLocked lists persons and companies with their accounts.
+func (b *Bank) usersLocked() []controlUser {
+	out := []controlUser{}
+	for _, id := range b.st.order {
+		u := b.st.users[id]
+		if u.kind != "UserPerson" && u.kind != "UserCompany" {
+			continue
+		}
+		cu := controlUser{ID: u.id, DisplayName: u.name, Email: u.email, APIKey: u.apiKey, Accounts: []controlAccount{}}
+		for _, a := range b.st.accountsOf(u.id) {
+			cu.Accounts = append(cu.Accounts, controlAccount{a.id, a.kind, a.iban, a.description, amount(a.balance, "EUR"), a.status})
+		}
+		out = append(out, cu)
+	}
+	return out
+}
+
+// UserInfo is a sandbox user as GET /_sandbox/users shows it.
+type UserInfo struct {
+	ID          int64
+	DisplayName string
+	Email       string
+	APIKey      string
+}
+
+// Users lists the sandbox persons and companies with their API keys (for
+// printing credentials at start-up).
+func (b *Bank) Users() ([]UserInfo, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []UserInfo
+	for _, u := range b.usersLocked() {
+		out = append(out, UserInfo{u.ID, u.DisplayName, u.Email, u.APIKey})
+	}
+	return out, nil
+}

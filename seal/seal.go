@@ -11,7 +11,9 @@ package seal
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -30,6 +32,7 @@ const version = 1
 type Keyring struct {
 	current string
 	aeads   map[string]cipher.AEAD
+	derive  []byte // HMAC key for DeriveKey, itself derived from the current key
 }
 
 // Key is one master key with its id.
@@ -64,6 +67,9 @@ func NewKeyring(keys ...Key) (*Keyring, error) {
 		}
 		k.aeads[key.ID] = aead
 	}
+	m := hmac.New(sha256.New, keys[0].Key)
+	m.Write([]byte("seal/derive"))
+	k.derive = m.Sum(nil)
 	return k, nil
 }
 
@@ -111,6 +117,15 @@ func validID(id string) error {
 		}
 	}
 	return nil
+}
+
+// DeriveKey returns a 32-byte key for purpose (for example "csrf"), derived
+// from the current master key with HMAC-SHA256. Replicas sharing the master
+// key derive the same key; rotating the master key changes it.
+func (k *Keyring) DeriveKey(purpose string) []byte {
+	m := hmac.New(sha256.New, k.derive)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }
 
 // CurrentKeyID returns the id of the key new values are sealed with.

@@ -273,3 +273,24 @@ func TestConcurrentUse(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestDeriveKey(t *testing.T) {
+	t.Parallel()
+	a, _ := seal.NewKeyring(seal.Key{ID: "k1", Key: bytesOf(1)})
+	b, _ := seal.NewKeyring(seal.Key{ID: "k1", Key: bytesOf(1)}, seal.Key{ID: "k0", Key: bytesOf(2)})
+	c, _ := seal.NewKeyring(seal.Key{ID: "k2", Key: bytesOf(2)})
+	if !bytes.Equal(a.DeriveKey("csrf"), b.DeriveKey("csrf")) {
+		t.Error("replicas with the same current key derive different keys")
+	}
+	if bytes.Equal(a.DeriveKey("csrf"), a.DeriveKey("other")) {
+		t.Error("different purposes derive the same key")
+	}
+	if bytes.Equal(a.DeriveKey("csrf"), c.DeriveKey("csrf")) {
+		t.Error("different master keys derive the same key")
+	}
+	if len(a.DeriveKey("csrf")) != 32 {
+		t.Error("derived key is not 32 bytes")
+	}
+}
+
+func bytesOf(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }

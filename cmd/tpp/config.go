@@ -18,6 +18,7 @@ type config struct {
 	BankEnv       string // emulated | sandbox | production | a base URL
 	BankOAuthURL  string // authorize page; derived for sandbox and production
 	BankTokenURL  string // token endpoint; derived for sandbox and production
+	EmulatedAddr  string // first of three consecutive ports of the emulated bank
 	Listen        string
 	MetricsListen string
 	PublicURL     string
@@ -52,6 +53,7 @@ func (c *config) settings() []setting {
 		{flag: "bank", env: "TPP_BUNQ_ENV", def: "emulated", usage: "bunq environment: emulated (in-process emulated sandbox), sandbox, production, or a base URL such as http://127.0.0.1:5000", str: &c.BankEnv},
 		{flag: "bank-oauth-url", env: "TPP_BUNQ_OAUTH_URL", def: "", usage: "bunq OAuth authorize URL; needed only when --bank is a base URL", str: &c.BankOAuthURL},
 		{flag: "bank-token-url", env: "TPP_BUNQ_TOKEN_URL", def: "", usage: "bunq OAuth token URL; needed only when --bank is a base URL", str: &c.BankTokenURL},
+		{flag: "emulated-addr", env: "TPP_EMULATED_ADDR", def: "127.0.0.1:5480", usage: "with --bank emulated: address of the emulated bank's API host; its OAuth and token hosts take the next two ports", str: &c.EmulatedAddr},
 		{flag: "listen", env: "TPP_LISTEN", def: "127.0.0.1:8080", usage: "address of the public API and browser pages", str: &c.Listen},
 		{flag: "metrics-listen", env: "TPP_METRICS_LISTEN", def: "127.0.0.1:9090", usage: "address of /metrics (keep it private); empty disables it", str: &c.MetricsListen},
 		{flag: "public-url", env: "TPP_PUBLIC_URL", def: "", usage: "URL where browsers and the bank reach this service (OAuth redirect and callbacks); default http://<listen>", str: &c.PublicURL},

@@ -43,6 +43,7 @@ func commands() map[string]command {
 		"clients":  {"manage fintech API clients", runClients},
 		"sandbox":  {"run the emulated bunq sandbox", runSandbox},
 		"register": {"register this TPP with bunq (installation, PSD2 credential, OAuth client)", runRegister},
+		"serve":    {"run the TPP: fintech API, consent pages, bank callbacks", runServe},
 	}
 }
 

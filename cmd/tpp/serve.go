@@ -1,0 +1,430 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/api"
+	"github.com/bunqtpp/tpp/apidoc"
+	"github.com/bunqtpp/tpp/bankctx"
+	"github.com/bunqtpp/tpp/logging"
+	"github.com/bunqtpp/tpp/oauth"
+	"github.com/bunqtpp/tpp/psd2"
+	"github.com/bunqtpp/tpp/redis"
+	"github.com/bunqtpp/tpp/seal"
+	"github.com/bunqtpp/tpp/sqlite"
+	"github.com/bunqtpp/tpp/web"
+	"github.com/bunqtpp/tpp/webhook"
+)
+
+// runServe runs the TPP: the fintech API, the consent pages, the bank
+// callback endpoint and the background workers, until ctx ends.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tpp serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: tpp serve [flags]\n\nRuns the TPP. Every flag has a TPP_ environment variable; flags win.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	cfg, err := parseConfig(fs, args, os.Getenv)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	return serve(ctx, cfg, serveEnv{stdout: stdout, stderr: stderr, clock: tpp.SystemClock{}})
+}
+
+// serveEnv is what the process gives the server besides its configuration.
+type serveEnv struct {
+	stdout, stderr io.Writer
+	clock          tpp.Clock
+	// started, when set, is called once the listeners are up, with the
+	// server's public URL (tests and the demo use it).
+	started func(publicURL string)
+}
+
+// app is the wired service. Fields are filled by newApp in dependency order
+// and closed by close in reverse order.
+type app struct {
+	cfg   *config
+	log   *slog.Logger
+	clock tpp.Clock
+
+	keyring *seal.Keyring
+	db      *sqlite.DB
+	rdb     goredis.UniversalClient
+	bank    bankURLs
+	reg     *tpp.Registration
+	psd2    *psd2.Client
+	tppCtx  *psd2.Context
+	keys    *bankctx.KeyPool
+	ctxs    *bankctx.Provider
+	oauth   *oauth.Service
+	hooks   *webhook.Dispatcher
+	engine  *gin.Engine
+	workers []func(context.Context) error
+
+	closers []func()
+}
+
+// bankURLs are the three bunq hosts the TPP talks to.
+type bankURLs struct {
+	API      string // without /v1
+	OAuth    string // the authorize page URL
+	Token    string // the token endpoint URL
+	Emulated bool
+}
+
+func serve(ctx context.Context, cfg *config, env serveEnv) error {
+	log := newLogger(env.stderr, cfg)
+	cfg.print(env.stderr)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("setting --listen ($TPP_LISTEN) = %q: %w", cfg.Listen, err)
+	}
+	// A public URL derived from a ":0" listen address only becomes known now.
+	if cfg.PublicURL == "http://"+cfg.Listen {
+		cfg.PublicURL = "http://" + ln.Addr().String()
+	}
+
+	a := &app{cfg: cfg, log: log, clock: env.clock}
+	defer a.close()
+	if err := a.wire(ctx, env.stdout); err != nil {
+		ln.Close()
+		return err
+	}
+
+	srv := &http.Server{
+		Handler:           a.engine,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	// Workers run until workCtx ends, which happens after the HTTP server
+	// has drained, so nothing a request started is cut off.
+	workCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorkers()
+	var wg sync.WaitGroup
+	for _, w := range a.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w(workCtx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("worker stopped", "err", err)
+			}
+		}()
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	fmt.Fprintf(env.stdout, "tpp: listening on %s (public URL %s)\n", ln.Addr(), cfg.PublicURL)
+	log.Info("serving", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "bank", a.bank.API)
+	if env.started != nil {
+		env.started(cfg.PublicURL)
+	}
+
+	select {
+	case err := <-serveErr:
+		stopWorkers()
+		wg.Wait()
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", cfg.ShutdownGrace.String())
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
+	defer cancel()
+	err = srv.Shutdown(shutCtx)
+	stopWorkers()
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(w io.Writer, cfg *config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	return logging.New(w, logging.Options{Level: level, Text: cfg.LogFormat == "text"})
+}
+
+func (a *app) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+}
+
+// wire builds every component in dependency order.
+func (a *app) wire(ctx context.Context, out io.Writer) error {
+	cfg := a.cfg
+	var err error
+
+	// 1. Secrets at rest.
+	if a.keyring, err = a.openKeyring(); err != nil {
+		return err
+	}
+	// 2. SQLite: the source of truth.
+	if a.db, err = openDB(ctx, cfg.DBPath, a.clock); err != nil {
+		return err
+	}
+	a.closers = append(a.closers, func() { a.db.Close() })
+	// 3. Redis: contexts, state, budgets, caches.
+	if err := a.openRedis(ctx); err != nil {
+		return err
+	}
+	// 4. The bank, and this TPP's registration with it.
+	if err := a.connectBank(ctx, out); err != nil {
+		return err
+	}
+	// 5. The bunq client, per-user contexts and the key pool.
+	if err := a.bankClient(ctx); err != nil {
+		return err
+	}
+	// 6. Services and routes.
+	return a.services(ctx)
+}
+
+// openKeyring uses the configured master key. Only against the emulated
+// bank may it be missing: then a dev key is kept beside the database.
+func (a *app) openKeyring() (*seal.Keyring, error) {
+	if a.cfg.MasterKey != "" || a.cfg.BankEnv != "emulated" {
+		return openKeyring(a.cfg.MasterKey)
+	}
+	path := filepath.Join(filepath.Dir(a.cfg.DBPath), "master.key")
+	key, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		key = []byte("dev:" + randomHex(32))
+		if err := os.WriteFile(path, key, 0o600); err != nil {
+			return nil, fmt.Errorf("write dev master key: %w", err)
+		}
+		a.log.Warn("no master key set: generated a development key for the emulated bank", "file", path)
+	} else if err != nil {
+		return nil, fmt.Errorf("read dev master key %s: %w", path, err)
+	}
+	return openKeyring(strings.TrimSpace(string(key)))
+}
+
+func (a *app) openRedis(ctx context.Context) error {
+	cfg := a.cfg
+	rc := redis.Config{URL: cfg.RedisURL}
+	if cfg.RedisSentinel != "" {
+		master, addrs, ok := strings.Cut(cfg.RedisSentinel, "@")
+		if !ok || master == "" || addrs == "" {
+			return errors.New("setting --redis-sentinel ($TPP_REDIS_SENTINEL) must look like master@host:port,host:port")
+		}
+		rc = redis.Config{SentinelMaster: master, SentinelAddrs: splitList(addrs)}
+	}
+	if cfg.RedisCluster != "" {
+		rc = redis.Config{ClusterAddrs: splitList(cfg.RedisCluster)}
+	}
+	if rc.URL == "" && rc.SentinelMaster == "" && len(rc.ClusterAddrs) == 0 {
+		if cfg.BankEnv == "production" {
+			return errors.New("setting --redis-url ($TPP_REDIS_URL) is required in production: the embedded Redis keeps nothing and is not shared by replicas")
+		}
+		rdb, stop, err := redis.Embedded(ctx)
+		if err != nil {
+			return fmt.Errorf("embedded redis: %w", err)
+		}
+		a.log.Warn("no Redis configured: using an embedded in-memory Redis (development and demo only)")
+		a.rdb = rdb
+		a.closers = append(a.closers, func() { stop() })
+		return nil
+	}
+	rdb, err := redis.NewClient(ctx, rc)
+	if err != nil {
+		return err
+	}
+	a.rdb = rdb
+	a.closers = append(a.closers, func() { rdb.Close() })
+	return nil
+}
+
+// connectBank resolves the bank's URLs and loads the registration.
+func (a *app) connectBank(ctx context.Context, out io.Writer) error {
+	cfg := a.cfg
+	switch cfg.BankEnv {
+	case "emulated":
+		urls, stop, err := startEmulatedBank(ctx, a, out)
+		if err != nil {
+			return err
+		}
+		a.closers = append(a.closers, stop)
+		a.bank = urls
+	case "sandbox", "production":
+		e, _ := psd2.LookupEnvironment(cfg.BankEnv)
+		a.bank = bankURLs{API: e.APIBaseURL, OAuth: e.OAuthAuthorizeURL, Token: e.TokenURL}
+	default:
+		a.bank = bankURLs{API: strings.TrimRight(cfg.BankEnv, "/"), OAuth: cfg.BankOAuthURL, Token: cfg.BankTokenURL}
+	}
+	store := sqlite.NewRegistrationStore(a.db, a.keyring)
+	reg, err := store.Registration(ctx, a.bank.API)
+	if tpp.ErrorCode(err) == tpp.ENotFound {
+		return fmt.Errorf("this TPP is not registered with %s: run 'tpp register --env %s' first", a.bank.API, cfg.BankEnv)
+	}
+	if err != nil {
+		return fmt.Errorf("load registration: %w", err)
+	}
+	if reg.ClientID == "" || reg.ClientSecret == "" {
+		return fmt.Errorf("the registration with %s has no OAuth client: run 'tpp register' again", a.bank.API)
+	}
+	wantCallback := strings.TrimRight(cfg.PublicURL, "/") + oauth.CallbackPath
+	if reg.CallbackURL != wantCallback {
+		return fmt.Errorf("the OAuth callback registered at the bank is %s, but --public-url gives %s: run 'tpp register --public-url %s' again", reg.CallbackURL, wantCallback, cfg.PublicURL)
+	}
+	a.reg = reg
+	a.tppCtx = new(psd2.Context)
+	if err := json.Unmarshal(reg.Context, a.tppCtx); err != nil {
+		return fmt.Errorf("stored TPP context: %w", err)
+	}
+	return nil
+}
+
+func (a *app) bankClient(ctx context.Context) error {
+	cfg := a.cfg
+	keys := redis.NewKeys("tpp:")
+	budget := redis.NewRateBudget(a.rdb, keys)
+	regs := sqlite.NewRegistrationStore(a.db, a.keyring)
+	var provider *bankctx.Provider
+	client, err := psd2.New(psd2.Options{
+		BaseURL:    a.bank.API,
+		HTTPClient: &http.Client{Timeout: 30 * time.Second},
+		Budget:     budget,
+		SignAll:    cfg.SignAll,
+		Clock:      a.clock,
+		Logger:     a.log,
+		OnRenew: func(ctx context.Context, c *psd2.Context) error {
+			if c == a.tppCtx {
+				return a.saveTPPContext(ctx, regs)
+			}
+			return provider.OnRenew(ctx, c)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	a.psd2 = client
+
+	a.keys = bankctx.NewKeyPool(8, 1)
+	a.workers = append(a.workers, func(ctx context.Context) error { return a.keys.Run(ctx) })
+	store, err := redis.NewContextStore(a.rdb, keys, a.keyring, 0)
+	if err != nil {
+		return err
+	}
+	provider, err = bankctx.New(bankctx.Config{
+		Bank:         client,
+		Store:        store,
+		Locker:       redis.NewLocker(a.rdb, keys),
+		Tokens:       sqlite.NewConsentService(a.db, a.keyring),
+		Keys:         a.keys,
+		PermittedIPs: splitList(cfg.PermittedIPs),
+		Logger:       a.log,
+	})
+	if err != nil {
+		return err
+	}
+	a.ctxs = provider
+	return nil
+}
+
+// saveTPPContext writes the TPP's renewed session back to its registration.
+func (a *app) saveTPPContext(ctx context.Context, regs *sqlite.RegistrationStore) error {
+	b, err := json.Marshal(a.tppCtx)
+	if err != nil {
+		return err
+	}
+	reg := *a.reg
+	reg.Context = b
+	reg.SessionExpiry = a.tppCtx.SessionExpiry()
+	return regs.SaveRegistration(ctx, &reg)
+}
+
+func (a *app) services(ctx context.Context) error {
+	cfg := a.cfg
+	keys := redis.NewKeys("tpp:")
+	consents := sqlite.NewConsentService(a.db, a.keyring)
+	clients := sqlite.NewClientService(a.db, a.keyring)
+
+	// Webhooks to fintechs, from the durable outbox.
+	hooks, err := webhook.NewDispatcher(webhook.NewOutboxStore(sqlite.NewOutbox(a.db), clients), webhook.Options{
+		Clock:  a.clock,
+		Logger: a.log,
+	})
+	if err != nil {
+		return err
+	}
+	a.hooks = hooks
+	a.workers = append(a.workers, hooks.Run)
+
+	svc, err := oauth.New(oauth.Config{
+		PublicURL: cfg.PublicURL,
+		Bank: oauth.BankOAuth{
+			ClientID:     a.reg.ClientID,
+			ClientSecret: a.reg.ClientSecret,
+			AuthURL:      a.bank.OAuth,
+			TokenURL:     a.bank.Token,
+			HTTPClient:   &http.Client{Timeout: 15 * time.Second},
+		},
+		CSRFKey:      a.keyring.DeriveKey("csrf"),
+		Consents:     consents,
+		Clients:      clients,
+		States:       redis.NewStateStore(a.rdb, keys, 0, a.clock),
+		BankContexts: a.ctxs,
+		Clock:        a.clock,
+		Logger:       a.log,
+	})
+	if err != nil {
+		return err
+	}
+	a.oauth = svc
+
+	pages, err := web.New("")
+	if err != nil {
+		return err
+	}
+	auth := api.Authenticate(clients)
+	a.engine = api.NewEngine(api.Options{Logger: a.log})
+	a.engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	apidoc.Register(a.engine)
+	h, err := oauth.NewHandler(oauth.HandlerConfig{Service: svc, Pages: pages, Auth: auth, Client: api.ClientFromGin, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	h.Register(a.engine)
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

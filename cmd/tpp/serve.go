@@ -56,6 +56,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 type serveEnv struct {
 	stdout, stderr io.Writer
 	clock          tpp.Clock
+	// prepare, when set, runs after the wiring and before the listener
+	// serves: 'tpp demo' uses it to add its demo client and routes.
+	prepare func(ctx context.Context, a *app) error
 	// started, when set, is called once the listeners are up, with the
 	// server's public URL (tests and the demo use it).
 	started func(publicURL string)
@@ -111,6 +114,12 @@ func serve(ctx context.Context, cfg *config, env serveEnv) error {
 	if err := a.wire(ctx, env.stdout); err != nil {
 		ln.Close()
 		return err
+	}
+	if env.prepare != nil {
+		if err := env.prepare(ctx, a); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 
 	srv := &http.Server{

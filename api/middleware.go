@@ -88,7 +88,8 @@ func RequestID(c *gin.Context) string {
 	return c.GetString(ctxRequestID)
 }
 
-// Observer receives one call per finished request, for metrics.
+// Observer receives one call per finished request, for metrics. route is
+// "METHOD /pattern", e.g. "GET /v1/consents/:id".
 type Observer func(route string, status int, d time.Duration)
 
 // AccessLog logs each request once it is done. The path is logged without
@@ -104,7 +105,7 @@ func AccessLog(observe Observer) gin.HandlerFunc {
 		}
 		status := c.Writer.Status()
 		if observe != nil {
-			observe(route, status, d)
+			observe(c.Request.Method+" "+route, status, d)
 		}
 		level := slog.LevelInfo
 		if status >= 500 {

@@ -47,10 +47,10 @@ func TestAPIEngineRequestsAreObserved(t *testing.T) {
 		resp.Body.Close()
 	}
 	f := scrape(t, m.Handler())
-	if n, _ := f.histogram(t, "tpp_http_request_duration_seconds", map[string]string{"route": "/v1/consents/:id", "method": "any", "status": "200"}); n != 2 {
+	if n, _ := f.histogram(t, "tpp_http_request_duration_seconds", map[string]string{"route": "/v1/consents/:id", "method": "GET", "status": "200"}); n != 2 {
 		t.Errorf("consent route count = %d, want 2", n)
 	}
-	if n, _ := f.histogram(t, "tpp_http_request_duration_seconds", map[string]string{"route": "unmatched", "method": "any", "status": "404"}); n != 1 {
+	if n, _ := f.histogram(t, "tpp_http_request_duration_seconds", map[string]string{"route": "unmatched", "method": "GET", "status": "404"}); n != 1 {
 		t.Errorf("unmatched count = %d, want 1", n)
 	}
 }

@@ -23,7 +23,9 @@ import (
 	"github.com/bunqtpp/tpp/api"
 	"github.com/bunqtpp/tpp/apidoc"
 	"github.com/bunqtpp/tpp/bankctx"
+	"github.com/bunqtpp/tpp/health"
 	"github.com/bunqtpp/tpp/logging"
+	"github.com/bunqtpp/tpp/metrics"
 	"github.com/bunqtpp/tpp/oauth"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
@@ -83,6 +85,7 @@ type app struct {
 	oauth   *oauth.Service
 	hooks   *webhook.Dispatcher
 	engine  *gin.Engine
+	metrics *metrics.Metrics
 	workers []func(context.Context) error
 
 	closers []func()
@@ -146,8 +149,21 @@ func serve(ctx context.Context, cfg *config, env serveEnv) error {
 		}()
 	}
 
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	var metricsSrv *http.Server
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("setting --metrics-listen ($TPP_METRICS_LISTEN) = %q: %w", cfg.MetricsListen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.metrics.Handler())
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { serveErr <- metricsSrv.Serve(mln) }()
+		fmt.Fprintf(env.stdout, "tpp: metrics on http://%s/metrics\n", mln.Addr())
+	}
 	fmt.Fprintf(env.stdout, "tpp: listening on %s (public URL %s)\n", ln.Addr(), cfg.PublicURL)
 	log.Info("serving", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "bank", a.bank.API)
 	if env.started != nil {
@@ -165,6 +181,9 @@ func serve(ctx context.Context, cfg *config, env serveEnv) error {
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
 	defer cancel()
 	err = srv.Shutdown(shutCtx)
+	if metricsSrv != nil {
+		_ = metricsSrv.Shutdown(shutCtx)
+	}
 	stopWorkers()
 	wg.Wait()
 	if err != nil {
@@ -190,6 +209,7 @@ func (a *app) close() {
 func (a *app) wire(ctx context.Context, out io.Writer) error {
 	cfg := a.cfg
 	var err error
+	a.metrics = metrics.New(metrics.WithClock(a.clock))
 
 	// 1. Secrets at rest.
 	if a.keyring, err = a.openKeyring(); err != nil {
@@ -307,6 +327,7 @@ func (a *app) connectBank(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("the OAuth callback registered at the bank is %s, but --public-url gives %s: run 'tpp register --public-url %s' again", reg.CallbackURL, wantCallback, cfg.PublicURL)
 	}
 	a.reg = reg
+	a.metrics.SetCertificateExpiry(reg.CertNotAfter)
 	a.tppCtx = new(psd2.Context)
 	if err := json.Unmarshal(reg.Context, a.tppCtx); err != nil {
 		return fmt.Errorf("stored TPP context: %w", err)
@@ -318,6 +339,7 @@ func (a *app) bankClient(ctx context.Context) error {
 	cfg := a.cfg
 	keys := redis.NewKeys("tpp:")
 	budget := redis.NewRateBudget(a.rdb, keys)
+	budget.OnWait = a.metrics.ObserveBudgetWait
 	regs := sqlite.NewRegistrationStore(a.db, a.keyring)
 	var provider *bankctx.Provider
 	client, err := psd2.New(psd2.Options{
@@ -327,7 +349,9 @@ func (a *app) bankClient(ctx context.Context) error {
 		SignAll:    cfg.SignAll,
 		Clock:      a.clock,
 		Logger:     a.log,
+		OnCall:     func(ci psd2.CallInfo) { a.metrics.ObserveBankCall(ci.Method, ci.Path, ci.Status, ci.Duration) },
 		OnRenew: func(ctx context.Context, c *psd2.Context) error {
+			a.metrics.SessionRenewed()
 			if c == a.tppCtx {
 				return a.saveTPPContext(ctx, regs)
 			}
@@ -353,6 +377,7 @@ func (a *app) bankClient(ctx context.Context) error {
 		Keys:         a.keys,
 		PermittedIPs: splitList(cfg.PermittedIPs),
 		Logger:       a.log,
+		OnRebuild:    a.metrics.OnContextRebuild(),
 	})
 	if err != nil {
 		return err
@@ -381,8 +406,9 @@ func (a *app) services(ctx context.Context) error {
 
 	// Webhooks to fintechs, from the durable outbox.
 	hooks, err := webhook.NewDispatcher(webhook.NewOutboxStore(sqlite.NewOutbox(a.db), clients), webhook.Options{
-		Clock:  a.clock,
-		Logger: a.log,
+		Clock:    a.clock,
+		Logger:   a.log,
+		OnResult: a.metrics.ObserveWebhook,
 	})
 	if err != nil {
 		return err
@@ -397,7 +423,7 @@ func (a *app) services(ctx context.Context) error {
 			ClientSecret: a.reg.ClientSecret,
 			AuthURL:      a.bank.OAuth,
 			TokenURL:     a.bank.Token,
-			HTTPClient:   &http.Client{Timeout: 15 * time.Second},
+			HTTPClient:   &http.Client{Timeout: 15 * time.Second, Transport: a.metrics.BankTransport(http.DefaultTransport)},
 		},
 		CSRFKey:      a.keyring.DeriveKey("csrf"),
 		Consents:     consents,
@@ -417,8 +443,11 @@ func (a *app) services(ctx context.Context) error {
 		return err
 	}
 	auth := api.Authenticate(clients)
-	a.engine = api.NewEngine(api.Options{Logger: a.log})
-	a.engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	a.engine = api.NewEngine(api.Options{Logger: a.log, Observe: a.metrics.APIObserver()})
+	a.health().Register(a.engine)
+	if err := a.metrics.WatchConsents(metrics.SQLConsents{DB: a.db.DB}, 0); err != nil {
+		return err
+	}
 	apidoc.Register(a.engine)
 	h, err := oauth.NewHandler(oauth.HandlerConfig{Service: svc, Pages: pages, Auth: auth, Client: api.ClientFromGin, Logger: a.log})
 	if err != nil {
@@ -426,6 +455,20 @@ func (a *app) services(ctx context.Context) error {
 	}
 	h.Register(a.engine)
 	return nil
+}
+
+// health lists what /readyz checks. The bank check is reported but does
+// not make the replica unready: a bunq outage must not take every replica
+// out of rotation, when consents, docs and callbacks still work.
+func (a *app) health() *health.Checker {
+	bank := health.Bank(&http.Client{Timeout: 2 * time.Second}, a.bank.API+"/v1")
+	bank.Optional = true
+	return health.New(
+		health.SQLite(a.db),
+		health.Redis(redis.Health{Client: a.rdb}),
+		bank,
+		health.Registration(health.RegistrationValid(sqlite.NewRegistrationStore(a.db, a.keyring), a.bank.API, a.clock)),
+	)
 }
 
 func splitList(s string) []string {

@@ -27,9 +27,6 @@ type config struct {
 	RedisSentinel string // master@host:port,host:port
 	RedisCluster  string // host:port,host:port
 	MasterKey     string
-	CertFile      string
-	KeyFile       string
-	ChainFile     string
 	LogLevel      string
 	LogFormat     string
 	CacheTTL      time.Duration
@@ -62,9 +59,6 @@ func (c *config) settings() []setting {
 		{flag: "redis-sentinel", env: "TPP_REDIS_SENTINEL", def: "", usage: "Redis Sentinel as master@host:port,host:port (instead of --redis-url)", str: &c.RedisSentinel},
 		{flag: "redis-cluster", env: "TPP_REDIS_CLUSTER", def: "", usage: "Redis Cluster node addresses host:port,host:port (instead of --redis-url)", str: &c.RedisCluster},
 		{flag: "master-key", env: "TPP_MASTER_KEY", def: "", usage: "master keys sealing secrets at rest, \"id:hex\" items, current first (generate: openssl rand -hex 32)", secret: true, str: &c.MasterKey},
-		{flag: "cert", env: "TPP_CERT_FILE", def: "", usage: "eIDAS QSeal certificate (PEM)", str: &c.CertFile},
-		{flag: "key", env: "TPP_KEY_FILE", def: "", usage: "private key of the certificate (PEM, mode 0600)", str: &c.KeyFile},
-		{flag: "chain", env: "TPP_CHAIN_FILE", def: "", usage: "certificate chain (PEM)", str: &c.ChainFile},
 		{flag: "log-level", env: "TPP_LOG_LEVEL", def: "info", usage: "debug, info, warn or error", str: &c.LogLevel},
 		{flag: "log-format", env: "TPP_LOG_FORMAT", def: "json", usage: "json or text", str: &c.LogFormat},
 		{flag: "cache-ttl", env: "TPP_CACHE_TTL", def: "30s", usage: "how long account reads are cached", dur: &c.CacheTTL},

@@ -20,9 +20,11 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/aisp"
 	"github.com/bunqtpp/tpp/api"
 	"github.com/bunqtpp/tpp/apidoc"
 	"github.com/bunqtpp/tpp/bankctx"
+	"github.com/bunqtpp/tpp/cbpii"
 	"github.com/bunqtpp/tpp/health"
 	"github.com/bunqtpp/tpp/logging"
 	"github.com/bunqtpp/tpp/metrics"
@@ -87,6 +89,7 @@ type app struct {
 	engine  *gin.Engine
 	metrics *metrics.Metrics
 	workers []func(context.Context) error
+	onCall  []func(psd2.CallInfo)
 
 	closers []func()
 }
@@ -454,7 +457,53 @@ func (a *app) services(ctx context.Context) error {
 		return err
 	}
 	h.Register(a.engine)
-	return nil
+
+	// The fintech API of the PSD2 roles, behind API-key authentication.
+	v1 := a.engine.Group("/v1", auth)
+	gate, err := aisp.NewGate(aisp.GateConfig{Consents: svc, BankContexts: a.ctxs, Transitions: consents, Clock: a.clock, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	access, err := redis.NewAccessWindow(a.rdb, keys, 4, 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	accounts, err := aisp.New(aisp.Config{
+		Gate:      gate,
+		Bank:      a.psd2,
+		Cache:     redis.NewCache(a.rdb, keys, redis.CacheOptions{Sealer: a.keyring}),
+		Access:    access,
+		CursorKey: a.keyring.DeriveKey("aisp-cursor"),
+		CacheTTL:  cfg.CacheTTL,
+		Logger:    a.log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := mount(v1)(aisp.NewHandler(accounts)); err != nil {
+		return err
+	}
+	funds, err := cbpii.New(cbpii.Config{Gate: gate, Bank: a.psd2, Audit: sqlite.NewAuditLog(a.db), Clock: a.clock, Log: a.log})
+	if err != nil {
+		return err
+	}
+	a.onCall = append(a.onCall, funds.ObserveCall)
+	return mount(v1)(cbpii.NewHandler(funds))
+}
+
+// routes is a role's handler: it adds its routes to the /v1 group.
+type routes interface{ Register(*gin.RouterGroup) }
+
+// mount returns a func that registers a handler, straight from its
+// constructor's (handler, error) result.
+func mount(rg *gin.RouterGroup) func(h routes, err error) error {
+	return func(h routes, err error) error {
+		if err != nil {
+			return err
+		}
+		h.Register(rg)
+		return nil
+	}
 }
 
 // health lists what /readyz checks. The bank check is reported but does

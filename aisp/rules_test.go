@@ -52,10 +52,10 @@ func TestAccessFrequency(t *testing.T) {
 			t.Errorf("RateLimit-Remaining %q on 429", res.Header.Get("RateLimit-Remaining"))
 		}
 	}
-	// Attended reads go on, and are not counted.
+	// Attended reads go on, are not counted, and report the budget left.
 	for range 3 {
 		res := s.Do("GET", base+"/accounts", nil, attended...)
-		if res.Status != 200 || res.Header.Get("RateLimit-Remaining") != "" {
+		if res.Status != 200 || res.Header.Get("RateLimit-Remaining") != "0" || res.Header.Get("RateLimit-Limit") != "4" {
 			t.Fatalf("attended read: %d %v %s", res.Status, res.Header, res.Body)
 		}
 	}

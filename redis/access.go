@@ -99,3 +99,29 @@ func (a *AccessWindow) Allow(ctx context.Context, consentID string) (Decision, e
 		RetryAfter: time.Duration(res[2]) * time.Microsecond,
 	}, nil
 }
+
+// peekScript counts the reads in the window without recording one.
+//
+// KEYS[1] log; ARGV[1] window in µs.
+var peekScript = goredis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+return redis.call('ZCOUNT', KEYS[1], '(' .. (now - tonumber(ARGV[1])), '+inf')
+`)
+
+// Peek tells how many unattended reads the window still allows, without
+// using one: attended reads report it in their RateLimit headers.
+func (a *AccessWindow) Peek(ctx context.Context, consentID string) (Decision, error) {
+	if consentID == "" {
+		return Decision{}, errors.New("redis: access window: empty consent id")
+	}
+	n, err := peekScript.Run(ctx, a.rdb, []string{a.keys.Key("access", consentID)}, a.window.Microseconds()).Int64()
+	if err != nil {
+		return Decision{}, fmt.Errorf("redis: access window for consent %s: %w", consentID, err)
+	}
+	remaining := a.limit - int(n)
+	if remaining < 0 {
+		remaining = 0
+	}
+	return Decision{Allowed: remaining > 0, Limit: a.limit, Remaining: remaining}, nil
+}

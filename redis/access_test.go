@@ -149,3 +149,24 @@ func TestAccessWindowFailsClosed(t *testing.T) {
 		t.Fatalf("Allow with Redis down = %+v, %v; want an error and not allowed", d, err)
 	}
 }
+
+func TestAccessWindowPeekDoesNotCount(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, rdb := newRedis(t)
+	aw, err := NewAccessWindow(rdb, Keys{}, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if d, err := aw.Peek(ctx, "c"); err != nil || d.Remaining != 4 || d.Limit != 4 {
+			t.Fatalf("peek on an empty window: %+v, %v", d, err)
+		}
+	}
+	if _, err := aw.Allow(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := aw.Peek(ctx, "c"); err != nil || d.Remaining != 3 || !d.Allowed {
+		t.Fatalf("peek after one read: %+v, %v", d, err)
+	}
+}

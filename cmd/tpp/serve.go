@@ -29,6 +29,7 @@ import (
 	"github.com/bunqtpp/tpp/logging"
 	"github.com/bunqtpp/tpp/metrics"
 	"github.com/bunqtpp/tpp/oauth"
+	"github.com/bunqtpp/tpp/pisp"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/seal"
@@ -419,6 +420,9 @@ func (a *app) services(ctx context.Context) error {
 	a.hooks = hooks
 	a.workers = append(a.workers, hooks.Run)
 
+	// oauth hands DRAFT_PAYMENT callbacks to pisp, and pisp builds its
+	// authorize URLs with oauth: the closure breaks the cycle.
+	var payments *pisp.Service
 	svc, err := oauth.New(oauth.Config{
 		PublicURL: cfg.PublicURL,
 		Bank: oauth.BankOAuth{
@@ -433,8 +437,11 @@ func (a *app) services(ctx context.Context) error {
 		Clients:      clients,
 		States:       redis.NewStateStore(a.rdb, keys, 0, a.clock),
 		BankContexts: a.ctxs,
-		Clock:        a.clock,
-		Logger:       a.log,
+		Callbacks: oauth.Callbacks{OnDraftPayment: func(ctx context.Context, n oauth.Notification) error {
+			return payments.OnDraftPayment(ctx, n.ObjectType, n.Object, api.RequestIDFromContext(ctx))
+		}},
+		Clock:  a.clock,
+		Logger: a.log,
 	})
 	if err != nil {
 		return err
@@ -488,7 +495,32 @@ func (a *app) services(ctx context.Context) error {
 		return err
 	}
 	a.onCall = append(a.onCall, funds.ObserveCall)
-	return mount(v1)(cbpii.NewHandler(funds))
+	if err := mount(v1)(cbpii.NewHandler(funds)); err != nil {
+		return err
+	}
+
+	payments, err = pisp.New(pisp.Config{
+		Payments:     sqlite.NewPaymentService(a.db),
+		Consents:     consents,
+		Idempotency:  sqlite.NewIdempotencyStore(a.db),
+		Bank:         a.psd2,
+		Contexts:     a.ctxs,
+		TPP:          pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return a.tppCtx, nil }),
+		AuthorizeURL: svc.AuthorizeURL,
+		PollInterval: cfg.PollInterval,
+		Clock:        a.clock,
+		Logger:       a.log,
+	})
+	if err != nil {
+		return err
+	}
+	a.workers = append(a.workers, payments.Run)
+	ph, err := pisp.NewHandler(payments, auth)
+	if err != nil {
+		return err
+	}
+	ph.Register(a.engine)
+	return nil
 }
 
 // routes is a role's handler: it adds its routes to the /v1 group.

@@ -1,0 +1,235 @@
+package pisp
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/api"
+)
+
+// Page sizes of the payments list (the API document's limit parameter).
+const (
+	defaultListLimit = 20
+	maxListLimit     = 100
+)
+
+// Handler exposes the Service as the payments API.
+type Handler struct {
+	svc  *Service
+	auth gin.HandlerFunc
+}
+
+// NewHandler returns a Handler. auth authenticates fintech API calls
+// (api.Authenticate(...)); it must put the client where api.ClientFromGin
+// finds it.
+func NewHandler(svc *Service, auth gin.HandlerFunc) (*Handler, error) {
+	if svc == nil || auth == nil {
+		return nil, errors.New("pisp: handler needs a Service and an auth middleware")
+	}
+	return &Handler{svc: svc, auth: auth}, nil
+}
+
+// Register mounts the payment routes under /v1.
+func (h *Handler) Register(r gin.IRouter) {
+	v1 := r.Group("/v1", h.auth)
+	v1.POST("/consents/:id/payments", h.createPayment)
+	v1.GET("/consents/:id/payments", h.listPayments)
+	v1.GET("/consents/:id/payments/:payment_id", h.getPayment)
+	v1.DELETE("/consents/:id/payments/:payment_id", h.cancelPayment)
+	v1.POST("/single-payments", h.createSinglePayment)
+	v1.GET("/single-payments/:payment_id", h.getSinglePayment)
+}
+
+func client(c *gin.Context) (*tpp.FintechClient, bool) {
+	cl := api.ClientFromGin(c)
+	if cl == nil {
+		api.Error(c, tpp.Errorf(tpp.EUnauthorized, "send your API key as \"Authorization: Bearer <key>\""))
+		return nil, false
+	}
+	return cl, true
+}
+
+// readCreate reads what every create request needs: the Idempotency-Key,
+// the raw body (for the fingerprint) and the decoded body.
+func readCreate(c *gin.Context, into any) (key, fingerprint string, ok bool) {
+	key = c.GetHeader("Idempotency-Key")
+	if key == "" {
+		api.Error(c, tpp.Errorf(tpp.EIdempotencyKeyRequired, "this request moves money: send an Idempotency-Key header (a UUID works well)"))
+		return "", "", false
+	}
+	if !tpp.ValidIdempotencyKey(key) {
+		api.Error(c, tpp.Errorf(tpp.EInvalid, "Idempotency-Key must be 1 to 255 visible ASCII characters"))
+		return "", "", false
+	}
+	if c.Request.ContentLength > api.MaxBodyBytes {
+		api.Error(c, tpp.Errorf(tpp.EBodyTooLarge, "request body is larger than %d bytes", api.MaxBodyBytes))
+		return "", "", false
+	}
+	raw, err := io.ReadAll(io.LimitReader(c.Request.Body, api.MaxBodyBytes+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			api.Error(c, tpp.Errorf(tpp.EBodyTooLarge, "request body is larger than %d bytes", api.MaxBodyBytes))
+		} else {
+			api.Error(c, tpp.Errorf(tpp.EInvalid, "request body could not be read"))
+		}
+		return "", "", false
+	}
+	if len(raw) > api.MaxBodyBytes {
+		api.Error(c, tpp.Errorf(tpp.EBodyTooLarge, "request body is larger than %d bytes", api.MaxBodyBytes))
+		return "", "", false
+	}
+	c.Request.Body = io.NopCloser(bytes.NewReader(raw))
+	if err := api.DecodeJSON(c, into); err != nil {
+		api.Error(c, err)
+		return "", "", false
+	}
+	return key, tpp.RequestFingerprint(c.Request.Method, c.Request.URL.Path, raw), true
+}
+
+// fail answers a consent route's error; consent_reauth_required carries
+// the page where the user authorizes the consent again.
+func (h *Handler) fail(c *gin.Context, err error) {
+	if tpp.ErrorCode(err) == tpp.EConsentReauthRequired {
+		p := api.NewProblem(err, api.RequestID(c))
+		p.Extra = map[string]any{"reauthorize_url": h.svc.authorizeURL(c.Param("id"))}
+		api.WriteProblem(c, p)
+		return
+	}
+	api.Error(c, err)
+}
+
+func writeCreated(c *gin.Context, out *Created) {
+	if out.Location != "" {
+		c.Header("Location", out.Location)
+	}
+	if out.Replayed {
+		c.Header("Idempotent-Replayed", "true")
+	}
+	c.Data(out.Status, "application/json; charset=utf-8", out.Body)
+}
+
+func (h *Handler) createPayment(c *gin.Context) {
+	cl, ok := client(c)
+	if !ok {
+		return
+	}
+	var req PaymentRequest
+	key, fp, ok := readCreate(c, &req)
+	if !ok {
+		return
+	}
+	out, err := h.svc.CreatePayment(c.Request.Context(), CreatePaymentInput{
+		Client: cl, ConsentID: c.Param("id"), Key: key, Fingerprint: fp, Request: req, RequestID: api.RequestID(c),
+	})
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	writeCreated(c, out)
+}
+
+func (h *Handler) createSinglePayment(c *gin.Context) {
+	cl, ok := client(c)
+	if !ok {
+		return
+	}
+	var req SinglePaymentRequest
+	key, fp, ok := readCreate(c, &req)
+	if !ok {
+		return
+	}
+	out, err := h.svc.CreateSinglePayment(c.Request.Context(), CreateSingleInput{
+		Client: cl, Key: key, Fingerprint: fp, Request: req, RequestID: api.RequestID(c),
+	})
+	if err != nil {
+		api.Error(c, err)
+		return
+	}
+	writeCreated(c, out)
+}
+
+func (h *Handler) getPayment(c *gin.Context) {
+	cl, ok := client(c)
+	if !ok {
+		return
+	}
+	p, err := h.svc.Payment(c.Request.Context(), cl.ID, c.Param("id"), c.Param("payment_id"), api.RequestID(c))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, PaymentView(p))
+}
+
+func (h *Handler) cancelPayment(c *gin.Context) {
+	cl, ok := client(c)
+	if !ok {
+		return
+	}
+	p, err := h.svc.CancelPayment(c.Request.Context(), cl.ID, c.Param("id"), c.Param("payment_id"), api.RequestID(c))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, PaymentView(p))
+}
+
+func (h *Handler) listPayments(c *gin.Context) {
+	cl, ok := client(c)
+	if !ok {
+		return
+	}
+	pr, err := pageRequest(c)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	page, err := h.svc.Payments(c.Request.Context(), cl.ID, c.Param("id"), pr)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	out := PaymentListJSON{Data: make([]PaymentJSON, 0, len(page.Items))}
+	for _, p := range page.Items {
+		out.Data = append(out.Data, PaymentView(p))
+	}
+	if page.NextCursor != "" {
+		out.NextCursor = &page.NextCursor
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func pageRequest(c *gin.Context) (tpp.PageRequest, error) {
+	pr := tpp.PageRequest{Limit: defaultListLimit, Cursor: c.Query("cursor")}
+	if s, ok := c.GetQuery("limit"); ok {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxListLimit {
+			return pr, tpp.Errorf(tpp.EInvalid, "limit must be a whole number from 1 to %d", maxListLimit)
+		}
+		pr.Limit = n
+	}
+	if _, ok := c.GetQuery("cursor"); ok && (pr.Cursor == "" || len(pr.Cursor) > 512) {
+		return pr, tpp.Errorf(tpp.EInvalidCursor, "cursor is not one this API returned")
+	}
+	return pr, nil
+}
+
+func (h *Handler) getSinglePayment(c *gin.Context) {
+	cl, ok := client(c)
+	if !ok {
+		return
+	}
+	p, authURL, err := h.svc.SinglePayment(c.Request.Context(), cl.ID, c.Param("payment_id"), api.RequestID(c))
+	if err != nil {
+		api.Error(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, singleView(p, authURL))
+}

@@ -1,0 +1,580 @@
+package pisp_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/api"
+	"github.com/bunqtpp/tpp/bankctx"
+	"github.com/bunqtpp/tpp/bankctx/bankctxtest"
+	"github.com/bunqtpp/tpp/internal/apitest"
+	"github.com/bunqtpp/tpp/internal/banktest"
+	"github.com/bunqtpp/tpp/internal/redistest"
+	"github.com/bunqtpp/tpp/logging"
+	"github.com/bunqtpp/tpp/oauth"
+	"github.com/bunqtpp/tpp/pisp"
+	"github.com/bunqtpp/tpp/psd2"
+	"github.com/bunqtpp/tpp/redis"
+	"github.com/bunqtpp/tpp/seal"
+	"github.com/bunqtpp/tpp/sqlite"
+	"github.com/bunqtpp/tpp/web"
+)
+
+func init() { gin.SetMode(gin.TestMode) }
+
+// testClock is a settable clock for the services under test. The bank
+// client keeps the wall clock (its sessions live at the emulator).
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// unlimited admits every bank call at once. The emulator's rate limits are
+// off; the client's own pacing (3 GETs per 3 s) would only make the tests
+// slow, and it is psd2's to test.
+type unlimited struct{}
+
+func (unlimited) Wait(ctx context.Context, _ string, _ int, _ time.Duration) error { return ctx.Err() }
+
+const returnURL0 = "https://app.example/bunq/return"
+
+// harness is the whole payment stack on real components: the emulated bank
+// over HTTP, a real redis-server, a SQLite file, the OAuth flow and our gin
+// routes on an httptest server. Every API response is validated against
+// the OpenAPI document.
+type harness struct {
+	t        *testing.T
+	clock    *testClock
+	env      *banktest.Env
+	bank     *bankctxtest.TPP
+	bc       *psd2.Client
+	db       *sqlite.DB
+	consents *sqlite.ConsentService
+	payments *sqlite.PaymentService
+	clients  *sqlite.ClientService
+	provider *bankctx.Provider
+	oauth    *oauth.Service
+	svc      *pisp.Service
+	srv      *httptest.Server
+	http     *http.Client // validating transport
+	v        *apitest.Validator
+	client   *tpp.FintechClient
+	apiKey   string
+	logs     *syncBuffer
+}
+
+type options struct {
+	// noDraftCallbacks leaves out the DRAFT_PAYMENT notification filter:
+	// callbacks are lost and only the poller sees changes.
+	noDraftCallbacks bool
+	// noCallbacks leaves out every notification filter (OAUTH too).
+	noCallbacks  bool
+	pollInterval time.Duration
+}
+
+func newHarness(t *testing.T, o options) *harness {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	h := &harness{t: t, clock: &testClock{t: time.Now().UTC()}, logs: &syncBuffer{}}
+	log := logging.New(h.logs, logging.Options{Level: slog.LevelDebug})
+
+	var engine http.Handler
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { engine.ServeHTTP(w, r) }))
+	t.Cleanup(h.srv.Close)
+
+	h.env = banktest.Start(t)
+	notify := h.srv.URL + "/bank/callbacks"
+	if o.noCallbacks {
+		notify = ""
+	}
+	h.bank = bankctxtest.Register(t, h.env, h.srv.URL+oauth.CallbackPath, notify)
+	if !o.noDraftCallbacks && !o.noCallbacks {
+		if _, err := h.bank.Client.CreateNotificationFilters(ctx, h.bank.Context, []psd2.NotificationFilter{
+			{Category: psd2.CategoryOAuth, NotificationTarget: h.srv.URL + "/bank/callbacks"},
+			{Category: psd2.CategoryDraftPayment, NotificationTarget: h.srv.URL + "/bank/callbacks"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	rs := redistest.Start(t)
+	rdb := rs.Client(t)
+	mk := make([]byte, 32)
+	_, _ = rand.Read(mk)
+	kr, err := seal.NewKeyring(seal.Key{ID: "k1", Key: mk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "tpp.db"), h.clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	h.db = db
+	h.consents = sqlite.NewConsentService(db, kr)
+	h.payments = sqlite.NewPaymentService(db)
+	h.clients = sqlite.NewClientService(db, kr)
+	h.client, h.apiKey = h.newClient("Acme Budget")
+
+	keys := redis.NewKeys("t:")
+	store, err := redis.NewContextStore(rdb, keys, kr, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := bankctx.NewKeyPool(3, 1)
+	pool.Start(ctx)
+	var provider *bankctx.Provider
+	h.bc, err = psd2.New(psd2.Options{
+		BaseURL: h.env.APIURL, RateMargin: -1, Logger: log, HTTPClient: &http.Client{Timeout: 10 * time.Second},
+		RetryBase: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond, Budget: unlimited{},
+		OnRenew: func(ctx context.Context, c *psd2.Context) error { return provider.OnRenew(ctx, c) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider, err = bankctx.New(bankctx.Config{
+		Bank: h.bc, Store: store, Locker: redis.NewLocker(rdb, keys), Tokens: h.consents, Keys: pool, Logger: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.provider = provider
+
+	// The OAuth service hands DRAFT_PAYMENT callbacks to pisp, which is
+	// made after it (it needs the service's authorize URLs).
+	var svc *pisp.Service
+	h.oauth, err = oauth.New(oauth.Config{
+		PublicURL: h.srv.URL,
+		Bank: oauth.BankOAuth{ClientID: h.bank.ClientID, ClientSecret: h.bank.ClientSecret,
+			AuthURL: h.env.OAuthURL + "/auth", TokenURL: h.env.TokenURL + "/v1/token"},
+		Consents: h.consents, Clients: h.clients, States: redis.NewStateStore(rdb, keys, 0, h.clock),
+		BankContexts: provider, Clock: h.clock, Logger: log,
+		Callbacks: oauth.Callbacks{OnDraftPayment: func(ctx context.Context, n oauth.Notification) error {
+			return svc.OnDraftPayment(ctx, n.ObjectType, n.Object, api.RequestIDFromContext(ctx))
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err = pisp.New(pisp.Config{
+		Payments: h.payments, Consents: h.consents, Idempotency: sqlite.NewIdempotencyStore(db),
+		Bank: h.bc, Contexts: provider,
+		TPP:          pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return h.bank.Context, nil }),
+		AuthorizeURL: h.oauth.AuthorizeURL, PollInterval: o.pollInterval, Clock: h.clock, Logger: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.svc = svc
+
+	pages, err := web.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := api.Authenticate(h.clients)
+	od, err := oauth.NewHandler(oauth.HandlerConfig{Service: h.oauth, Pages: pages, Logger: log, Auth: auth, Client: api.ClientFromGin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd, err := pisp.NewHandler(svc, auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := api.NewEngine(api.Options{Logger: log})
+	od.Register(g)
+	pd.Register(g)
+	engine = g
+
+	h.v = apitest.NewValidator(t)
+	h.http = &http.Client{Transport: h.v.Transport(t, http.DefaultTransport), Timeout: 30 * time.Second}
+	return h
+}
+
+func (h *harness) newClient(name string) (*tpp.FintechClient, string) {
+	h.t.Helper()
+	cl, secrets, err := h.clients.CreateClient(context.Background(), tpp.NewClient{Name: name, ReturnURLs: []string{returnURL0}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return cl, secrets.APIKey
+}
+
+// ---- API
+
+type response struct {
+	status int
+	header http.Header
+	raw    []byte
+	body   map[string]any
+}
+
+func (r response) str(k string) string { s, _ := r.body[k].(string); return s }
+
+// req calls the API with the harness client's key.
+func (h *harness) req(method, path, body string, hdr map[string]string) response {
+	h.t.Helper()
+	return h.reqAs(h.apiKey, method, path, body, hdr)
+}
+
+func (h *harness) reqAs(key, method, path, body string, hdr map[string]string) response {
+	h.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, h.srv.URL+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	res, err := h.http.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	out := response{status: res.StatusCode, header: res.Header, raw: raw}
+	_ = json.Unmarshal(raw, &out.body)
+	return out
+}
+
+func key(k string) map[string]string { return map[string]string{"Idempotency-Key": k} }
+
+// ---- bank fixtures
+
+// payer is the seeded person who authorizes consents; payee another
+// seeded user whose account receives the money.
+func (h *harness) payer() banktest.User { return bankctxtest.Person(h.t, h.env) }
+
+func (h *harness) payee() banktest.Account {
+	h.t.Helper()
+	p := h.payer()
+	for _, u := range h.env.Users(h.t) {
+		if u.ID != p.ID && len(u.Accounts) > 0 {
+			return u.Accounts[0]
+		}
+	}
+	h.t.Fatal("no second user with an account")
+	return banktest.Account{}
+}
+
+func (h *harness) account(id int64) banktest.Account {
+	h.t.Helper()
+	for _, u := range h.env.Users(h.t) {
+		for _, a := range u.Accounts {
+			if a.ID == id {
+				return a
+			}
+		}
+	}
+	h.t.Fatalf("no account %d", id)
+	return banktest.Account{}
+}
+
+func minor(t *testing.T, s string) int64 {
+	t.Helper()
+	v, err := tpp.ParseSignedMinor(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// paymentBody is a valid payment request from the payer's first account.
+func (h *harness) paymentBody(amount, description string) string {
+	h.t.Helper()
+	to := h.payee()
+	b, _ := json.Marshal(map[string]any{
+		"account_id":   pisp.AccountID(h.payer().Accounts[0].ID),
+		"amount":       map[string]string{"amount": amount, "currency": "EUR"},
+		"counterparty": map[string]string{"iban": to.IBAN, "name": "Bakkerij de Korenschoof"},
+		"description":  description,
+		"reference":    "INV-1",
+	})
+	return string(b)
+}
+
+// bankDraft reads a draft payment at the bank with the consent's context.
+func (h *harness) bankDraft(consentID string, accountID, id int64) psd2.DraftPayment {
+	h.t.Helper()
+	ctx := context.Background()
+	c, err := h.consents.ConsentByID(ctx, consentID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	bc, err := h.provider.Get(ctx, c)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	d, err := h.bc.GetDraftPayment(ctx, bc, accountID, id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return d
+}
+
+// bankDraftsFor lists the drafts at the bank whose merchant reference is paymentID.
+func (h *harness) bankDraftsFor(consentID string, accountID int64, paymentID string) int {
+	h.t.Helper()
+	ctx := context.Background()
+	c, err := h.consents.ConsentByID(ctx, consentID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	bc, err := h.provider.Get(ctx, c)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	l, err := h.bc.ListDraftPayments(ctx, bc, accountID, psd2.Page{Count: 200})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	n := 0
+	for _, d := range l.Items {
+		for _, e := range d.Entries {
+			if e.MerchantReference == paymentID {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+const draftCreate = "POST /v1/user/{id}/monetary-account/{id}/draft-payment"
+const draftList = "GET /v1/user/{id}/monetary-account/{id}/draft-payment"
+const pspCreate = "POST /v1/user/{id}/payment-service-provider-draft-payment"
+
+// ---- store
+
+func (h *harness) payment(id string) *tpp.Payment {
+	h.t.Helper()
+	p, err := h.payments.PaymentByID(context.Background(), id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return p
+}
+
+// waitStatus waits for a callback to move a payment.
+func (h *harness) waitStatus(id string, want tpp.PaymentStatus) *tpp.Payment {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p := h.payment(id)
+		if p.Status == want {
+			return p
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("payment %s is %s, want %s\nlogs:\n%s", id, p.Status, want, h.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (h *harness) count(table string) int {
+	h.t.Helper()
+	var n int
+	if err := h.db.GetContext(context.Background(), &n, `SELECT count(*) FROM `+table); err != nil {
+		h.t.Fatal(err)
+	}
+	return n
+}
+
+// events returns the payment.updated payloads about a payment, oldest first,
+// each checked against the document's WebhookEvent schema.
+func (h *harness) events(paymentID string) []tpp.PaymentEventData {
+	h.t.Helper()
+	var rows []struct {
+		ID      string `db:"id"`
+		Payload string `db:"payload"`
+	}
+	if err := h.db.SelectContext(context.Background(), &rows,
+		`SELECT id, payload FROM webhook_events WHERE type = 'payment.updated' AND payload LIKE '%' || ? || '%' ORDER BY created_at, rowid`, paymentID); err != nil {
+		h.t.Fatal(err)
+	}
+	var out []tpp.PaymentEventData
+	for _, r := range rows {
+		hdr := http.Header{}
+		hdr.Set("Content-Type", "application/json")
+		hdr.Set("webhook-id", r.ID)
+		hdr.Set("webhook-timestamp", "1795341600")
+		hdr.Set("webhook-signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=")
+		h.v.CheckWebhook(h.t, hdr, []byte(r.Payload))
+		var ev struct {
+			Data tpp.PaymentEventData `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(r.Payload), &ev); err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, ev.Data)
+	}
+	return out
+}
+
+// ---- consent flow (browser)
+
+type browser struct {
+	h *harness
+	c *http.Client
+}
+
+func (h *harness) newBrowser() *browser {
+	jar, _ := cookiejar.New(nil)
+	own, _ := url.Parse(h.srv.URL)
+	return &browser{h: h, c: &http.Client{Jar: jar, Timeout: 20 * time.Second, CheckRedirect: func(r *http.Request, via []*http.Request) error {
+		if r.URL.Host != own.Host {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}}
+}
+
+type page struct {
+	status   int
+	body     string
+	location string
+}
+
+func (b *browser) do(req *http.Request) page {
+	b.h.t.Helper()
+	res, err := b.c.Do(req)
+	if err != nil {
+		b.h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	return page{status: res.StatusCode, body: string(raw), location: res.Header.Get("Location")}
+}
+
+var csrfRe = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+
+// toBank opens the consent page, presses Continue and returns bunq's
+// authorize URL.
+func (b *browser) toBank(authorizeURL string) *url.URL {
+	b.h.t.Helper()
+	req, _ := http.NewRequest("GET", authorizeURL, nil)
+	p := b.do(req)
+	m := csrfRe.FindStringSubmatch(p.body)
+	if p.status != 200 || m == nil {
+		b.h.t.Fatalf("consent page: %d\n%s", p.status, p.body)
+	}
+	req, _ = http.NewRequest("POST", authorizeURL+"/continue", strings.NewReader(url.Values{"csrf_token": {m[1]}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	p = b.do(req)
+	if p.status != http.StatusSeeOther {
+		b.h.t.Fatalf("continue: %d %s", p.status, p.body)
+	}
+	u, err := url.Parse(p.location)
+	if err != nil {
+		b.h.t.Fatal(err)
+	}
+	return u
+}
+
+// authorize walks the user through the consent flow with a decision at
+// bunq (approve or deny) and returns where the browser ends.
+func (h *harness) authorize(authorizeURL, decision string) string {
+	h.t.Helper()
+	b := h.newBrowser()
+	q := b.toBank(authorizeURL).Query()
+	cb := h.env.Authorize(h.t, banktest.AuthorizeRequest{
+		ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"), State: q.Get("state"),
+		UserID: h.payer().ID, Decision: decision,
+	})
+	req, _ := http.NewRequest("GET", cb, nil)
+	p := b.do(req)
+	if p.status != http.StatusSeeOther {
+		h.t.Fatalf("callback: %d %s", p.status, p.body)
+	}
+	return p.location
+}
+
+// connect creates a consent with scopes for the given API key and has the
+// payer approve it.
+func (h *harness) connectAs(apiKey string, scopes ...string) string {
+	h.t.Helper()
+	if len(scopes) == 0 {
+		scopes = []string{"payments"}
+	}
+	b, _ := json.Marshal(map[string]any{"user_ref": "u-1", "scopes": scopes, "return_url": returnURL0})
+	r := h.reqAs(apiKey, "POST", "/v1/consents", string(b), nil)
+	if r.status != 201 {
+		h.t.Fatalf("create consent: %d %s", r.status, r.raw)
+	}
+	if to := h.authorize(r.str("authorize_url"), "approve"); !strings.Contains(to, "status=active") {
+		h.t.Fatalf("consent not active: %s", to)
+	}
+	return r.str("id")
+}
+
+func (h *harness) connect(scopes ...string) string { return h.connectAs(h.apiKey, scopes...) }
+
+// createPayment makes a draft payment and returns its API body.
+func (h *harness) createPayment(consentID, idemKey, body string) response {
+	h.t.Helper()
+	r := h.req("POST", "/v1/consents/"+consentID+"/payments", body, key(idemKey))
+	if r.status != 201 {
+		h.t.Fatalf("create payment: %d %s\nlogs:\n%s", r.status, r.raw, h.logs.String())
+	}
+	return r
+}
+
+func bankID(t *testing.T, r response) int64 {
+	t.Helper()
+	n, ok := r.body["bank_draft_id"].(float64)
+	if !ok || n <= 0 {
+		t.Fatalf("no bank_draft_id in %s", r.raw)
+	}
+	return int64(n)
+}

@@ -1,0 +1,184 @@
+// Package pisp is the payment initiation service (PSD2 PISP, scope
+// "payments"): payments the user approves in the bunq app (bunq draft
+// payments, under an active consent) and single payments approved together
+// with their authorization (bunq PSP draft payments, made with the TPP's
+// own context). It owns their life at the bank: creation without
+// duplicates (idempotency keys, reconciliation after an ambiguous bank
+// failure), status tracking from bunq's DRAFT_PAYMENT callbacks (as hints,
+// always re-fetched) and a poller, and cancellation.
+//
+// Payments are written through tpp.PaymentService, which records history,
+// audit and the payment.updated webhook event in one transaction with
+// every status change.
+//
+// Wiring (cmd/tpp): New with the sqlite stores, the psd2 client, the
+// bankctx provider, the TPP's own context and the OAuth service's
+// AuthorizeURL; NewHandler(svc, auth).Register(engine); run svc.Run as a
+// worker; and hand DRAFT_PAYMENT callbacks over in oauth.Config.Callbacks:
+//
+//	OnDraftPayment: func(ctx context.Context, n oauth.Notification) error {
+//		return svc.OnDraftPayment(ctx, n.ObjectType, n.Object, api.RequestIDFromContext(ctx))
+//	}
+package pisp
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/bankerr"
+	"github.com/bunqtpp/tpp/psd2"
+)
+
+// Bank is the part of the bunq client pisp uses (*psd2.Client).
+type Bank interface {
+	CreateDraftPayment(ctx context.Context, bc *psd2.Context, accountID int64, d psd2.DraftPaymentRequest) (int64, error)
+	ListDraftPayments(ctx context.Context, bc *psd2.Context, accountID int64, p psd2.Page) (*psd2.Listing[psd2.DraftPayment], error)
+	GetDraftPayment(ctx context.Context, bc *psd2.Context, accountID, id int64) (psd2.DraftPayment, error)
+	UpdateDraftPayment(ctx context.Context, bc *psd2.Context, accountID, id int64, u psd2.DraftPaymentUpdate) error
+	CreatePSPDraftPayment(ctx context.Context, bc *psd2.Context, d psd2.PSPDraftPaymentRequest) (int64, error)
+	ListPSPDraftPayments(ctx context.Context, bc *psd2.Context, p psd2.Page) (*psd2.Listing[psd2.PSPDraftPayment], error)
+	GetPSPDraftPayment(ctx context.Context, bc *psd2.Context, id int64) (psd2.PSPDraftPayment, error)
+	UpdatePSPDraftPayment(ctx context.Context, bc *psd2.Context, id int64, status string) error
+}
+
+// Contexts hands out the live bunq context of an active consent, re-checks
+// a consent's grant with the bank and forgets a context (*bankctx.Provider).
+type Contexts interface {
+	Get(ctx context.Context, c *tpp.Consent) (*psd2.Context, error)
+	Verify(ctx context.Context, c *tpp.Consent) error
+	Purge(ctx context.Context, consentID string) error
+}
+
+// TPPContexts hands out the TPP's own bunq context (its PSD2 registration),
+// for PSP draft payments.
+type TPPContexts interface {
+	TPPContext(ctx context.Context) (*psd2.Context, error)
+}
+
+// TPPContextFunc adapts a function to TPPContexts.
+type TPPContextFunc func(ctx context.Context) (*psd2.Context, error)
+
+// TPPContext calls f.
+func (f TPPContextFunc) TPPContext(ctx context.Context) (*psd2.Context, error) { return f(ctx) }
+
+// Consents is the consent store (*sqlite.ConsentService). Single payments
+// make their own consent, which the user authorizes through the usual
+// /connect flow.
+type Consents interface {
+	Consent(ctx context.Context, clientID, id string) (*tpp.Consent, error)
+	ConsentByID(ctx context.Context, id string) (*tpp.Consent, error)
+	CreateConsent(ctx context.Context, in tpp.NewConsent) (*tpp.Consent, error)
+	TransitionConsent(ctx context.Context, t tpp.ConsentTransition) (*tpp.Consent, error)
+}
+
+// SinglePaymentUserRef is the user_ref of the consents single payments
+// make. Such a consent carries one payment only: it cannot be used for
+// draft payments.
+const SinglePaymentUserRef = "tpp:single-payment"
+
+// Defaults.
+const (
+	DefaultPollInterval = 30 * time.Second
+	// DefaultOrphanGrace is how long a payment may wait for its bank id
+	// before the poller reconciles it: longer than any create request lasts.
+	DefaultOrphanGrace = 2 * time.Minute
+	// maxPollPerRun bounds the bank calls of one poll.
+	maxPollPerRun = 500
+	// reconcilePages bounds the listing pages searched for a lost draft.
+	reconcilePages = 5
+)
+
+// Config holds the service's dependencies and settings.
+type Config struct {
+	Payments    tpp.PaymentService
+	Consents    Consents
+	Idempotency tpp.IdempotencyStore
+	Bank        Bank
+	Contexts    Contexts
+	// TPP gives the TPP's own context; without it single payments answer
+	// bank_unavailable.
+	TPP TPPContexts
+	// AuthorizeURL is where the user authorizes a consent
+	// ((*oauth.Service).AuthorizeURL): the authorize_url of single payments.
+	AuthorizeURL func(consentID string) string
+
+	// PollInterval is the poller's period (DefaultPollInterval when 0).
+	PollInterval time.Duration
+	// OrphanGrace: see DefaultOrphanGrace.
+	OrphanGrace time.Duration
+
+	Clock  tpp.Clock
+	Logger *slog.Logger
+}
+
+// Service is the payment initiation logic. Safe for concurrent use.
+type Service struct {
+	payments     tpp.PaymentService
+	consents     Consents
+	idem         tpp.IdempotencyStore
+	bank         Bank
+	contexts     Contexts
+	tpp          TPPContexts
+	authorizeURL func(string) string
+	interval     time.Duration
+	grace        time.Duration
+	clock        tpp.Clock
+	log          *slog.Logger
+}
+
+// New validates cfg and returns a Service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Payments == nil || cfg.Consents == nil || cfg.Idempotency == nil || cfg.Bank == nil || cfg.Contexts == nil || cfg.AuthorizeURL == nil {
+		return nil, errors.New("pisp: Payments, Consents, Idempotency, Bank, Contexts and AuthorizeURL are required")
+	}
+	s := &Service{
+		payments: cfg.Payments, consents: cfg.Consents, idem: cfg.Idempotency, bank: cfg.Bank,
+		contexts: cfg.Contexts, tpp: cfg.TPP, authorizeURL: cfg.AuthorizeURL,
+		interval: cfg.PollInterval, grace: cfg.OrphanGrace, clock: cfg.Clock, log: cfg.Logger,
+	}
+	if s.interval <= 0 {
+		s.interval = DefaultPollInterval
+	}
+	if s.grace <= 0 {
+		s.grace = DefaultOrphanGrace
+	}
+	if s.clock == nil {
+		s.clock = tpp.SystemClock{}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+// bankError maps a failed bank call made with consent c's context. An
+// authorization failure is checked again with the bank first: when the bank
+// confirms the grant is gone, the consent becomes revoked (actor bank,
+// audited) and its context is purged.
+func (s *Service) bankError(ctx context.Context, c *tpp.Consent, err error) error {
+	mapped := bankerr.Resolve(ctx, err, func(ctx context.Context) error { return s.contexts.Verify(ctx, c) })
+	if !bankerr.Revoked(mapped) {
+		return mapped
+	}
+	ctx = context.WithoutCancel(ctx)
+	if _, terr := s.consents.TransitionConsent(ctx, tpp.ConsentTransition{
+		ID: c.ID, From: tpp.ConsentActive, To: tpp.ConsentRevoked, Actor: tpp.ActorBank,
+		Detail: "grant withdrawn at bunq (bank refused a payment call; confirmed with the bank)",
+	}); terr != nil && tpp.ErrorCode(terr) != tpp.EConflict {
+		s.log.WarnContext(ctx, "recording the bank's revocation failed", "consent_id", c.ID, "error", terr)
+	}
+	if perr := s.contexts.Purge(ctx, c.ID); perr != nil {
+		s.log.WarnContext(ctx, "purging the context of a revoked consent failed", "consent_id", c.ID, "error", perr)
+	}
+	return tpp.Wrap(err, tpp.EConsentRevoked, "the user withdrew consent %s at the bank", c.ID)
+}
+
+func (s *Service) tppContext(ctx context.Context) (*psd2.Context, error) {
+	if s.tpp == nil {
+		return nil, &tpp.Error{Code: tpp.EBankUnavailable, Message: "Single payments are not configured on this TPP."}
+	}
+	return s.tpp.TPPContext(ctx)
+}

@@ -1,0 +1,170 @@
+package pisp_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/internal/banktest"
+)
+
+func (h *harness) singleBody(amount, description string) string {
+	h.t.Helper()
+	from := h.payer().Accounts[0]
+	to := h.payee()
+	b, _ := json.Marshal(map[string]any{
+		"debtor_iban": strings.ToLower(from.IBAN), "debtor_name": h.payer().DisplayName,
+		"creditor_iban": to.IBAN, "creditor_name": "Bakkerij de Korenschoof",
+		"amount": map[string]string{"amount": amount, "currency": "EUR"}, "description": description,
+		"return_url": returnURL0,
+	})
+	return string(b)
+}
+
+// A single payment: a PSP draft at the bank and an authorize_url; the user
+// approves at bunq's authorization page and the payment is executed.
+func TestSinglePaymentApproved(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, options{})
+	from := h.payer().Accounts[0]
+	h.env.ResetStats(t)
+	body := h.singleBody("25.00", "Order 1043")
+	r := h.req("POST", "/v1/single-payments", body, key("s-1"))
+	if r.status != 201 || r.str("status") != "pending" || r.header.Get("Location") != "/v1/single-payments/"+r.str("id") {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	au := r.str("authorize_url")
+	if !strings.HasPrefix(au, h.srv.URL+"/connect/con_") {
+		t.Fatalf("authorize_url %q", au)
+	}
+	if h.env.Stats(t)[pspCreate] != 1 {
+		t.Fatalf("stats: %v", h.env.Stats(t))
+	}
+	if d := r.body["debtor"].(map[string]any); d["iban"] != from.IBAN {
+		t.Fatalf("debtor IBAN not normalised: %v", d)
+	}
+	// Replay: same response, no second PSP draft.
+	again := h.req("POST", "/v1/single-payments", body, key("s-1"))
+	if again.status != 201 || string(again.raw) != string(r.raw) || again.header.Get("Idempotent-Replayed") != "true" || h.env.Stats(t)[pspCreate] != 1 {
+		t.Fatalf("replay: %d %s", again.status, again.raw)
+	}
+	id := r.str("id")
+	if g := h.req("GET", "/v1/single-payments/"+id, "", nil); g.str("status") != "pending" || g.str("authorize_url") != au {
+		t.Fatalf("get before: %s", g.raw)
+	}
+
+	back := h.authorize(au, "approve")
+	if !strings.HasPrefix(back, returnURL0) {
+		t.Fatalf("browser ends at %s", back)
+	}
+	g := h.req("GET", "/v1/single-payments/"+id, "", nil)
+	if g.status != 200 || g.str("status") != "executed" || g.body["authorize_url"] != nil {
+		t.Fatalf("get after: %d %s", g.status, g.raw)
+	}
+	if got, want := minor(t, h.account(from.ID).Balance.Value), minor(t, from.Balance.Value)-2500; got != want {
+		t.Errorf("payer balance %d, want %d", got, want)
+	}
+	evs := h.events(id)
+	if len(evs) != 1 || evs[0].Kind != "single" || evs[0].Status != "executed" {
+		t.Fatalf("events: %+v", evs)
+	}
+	// The consent made for it cannot be used for other payments.
+	p := h.payment(id)
+	if c := h.req("POST", "/v1/consents/"+p.ConsentID+"/payments", h.paymentBody("1.00", "Sneaky"), key("s-x")); c.status != 403 || c.str("code") != tpp.EScopeNotGranted {
+		t.Fatalf("draft payment under a single payment's consent: %d %s", c.status, c.raw)
+	}
+}
+
+// Denied at bunq: the PSP draft is rejected with the authorization.
+func TestSinglePaymentDenied(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, options{})
+	from := h.payer().Accounts[0]
+	r := h.req("POST", "/v1/single-payments", h.singleBody("3.00", "Denied"), key("s-2"))
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	back := h.authorize(r.str("authorize_url"), "deny")
+	if !strings.Contains(back, "status=rejected") {
+		t.Fatalf("browser ends at %s", back)
+	}
+	g := h.req("GET", "/v1/single-payments/"+r.str("id"), "", nil)
+	if g.str("status") != "rejected" || g.body["authorize_url"] != nil {
+		t.Fatalf("get: %s", g.raw)
+	}
+	if got := h.account(from.ID).Balance.Value; got != from.Balance.Value {
+		t.Errorf("balance moved: %s → %s", from.Balance.Value, got)
+	}
+}
+
+// The user never comes: once the consent's 15 minutes are over the poller
+// cancels the PSP draft at the bank and fails the payment.
+func TestSinglePaymentExpires(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, options{})
+	r := h.req("POST", "/v1/single-payments", h.singleBody("4.00", "Never approved"), key("s-exp"))
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	id := r.str("id")
+	if n, err := h.svc.Poll(context.Background()); err != nil || n != 0 {
+		t.Fatalf("early poll: %d %v", n, err)
+	}
+	h.clock.Advance(16 * time.Minute)
+	if n, err := h.svc.Poll(context.Background()); err != nil || n != 1 {
+		t.Fatalf("poll: %d %v", n, err)
+	}
+	p := h.payment(id)
+	if p.Status != tpp.PaymentFailed || p.ErrorCode != tpp.EConsentExpired {
+		t.Fatalf("payment: %s %s", p.Status, p.ErrorCode)
+	}
+	d, err := h.bc.GetPSPDraftPayment(context.Background(), h.bank.Context, p.BunqID)
+	if err != nil || d.Status != "CANCELLED" {
+		t.Fatalf("PSP draft at the bank: %+v %v", d, err)
+	}
+	if g := h.req("GET", "/v1/single-payments/"+id, "", nil); g.str("status") != "failed" || g.body["authorize_url"] != nil {
+		t.Fatalf("get: %s", g.raw)
+	}
+}
+
+// The PSP draft is made but its answer is lost: found by listing, no second one.
+func TestSinglePaymentAmbiguousFailure(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, options{})
+	h.env.ResetStats(t)
+	h.env.Fault(t, banktest.Fault{Method: "POST", Path: "/v1/user/*/payment-service-provider-draft-payment", Kind: banktest.FaultDrop, Count: 1})
+	body := h.singleBody("6.50", "Dropped")
+	r := h.req("POST", "/v1/single-payments", body, key("s-drop"))
+	if r.status != 201 || h.env.Stats(t)[pspCreate] != 1 {
+		t.Fatalf("create: %d %s stats %v", r.status, r.raw, h.env.Stats(t))
+	}
+	p := h.payment(r.str("id"))
+	if p.BunqID == 0 {
+		t.Fatal("no bank id after reconciliation")
+	}
+	// Drop before sending: nothing at the bank; failed, key released,
+	// consent closed; the retry makes it.
+	h.env.Fault(t, banktest.Fault{Method: "POST", Path: "/v1/user/*/payment-service-provider-draft-payment", Kind: banktest.FaultDropBefore, Count: 1})
+	body2 := h.singleBody("6.60", "Dropped before")
+	if f := h.req("POST", "/v1/single-payments", body2, key("s-drop2")); f.status != 502 {
+		t.Fatalf("drop before: %d %s", f.status, f.raw)
+	}
+	var rejected int
+	if err := h.db.GetContext(context.Background(), &rejected, `SELECT count(*) FROM consents WHERE status = 'rejected'`); err != nil || rejected != 1 {
+		t.Fatalf("consent of the failed single payment not closed: %d %v", rejected, err)
+	}
+	if ok := h.req("POST", "/v1/single-payments", body2, key("s-drop2")); ok.status != 201 {
+		t.Fatalf("retry: %d %s", ok.status, ok.raw)
+	}
+	if n := h.env.Stats(t)[pspCreate]; n != 3 {
+		t.Fatalf("PSP draft POSTs = %d, want 3", n)
+	}
+	// Authorizing approves the reconciled draft too: both execute.
+	h.authorize(r.str("authorize_url"), "approve")
+	if g := h.req("GET", "/v1/single-payments/"+r.str("id"), "", nil); g.str("status") != "executed" {
+		t.Fatalf("get: %s", g.raw)
+	}
+}

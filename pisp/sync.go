@@ -1,0 +1,347 @@
+package pisp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/bankerr"
+	"github.com/bunqtpp/tpp/psd2"
+)
+
+// errMismatch is a bank object that does not match the payment that names
+// it. Nothing is changed on its account.
+var errMismatch = errors.New("pisp: the bank's draft does not match the payment")
+
+// draftOutcome maps a bunq draft payment to a payment status: ACCEPTED is
+// executed once the draft holds the resulting payment (until then it is
+// still pending here), REJECTED rejected, CANCELLED cancelled, PENDING
+// pending, and anything else failed.
+func draftOutcome(d *psd2.DraftPayment) (tpp.PaymentStatus, string) {
+	switch d.Status {
+	case psd2.StatusPending:
+		return tpp.PaymentPending, ""
+	case psd2.StatusAccepted:
+		if _, ok := d.PaymentID(); ok {
+			return tpp.PaymentExecuted, ""
+		}
+		return tpp.PaymentPending, ""
+	case psd2.StatusRejected:
+		return tpp.PaymentRejected, ""
+	case psd2.StatusCancelled:
+		return tpp.PaymentCancelled, ""
+	}
+	return tpp.PaymentFailed, tpp.EBankRejected
+}
+
+// pspOutcome maps a PSP draft payment's status. bunq shows no resulting
+// payment on PSP drafts: ACCEPTED is executed.
+func pspOutcome(status string) (tpp.PaymentStatus, string) {
+	switch status {
+	case psd2.StatusPending:
+		return tpp.PaymentPending, ""
+	case psd2.StatusAccepted:
+		return tpp.PaymentExecuted, ""
+	case psd2.StatusRejected:
+		return tpp.PaymentRejected, ""
+	case psd2.StatusCancelled:
+		return tpp.PaymentCancelled, ""
+	}
+	return tpp.PaymentFailed, tpp.EBankRejected
+}
+
+// Sync brings a pending payment up to date with the bank: it reads the
+// draft with the payment's own bank id and context (never trusting what a
+// caller claims), checks that it is the payment's, and records a new
+// status. It is idempotent: a payment already moved is returned as it is.
+func (s *Service) Sync(ctx context.Context, p *tpp.Payment, requestID string) (*tpp.Payment, error) {
+	if p.Status.Terminal() || p.BunqID == 0 {
+		return p, nil
+	}
+	var (
+		to     tpp.PaymentStatus
+		code   string
+		detail string
+		err    error
+	)
+	switch p.Kind {
+	case tpp.PaymentDraft:
+		to, code, detail, err = s.draftStatus(ctx, p)
+	case tpp.PaymentSingle:
+		to, code, detail, err = s.singleStatus(ctx, p, requestID)
+	default:
+		return p, fmt.Errorf("pisp: payment %s has unknown kind %q", p.ID, p.Kind)
+	}
+	if err != nil || to == tpp.PaymentPending {
+		return p, err
+	}
+	np, err := s.payments.TransitionPayment(ctx, tpp.PaymentTransition{
+		ID: p.ID, To: to, ErrorCode: code, Actor: tpp.ActorBank, RequestID: requestID, Detail: detail,
+	})
+	if err != nil {
+		if c := tpp.ErrorCode(err); c == tpp.EConflict || c == tpp.EPaymentNotCancellable {
+			// Someone recorded it first (a callback and the poller).
+			return s.payments.PaymentByID(ctx, p.ID)
+		}
+		return p, err
+	}
+	s.log.InfoContext(ctx, "payment status changed", "payment_id", p.ID, "from", p.Status, "to", to)
+	return np, nil
+}
+
+func (s *Service) draftStatus(ctx context.Context, p *tpp.Payment) (tpp.PaymentStatus, string, string, error) {
+	c, err := s.consents.ConsentByID(ctx, p.ConsentID)
+	if err != nil {
+		return "", "", "", err
+	}
+	if c.Status != tpp.ConsentActive {
+		// No grant to read with; the status stays as last seen.
+		return tpp.PaymentPending, "", "", nil
+	}
+	bc, err := s.contexts.Get(ctx, c)
+	if err != nil {
+		return "", "", "", s.bankError(ctx, c, err)
+	}
+	d, err := s.bank.GetDraftPayment(ctx, bc, p.AccountID, p.BunqID)
+	if err != nil {
+		return "", "", "", s.bankError(ctx, c, err)
+	}
+	if d.ID != p.BunqID || !draftMatches(&d, p) {
+		s.log.ErrorContext(ctx, "bank draft does not match payment", "payment_id", p.ID, "bunq_id", p.BunqID)
+		return "", "", "", errMismatch
+	}
+	to, code := draftOutcome(&d)
+	return to, code, "bank draft payment status " + d.Status, nil
+}
+
+func (s *Service) singleStatus(ctx context.Context, p *tpp.Payment, requestID string) (tpp.PaymentStatus, string, string, error) {
+	bc, err := s.tppContext(ctx)
+	if err != nil {
+		return "", "", "", bankerr.FromBank(err)
+	}
+	d, err := s.bank.GetPSPDraftPayment(ctx, bc, p.BunqID)
+	if err != nil {
+		return "", "", "", bankerr.FromBank(err)
+	}
+	if d.ID != p.BunqID || !pspMatches(&d, p) {
+		s.log.ErrorContext(ctx, "bank PSP draft does not match payment", "payment_id", p.ID, "bunq_id", p.BunqID)
+		return "", "", "", errMismatch
+	}
+	to, code := pspOutcome(d.Status)
+	if to == tpp.PaymentPending {
+		return s.abandoned(ctx, bc, p)
+	}
+	return to, code, "bank PSP draft payment status " + d.Status, nil
+}
+
+// abandoned ends a pending single payment whose consent the user can no
+// longer authorize (denied, or never came in time): the PSP draft is
+// cancelled at the bank first, so it cannot be approved later unseen.
+func (s *Service) abandoned(ctx context.Context, bc *psd2.Context, p *tpp.Payment) (tpp.PaymentStatus, string, string, error) {
+	c, err := s.consents.ConsentByID(ctx, p.ConsentID)
+	if err != nil {
+		return "", "", "", err
+	}
+	var to tpp.PaymentStatus
+	var code string
+	switch {
+	case c.Status == tpp.ConsentRejected:
+		to, code = tpp.PaymentRejected, c.ErrorCode
+	case c.Status == tpp.ConsentExpired, c.Status == tpp.ConsentPending && !s.clock.Now().Before(c.ExpiresAt):
+		to, code = tpp.PaymentFailed, tpp.EConsentExpired
+	default:
+		return tpp.PaymentPending, "", "", nil
+	}
+	if err := s.bank.UpdatePSPDraftPayment(ctx, bc, p.BunqID, psd2.StatusCancelled); err != nil {
+		// Maybe accepted meanwhile: the next look decides.
+		return "", "", "", bankerr.FromBank(err)
+	}
+	return to, code, "authorization not given; PSP draft payment cancelled at the bank", nil
+}
+
+// OnDraftPayment handles a bunq DRAFT_PAYMENT notification: objectType is
+// the key of its object (DraftPayment or PaymentServiceProviderDraftPayment)
+// and object the value. The notification is only a hint: the payment is
+// looked up by the id it names and re-read from the bank, so a forged or
+// replayed callback changes nothing. An error means "try again later" (the
+// callback endpoint answers 500 and bunq retries). See the package doc for
+// the wiring.
+func (s *Service) OnDraftPayment(ctx context.Context, objectType string, object json.RawMessage, requestID string) error {
+	var kind tpp.PaymentKind
+	switch objectType {
+	case "DraftPayment":
+		kind = tpp.PaymentDraft
+	case "PaymentServiceProviderDraftPayment":
+		kind = tpp.PaymentSingle
+	default:
+		return nil
+	}
+	var v struct {
+		ID json.Number `json:"id"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(object))
+	dec.UseNumber()
+	if dec.Decode(&v) != nil {
+		return nil
+	}
+	id, err := v.ID.Int64()
+	if err != nil || id <= 0 {
+		return nil
+	}
+	p, err := s.payments.PaymentByBunqID(ctx, kind, id)
+	if tpp.ErrorCode(err) == tpp.EPaymentNotFound {
+		return nil // not ours (or not recorded yet: the poller covers that)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := s.Sync(ctx, p, requestID); err != nil {
+		switch tpp.ErrorCode(err) {
+		case tpp.EBankUnavailable, tpp.EBankRateLimited, tpp.EInternal:
+			return err
+		}
+		s.log.WarnContext(ctx, "draft payment callback not applied", "payment_id", p.ID, "error", err)
+	}
+	return nil
+}
+
+// Run polls pending payments every PollInterval until ctx ends. It covers
+// lost callbacks and settles payments whose creation was left unknown.
+func (s *Service) Run(ctx context.Context) error {
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if _, err := s.Poll(ctx); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "payment poll failed", "error", err)
+			}
+		}
+	}
+}
+
+// Poll looks at every pending payment once and returns how many changed.
+// A payment the bank cannot answer for is skipped until the next poll.
+func (s *Service) Poll(ctx context.Context) (int, error) {
+	changed, seen := 0, 0
+	pr := tpp.PageRequest{Limit: tpp.MaxPageLimit}
+	for seen < maxPollPerRun {
+		page, err := s.payments.ListPayments(ctx, tpp.PaymentFilter{Status: tpp.PaymentPending}, pr)
+		if err != nil {
+			return changed, err
+		}
+		for _, p := range page.Items {
+			if ctx.Err() != nil {
+				return changed, ctx.Err()
+			}
+			seen++
+			var np *tpp.Payment
+			if p.BunqID == 0 {
+				if s.clock.Now().Sub(p.CreatedAt) < s.grace {
+					continue // its create request may still be running
+				}
+				np, err = s.reconcile(ctx, p)
+			} else {
+				np, err = s.Sync(ctx, p, "")
+			}
+			if err != nil {
+				s.log.WarnContext(ctx, "payment not refreshed", "payment_id", p.ID, "error", err)
+				continue
+			}
+			if np.Status != p.Status || np.BunqID != p.BunqID {
+				changed++
+			}
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		pr.Cursor = page.NextCursor
+	}
+	return changed, nil
+}
+
+// reconcile settles a payment whose creation ended without a known outcome:
+// the bank's drafts are searched for it; found, it gets its bank id and its
+// idempotency key the response; not found, it fails and the key is freed.
+func (s *Service) reconcile(ctx context.Context, p *tpp.Payment) (*tpp.Payment, error) {
+	found, looked, err := s.locate(ctx, p)
+	if err != nil || !looked {
+		return p, err
+	}
+	if found == 0 {
+		np, err := s.payments.TransitionPayment(ctx, tpp.PaymentTransition{
+			ID: p.ID, To: tpp.PaymentFailed, ErrorCode: tpp.EBankUnavailable, Actor: tpp.ActorSystem,
+			Detail: "the bank has no draft for this payment after an unanswered create",
+		})
+		if err != nil {
+			return nil, err
+		}
+		if p.Kind == tpp.PaymentSingle {
+			s.closeConsent(ctx, p.ConsentID, tpp.EBankUnavailable, "")
+		}
+		if p.IdempotencyKey != "" {
+			if err := s.idem.ReleaseIdempotent(ctx, p.ClientID, p.IdempotencyKey); err != nil {
+				s.log.WarnContext(ctx, "releasing idempotency key", "payment_id", p.ID, "error", err)
+			}
+		}
+		return np, nil
+	}
+	np, err := s.recordBankID(ctx, p, found, "")
+	if err != nil {
+		return nil, err
+	}
+	if p.IdempotencyKey != "" {
+		var body []byte
+		if np.Kind == tpp.PaymentSingle {
+			body, err = json.Marshal(singleView(np, s.authorizeURL(np.ConsentID)))
+		} else {
+			body, err = json.Marshal(PaymentView(np))
+		}
+		if err == nil {
+			err = s.idem.CompleteIdempotent(ctx, p.ClientID, p.IdempotencyKey, http.StatusCreated, body)
+		}
+		if err != nil {
+			s.log.WarnContext(ctx, "storing reconciled response", "payment_id", p.ID, "error", err)
+		}
+	}
+	return np, nil
+}
+
+// locate searches the bank for the draft made for p. looked is false when
+// the bank cannot be asked now (the consent is no longer active).
+func (s *Service) locate(ctx context.Context, p *tpp.Payment) (found int64, looked bool, err error) {
+	if p.Kind == tpp.PaymentSingle {
+		bc, err := s.tppContext(ctx)
+		if err != nil {
+			return 0, false, bankerr.FromBank(err)
+		}
+		found, err := s.findPSPDraft(ctx, bc, p)
+		if err != nil {
+			return 0, false, bankerr.FromBank(err)
+		}
+		return found, true, nil
+	}
+	c, err := s.consents.ConsentByID(ctx, p.ConsentID)
+	if err != nil {
+		return 0, false, err
+	}
+	if c.Status != tpp.ConsentActive {
+		return 0, false, nil
+	}
+	bc, err := s.contexts.Get(ctx, c)
+	if err != nil {
+		return 0, false, s.bankError(ctx, c, err)
+	}
+	found, err = s.findDraft(ctx, bc, p)
+	if err != nil {
+		return 0, false, s.bankError(ctx, c, err)
+	}
+	return found, true, nil
+}

@@ -39,8 +39,10 @@ type command struct {
 // state is shared between runs (tests call run many times in one process).
 func commands() map[string]command {
 	return map[string]command{
+		"bench":    {"load-test the TPP against the emulated bank and print figures", runBench},
 		"certs":    {"generate eIDAS-style test certificates", runCerts},
 		"clients":  {"manage fintech API clients", runClients},
+		"demo":     {"run the whole product on embedded defaults with a demo fintech app", runDemo},
 		"sandbox":  {"run the emulated bunq sandbox", runSandbox},
 		"register": {"register this TPP with bunq (installation, PSD2 credential, OAuth client)", runRegister},
 		"serve":    {"run the TPP: fintech API, consent pages, bank callbacks", runServe},

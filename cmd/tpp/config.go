@@ -26,6 +26,8 @@ type config struct {
 	RedisURL      string
 	RedisSentinel string // master@host:port,host:port
 	RedisCluster  string // host:port,host:port
+	RedisPassword string // for Sentinel and Cluster; a URL carries its own
+	WebhookHosts  string // private | public | auto
 	MasterKey     string
 	LogLevel      string
 	LogFormat     string
@@ -58,6 +60,8 @@ func (c *config) settings() []setting {
 		{flag: "redis-url", env: "TPP_REDIS_URL", def: "", usage: "Redis URL (redis:// or rediss://); empty starts an embedded Redis, for dev and demo only", str: &c.RedisURL},
 		{flag: "redis-sentinel", env: "TPP_REDIS_SENTINEL", def: "", usage: "Redis Sentinel as master@host:port,host:port (instead of --redis-url)", str: &c.RedisSentinel},
 		{flag: "redis-cluster", env: "TPP_REDIS_CLUSTER", def: "", usage: "Redis Cluster node addresses host:port,host:port (instead of --redis-url)", str: &c.RedisCluster},
+		{flag: "redis-password", env: "TPP_REDIS_PASSWORD", def: "", usage: "Redis password for --redis-sentinel and --redis-cluster (a --redis-url carries its own)", secret: true, str: &c.RedisPassword},
+		{flag: "webhook-targets", env: "TPP_WEBHOOK_TARGETS", def: "auto", usage: "which webhook destinations are allowed: public (refuse private, loopback and link-local addresses), any, or auto (public against sandbox and production, any otherwise)", str: &c.WebhookHosts},
 		{flag: "master-key", env: "TPP_MASTER_KEY", def: "", usage: "master keys sealing secrets at rest, \"id:hex\" items, current first (generate: openssl rand -hex 32)", secret: true, str: &c.MasterKey},
 		{flag: "log-level", env: "TPP_LOG_LEVEL", def: "info", usage: "debug, info, warn or error", str: &c.LogLevel},
 		{flag: "log-format", env: "TPP_LOG_FORMAT", def: "json", usage: "json or text", str: &c.LogFormat},
@@ -141,6 +145,11 @@ func (c *config) validate() error {
 	if n > 1 {
 		errs = append(errs, errors.New("settings --redis-url, --redis-sentinel and --redis-cluster exclude each other: set one"))
 	}
+	switch c.WebhookHosts {
+	case "auto", "public", "any":
+	default:
+		errs = append(errs, fmt.Errorf("setting --webhook-targets ($TPP_WEBHOOK_TARGETS) = %q: use public, any or auto", c.WebhookHosts))
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -152,6 +161,18 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("setting --log-format ($TPP_LOG_FORMAT) = %q: use json or text", c.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// webhookDenyPrivate tells whether webhooks to private, loopback and
+// link-local addresses are refused (SSRF protection for a hosted TPP).
+func (c *config) webhookDenyPrivate() bool {
+	switch c.WebhookHosts {
+	case "public":
+		return true
+	case "any":
+		return false
+	}
+	return c.BankEnv == "sandbox" || c.BankEnv == "production"
 }
 
 // print writes the effective configuration with secrets masked.
@@ -190,16 +211,27 @@ func maskSecret(v string) string {
 	return strings.Join(ids, ",")
 }
 
+// maskURLPassword masks a password in a URL's user info and in its query
+// (Sentinel URLs carry the Redis password as password=...).
 func maskURLPassword(v string) string {
 	u, err := url.Parse(v)
-	if err != nil || u.User == nil {
-		return v
+	if err != nil {
+		return "****"
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "MASKED")
-		return strings.Replace(u.String(), ":MASKED@", ":****@", 1)
+	if q := u.Query(); q.Has("password") || q.Has("sentinel_password") {
+		for _, k := range []string{"password", "sentinel_password"} {
+			if q.Has(k) {
+				q.Set(k, "MASKED")
+			}
+		}
+		u.RawQuery = q.Encode()
 	}
-	return u.String()
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "MASKED")
+		}
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(u.String(), ":MASKED@", ":****@"), "=MASKED", "=****")
 }
 
 func isHTTPURL(s string) bool {

@@ -57,17 +57,42 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 
 func TestConfigPrintMasksSecrets(t *testing.T) {
 	key := strings.Repeat("ab", 32)
-	c, err := parseTestConfig(t, map[string]string{"TPP_MASTER_KEY": "k2:" + key + ",k1:" + key}, "--redis-url", "redis://user:hunter2@redis:6379/0")
+	c, err := parseTestConfig(t, map[string]string{"TPP_MASTER_KEY": "k2:" + key + ",k1:" + key, "TPP_REDIS_PASSWORD": "pw-cluster"},
+		"--redis-url", "redis://user:hunter2@redis:6379/0?master_name=m&password=pw-in-query")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b strings.Builder
 	c.print(&b)
 	out := b.String()
-	if strings.Contains(out, key) || strings.Contains(out, "hunter2") {
+	if strings.Contains(out, key) || strings.Contains(out, "hunter2") || strings.Contains(out, "pw-in-query") || strings.Contains(out, "pw-cluster") {
 		t.Fatalf("printed configuration leaks a secret:\n%s", out)
 	}
-	if !strings.Contains(out, "k2:****,k1:****") || !strings.Contains(out, "redis://user:****@redis:6379/0") {
+	if !strings.Contains(out, "k2:****,k1:****") || !strings.Contains(out, "redis://user:****@redis:6379/0?master_name=m&password=****") {
 		t.Fatalf("masked values not shown as expected:\n%s", out)
+	}
+}
+
+func TestWebhookTargets(t *testing.T) {
+	for _, tt := range []struct {
+		bank, targets string
+		deny          bool
+	}{
+		{"production", "auto", true},
+		{"sandbox", "auto", true},
+		{"emulated", "auto", false},
+		{"production", "any", false},
+		{"emulated", "public", true},
+	} {
+		c, err := parseTestConfig(t, nil, "--bank", tt.bank, "--webhook-targets", tt.targets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.webhookDenyPrivate(); got != tt.deny {
+			t.Errorf("bank %s, targets %s: deny private = %v, want %v", tt.bank, tt.targets, got, tt.deny)
+		}
+	}
+	if _, err := parseTestConfig(t, nil, "--webhook-targets", "internal"); err == nil || !strings.Contains(err.Error(), "--webhook-targets") {
+		t.Errorf("bad value accepted: %v", err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/bunqtpp/tpp/bankctx"
 	"github.com/bunqtpp/tpp/cbpii"
 	"github.com/bunqtpp/tpp/health"
+	"github.com/bunqtpp/tpp/janitor"
 	"github.com/bunqtpp/tpp/logging"
 	"github.com/bunqtpp/tpp/metrics"
 	"github.com/bunqtpp/tpp/oauth"
@@ -271,10 +272,10 @@ func (a *app) openRedis(ctx context.Context) error {
 		if !ok || master == "" || addrs == "" {
 			return errors.New("setting --redis-sentinel ($TPP_REDIS_SENTINEL) must look like master@host:port,host:port")
 		}
-		rc = redis.Config{SentinelMaster: master, SentinelAddrs: splitList(addrs)}
+		rc = redis.Config{SentinelMaster: master, SentinelAddrs: splitList(addrs), Password: cfg.RedisPassword, SentinelPassword: cfg.RedisPassword}
 	}
 	if cfg.RedisCluster != "" {
-		rc = redis.Config{ClusterAddrs: splitList(cfg.RedisCluster)}
+		rc = redis.Config{ClusterAddrs: splitList(cfg.RedisCluster), Password: cfg.RedisPassword}
 	}
 	if rc.URL == "" && rc.SentinelMaster == "" && len(rc.ClusterAddrs) == 0 {
 		if cfg.BankEnv == "production" {
@@ -391,15 +392,24 @@ func (a *app) bankClient(ctx context.Context) error {
 }
 
 // saveTPPContext writes the TPP's renewed session back to its registration.
+// It re-reads the registration first: if 'tpp register' replaced it (a new
+// certificate) while this process ran, the old context must not overwrite it.
 func (a *app) saveTPPContext(ctx context.Context, regs *sqlite.RegistrationStore) error {
 	b, err := json.Marshal(a.tppCtx)
 	if err != nil {
 		return err
 	}
-	reg := *a.reg
+	reg, err := regs.Registration(ctx, a.bank.API)
+	if err != nil {
+		return err
+	}
+	if reg.CertFingerprint != a.reg.CertFingerprint {
+		a.log.Warn("the registration changed while running (re-registered with another certificate): restart to use it")
+		return nil
+	}
 	reg.Context = b
 	reg.SessionExpiry = a.tppCtx.SessionExpiry()
-	return regs.SaveRegistration(ctx, &reg)
+	return regs.SaveRegistration(ctx, reg)
 }
 
 func (a *app) services(ctx context.Context) error {
@@ -410,9 +420,10 @@ func (a *app) services(ctx context.Context) error {
 
 	// Webhooks to fintechs, from the durable outbox.
 	hooks, err := webhook.NewDispatcher(webhook.NewOutboxStore(sqlite.NewOutbox(a.db), clients), webhook.Options{
-		Clock:    a.clock,
-		Logger:   a.log,
-		OnResult: a.metrics.ObserveWebhook,
+		Clock:               a.clock,
+		Logger:              a.log,
+		OnResult:            a.metrics.ObserveWebhook,
+		DenyPrivateNetworks: cfg.webhookDenyPrivate(),
 	})
 	if err != nil {
 		return err
@@ -515,6 +526,14 @@ func (a *app) services(ctx context.Context) error {
 		return err
 	}
 	a.workers = append(a.workers, payments.Run)
+	sweeper := &janitor.Janitor{
+		Consents:    consents,
+		Idempotency: sqlite.NewIdempotencyStore(a.db),
+		Contexts:    a.ctxs,
+		Clock:       a.clock,
+		Logger:      a.log,
+	}
+	a.workers = append(a.workers, sweeper.Run)
 	ph, err := pisp.NewHandler(payments, auth)
 	if err != nil {
 		return err

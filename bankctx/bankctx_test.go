@@ -1,0 +1,276 @@
+package bankctx_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/bankctx"
+	"github.com/bunqtpp/tpp/bankctx/bankctxtest"
+	"github.com/bunqtpp/tpp/internal/banktest"
+	"github.com/bunqtpp/tpp/internal/redistest"
+	"github.com/bunqtpp/tpp/psd2"
+	"github.com/bunqtpp/tpp/redis"
+	"github.com/bunqtpp/tpp/seal"
+	"github.com/bunqtpp/tpp/sqlite"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+func TestKeyPool(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := bankctx.NewKeyPool(3, 2)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for p.Len() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("pool did not fill")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := p.Run(ctx); err == nil {
+		t.Fatal("second Run accepted")
+	}
+	time.Sleep(20 * time.Millisecond)
+	if p.Len() != 3 || p.Cap() != 3 {
+		t.Fatalf("pool holds %d of %d", p.Len(), p.Cap())
+	}
+	k1, err := p.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, _ := p.Get(ctx)
+	if k1.N.BitLen() != 2048 || k1.N.Cmp(k2.N) == 0 {
+		t.Fatal("keys wrong or reused")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not stop with its context")
+	}
+	// Drained and stopped: Get waits only as long as its context.
+	for p.Len() > 0 {
+		_, _ = p.Get(context.Background())
+	}
+	short, c2 := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer c2()
+	if _, err := p.Get(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get on empty stopped pool: %v", err)
+	}
+}
+
+// world is a consent made active with a real token from the emulator.
+type world struct {
+	env      *banktest.Env
+	tpp      *bankctxtest.TPP
+	rdb      goredis.UniversalClient
+	consents *sqlite.ConsentService
+	consent  *tpp.Consent
+	token    string
+	pool     *bankctx.KeyPool
+	keyring  *seal.Keyring
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	w := &world{env: banktest.Start(t)}
+	w.tpp = bankctxtest.Register(t, w.env, "https://tpp.example/oauth/callback", "")
+	w.rdb = redistest.Start(t).Client(t)
+	mk := make([]byte, 32)
+	_, _ = rand.Read(mk)
+	w.keyring, _ = seal.NewKeyring(seal.Key{ID: "k1", Key: mk})
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	w.consents = sqlite.NewConsentService(db, w.keyring)
+	cl, _, err := sqlite.NewClientService(db, w.keyring).CreateClient(ctx, tpp.NewClient{Name: "A", ReturnURLs: []string{"https://a.example/r"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := w.consents.CreateConsent(ctx, tpp.NewConsent{ClientID: cl.ID, UserRef: "u", Scopes: []tpp.Scope{tpp.ScopeAccounts}, ReturnURL: "https://a.example/r", Actor: tpp.ActorSystem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := bankctxtest.Person(t, w.env)
+	w.token = w.tpp.AccessToken(t, user.ID)
+	w.consent, err = w.consents.TransitionConsent(ctx, tpp.ConsentTransition{ID: c.ID, To: tpp.ConsentActive, BunqUserID: user.ID, BunqUserName: user.DisplayName, AccessToken: w.token, Actor: tpp.ActorPSU})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.pool = bankctx.NewKeyPool(4, 1)
+	w.pool.Start(ctx)
+	return w
+}
+
+// replica is one TPP process: its own bunq client and provider, sharing
+// Redis and SQLite with the others.
+type replica struct {
+	p        *bankctx.Provider
+	client   *psd2.Client
+	rebuilds *int
+	mu       *sync.Mutex
+}
+
+func (w *world) replica(t *testing.T) *replica {
+	t.Helper()
+	keys := redis.NewKeys("b:")
+	store, err := redis.NewContextStore(w.rdb, keys, w.keyring, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &replica{rebuilds: new(int), mu: &sync.Mutex{}}
+	r.client, err = psd2.New(psd2.Options{BaseURL: w.env.APIURL, RateMargin: -1, HTTPClient: &http.Client{Timeout: 10 * time.Second},
+		OnRenew: func(ctx context.Context, c *psd2.Context) error { return r.p.OnRenew(ctx, c) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.p, err = bankctx.New(bankctx.Config{Bank: r.client, Store: store, Locker: redis.NewLocker(w.rdb, keys), Tokens: w.consents, Keys: w.pool, CloseTimeout: 300 * time.Millisecond,
+		OnRebuild: func(string) { r.mu.Lock(); *r.rebuilds++; r.mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r *replica) count() int { r.mu.Lock(); defer r.mu.Unlock(); return *r.rebuilds }
+
+func TestCreateGetPurge(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	r := w.replica(t)
+	ctx := context.Background()
+	bc, user, err := r.p.Create(ctx, w.consent.ID, w.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user.ID != w.consent.BunqUserID || user.DisplayName == "" || user.APIKeyID != bc.UserID() || bc.Kind() != psd2.KindOAuth {
+		t.Fatalf("user %+v, context user %d", user, bc.UserID())
+	}
+	if id, ok := r.p.ConsentOf(bc); !ok || id != w.consent.ID {
+		t.Fatal("context not tracked")
+	}
+	got, err := r.p.Get(ctx, w.consent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.InstallationID() != bc.InstallationID() || got.SessionID() != bc.SessionID() || r.count() != 0 {
+		t.Fatal("Get did not return the stored context")
+	}
+	if _, err := r.client.ListMonetaryAccounts(ctx, got, psd2.Page{}); err != nil {
+		t.Fatalf("stored context unusable: %v", err)
+	}
+	// A context not from the provider is ignored by the renewal hook.
+	if err := r.p.OnRenew(ctx, w.tpp.Context); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.p.Purge(ctx, w.consent.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := w.rdb.Exists(ctx, "b:ctx:"+w.consent.ID).Result(); n != 0 {
+		t.Fatal("purge left the context")
+	}
+	// Only active consents get a context.
+	pending := *w.consent
+	pending.Status = tpp.ConsentPending
+	if _, err := r.p.Get(ctx, &pending); tpp.ErrorCode(err) != tpp.EConsentNotActive {
+		t.Fatalf("pending consent: %v", err)
+	}
+}
+
+// A value that does not open (tampered, or copied from another consent)
+// is rebuilt over, never used.
+func TestUnreadableContextIsRebuilt(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	r := w.replica(t)
+	ctx := context.Background()
+	if _, _, err := r.p.Create(ctx, w.consent.ID, w.token); err != nil {
+		t.Fatal(err)
+	}
+	key := "b:ctx:" + w.consent.ID
+	raw, _ := w.rdb.Get(ctx, key).Bytes()
+	raw[len(raw)-1] ^= 1
+	w.rdb.Set(ctx, key, raw, 0)
+	if _, err := r.p.Get(ctx, w.consent); err != nil {
+		t.Fatal(err)
+	}
+	if r.count() != 1 {
+		t.Fatalf("rebuilds %d", r.count())
+	}
+}
+
+// Two replicas sharing Redis: 20 concurrent Gets after a flush rebuild once.
+func TestOneRebuildAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	a, b := w.replica(t), w.replica(t)
+	ctx := context.Background()
+	if _, _, err := a.p.Create(ctx, w.consent.ID, w.token); err != nil {
+		t.Fatal(err)
+	}
+	w.rdb.FlushAll(ctx)
+	w.env.ResetStats(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		rp := a
+		if i%2 == 1 {
+			rp = b
+		}
+		wg.Go(func() {
+			if _, err := rp.p.Get(ctx, w.consent); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if st := w.env.Stats(t); st["POST /v1/session-server"] != 1 || st["POST /v1/installation"] != 1 {
+		t.Fatalf("bank calls %v", st)
+	}
+	if a.count()+b.count() != 1 {
+		t.Fatalf("rebuilds %d + %d", a.count(), b.count())
+	}
+}
+
+func TestVerifyRevokedGrant(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	r := w.replica(t)
+	ctx := context.Background()
+	if _, _, err := r.p.Create(ctx, w.consent.ID, w.token); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.p.Verify(ctx, w.consent); err != nil {
+		t.Fatalf("live grant: %v", err)
+	}
+	w.env.RevokeGrant(t, w.consent.BunqUserID, w.tpp.ClientID)
+	if err := r.p.Verify(ctx, w.consent); !errors.Is(err, bankctx.ErrGrantRevoked) {
+		t.Fatalf("revoked grant: %v", err)
+	}
+	// Closing still purges locally even though the bank refuses the session
+	// (the bank error, if any, is reported after the purge).
+	_ = r.p.Close(ctx, w.consent.ID)
+	if n, _ := w.rdb.Exists(ctx, "b:ctx:"+w.consent.ID).Result(); n != 0 {
+		t.Fatal("context left after close")
+	}
+}

@@ -1,0 +1,109 @@
+package oauth
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"time"
+)
+
+// Browser binding. The OAuth state alone proves only that *someone* started
+// a flow; the cookie proves the callback arrives in the browser that did.
+// Redis keeps the hash of the cookie's nonce, never the nonce itself.
+
+// cookie names and paths.
+const (
+	stateCookiePrefix = "tpp_oauth_" // + a short hash of the state: one cookie per flow
+	stateCookiePath   = "/oauth"
+	csrfCookieName    = "tpp_csrf"
+	csrfCookiePath    = "/connect"
+	csrfFormField     = "csrf_token"
+)
+
+// randomToken returns n random bytes, base64url without padding.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("oauth: crypto/rand: " + err.Error()) // nothing secret may be made without entropy
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// newState returns a fresh OAuth state: 256 random bits.
+func newState() string { return randomToken(32) }
+
+// hashNonce is what Redis stores for the browser nonce.
+func hashNonce(nonce string) string {
+	sum := sha256.Sum256([]byte(nonce))
+	return hex.EncodeToString(sum[:])
+}
+
+// nonceMatches compares a cookie nonce with the stored hash in constant time.
+func nonceMatches(nonce, storedHash string) bool {
+	if nonce == "" || storedHash == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(hashNonce(nonce)), []byte(storedHash)) == 1
+}
+
+// stateCookieName names the cookie of one flow, so two flows in two tabs
+// do not overwrite each other's nonce.
+func stateCookieName(state string) string {
+	sum := sha256.Sum256([]byte("cookie:" + state))
+	return stateCookiePrefix + hex.EncodeToString(sum[:8])
+}
+
+// cookies builds the flow's cookies. Secure is set when the public URL is
+// https; plain http is only for local development (http://localhost), where
+// browsers would drop a Secure cookie.
+type cookies struct {
+	secure bool
+}
+
+func (c cookies) state(state, nonce string, ttl time.Duration) *http.Cookie {
+	return &http.Cookie{
+		Name: stateCookieName(state), Value: nonce, Path: stateCookiePath,
+		MaxAge: int(ttl / time.Second), Secure: c.secure, HttpOnly: true,
+		// Lax: the callback is a top-level GET navigation from bunq's site.
+		SameSite: http.SameSiteLaxMode,
+	}
+}
+
+func (c cookies) clearState(state string) *http.Cookie {
+	return &http.Cookie{
+		Name: stateCookieName(state), Value: "", Path: stateCookiePath, MaxAge: -1,
+		Secure: c.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	}
+}
+
+func (c cookies) csrf(value string) *http.Cookie {
+	return &http.Cookie{
+		Name: csrfCookieName, Value: value, Path: csrfCookiePath, MaxAge: 3600,
+		Secure: c.secure, HttpOnly: true,
+		// Strict: the forms post from our own page only.
+		SameSite: http.SameSiteStrictMode,
+	}
+}
+
+// csrfToken binds a form to the browser's CSRF cookie and to one consent:
+// HMAC(key, cookie value, consent id). A forged POST from another site has
+// neither the cookie (SameSite=Strict) nor a token matching it.
+func csrfToken(key []byte, cookieValue, consentID string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("csrf\x00"))
+	m.Write([]byte(cookieValue))
+	m.Write([]byte{0})
+	m.Write([]byte(consentID))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func csrfValid(key []byte, cookieValue, consentID, token string) bool {
+	if cookieValue == "" || token == "" {
+		return false
+	}
+	return hmac.Equal([]byte(csrfToken(key, cookieValue, consentID)), []byte(token))
+}

@@ -1,0 +1,335 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/redis"
+	"github.com/bunqtpp/tpp/web"
+)
+
+// PageError is a failure the user sees as a page: what happened and what
+// to do. The flow never shows internal details.
+type PageError struct {
+	Status int
+	Page   web.ErrorData
+	Err    error // the cause, for logs
+}
+
+func (e *PageError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("oauth page %d %q: %v", e.Status, e.Page.Heading, e.Err)
+	}
+	return fmt.Sprintf("oauth page %d %q", e.Status, e.Page.Heading)
+}
+
+func (e *PageError) Unwrap() error { return e.Err }
+
+func pageErr(status int, heading, what, advice string, cause error) *PageError {
+	return &PageError{Status: status, Page: web.ErrorData{Heading: heading, What: what, Advice: advice}, Err: cause}
+}
+
+func (s *Service) unavailable(err error) *PageError {
+	return pageErr(http.StatusServiceUnavailable, "Something went wrong on our side",
+		"We could not handle your request just now. Nothing has been shared with anyone.",
+		"Please try again in a few minutes. If it keeps happening, start again from the app you came from.", err)
+}
+
+var errNoConsent = pageErr(http.StatusNotFound, "This link does not work",
+	"We could not find the connection request behind this link.",
+	"Go back to the app you came from and start again.", nil)
+
+// scopeText is what each scope means, in plain words.
+var scopeText = map[tpp.Scope]web.Scope{
+	tpp.ScopeAccounts: {Title: "Account information", Description: "see your accounts, balances and transactions"},
+	tpp.ScopePayments: {Title: "Payments", Description: "prepare payments that you approve in your bunq app"},
+	tpp.ScopeFunds:    {Title: "Funds check", Description: "check whether you have enough money for an amount"},
+}
+
+// ConnectView is what the consent page shows.
+type ConnectView struct {
+	Consent *tpp.Consent
+	Client  *tpp.FintechClient
+	Reauth  bool
+	Scopes  []web.Scope
+}
+
+// usable loads a consent for the browser flow: pending and in time, or due
+// for re-authorization. Anything else is a page error.
+func (s *Service) usable(ctx context.Context, id string) (*tpp.Consent, *tpp.FintechClient, error) {
+	c, err := s.consents.ConsentByID(ctx, id)
+	if tpp.ErrorCode(err) == tpp.EConsentNotFound || tpp.ErrorCode(err) == tpp.ENotFound {
+		return nil, nil, errNoConsent
+	}
+	if err != nil {
+		return nil, nil, s.unavailable(err)
+	}
+	if c, err = s.refresh(ctx, c, ""); err != nil {
+		return nil, nil, s.unavailable(err)
+	}
+	cl, err := s.clients.Client(ctx, c.ClientID)
+	if err != nil {
+		return nil, nil, s.unavailable(err)
+	}
+	if cl.Status != tpp.ClientActive {
+		return nil, nil, pageErr(http.StatusGone, "This app can no longer connect",
+			"The app that sent you here is no longer allowed to connect to bank accounts.",
+			"Contact the app's support if you think this is a mistake.", nil)
+	}
+	switch c.Status {
+	case tpp.ConsentPending, tpp.ConsentReauthRequired:
+		return c, cl, nil
+	}
+	pe := statusPage(c)
+	pe.Page.ReturnURL = returnURL(c, "")
+	pe.Page.ClientName = cl.Name
+	return nil, nil, pe
+}
+
+func statusPage(c *tpp.Consent) *PageError {
+	switch c.Status {
+	case tpp.ConsentActive:
+		return pageErr(http.StatusConflict, "You are already connected",
+			"You already approved this request. There is nothing more to do here.",
+			"You can go back to the app.", nil)
+	case tpp.ConsentExpired:
+		return pageErr(http.StatusGone, "This request has expired",
+			"Connection requests are valid for 15 minutes, and this one has run out. Nothing was shared.",
+			"Go back to the app and start again.", nil)
+	case tpp.ConsentRejected:
+		return pageErr(http.StatusGone, "This request was declined",
+			"This connection request was declined or cancelled earlier. Nothing was shared.",
+			"If you want to connect after all, go back to the app and start again.", nil)
+	case tpp.ConsentRevoked:
+		return pageErr(http.StatusGone, "This connection was withdrawn",
+			"This connection has been withdrawn and can no longer be used.",
+			"If you want to connect again, go back to the app and start again.", nil)
+	}
+	return pageErr(http.StatusConflict, "This request cannot be used",
+		"This connection request is not waiting for your approval.", "Go back to the app and start again.", nil)
+}
+
+// Connect returns what the consent page shows.
+func (s *Service) Connect(ctx context.Context, id string) (*ConnectView, error) {
+	c, cl, err := s.usable(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	v := &ConnectView{Consent: c, Client: cl, Reauth: c.Status == tpp.ConsentReauthRequired}
+	for _, sc := range c.Scopes {
+		if t, ok := scopeText[sc]; ok {
+			v.Scopes = append(v.Scopes, t)
+		}
+	}
+	return v, nil
+}
+
+// Begin starts the trip to bunq: it stores a fresh single-use state bound
+// to the browser and returns bunq's authorize URL and the cookie to set.
+func (s *Service) Begin(ctx context.Context, id string) (authURL string, cookie *http.Cookie, err error) {
+	c, _, err := s.usable(ctx, id)
+	if err != nil {
+		return "", nil, err
+	}
+	state, nonce := newState(), randomToken(32)
+	if err := s.states.Put(ctx, state, redis.State{ConsentID: c.ID, BrowserHash: hashNonce(nonce), CreatedAt: s.clock.Now().UTC()}); err != nil {
+		return "", nil, s.unavailable(err)
+	}
+	return s.exchange.AuthCodeURL(state), s.cookies.state(state, nonce, s.states.TTL()), nil
+}
+
+// Cancel is the user declining on our page: a pending consent becomes
+// rejected; the browser goes back to the fintech.
+func (s *Service) Cancel(ctx context.Context, id, requestID string) (string, error) {
+	c, _, err := s.usable(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return s.reject(ctx, c, "cancelled", requestID, "cancelled by the user on the consent page")
+}
+
+// reject ends a failed or declined authorization and returns where to send
+// the browser. A pending consent becomes rejected; a consent waiting for
+// re-authorization stays as it is (the old grant may still be renewed).
+func (s *Service) reject(ctx context.Context, c *tpp.Consent, code, requestID, detail string) (string, error) {
+	status := c.Status
+	if c.Status == tpp.ConsentPending {
+		nc, err := s.consents.TransitionConsent(ctx, tpp.ConsentTransition{
+			ID: c.ID, From: tpp.ConsentPending, To: tpp.ConsentRejected, ErrorCode: code,
+			Actor: tpp.ActorPSU, RequestID: requestID, Detail: detail,
+		})
+		switch {
+		case tpp.ErrorCode(err) == tpp.EConflict:
+			cur, gerr := s.consents.ConsentByID(ctx, c.ID)
+			if gerr != nil {
+				return "", s.unavailable(gerr)
+			}
+			status = cur.Status
+		case err != nil:
+			return "", s.unavailable(err)
+		default:
+			status = nc.Status
+		}
+	}
+	return returnURLWith(c.ReturnURL, c.ID, status, code), nil
+}
+
+// CallbackRequest is what arrives at /oauth/callback.
+type CallbackRequest struct {
+	State            string
+	Code             string
+	Error            string
+	ErrorDescription string
+	// Cookie returns the named cookie's value, "" when absent.
+	Cookie    func(name string) string
+	RequestID string
+}
+
+// CallbackResult says where the browser goes next.
+type CallbackResult struct {
+	Redirect string
+	// ClearCookie removes the flow's browser-binding cookie.
+	ClearCookie *http.Cookie
+}
+
+var (
+	errStateGone = pageErr(http.StatusBadRequest, "This link has already been used or has expired",
+		"For your safety, each trip to bunq works once and for 10 minutes only. Nothing has been shared.",
+		"Go back to the app you came from and start the connection again.", nil)
+	errForeignBrowser = pageErr(http.StatusBadRequest, "Please finish in the browser where you started",
+		"This approval was started in another browser or window, or your browser blocked our cookie. For your safety we stopped here. Nothing has been shared.",
+		"Go back to the app you came from and start again in this browser, with cookies allowed.", nil)
+)
+
+// Callback finishes the trip to bunq. The state must exist, be fresh, and
+// belong to this browser; otherwise the user sees an error page and nothing
+// changes. Then the code is exchanged, the user's bunq context is created,
+// and the consent becomes active.
+func (s *Service) Callback(ctx context.Context, in CallbackRequest) (*CallbackResult, error) {
+	if in.State == "" {
+		return nil, errStateGone
+	}
+	st, err := s.states.Take(ctx, in.State)
+	if errors.Is(err, redis.ErrNotFound) {
+		return nil, errStateGone
+	}
+	if err != nil {
+		return nil, s.unavailable(err)
+	}
+	res := &CallbackResult{ClearCookie: s.cookies.clearState(in.State)}
+	if !nonceMatches(in.Cookie(stateCookieName(in.State)), st.BrowserHash) {
+		return nil, errForeignBrowser
+	}
+	if s.clock.Now().Sub(st.CreatedAt) > s.states.TTL() {
+		return nil, errStateGone
+	}
+	c, err := s.consents.ConsentByID(ctx, st.ConsentID)
+	if err != nil {
+		return nil, s.unavailable(err)
+	}
+	if c, err = s.refresh(ctx, c, in.RequestID); err != nil {
+		return nil, s.unavailable(err)
+	}
+	if c.Status != tpp.ConsentPending && c.Status != tpp.ConsentReauthRequired {
+		pe := statusPage(c)
+		pe.Page.ReturnURL = returnURL(c, "")
+		return nil, pe
+	}
+
+	fail := func(code, detail string, cause error) (*CallbackResult, error) {
+		if cause != nil {
+			s.log.WarnContext(ctx, "authorization failed", "consent_id", c.ID, "reason", code, "error", cause)
+		}
+		to, err := s.reject(ctx, c, code, in.RequestID, detail)
+		if err != nil {
+			return nil, err
+		}
+		res.Redirect = to
+		return res, nil
+	}
+	if in.Error != "" {
+		code := "access_denied"
+		if in.Error != "access_denied" {
+			code = "bank_error"
+		}
+		return fail(code, "bank answered "+safeToken(in.Error), nil)
+	}
+	if in.Code == "" {
+		return fail("bank_error", "callback without code", errors.New("callback without code or error"))
+	}
+	tok, err := s.exchange.Exchange(ctx, in.Code)
+	if err != nil {
+		return fail("bank_error", "code exchange failed", err)
+	}
+	_, user, err := s.bank.Create(ctx, c.ID, tok.AccessToken)
+	if err != nil {
+		return fail("bank_error", "creating the user's bunq context failed", err)
+	}
+	nc, err := s.consents.TransitionConsent(ctx, tpp.ConsentTransition{
+		ID: c.ID, From: c.Status, To: tpp.ConsentActive,
+		BunqUserID: user.ID, BunqUserName: user.DisplayName, AccessToken: tok.AccessToken,
+		Actor: tpp.ActorPSU, RequestID: in.RequestID, Detail: "authorized at bunq",
+	})
+	if err != nil {
+		// The context must not outlive a consent that did not activate.
+		if perr := s.bank.Purge(context.WithoutCancel(ctx), c.ID); perr != nil {
+			s.log.WarnContext(ctx, "purging context of failed activation", "consent_id", c.ID, "error", perr)
+		}
+		// Expired or changed meanwhile: report what the consent is now.
+		if cur, gerr := s.consents.ConsentByID(ctx, c.ID); gerr == nil {
+			if cur, gerr = s.refresh(ctx, cur, in.RequestID); gerr == nil &&
+				cur.Status != tpp.ConsentPending && cur.Status != tpp.ConsentReauthRequired {
+				res.Redirect = returnURL(cur, "")
+				return res, nil
+			}
+		}
+		return nil, s.unavailable(err)
+	}
+	res.Redirect = returnURL(nc, "")
+	return res, nil
+}
+
+// safeToken keeps a bank-supplied error code loggable: short, plain ASCII.
+func safeToken(s string) string {
+	if len(s) > 40 {
+		s = s[:40]
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// returnURL is the fintech's return URL with the consent's outcome.
+func returnURL(c *tpp.Consent, errCode string) string {
+	if errCode == "" && c.Status == tpp.ConsentRejected {
+		errCode = c.ErrorCode
+	}
+	return returnURLWith(c.ReturnURL, c.ID, c.Status, errCode)
+}
+
+func returnURLWith(base, consentID string, status tpp.ConsentStatus, errCode string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return base // registered URLs were validated; this cannot happen
+	}
+	q := u.Query()
+	q.Set("consent_id", consentID)
+	q.Set("status", string(status))
+	if errCode != "" {
+		q.Set("error", errCode)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// stateTTL is exposed for the handler's cookie lifetime.
+func (s *Service) stateTTL() time.Duration { return s.states.TTL() }

@@ -1,0 +1,346 @@
+package oauth
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/api"
+	"github.com/bunqtpp/tpp/web"
+)
+
+// Handler exposes the Service over HTTP: the consents API under /v1 and
+// the browser pages.
+type Handler struct {
+	svc    *Service
+	pages  *web.Renderer
+	auth   gin.HandlerFunc
+	client func(c *gin.Context) *tpp.FintechClient
+	log    *slog.Logger
+}
+
+// HandlerConfig holds the handler's dependencies.
+type HandlerConfig struct {
+	Service *Service
+	Pages   *web.Renderer
+	// Auth authenticates fintech API calls (api.Authenticate(...)) and
+	// Client reads the authenticated client back (api.ClientFromGin when nil).
+	Auth   gin.HandlerFunc
+	Client func(c *gin.Context) *tpp.FintechClient
+	Logger *slog.Logger
+}
+
+// NewHandler returns a Handler.
+func NewHandler(cfg HandlerConfig) (*Handler, error) {
+	if cfg.Service == nil || cfg.Pages == nil || cfg.Auth == nil {
+		return nil, errors.New("oauth: handler needs Service, Pages and Auth")
+	}
+	if cfg.Client == nil {
+		cfg.Client = api.ClientFromGin
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{svc: cfg.Service, pages: cfg.Pages, auth: cfg.Auth, client: cfg.Client, log: log}, nil
+}
+
+// Register mounts the routes: /v1/consents (authenticated), the consent
+// pages under /connect, /oauth/callback, /bank/callbacks and the pages'
+// stylesheet under /static/.
+func (h *Handler) Register(r *gin.Engine) {
+	v1 := r.Group("/v1", h.auth, h.requireClient)
+	v1.POST("/consents", h.createConsent)
+	v1.GET("/consents", h.listConsents)
+	v1.GET("/consents/:id", h.getConsent)
+	v1.DELETE("/consents/:id", h.revokeConsent)
+
+	r.GET("/static/*file", gin.WrapH(web.Static()))
+	r.GET("/connect/:id", h.connectPage)
+	r.POST("/connect/:id/continue", h.connectContinue)
+	r.POST("/connect/:id/cancel", h.connectCancel)
+	r.GET(CallbackPath, h.callback)
+	r.POST("/bank/callbacks", h.bankCallback)
+}
+
+// ---- JSON API
+
+// requireClient fails closed if the auth middleware let a request through
+// without a client.
+func (h *Handler) requireClient(c *gin.Context) {
+	if h.client(c) == nil {
+		api.Error(c, tpp.Errorf(tpp.EUnauthorized, "API key is missing or invalid"))
+		return
+	}
+	c.Next()
+}
+
+// ConsentJSON is a consent as the API shows it.
+type ConsentJSON struct {
+	ID           string    `json:"id"`
+	Status       string    `json:"status"`
+	Scopes       []string  `json:"scopes"`
+	UserRef      string    `json:"user_ref"`
+	ReturnURL    string    `json:"return_url"`
+	AuthorizeURL *string   `json:"authorize_url,omitempty"`
+	CreatedAt    string    `json:"created_at"`
+	ExpiresAt    *string   `json:"expires_at,omitempty"`
+	AuthorizedAt *string   `json:"authorized_at"`
+	ReauthDueAt  *string   `json:"reauth_due_at"`
+	BankUser     *BankUser `json:"bank_user"`
+	RevokedAt    *string   `json:"revoked_at"`
+	Error        *string   `json:"error"`
+}
+
+// BankUser is the bunq user who authorized a consent.
+type BankUser struct {
+	DisplayName string `json:"display_name"`
+}
+
+func timeJSON(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func optTime(t *time.Time) *string {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	s := timeJSON(*t)
+	return &s
+}
+
+// ConsentView renders c for the API.
+func (s *Service) ConsentView(c *tpp.Consent) ConsentJSON {
+	j := ConsentJSON{
+		ID: c.ID, Status: string(c.Status), UserRef: c.UserRef, ReturnURL: c.ReturnURL,
+		CreatedAt: timeJSON(c.CreatedAt), AuthorizedAt: optTime(c.AuthorizedAt),
+		ReauthDueAt: optTime(c.ReauthDueAt), RevokedAt: optTime(c.RevokedAt),
+		Scopes: make([]string, 0, len(c.Scopes)),
+	}
+	for _, sc := range c.Scopes {
+		j.Scopes = append(j.Scopes, string(sc))
+	}
+	switch c.Status {
+	case tpp.ConsentPending:
+		u := s.AuthorizeURL(c.ID)
+		j.AuthorizeURL = &u
+		j.ExpiresAt = optTime(&c.ExpiresAt)
+	case tpp.ConsentReauthRequired:
+		u := s.AuthorizeURL(c.ID)
+		j.AuthorizeURL = &u
+	}
+	if c.BunqUserID != 0 && (c.Status == tpp.ConsentActive || c.Status == tpp.ConsentReauthRequired || c.Status == tpp.ConsentRevoked) {
+		j.BankUser = &BankUser{DisplayName: c.BunqUserName}
+	}
+	if c.Status == tpp.ConsentRejected && c.ErrorCode != "" {
+		e := c.ErrorCode
+		j.Error = &e
+	}
+	return j
+}
+
+func (h *Handler) createConsent(c *gin.Context) {
+	var in CreateConsentRequest
+	if err := api.DecodeJSON(c, &in); err != nil {
+		api.Error(c, err)
+		return
+	}
+	cons, err := h.svc.CreateConsent(c.Request.Context(), h.client(c), in, api.RequestID(c))
+	if err != nil {
+		api.Error(c, err)
+		return
+	}
+	c.Header("Location", "/v1/consents/"+cons.ID)
+	c.JSON(http.StatusCreated, h.svc.ConsentView(cons))
+}
+
+func (h *Handler) getConsent(c *gin.Context) {
+	cons, err := h.svc.Consent(c.Request.Context(), h.client(c).ID, c.Param("id"))
+	if err != nil {
+		api.Error(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, h.svc.ConsentView(cons))
+}
+
+func (h *Handler) listConsents(c *gin.Context) {
+	p := tpp.PageRequest{Cursor: c.Query("cursor")}
+	if l := c.Query("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			api.Error(c, tpp.Errorf(tpp.EInvalid, "limit must be a whole number between 1 and %d", tpp.MaxPageLimit))
+			return
+		}
+		p.Limit = n
+	}
+	page, err := h.svc.ListConsents(c.Request.Context(), h.client(c).ID, c.Query("user_ref"), p)
+	if err != nil {
+		api.Error(c, err)
+		return
+	}
+	out := struct {
+		Data       []ConsentJSON `json:"data"`
+		NextCursor *string       `json:"next_cursor"`
+	}{Data: make([]ConsentJSON, 0, len(page.Items))}
+	for _, it := range page.Items {
+		out.Data = append(out.Data, h.svc.ConsentView(it))
+	}
+	if page.NextCursor != "" {
+		out.NextCursor = &page.NextCursor
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (h *Handler) revokeConsent(c *gin.Context) {
+	cons, err := h.svc.Revoke(c.Request.Context(), h.client(c).ID, c.Param("id"), api.RequestID(c))
+	if err != nil {
+		api.Error(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, h.svc.ConsentView(cons))
+}
+
+// ---- browser
+
+func (h *Handler) render(c *gin.Context, status int, page string, data any) {
+	if err := h.pages.Render(c.Writer, status, page, api.RequestID(c), data, h.svc.exchange.AuthOrigin()); err != nil {
+		api.Logger(c).ErrorContext(c.Request.Context(), "rendering page failed", "page", page, "error", err)
+		c.String(http.StatusInternalServerError, "Something went wrong on our side. Please try again.")
+	}
+	c.Abort()
+}
+
+func (h *Handler) pageError(c *gin.Context, err error) {
+	var pe *PageError
+	if !errors.As(err, &pe) {
+		pe = h.svc.unavailable(err)
+	}
+	lvl := slog.LevelInfo
+	if pe.Status >= 500 {
+		lvl = slog.LevelError
+	}
+	api.Logger(c).Log(c.Request.Context(), lvl, "consent flow stopped", "status", pe.Status, "page", pe.Page.Heading, "error", pe.Err)
+	h.render(c, pe.Status, web.PageError, pe.Page)
+}
+
+func (h *Handler) connectPage(c *gin.Context) {
+	id := c.Param("id")
+	v, err := h.svc.Connect(c.Request.Context(), id)
+	if err != nil {
+		h.pageError(c, err)
+		return
+	}
+	// One CSRF cookie per browser; reuse it so two tabs keep working.
+	cookie, _ := c.Cookie(csrfCookieName)
+	if len(cookie) < 32 {
+		cookie = randomToken(32)
+	}
+	http.SetCookie(c.Writer, h.svc.cookies.csrf(cookie))
+	loc := v.Consent.ExpiresAt.UTC().Format("15:04 MST")
+	h.render(c, http.StatusOK, web.PageConnect, web.ConnectData{
+		ClientName:  v.Client.Name,
+		Scopes:      v.Scopes,
+		Reauth:      v.Reauth,
+		ContinueURL: "/connect/" + id + "/continue",
+		CancelURL:   "/connect/" + id + "/cancel",
+		CSRFToken:   csrfToken(h.svc.csrfKey, cookie, id),
+		ExpiresAt:   loc,
+	})
+}
+
+var errCSRF = pageErr(http.StatusForbidden, "Please start again from the page",
+	"We could not confirm that this request came from our page, so we stopped. Nothing has been shared.",
+	"Go back, reload the page and press the button again. If you came from another app, start again there.", nil)
+
+func (h *Handler) checkCSRF(c *gin.Context) bool {
+	cookie, _ := c.Cookie(csrfCookieName)
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 4<<10)
+	if !csrfValid(h.svc.csrfKey, cookie, c.Param("id"), c.PostForm(csrfFormField)) {
+		h.pageError(c, errCSRF)
+		return false
+	}
+	return true
+}
+
+func (h *Handler) connectContinue(c *gin.Context) {
+	if !h.checkCSRF(c) {
+		return
+	}
+	to, cookie, err := h.svc.Begin(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		h.pageError(c, err)
+		return
+	}
+	http.SetCookie(c.Writer, cookie)
+	c.Header("Cache-Control", "no-store")
+	c.Header("Referrer-Policy", "no-referrer")
+	c.Redirect(http.StatusSeeOther, to)
+}
+
+func (h *Handler) connectCancel(c *gin.Context) {
+	if !h.checkCSRF(c) {
+		return
+	}
+	to, err := h.svc.Cancel(c.Request.Context(), c.Param("id"), api.RequestID(c))
+	if err != nil {
+		h.pageError(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Redirect(http.StatusSeeOther, to)
+}
+
+func (h *Handler) callback(c *gin.Context) {
+	q := c.Request.URL.Query()
+	res, err := h.svc.Callback(c.Request.Context(), CallbackRequest{
+		State: q.Get("state"), Code: q.Get("code"), Error: q.Get("error"),
+		ErrorDescription: q.Get("error_description"),
+		Cookie: func(name string) string {
+			v, _ := c.Cookie(name)
+			return v
+		},
+		RequestID: api.RequestID(c),
+	})
+	if err != nil {
+		h.pageError(c, err)
+		return
+	}
+	if res.ClearCookie != nil {
+		http.SetCookie(c.Writer, res.ClearCookie)
+	}
+	c.Header("Cache-Control", "no-store")
+	// The callback URL holds the code: never hand it on as a referrer.
+	c.Header("Referrer-Policy", "no-referrer")
+	c.Redirect(http.StatusSeeOther, res.Redirect)
+}
+
+// bankCallback receives bunq's notification callbacks. It answers fast and
+// tells the caller nothing: 200 for anything it accepted or ignored, 400
+// for a body that is not a notification, 500 (so bunq retries) when a
+// re-check could not finish.
+func (h *Handler) bankCallback(c *gin.Context) {
+	if c.Request.ContentLength > MaxCallbackBytes {
+		c.AbortWithStatus(http.StatusRequestEntityTooLarge)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxCallbackBytes))
+	if err != nil {
+		c.AbortWithStatus(http.StatusRequestEntityTooLarge)
+		return
+	}
+	n, err := ParseNotification(body)
+	if err != nil {
+		c.AbortWithStatus(http.StatusBadRequest)
+		return
+	}
+	if err := h.svc.HandleNotification(c.Request.Context(), n, api.RequestID(c)); err != nil {
+		api.Logger(c).WarnContext(c.Request.Context(), "bank callback not handled", "category", n.Category, "error", err)
+		c.AbortWithStatus(http.StatusInternalServerError)
+		return
+	}
+	c.Status(http.StatusOK)
+}

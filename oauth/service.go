@@ -1,0 +1,272 @@
+// Package oauth is the end user's side of a consent: the consents API the
+// fintech calls, the browser flow that sends the user to bunq and back
+// (state, browser binding, code exchange with golang.org/x/oauth2), the
+// activation of the consent with the user's own bunq context, and the
+// bank's revocation callbacks.
+package oauth
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/bankctx"
+	"github.com/bunqtpp/tpp/psd2"
+	"github.com/bunqtpp/tpp/redis"
+)
+
+// Consents is the consent store (the sqlite store implements it).
+type Consents interface {
+	CreateConsent(ctx context.Context, in tpp.NewConsent) (*tpp.Consent, error)
+	Consent(ctx context.Context, clientID, id string) (*tpp.Consent, error)
+	ConsentByID(ctx context.Context, id string) (*tpp.Consent, error)
+	ListConsents(ctx context.Context, f tpp.ConsentFilter, p tpp.PageRequest) (tpp.Page[*tpp.Consent], error)
+	ConsentsByBunqUser(ctx context.Context, bunqUserID int64) ([]*tpp.Consent, error)
+	TransitionConsent(ctx context.Context, t tpp.ConsentTransition) (*tpp.Consent, error)
+}
+
+// Clients looks up fintech clients (for their names and return URLs).
+type Clients interface {
+	Client(ctx context.Context, id string) (*tpp.FintechClient, error)
+}
+
+// States keeps OAuth states single-use and short-lived (*redis.StateStore).
+type States interface {
+	Put(ctx context.Context, state string, st redis.State) error
+	Take(ctx context.Context, state string) (redis.State, error)
+	TTL() time.Duration
+}
+
+// BankContexts creates and ends the users' bunq contexts (*bankctx.Provider).
+type BankContexts interface {
+	Create(ctx context.Context, consentID, accessToken string) (*psd2.Context, bankctx.User, error)
+	Close(ctx context.Context, consentID string) error
+	Purge(ctx context.Context, consentID string) error
+	Verify(ctx context.Context, c *tpp.Consent) error
+}
+
+// Config holds the service's settings and dependencies.
+type Config struct {
+	// PublicURL is the TPP's public base URL (https://tpp.example). The
+	// authorize_url and the OAuth redirect URI are built from it. Cookies
+	// are Secure when it is https; plain http is for local development only.
+	PublicURL string
+	Bank      BankOAuth
+	// CSRFKey signs the consent page's form tokens. Replicas must share it;
+	// at least 32 bytes. Empty means a random key per process (one replica).
+	CSRFKey []byte
+
+	Consents     Consents
+	Clients      Clients
+	States       States
+	BankContexts BankContexts
+	Callbacks    Callbacks
+
+	Clock  tpp.Clock
+	Logger *slog.Logger
+}
+
+// Service is the logic behind the consents API and the browser flow.
+type Service struct {
+	public   *url.URL
+	exchange *Exchanger
+	csrfKey  []byte
+	cookies  cookies
+	consents Consents
+	clients  Clients
+	states   States
+	bank     BankContexts
+	hooks    Callbacks
+	clock    tpp.Clock
+	log      *slog.Logger
+}
+
+// CallbackPath is the OAuth redirect path registered at bunq.
+const CallbackPath = "/oauth/callback"
+
+// New validates cfg and returns a Service.
+func New(cfg Config) (*Service, error) {
+	pu, err := url.Parse(strings.TrimRight(cfg.PublicURL, "/"))
+	if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" || pu.RawQuery != "" {
+		return nil, fmt.Errorf("oauth: public URL %q is not an absolute http(s) base URL", cfg.PublicURL)
+	}
+	if cfg.Consents == nil || cfg.Clients == nil || cfg.States == nil || cfg.BankContexts == nil {
+		return nil, errors.New("oauth: Consents, Clients, States and BankContexts are required")
+	}
+	if cfg.Bank.RedirectURL == "" {
+		cfg.Bank.RedirectURL = pu.String() + CallbackPath
+	}
+	ex, err := NewExchanger(cfg.Bank)
+	if err != nil {
+		return nil, err
+	}
+	key := cfg.CSRFKey
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, fmt.Errorf("oauth: CSRF key: %w", err)
+		}
+	} else if len(key) < 32 {
+		return nil, errors.New("oauth: CSRF key must be at least 32 bytes")
+	}
+	clock := cfg.Clock
+	if clock == nil {
+		clock = tpp.SystemClock{}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		public: pu, exchange: ex, csrfKey: key, cookies: cookies{secure: pu.Scheme == "https"},
+		consents: cfg.Consents, clients: cfg.Clients, states: cfg.States, bank: cfg.BankContexts,
+		hooks: cfg.Callbacks, clock: clock, log: log,
+	}, nil
+}
+
+// AuthorizeURL is where the fintech sends its user: {public}/connect/{id}.
+func (s *Service) AuthorizeURL(consentID string) string {
+	return s.public.String() + "/connect/" + url.PathEscape(consentID)
+}
+
+// ---- consents API
+
+// CreateConsentRequest is the body of POST /v1/consents.
+type CreateConsentRequest struct {
+	UserRef   string   `json:"user_ref"`
+	Scopes    []string `json:"scopes"`
+	ReturnURL string   `json:"return_url"`
+}
+
+// maxUserRef bounds the fintech's user reference.
+const maxUserRef = 128
+
+// CreateConsent makes a pending consent for client.
+func (s *Service) CreateConsent(ctx context.Context, client *tpp.FintechClient, in CreateConsentRequest, requestID string) (*tpp.Consent, error) {
+	ref := strings.TrimSpace(in.UserRef)
+	if ref == "" {
+		return nil, tpp.Errorf(tpp.EInvalid, "user_ref is required: your own reference for the user")
+	}
+	if len(in.UserRef) > maxUserRef {
+		return nil, tpp.Errorf(tpp.EInvalid, "user_ref is longer than %d characters", maxUserRef)
+	}
+	scopes, err := tpp.ParseScopes(in.Scopes)
+	if err != nil {
+		return nil, err
+	}
+	if in.ReturnURL == "" {
+		return nil, tpp.Errorf(tpp.EInvalidReturnURL, "return_url is required")
+	}
+	if !client.AllowsReturnURL(in.ReturnURL) {
+		return nil, tpp.Errorf(tpp.EInvalidReturnURL, "return_url must exactly match one of the return URLs registered for your client")
+	}
+	return s.consents.CreateConsent(ctx, tpp.NewConsent{
+		ClientID: client.ID, UserRef: in.UserRef, Scopes: scopes, ReturnURL: in.ReturnURL,
+		Actor: tpp.ActorClient(client.ID), RequestID: requestID,
+	})
+}
+
+// Consent returns a client's consent, first applying a due expiry or
+// re-authentication so the status read is the true one.
+func (s *Service) Consent(ctx context.Context, clientID, id string) (*tpp.Consent, error) {
+	c, err := s.consents.Consent(ctx, clientID, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.refresh(ctx, c, "")
+}
+
+// ListConsents pages through a client's consents, newest first.
+func (s *Service) ListConsents(ctx context.Context, clientID, userRef string, p tpp.PageRequest) (tpp.Page[*tpp.Consent], error) {
+	page, err := s.consents.ListConsents(ctx, tpp.ConsentFilter{ClientID: clientID, UserRef: userRef}, p)
+	if err != nil {
+		return page, err
+	}
+	for i, c := range page.Items {
+		if rc, err := s.refresh(ctx, c, ""); err == nil {
+			page.Items[i] = rc
+		}
+	}
+	return page, nil
+}
+
+// refresh moves a consent whose time is up: pending past its deadline →
+// expired; active past its re-authentication date → reauth_required.
+func (s *Service) refresh(ctx context.Context, c *tpp.Consent, requestID string) (*tpp.Consent, error) {
+	now := s.clock.Now()
+	var to tpp.ConsentStatus
+	switch {
+	case c.Status == tpp.ConsentPending && !now.Before(c.ExpiresAt):
+		to = tpp.ConsentExpired
+	case c.Status == tpp.ConsentActive && c.ReauthDueAt != nil && !now.Before(*c.ReauthDueAt):
+		to = tpp.ConsentReauthRequired
+	default:
+		return c, nil
+	}
+	nc, err := s.consents.TransitionConsent(ctx, tpp.ConsentTransition{
+		ID: c.ID, From: c.Status, To: to, Actor: tpp.ActorSystem, RequestID: requestID,
+		Detail: "deadline passed",
+	})
+	if tpp.ErrorCode(err) == tpp.EConflict {
+		// Someone else moved it first; read what it is now.
+		return s.consents.ConsentByID(ctx, c.ID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if to == tpp.ConsentReauthRequired {
+		// The store dropped the token; the context must go too.
+		if err := s.bank.Purge(ctx, c.ID); err != nil {
+			s.log.WarnContext(ctx, "purging context of consent due for re-authorization", "consent_id", c.ID, "error", err)
+		}
+	}
+	return nc, nil
+}
+
+// Revoke withdraws a consent for its client: the consent becomes revoked,
+// the user's session at bunq is deleted and the stored context purged.
+// Revoking a revoked (or never active) consent changes nothing.
+func (s *Service) Revoke(ctx context.Context, clientID, id, requestID string) (*tpp.Consent, error) {
+	for range 3 {
+		c, err := s.consents.Consent(ctx, clientID, id)
+		if err != nil {
+			return nil, err
+		}
+		if c.Status.Terminal() {
+			// Revoked already, or rejected/expired: nothing left to withdraw.
+			// A context may linger if an earlier attempt failed halfway.
+			if c.Status == tpp.ConsentRevoked {
+				s.closeBank(ctx, c.ID)
+			}
+			return c, nil
+		}
+		nc, err := s.consents.TransitionConsent(ctx, tpp.ConsentTransition{
+			ID: c.ID, ClientID: clientID, From: c.Status, To: tpp.ConsentRevoked,
+			Actor: tpp.ActorClient(clientID), RequestID: requestID, Detail: "revoked by the client",
+		})
+		if tpp.ErrorCode(err) == tpp.EConflict {
+			continue // it moved under us; look again
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.closeBank(ctx, c.ID)
+		return nc, nil
+	}
+	return nil, tpp.Errorf(tpp.EConflict, "consent %s is changing; try again", id)
+}
+
+// closeBank ends the bunq session and purges the context. The consent is
+// already revoked locally, which is what protects the user; a bank error is
+// logged, not returned.
+func (s *Service) closeBank(ctx context.Context, consentID string) {
+	if err := s.bank.Close(ctx, consentID); err != nil {
+		s.log.WarnContext(ctx, "closing bunq session of revoked consent failed", "consent_id", consentID, "error", err)
+	}
+}

@@ -1,0 +1,148 @@
+// Package web renders the server-side HTML pages of the end-user consent flow
+// (html/template, embedded) and serves their one stylesheet. Pages work
+// without JavaScript: every action is a plain form POST or link.
+package web
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"strings"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static/style.css
+var staticFS embed.FS
+
+// StylesheetPath is where Static serves the stylesheet; pages link to it.
+const StylesheetPath = "/static/style.css"
+
+// Page names.
+const (
+	PageConnect = "connect"
+	PageError   = "error"
+)
+
+// Scope describes one requested permission in plain words.
+type Scope struct {
+	Title       string
+	Description string
+}
+
+// ConnectData is the consent page: who asks, for what, and the two forms.
+type ConnectData struct {
+	ClientName  string
+	Scopes      []Scope
+	Reauth      bool
+	ContinueURL string
+	CancelURL   string
+	CSRFToken   string
+	ExpiresAt   string // already formatted for people
+}
+
+// ErrorData is a human error page: what happened and what to do now.
+type ErrorData struct {
+	Heading    string
+	What       string
+	Advice     string
+	ReturnURL  string // optional link back to the fintech
+	ClientName string
+}
+
+// page is what every template sees: the layout's fields plus the page's data.
+type page struct {
+	Product       string
+	StylesheetURL string
+	RequestID     string
+	Data          any
+}
+
+// Renderer renders the embedded pages. It is safe for concurrent use.
+type Renderer struct {
+	product string
+	pages   map[string]*template.Template
+}
+
+// New parses the embedded templates. product names the service in the page
+// header and titles ("" means "Open Banking Connect").
+func New(product string) (*Renderer, error) {
+	if product == "" {
+		product = "Open Banking Connect"
+	}
+	r := &Renderer{product: product, pages: map[string]*template.Template{}}
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("web: list templates: %w", err)
+	}
+	for _, n := range names {
+		name := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+		if name == "layout" {
+			continue
+		}
+		t, err := template.New(name).Option("missingkey=error").ParseFS(templateFS, "templates/layout.html", n)
+		if err != nil {
+			return nil, fmt.Errorf("web: parse %s: %w", n, err)
+		}
+		r.pages[name] = t
+	}
+	return r, nil
+}
+
+// Render writes the page with status. The page is rendered into a buffer
+// first so a template error never leaves half a page on the wire. The
+// headers forbid caching (pages hold CSRF tokens), framing and referrers.
+// formTargets lists extra origins forms may lead to (the CSP form-action also
+// governs the redirects that follow a form POST).
+func (r *Renderer) Render(w http.ResponseWriter, status int, name, requestID string, data any, formTargets ...string) error {
+	t, ok := r.pages[name]
+	if !ok {
+		return fmt.Errorf("web: unknown page %q", name)
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", page{
+		Product: r.product, StylesheetURL: StylesheetPath, RequestID: requestID, Data: data,
+	}); err != nil {
+		return fmt.Errorf("web: render %s: %w", name, err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", CSP(formTargets...))
+	w.WriteHeader(status)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// CSP is the pages' Content-Security-Policy: no scripts at all, styles only
+// from us, forms only to us and the given origins.
+func CSP(formTargets ...string) string {
+	fa := "'self'"
+	for _, o := range formTargets {
+		if o != "" && !strings.ContainsAny(o, " ;,'\"") {
+			fa += " " + o
+		}
+	}
+	return "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action " + fa
+}
+
+// Static serves the stylesheet (mount it at "/static/").
+func Static() http.Handler {
+	sub, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	fsrv := http.StripPrefix("/static/", http.FileServer(http.FS(sub)))
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		fsrv.ServeHTTP(w, req)
+	})
+}

@@ -60,14 +60,26 @@ func TestKeyPool(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not stop with its context")
 	}
-	// Drained and stopped: Get waits only as long as its context.
+	// Drained and stopped: Get fails at once instead of hanging.
 	for p.Len() > 0 {
 		_, _ = p.Get(context.Background())
 	}
-	short, c2 := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer c2()
-	if _, err := p.Get(short); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := p.Get(context.Background()); !errors.Is(err, bankctx.ErrPoolStopped) {
 		t.Fatalf("Get on empty stopped pool: %v", err)
+	}
+	// Running but empty: Get waits only as long as its context.
+	slow := bankctx.NewKeyPool(1, 1)
+	rctx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
+	slow.Start(rctx) // running at once: an early Get waits instead of failing
+	if k, err := slow.Get(context.Background()); err != nil || k == nil {
+		t.Fatalf("Get right after Start: %v", err)
+	}
+	short, c2 := context.WithTimeout(context.Background(), time.Microsecond)
+	defer c2()
+	time.Sleep(time.Millisecond)
+	if _, err := slow.Get(short); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get with expired context: %v", err)
 	}
 }
 

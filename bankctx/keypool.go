@@ -34,13 +34,32 @@ func NewKeyPool(size, workers int) *KeyPool {
 // Run fills the pool and keeps it full until ctx ends. It returns when every
 // worker has stopped. Calling Run twice at once is an error.
 func (p *KeyPool) Run(ctx context.Context) error {
+	if err := p.begin(); err != nil {
+		return err
+	}
+	return p.loop(ctx)
+}
+
+// Start runs the pool in a goroutine until ctx ends. The pool counts as
+// running from the moment Start returns, so Get waits for keys.
+func (p *KeyPool) Start(ctx context.Context) {
+	if p.begin() != nil {
+		return // already running
+	}
+	go func() { _ = p.loop(ctx) }()
+}
+
+func (p *KeyPool) begin() error {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.running {
-		p.mu.Unlock()
 		return errors.New("bankctx: key pool already running")
 	}
 	p.running = true
-	p.mu.Unlock()
+	return nil
+}
+
+func (p *KeyPool) loop(ctx context.Context) error {
 	defer func() {
 		p.mu.Lock()
 		p.running = false
@@ -73,10 +92,9 @@ func (p *KeyPool) Run(ctx context.Context) error {
 	}
 }
 
-// Start runs the pool in a goroutine until ctx ends.
-func (p *KeyPool) Start(ctx context.Context) {
-	go func() { _ = p.Run(ctx) }()
-}
+// ErrPoolStopped is returned by Get when the pool is empty and nothing
+// refills it (Run was never started, or has stopped).
+var ErrPoolStopped = errors.New("bankctx: RSA key pool is empty and not running")
 
 // Get returns a key, waiting for the refill when the pool is empty, until
 // ctx ends.
@@ -85,6 +103,12 @@ func (p *KeyPool) Get(ctx context.Context) (*rsa.PrivateKey, error) {
 	case k := <-p.keys:
 		return k, nil
 	default:
+	}
+	p.mu.Lock()
+	running := p.running
+	p.mu.Unlock()
+	if !running {
+		return nil, ErrPoolStopped
 	}
 	select {
 	case k := <-p.keys:

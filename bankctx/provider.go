@@ -12,6 +12,9 @@ package bankctx
 import (
 	"context"
 	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -384,4 +387,36 @@ func (p *Provider) Verify(ctx context.Context, c *tpp.Consent) error {
 	}
 	defer func() { _ = lock.Release(context.WithoutCancel(ctx)) }()
 	return p.save(ctx, c.ID, bc)
+}
+
+// ServerKey returns the bank's server public key as recorded in a context's
+// installation: the key that signs the bank's answers and its notification
+// callbacks (oauth.Config.CallbackKey).
+func ServerKey(bc *psd2.Context) (*rsa.PublicKey, error) {
+	blob, err := bc.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	defer clear(blob)
+	var j struct {
+		Installation struct {
+			ServerPublicKey string `json:"server_public_key"`
+		} `json:"installation"`
+	}
+	if err := json.Unmarshal(blob, &j); err != nil {
+		return nil, fmt.Errorf("bankctx: read server key: %w", err)
+	}
+	block, _ := pem.Decode([]byte(j.Installation.ServerPublicKey))
+	if block == nil {
+		return nil, errors.New("bankctx: context has no server public key")
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("bankctx: parse server key: %w", err)
+	}
+	rk, ok := pub.(*rsa.PublicKey)
+	if !ok {
+		return nil, errors.New("bankctx: server key is not RSA")
+	}
+	return rk, nil
 }

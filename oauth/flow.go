@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/redis"
@@ -184,7 +183,7 @@ type CallbackRequest struct {
 	State            string
 	Code             string
 	Error            string
-	ErrorDescription string
+	ErrorDescription string // bank's text; never shown or logged (may echo input)
 	// Cookie returns the named cookie's value, "" when absent.
 	Cookie    func(name string) string
 	RequestID string
@@ -330,6 +329,3 @@ func returnURLWith(base, consentID string, status tpp.ConsentStatus, errCode str
 	u.RawQuery = q.Encode()
 	return u.String()
 }
-
-// stateTTL is exposed for the handler's cookie lifetime.
-func (s *Service) stateTTL() time.Duration { return s.states.TTL() }

@@ -28,6 +28,12 @@ func TestFullFlowActivatesConsent(t *testing.T) {
 	if strings.Contains(p.body, "prepare payments") {
 		t.Error("consent page shows a scope that was not asked")
 	}
+	// Chromium applies form-action to the redirect after a POST: both
+	// bunq (Continue) and the fintech (Cancel) must be allowed.
+	csp := p.header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "form-action 'self' "+h.env.OAuthURL+" https://app.example") || strings.Contains(csp, "script-src") {
+		t.Errorf("CSP %q", csp)
+	}
 	authURL := b.toBank(au)
 	q := authURL.Query()
 	if authURL.String()[:len(h.env.OAuthURL)] != h.env.OAuthURL || q.Get("response_type") != "code" ||

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/api"
+	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/web"
 )
 
@@ -206,8 +208,10 @@ func (h *Handler) revokeConsent(c *gin.Context) {
 
 // ---- browser
 
-func (h *Handler) render(c *gin.Context, status int, page string, data any) {
-	if err := h.pages.Render(c.Writer, status, page, api.RequestID(c), data, h.svc.exchange.AuthOrigin()); err != nil {
+// render writes a page. formTargets are the origins its forms may lead to
+// besides our own (CSP form-action also covers the redirect after a POST).
+func (h *Handler) render(c *gin.Context, status int, page string, data any, formTargets ...string) {
+	if err := h.pages.Render(c.Writer, status, page, api.RequestID(c), data, formTargets...); err != nil {
 		api.Logger(c).ErrorContext(c.Request.Context(), "rendering page failed", "page", page, "error", err)
 		c.String(http.StatusInternalServerError, "Something went wrong on our side. Please try again.")
 	}
@@ -240,7 +244,11 @@ func (h *Handler) connectPage(c *gin.Context) {
 		cookie = randomToken(32)
 	}
 	http.SetCookie(c.Writer, h.svc.cookies.csrf(cookie))
-	loc := v.Consent.ExpiresAt.UTC().Format("15:04 MST")
+	expires := ""
+	if !v.Reauth {
+		expires = v.Consent.ExpiresAt.UTC().Format("15:04 MST")
+	}
+	// Continue leads to bunq, Cancel back to the fintech's return URL.
 	h.render(c, http.StatusOK, web.PageConnect, web.ConnectData{
 		ClientName:  v.Client.Name,
 		Scopes:      v.Scopes,
@@ -248,8 +256,8 @@ func (h *Handler) connectPage(c *gin.Context) {
 		ContinueURL: "/connect/" + id + "/continue",
 		CancelURL:   "/connect/" + id + "/cancel",
 		CSRFToken:   csrfToken(h.svc.csrfKey, cookie, id),
-		ExpiresAt:   loc,
-	})
+		ExpiresAt:   expires,
+	}, h.svc.exchange.AuthOrigin(), origin(v.Consent.ReturnURL))
 }
 
 var errCSRF = pageErr(http.StatusForbidden, "Please start again from the page",
@@ -320,8 +328,9 @@ func (h *Handler) callback(c *gin.Context) {
 
 // bankCallback receives bunq's notification callbacks. It answers fast and
 // tells the caller nothing: 200 for anything it accepted or ignored, 400
-// for a body that is not a notification, 500 (so bunq retries) when a
-// re-check could not finish.
+// for a body that is not a notification, 401 for a bad signature (when a
+// CallbackKey is configured), 500 (so bunq retries) when a re-check could
+// not finish.
 func (h *Handler) bankCallback(c *gin.Context) {
 	if c.Request.ContentLength > MaxCallbackBytes {
 		c.AbortWithStatus(http.StatusRequestEntityTooLarge)
@@ -331,6 +340,12 @@ func (h *Handler) bankCallback(c *gin.Context) {
 	if err != nil {
 		c.AbortWithStatus(http.StatusRequestEntityTooLarge)
 		return
+	}
+	if h.svc.cbKey != nil {
+		if err := psd2.Verify(h.svc.cbKey, body, c.GetHeader("X-Bunq-Server-Signature")); err != nil {
+			c.AbortWithStatus(http.StatusUnauthorized)
+			return
+		}
 	}
 	n, err := ParseNotification(body)
 	if err != nil {
@@ -343,4 +358,13 @@ func (h *Handler) bankCallback(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusOK)
+}
+
+// origin is the scheme://host of u, or "" when u has none.
+func origin(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme == "" || p.Host == "" {
+		return ""
+	}
+	return p.Scheme + "://" + p.Host
 }

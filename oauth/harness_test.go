@@ -121,7 +121,7 @@ func newHarness(t *testing.T) *harness {
 
 // newHarnessWith uses env (a fresh in-process emulator when nil) and keys
 // (a running KeyPool when nil).
-func newHarnessWith(t testing.TB, env *banktest.Env, keySource bankctx.Keys) *harness {
+func newHarnessWith(t testing.TB, env *banktest.Env, keySource bankctx.Keys, mods ...func(*harness, *Config)) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -181,7 +181,7 @@ func newHarnessWith(t testing.TB, env *banktest.Env, keySource bankctx.Keys) *ha
 	var provider *bankctx.Provider
 	pc, err := psd2.New(psd2.Options{
 		BaseURL: h.env.APIURL, RateMargin: -1, Logger: log, HTTPClient: &http.Client{Timeout: 10 * time.Second},
-		Clock: h.clock,
+		Clock:   h.clock,
 		OnRenew: func(ctx context.Context, c *psd2.Context) error { return provider.OnRenew(ctx, c) },
 	})
 	if err != nil {
@@ -195,13 +195,17 @@ func newHarnessWith(t testing.TB, env *banktest.Env, keySource bankctx.Keys) *ha
 		t.Fatal(err)
 	}
 	h.provider, h.psd2 = provider, pc
-	h.svc, err = New(Config{
+	cfg := Config{
 		PublicURL: h.srv.URL,
 		Bank: BankOAuth{ClientID: h.bank.ClientID, ClientSecret: h.bank.ClientSecret,
 			AuthURL: h.env.OAuthURL + "/auth", TokenURL: h.env.TokenURL + "/v1/token"},
 		Consents: h.consents, Clients: h.clients, States: redis.NewStateStore(rdb, keys, 0, h.clock),
 		BankContexts: provider, Clock: h.clock, Logger: log,
-	})
+	}
+	for _, m := range mods {
+		m(h, &cfg)
+	}
+	h.svc, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,6 +295,7 @@ type page struct {
 	status   int
 	body     string
 	location string
+	header   http.Header
 }
 
 func (b *browser) do(req *http.Request) page {
@@ -301,7 +306,7 @@ func (b *browser) do(req *http.Request) page {
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
-	return page{status: res.StatusCode, body: string(raw), location: res.Header.Get("Location")}
+	return page{status: res.StatusCode, body: string(raw), location: res.Header.Get("Location"), header: res.Header}
 }
 
 func (b *browser) get(u string) page {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/bankctx"
 	"github.com/bunqtpp/tpp/bankctx/bankctxtest"
 )
 
@@ -252,4 +253,42 @@ func TestConcurrentGetRebuildsOnce(t *testing.T) {
 	if h.rebuilds.get() != 1 {
 		t.Fatalf("rebuilds = %d", h.rebuilds.get())
 	}
+}
+
+// With the bank's key configured, unsigned or forged callbacks are refused
+// before any work, and the bank's own signed callbacks still revoke.
+func TestSignedCallbacks(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, nil, nil, func(h *harness, c *Config) {
+		key, err := bankctx.ServerKey(h.bank.Context)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.CallbackKey = key
+	})
+	id := h.connect()
+	c := h.consent(id)
+	body := fmt.Sprintf(`{"NotificationUrl":{"category":"OAUTH","object":{"UserApiKey":{"id":1,"granted_by_user":{"UserPerson":{"id":%d}}}}}}`, c.BunqUserID)
+	h.env.ResetStats(t)
+	for _, sig := range []string{"", "bm90IGEgc2lnbmF0dXJl"} {
+		req, _ := http.NewRequest("POST", h.srv.URL+"/bank/callbacks", strings.NewReader(body))
+		if sig != "" {
+			req.Header.Set("X-Bunq-Server-Signature", sig)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("signature %q: status %d", sig, res.StatusCode)
+		}
+	}
+	for k, n := range h.env.Stats(t) {
+		if !strings.HasPrefix(k, "GET /_sandbox") && n > 0 {
+			t.Fatalf("forged callback caused bank calls: %v", h.env.Stats(t))
+		}
+	}
+	h.env.RevokeGrant(t, c.BunqUserID, h.bank.ClientID)
+	h.waitStatus(id, tpp.ConsentRevoked)
 }

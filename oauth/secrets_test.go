@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/bankctx/bankctxtest"
 )
 
 // Everything secret that passed through a full flow must be absent from
@@ -154,7 +156,7 @@ func TestReauthorizationKeepsID(t *testing.T) {
 	}
 	b := h.newBrowser()
 	p, _ := b.open(out["authorize_url"].(string))
-	if !strings.Contains(p.body, "Approve again") {
+	if !strings.Contains(p.body, "Approve again") || strings.Contains(p.body, "expires at") {
 		t.Fatalf("page does not explain re-authorization:\n%s", p.body)
 	}
 	cb := h.decide(b.toBank(out["authorize_url"].(string)), "approve")
@@ -170,4 +172,54 @@ func TestReauthorizationKeepsID(t *testing.T) {
 	if strings.Join(tr, ";") != "pending>active psu;active>reauth_required system;reauth_required>active psu" {
 		t.Fatalf("audit %v", tr)
 	}
+}
+
+func TestExchangeAgainstEmulatorTokenHost(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	_, err := h.svc.exchange.Exchange(context.Background(), "not-a-code")
+	var ee *ExchangeError
+	if !errors.As(err, &ee) || ee.Code != "invalid_grant" {
+		t.Fatalf("bogus code: %v", err)
+	}
+	// A real code from the bank works once.
+	code := h.bank.Code(t, bankctxtest.Person(t, h.env).ID, "s1")
+	tok, err := h.svc.exchange.Exchange(context.Background(), code)
+	if err != nil || tok.AccessToken == "" {
+		t.Fatalf("exchange: %v", err)
+	}
+	if _, err := h.svc.exchange.Exchange(context.Background(), code); !errors.As(err, &ee) {
+		t.Fatalf("code reused: %v", err)
+	}
+}
+
+// Cookies are Secure exactly when the public URL is https.
+func TestSecureCookiesFollowPublicURL(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	if h.svc.cookies.secure {
+		t.Fatal("http public URL made Secure cookies (browsers would drop them)")
+	}
+	cfg := Config{PublicURL: "https://tpp.example", Bank: BankOAuth{ClientID: "c", ClientSecret: "s",
+		AuthURL: "https://oauth.example/auth", TokenURL: "https://token.example/v1/token"},
+		Consents: h.consents, Clients: h.clients, States: h.svc.states, BankContexts: h.provider}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ck, err := s.Begin(context.Background(), mustCreate(t, h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/oauth" {
+		t.Fatalf("cookie %+v", ck)
+	}
+	if s.exchange.cfg.RedirectURL != "https://tpp.example/oauth/callback" {
+		t.Fatalf("redirect URL %q", s.exchange.cfg.RedirectURL)
+	}
+}
+
+func mustCreate(t *testing.T, h *harness) string {
+	id, _ := h.createConsent()
+	return id
 }

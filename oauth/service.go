@@ -1,16 +1,13 @@
-// Package oauth is the end user's side of a consent: the consents API the
-// fintech calls, the browser flow that sends the user to bunq and back
-// (state, browser binding, code exchange with golang.org/x/oauth2), the
-// activation of the consent with the user's own bunq context, and the
-// bank's revocation callbacks.
 package oauth
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -67,6 +64,11 @@ type Config struct {
 	States       States
 	BankContexts BankContexts
 	Callbacks    Callbacks
+	// CallbackKey, when set, is the bank's server public key: notification
+	// callbacks must then carry a valid X-Bunq-Server-Signature, so forged
+	// ones are refused before any work (see bankctx.ServerKey). Without it
+	// callbacks are only hints that are re-checked with the bank.
+	CallbackKey *rsa.PublicKey
 
 	Clock  tpp.Clock
 	Logger *slog.Logger
@@ -83,6 +85,7 @@ type Service struct {
 	states   States
 	bank     BankContexts
 	hooks    Callbacks
+	cbKey    *rsa.PublicKey
 	clock    tpp.Clock
 	log      *slog.Logger
 }
@@ -123,10 +126,13 @@ func New(cfg Config) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if pu.Scheme == "http" && !isLoopback(pu.Hostname()) {
+		log.Warn("oauth: the public URL is plain http: cookies cannot be Secure; use https outside development", "public_url", pu.String())
+	}
 	return &Service{
 		public: pu, exchange: ex, csrfKey: key, cookies: cookies{secure: pu.Scheme == "https"},
 		consents: cfg.Consents, clients: cfg.Clients, states: cfg.States, bank: cfg.BankContexts,
-		hooks: cfg.Callbacks, clock: clock, log: log,
+		hooks: cfg.Callbacks, cbKey: cfg.CallbackKey, clock: clock, log: log,
 	}, nil
 }
 
@@ -269,4 +275,12 @@ func (s *Service) closeBank(ctx context.Context, consentID string) {
 	if err := s.bank.Close(ctx, consentID); err != nil {
 		s.log.WarnContext(ctx, "closing bunq session of revoked consent failed", "consent_id", consentID, "error", err)
 	}
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -117,4 +117,3 @@ func (p *TPP) AccessToken(t testing.TB, userID int64) string {
 	}
 	return out.AccessToken
 }
-

@@ -434,6 +434,12 @@ func (a *app) services(ctx context.Context) error {
 	// oauth hands DRAFT_PAYMENT callbacks to pisp, and pisp builds its
 	// authorize URLs with oauth: the closure breaks the cycle.
 	var payments *pisp.Service
+	// Bank callbacks must carry bunq's signature, made with the server key
+	// of the TPP's installation: forged ones are refused before any work.
+	callbackKey, err := bankctx.ServerKey(a.tppCtx)
+	if err != nil {
+		return fmt.Errorf("the registration's bank server key: %w", err)
+	}
 	svc, err := oauth.New(oauth.Config{
 		PublicURL: cfg.PublicURL,
 		Bank: oauth.BankOAuth{
@@ -444,6 +450,7 @@ func (a *app) services(ctx context.Context) error {
 			HTTPClient:   &http.Client{Timeout: 15 * time.Second, Transport: a.metrics.BankTransport(http.DefaultTransport)},
 		},
 		CSRFKey:      a.keyring.DeriveKey("csrf"),
+		CallbackKey:  callbackKey,
 		Consents:     consents,
 		Clients:      clients,
 		States:       redis.NewStateStore(a.rdb, keys, 0, a.clock),

@@ -143,6 +143,7 @@ func serve(ctx context.Context, cfg *config, env serveEnv) error {
 	// has drained, so nothing a request started is cut off.
 	workCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWorkers()
+	a.keys.Start(workCtx) // running from here on: Get waits for keys, never fails
 	var wg sync.WaitGroup
 	for _, w := range a.workers {
 		wg.Add(1)
@@ -368,8 +369,7 @@ func (a *app) bankClient(ctx context.Context) error {
 	}
 	a.psd2 = client
 
-	a.keys = bankctx.NewKeyPool(8, 1)
-	a.workers = append(a.workers, func(ctx context.Context) error { return a.keys.Run(ctx) })
+	a.keys = bankctx.NewKeyPool(8, 1) // started in serve, before the listener
 	store, err := redis.NewContextStore(a.rdb, keys, a.keyring, 0)
 	if err != nil {
 		return err

@@ -58,7 +58,7 @@ func TestAccountsMatchTheBank(t *testing.T) {
 	}
 	types := map[string]bool{}
 	for _, a := range s.Person.Accounts {
-		id := aisp.AccountID(a.ID)
+		id := tpp.AccountID(a.ID)
 		got, ok := byID[id]
 		if !ok {
 			t.Errorf("account %d (%s) missing from %s", a.ID, a.Type, res.Body)
@@ -112,7 +112,7 @@ func TestAccountOfAnotherUserIsNotFound(t *testing.T) {
 	if other.ID == 0 {
 		t.Fatal("the emulator has no account of another user")
 	}
-	id := aisp.AccountID(other.ID)
+	id := tpp.AccountID(other.ID)
 	for _, p := range []string{"/accounts/" + id, "/accounts/" + id + "/transactions"} {
 		res := s.Do("GET", "/v1/consents/"+c.ID+p, nil, attended...)
 		if res.Status != 404 || res.Code(t) != tpp.EAccountNotFound || strings.Contains(string(res.Body), other.IBAN) {

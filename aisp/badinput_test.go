@@ -14,7 +14,7 @@ func TestBadInputs(t *testing.T) {
 	t.Parallel()
 	s, _ := setup(t, aisp.Config{})
 	c := s.ActiveConsent(tpp.ScopeAccounts)
-	acc := aisp.AccountID(mainAccount(t, s).ID)
+	acc := tpp.AccountID(mainAccount(t, s).ID)
 	tx := "/v1/consents/" + c.ID + "/accounts/" + acc + "/transactions"
 	cases := []struct {
 		name   string
@@ -66,14 +66,14 @@ func TestBadInputs(t *testing.T) {
 func TestAccountIDRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, n := range []int64{1, 42, 1 << 40, 1<<63 - 1} {
-		id := aisp.AccountID(n)
-		got, err := aisp.ParseAccountID(id)
+		id := tpp.AccountID(n)
+		got, err := tpp.ParseAccountID(id)
 		if err != nil || got != n {
 			t.Errorf("%d → %s → %d, %v", n, id, got, err)
 		}
 	}
-	for _, bad := range []string{"", "acc_", "acc_AAAAAAAAAAAAA", aisp.AccountID(0), "acc_aaaaaaaaaaaaa=", "x" + aisp.AccountID(5)} {
-		if _, err := aisp.ParseAccountID(bad); tpp.ErrorCode(err) != tpp.EAccountNotFound {
+	for _, bad := range []string{"", "acc_", "acc_AAAAAAAAAAAAA", tpp.AccountID(0), "acc_aaaaaaaaaaaaa=", "x" + tpp.AccountID(5)} {
+		if _, err := tpp.ParseAccountID(bad); tpp.ErrorCode(err) != tpp.EAccountNotFound {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}

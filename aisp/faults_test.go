@@ -20,8 +20,8 @@ func TestBankFaults(t *testing.T) {
 	base := "/v1/consents/" + c.ID + "/accounts"
 	paths := map[string]string{
 		"/v1/user/*/monetary-account":           base,
-		"/v1/user/*/monetary-account/*":         base + "/" + aisp.AccountID(acc.ID),
-		"/v1/user/*/monetary-account/*/payment": base + "/" + aisp.AccountID(acc.ID) + "/transactions",
+		"/v1/user/*/monetary-account/*":         base + "/" + tpp.AccountID(acc.ID),
+		"/v1/user/*/monetary-account/*/payment": base + "/" + tpp.AccountID(acc.ID) + "/transactions",
 	}
 	// A working read first, so that the context exists and faults hit reads.
 	if res := s.Do("GET", base, nil, attended...); res.Status != 200 {

@@ -23,7 +23,7 @@ func TestAccessFrequency(t *testing.T) {
 	s, _ := setup(t, aisp.Config{})
 	c := s.ActiveConsent(tpp.ScopeAccounts)
 	other := s.ActiveConsent(tpp.ScopeAccounts)
-	acc := aisp.AccountID(mainAccount(t, s).ID)
+	acc := tpp.AccountID(mainAccount(t, s).ID)
 	base := "/v1/consents/" + c.ID
 	reads := []string{base + "/accounts", base + "/accounts/" + acc, base + "/accounts/" + acc + "/transactions?limit=5", base + "/accounts"}
 	for i, p := range reads {
@@ -139,7 +139,7 @@ func TestConsentStates(t *testing.T) {
 	t.Parallel()
 	s, _ := setup(t, aisp.Config{})
 	ctx := t.Context()
-	acc := aisp.AccountID(mainAccount(t, s).ID)
+	acc := tpp.AccountID(mainAccount(t, s).ID)
 	paths := func(id string) []string {
 		b := "/v1/consents/" + id + "/accounts"
 		return []string{b, b + "/" + acc, b + "/" + acc + "/transactions"}

@@ -234,7 +234,7 @@ func (s *Service) Accounts(ctx context.Context, r Request) ([]Account, Access, e
 func (s *Service) Account(ctx context.Context, r Request, accountID string) (Account, Access, error) {
 	var id int64
 	c, acc, err := s.open(ctx, r, func(*tpp.Consent) (err error) {
-		id, err = ParseAccountID(accountID)
+		id, err = tpp.ParseAccountID(accountID)
 		return err
 	})
 	if err != nil {
@@ -321,7 +321,7 @@ func accountView(ma *psd2.MonetaryAccount) (Account, bool) {
 		bal = money(*ma.Balance, cur)
 	}
 	return Account{
-		ID: AccountID(ma.ID), IBAN: iban, Name: holder, Description: ma.Description,
+		ID: tpp.AccountID(ma.ID), IBAN: iban, Name: holder, Description: ma.Description,
 		Type: typ, Status: status, Currency: cur, Balance: bal,
 	}, true
 }

@@ -117,7 +117,7 @@ func (s *Service) Transactions(ctx context.Context, r Request, accountID string,
 		pos cursorData
 	)
 	c, acc, err := s.open(ctx, r, func(c *tpp.Consent) (err error) {
-		if id, err = ParseAccountID(accountID); err != nil {
+		if id, err = tpp.ParseAccountID(accountID); err != nil {
 			return err
 		}
 		pos = cursorData{V: 1, Consent: c.ID, Account: id, From: timeKey(q.From), To: timeKey(q.To)}
@@ -351,4 +351,12 @@ func (k cursorCodec) decode(s string) (cursorData, error) {
 		return cursorData{}, errBadCursor()
 	}
 	return d, nil
+}
+
+// truncate shortens s for an error message.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }

@@ -108,7 +108,7 @@ func TestTransactionsPageThroughTheWholeHistory(t *testing.T) {
 	if len(all) < 300 {
 		t.Fatalf("the bank has %d payments on the main account, want at least 300", len(all))
 	}
-	path := "/v1/consents/" + c.ID + "/accounts/" + aisp.AccountID(acc.ID) + "/transactions"
+	path := "/v1/consents/" + c.ID + "/accounts/" + tpp.AccountID(acc.ID) + "/transactions"
 
 	items, n := pages(t, s, path, url.Values{"limit": {"37"}})
 	sameIDs(t, "all pages", ids(items), bankIDs(all))
@@ -154,7 +154,7 @@ func TestTransactionsDateFilter(t *testing.T) {
 	c := s.ActiveConsent(tpp.ScopeAccounts)
 	acc := mainAccount(t, s)
 	all := truth(t, s, c, acc.ID)
-	path := "/v1/consents/" + c.ID + "/accounts/" + aisp.AccountID(acc.ID) + "/transactions"
+	path := "/v1/consents/" + c.ID + "/accounts/" + tpp.AccountID(acc.ID) + "/transactions"
 
 	newest := booked(all[0])
 	cases := []struct {
@@ -214,7 +214,7 @@ func TestTransactionsStopEarly(t *testing.T) {
 	c := s.ActiveConsent(tpp.ScopeAccounts)
 	acc := mainAccount(t, s)
 	all := truth(t, s, c, acc.ID)
-	path := "/v1/consents/" + c.ID + "/accounts/" + aisp.AccountID(acc.ID) + "/transactions"
+	path := "/v1/consents/" + c.ID + "/accounts/" + tpp.AccountID(acc.ID) + "/transactions"
 
 	from := booked(all[5])
 	s.Env.ResetStats(t)
@@ -243,7 +243,7 @@ func TestTransactionsCursorStableWhenPaymentsArrive(t *testing.T) {
 	c := s.ActiveConsent(tpp.ScopeAccounts)
 	acc := mainAccount(t, s)
 	before := truth(t, s, c, acc.ID)
-	path := "/v1/consents/" + c.ID + "/accounts/" + aisp.AccountID(acc.ID) + "/transactions"
+	path := "/v1/consents/" + c.ID + "/accounts/" + tpp.AccountID(acc.ID) + "/transactions"
 
 	res := s.Do("GET", path+"?limit=10", nil, attended...)
 	m := res.JSON(t)
@@ -292,7 +292,7 @@ func TestTransactionsCursorIsBound(t *testing.T) {
 		}
 	}
 	base := "/v1/consents/" + c.ID + "/accounts/"
-	path := base + aisp.AccountID(acc.ID) + "/transactions"
+	path := base + tpp.AccountID(acc.ID) + "/transactions"
 	from := "2000-01-01"
 	res := s.Do("GET", path+"?limit=5&from="+from, nil, attended...)
 	cursor := res.JSON(t)["next_cursor"].(string)
@@ -309,8 +309,8 @@ func TestTransactionsCursorIsBound(t *testing.T) {
 		"tampered":      path + "?cursor=" + url.QueryEscape(string(flip)),
 		"garbage":       path + "?cursor=abc",
 		"other filter":  path + "?from=2000-01-02&cursor=" + url.QueryEscape(cursor),
-		"other account": base + aisp.AccountID(savings.ID) + "/transactions?cursor=" + url.QueryEscape(cursor),
-		"other consent": "/v1/consents/" + c2.ID + "/accounts/" + aisp.AccountID(acc.ID) + "/transactions?cursor=" + url.QueryEscape(cursor),
+		"other account": base + tpp.AccountID(savings.ID) + "/transactions?cursor=" + url.QueryEscape(cursor),
+		"other consent": "/v1/consents/" + c2.ID + "/accounts/" + tpp.AccountID(acc.ID) + "/transactions?cursor=" + url.QueryEscape(cursor),
 		"forged page 1": path + "?cursor=" + url.QueryEscape(strings.SplitN(cursor, ".", 2)[0]+".AAAAAAAAAAAAAAAAAAAAAA"),
 	}
 	for name, p := range bad {

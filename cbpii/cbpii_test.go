@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/bunqtpp/tpp"
-	"github.com/bunqtpp/tpp/aisp"
 	"github.com/bunqtpp/tpp/aisp/aisptest"
 	"github.com/bunqtpp/tpp/cbpii"
 	"github.com/bunqtpp/tpp/internal/banktest"
@@ -77,9 +76,9 @@ func TestFundsBothWays(t *testing.T) {
 		body map[string]any
 		want bool
 	}{
-		{"account, small amount", map[string]any{"account_id": aisp.AccountID(main.ID), "amount": money("0.01")}, true},
-		{"account, the balance exactly", map[string]any{"account_id": aisp.AccountID(savings.ID), "amount": money(savings.Balance.Value)}, true},
-		{"account, above the balance", map[string]any{"account_id": aisp.AccountID(savings.ID), "amount": money(addCent(t, savings.Balance.Value))}, false},
+		{"account, small amount", map[string]any{"account_id": tpp.AccountID(main.ID), "amount": money("0.01")}, true},
+		{"account, the balance exactly", map[string]any{"account_id": tpp.AccountID(savings.ID), "amount": money(savings.Balance.Value)}, true},
+		{"account, above the balance", map[string]any{"account_id": tpp.AccountID(savings.ID), "amount": money(addCent(t, savings.Balance.Value))}, false},
 		{"iban, small amount", map[string]any{"iban": main.IBAN, "amount": money("1")}, true},
 		{"iban with spaces and lower case", map[string]any{"iban": spaced, "amount": money("1.5")}, true},
 		{"iban, far too much", map[string]any{"iban": main.IBAN, "amount": money("999999.99")}, false},
@@ -142,7 +141,7 @@ func TestFundsRefusals(t *testing.T) {
 			foreign = u.Accounts[0]
 		}
 	}
-	ok := map[string]any{"account_id": aisp.AccountID(main.ID), "amount": money("1.00")}
+	ok := map[string]any{"account_id": tpp.AccountID(main.ID), "amount": money("1.00")}
 
 	// Refused before the bank: no bank call, no audit record.
 	bad := []struct {
@@ -151,7 +150,7 @@ func TestFundsRefusals(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"both references", map[string]any{"account_id": aisp.AccountID(main.ID), "iban": main.IBAN, "amount": money("1")}, 400, tpp.EInvalid},
+		{"both references", map[string]any{"account_id": tpp.AccountID(main.ID), "iban": main.IBAN, "amount": money("1")}, 400, tpp.EInvalid},
 		{"no reference", map[string]any{"amount": money("1")}, 400, tpp.EInvalid},
 		{"empty account_id", map[string]any{"account_id": "", "amount": money("1")}, 400, tpp.EInvalid},
 		{"bad IBAN checksum", map[string]any{"iban": "NL91BUNQ2025341012", "amount": money("1")}, 400, tpp.EInvalidIBAN},
@@ -197,7 +196,7 @@ func TestFundsRefusals(t *testing.T) {
 	// context. The check happened, so it is audited.
 	for _, body := range []map[string]any{
 		{"iban": foreign.IBAN, "amount": money("1")},
-		{"account_id": aisp.AccountID(foreign.ID), "amount": money("1")},
+		{"account_id": tpp.AccountID(foreign.ID), "amount": money("1")},
 	} {
 		res := s.Do("POST", path, body)
 		if res.Status != 404 || res.Code(t) != tpp.EAccountNotFound || strings.Contains(string(res.Body), "sufficient") {

@@ -142,7 +142,7 @@ func (s *Service) Confirm(ctx context.Context, clientID, consentID string, r Req
 		return Result{}, err
 	}
 	if ck.accountID != "" {
-		if ck.bunqID, err = aisp.ParseAccountID(ck.accountID); err != nil {
+		if ck.bunqID, err = tpp.ParseAccountID(ck.accountID); err != nil {
 			return Result{}, err
 		}
 	}

@@ -175,7 +175,7 @@ func (s *Service) failCreate(ctx context.Context, p *tpp.Payment, bankErr error,
 	if tpp.ErrorCode(mapped) == tpp.ENotFound && p.Kind == tpp.PaymentDraft {
 		// The bank's 404 on …/monetary-account/{id}/draft-payment: the
 		// account is not the user's.
-		mapped = tpp.Wrap(bankErr, tpp.EAccountNotFound, "no account %q under this consent", AccountID(p.AccountID))
+		mapped = tpp.Wrap(bankErr, tpp.EAccountNotFound, "no account %q under this consent", tpp.AccountID(p.AccountID))
 	}
 	if _, err := s.payments.TransitionPayment(ctx, tpp.PaymentTransition{
 		ID: p.ID, To: tpp.PaymentFailed, ErrorCode: tpp.ErrorCode(mapped), Actor: tpp.ActorSystem,

@@ -336,7 +336,7 @@ func (h *harness) paymentBody(amount, description string) string {
 	h.t.Helper()
 	to := h.payee()
 	b, _ := json.Marshal(map[string]any{
-		"account_id":   pisp.AccountID(h.payer().Accounts[0].ID),
+		"account_id":   tpp.AccountID(h.payer().Accounts[0].ID),
 		"amount":       map[string]string{"amount": amount, "currency": "EUR"},
 		"counterparty": map[string]string{"iban": to.IBAN, "name": "Bakkerij de Korenschoof"},
 		"description":  description,

@@ -67,7 +67,7 @@ func (r *PaymentRequest) validate() (draftInput, error) {
 	if r.AccountID == "" {
 		return in, tpp.Errorf(tpp.EInvalid, "account_id is required: an id from the accounts list")
 	}
-	id, err := ParseAccountID(r.AccountID)
+	id, err := tpp.ParseAccountID(r.AccountID)
 	if err != nil {
 		return in, err
 	}

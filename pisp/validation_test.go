@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/bunqtpp/tpp"
-	"github.com/bunqtpp/tpp/pisp"
 )
 
 // snapshot is everything a refused request must leave alone.
@@ -210,14 +209,14 @@ func TestOtherClientsAreInvisible(t *testing.T) {
 func TestAccountIDs(t *testing.T) {
 	t.Parallel()
 	for _, n := range []int64{1, 42, 1 << 40, 9_223_372_036_854_775_807} {
-		id := pisp.AccountID(n)
-		back, err := pisp.ParseAccountID(id)
+		id := tpp.AccountID(n)
+		back, err := tpp.ParseAccountID(id)
 		if err != nil || back != n {
 			t.Errorf("%d → %s → %d %v", n, id, back, err)
 		}
 	}
-	for _, bad := range []string{"", "acc_", "acc_AAAA", "xyz_aaaaaaaaaaaaa", pisp.AccountID(5) + "a", "acc_aaaaaaaaaaaaa"} {
-		if _, err := pisp.ParseAccountID(bad); tpp.ErrorCode(err) != tpp.EAccountNotFound {
+	for _, bad := range []string{"", "acc_", "acc_AAAA", "xyz_aaaaaaaaaaaaa", tpp.AccountID(5) + "a", "acc_aaaaaaaaaaaaa"} {
+		if _, err := tpp.ParseAccountID(bad); tpp.ErrorCode(err) != tpp.EAccountNotFound {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}

@@ -67,7 +67,7 @@ func history(p *tpp.Payment) []StatusChangeJSON {
 // PaymentView renders a draft payment.
 func PaymentView(p *tpp.Payment) PaymentJSON {
 	j := PaymentJSON{
-		ID: p.ID, ConsentID: p.ConsentID, Status: string(p.Status), AccountID: AccountID(p.AccountID),
+		ID: p.ID, ConsentID: p.ConsentID, Status: string(p.Status), AccountID: tpp.AccountID(p.AccountID),
 		Amount:       p.Amount(),
 		Counterparty: Party{IBAN: p.CounterpartyIBAN, Name: p.CounterpartyName},
 		Description:  p.Description, StatusHistory: history(p),

@@ -1,11 +1,9 @@
-package aisp
+package tpp
 
 import (
 	"encoding/base32"
 	"encoding/binary"
 	"strings"
-
-	"github.com/bunqtpp/tpp"
 )
 
 // AccountPrefix starts every account id.
@@ -26,7 +24,7 @@ func AccountID(bunqID int64) string {
 // ParseAccountID returns the bunq monetary-account id of an API account id,
 // or account_not_found for anything AccountID cannot have made.
 func ParseAccountID(id string) (int64, error) {
-	notFound := tpp.Errorf(tpp.EAccountNotFound, "no account %q under this consent", truncate(id, 64))
+	notFound := Errorf(EAccountNotFound, "no account %q under this consent", truncateForMessage(id, 64))
 	rest, ok := strings.CutPrefix(id, AccountPrefix)
 	if !ok {
 		return 0, notFound
@@ -43,7 +41,7 @@ func ParseAccountID(id string) (int64, error) {
 	return n, nil
 }
 
-func truncate(s string, n int) string {
+func truncateForMessage(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "…"
 	}

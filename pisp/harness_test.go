@@ -572,9 +572,15 @@ func (h *harness) createPayment(consentID, idemKey, body string) response {
 
 func bankID(t *testing.T, r response) int64 {
 	t.Helper()
-	n, ok := r.body["bank_draft_id"].(float64)
-	if !ok || n <= 0 {
+	// Decode the id from the raw body as an integer: a float64 would round
+	// ids above 2^53.
+	var v struct {
+		ID json.Number `json:"bank_draft_id"`
+	}
+	_ = json.Unmarshal(r.raw, &v)
+	n, err := v.ID.Int64()
+	if err != nil || n <= 0 {
 		t.Fatalf("no bank_draft_id in %s", r.raw)
 	}
-	return int64(n)
+	return n
 }

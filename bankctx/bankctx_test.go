@@ -286,3 +286,42 @@ func TestVerifyRevokedGrant(t *testing.T) {
 		t.Fatal("context left after close")
 	}
 }
+
+// Unchanged stored contexts are parsed once per replica; a change made by
+// another replica (a renewal, a rebuild) is seen at the next Get.
+func TestParsedContextFollowsRedis(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	a, b := w.replica(t), w.replica(t)
+	ctx := context.Background()
+	if _, _, err := a.p.Create(ctx, w.consent.ID, w.token); err != nil {
+		t.Fatal(err)
+	}
+	first, err := b.p.Get(ctx, w.consent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := b.p.Get(ctx, w.consent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != again {
+		t.Fatal("an unchanged context was parsed again")
+	}
+	// Replica a rebuilds the context (as after a purge): b must not keep
+	// serving its old one.
+	if err := a.p.Purge(ctx, w.consent.ID); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt, err := a.p.Get(ctx, w.consent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := b.p.Get(ctx, w.consent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now == first || now.InstallationID() != rebuilt.InstallationID() {
+		t.Fatalf("replica b still uses installation %d after a's rebuild to %d", now.InstallationID(), rebuilt.InstallationID())
+	}
+}

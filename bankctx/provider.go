@@ -12,6 +12,7 @@ package bankctx
 import (
 	"context"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -95,7 +96,21 @@ type Provider struct {
 	// session back. Weak keys: an entry goes when its context is collected.
 	mu     sync.Mutex
 	owners map[weak.Pointer[psd2.Context]]string
+	// parsed keeps the last parsed context per consent with the hash of the
+	// stored value it came from. Redis stays the source (a renewal or purge
+	// by another replica shows at the next load); only the parse, which
+	// costs an RSA key check per request, is skipped when nothing changed.
+	// Sharing one *psd2.Context per consent also makes renewals single-flight.
+	parsed map[string]parsedContext
 }
+
+type parsedContext struct {
+	sum [sha256.Size]byte
+	bc  *psd2.Context
+}
+
+// maxParsed bounds the parsed-context cache (about 3 KiB each).
+const maxParsed = 10_000
 
 // New returns a Provider.
 func New(cfg Config) (*Provider, error) {
@@ -112,7 +127,7 @@ func New(cfg Config) (*Provider, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Provider{cfg: cfg, log: log, owners: map[weak.Pointer[psd2.Context]]string{}}, nil
+	return &Provider{cfg: cfg, log: log, owners: map[weak.Pointer[psd2.Context]]string{}, parsed: map[string]parsedContext{}}, nil
 }
 
 // User is the bunq customer who granted a consent.
@@ -263,13 +278,40 @@ func (p *Provider) load(ctx context.Context, consentID string) (*psd2.Context, e
 		return nil, err
 	}
 	defer clear(blob)
+	sum := sha256.Sum256(blob)
+	p.mu.Lock()
+	cached, ok := p.parsed[consentID]
+	p.mu.Unlock()
+	if ok && cached.sum == sum {
+		return cached.bc, nil
+	}
 	bc := new(psd2.Context)
 	if err := bc.UnmarshalJSON(blob); err != nil {
 		// A value we cannot read is as good as none: rebuild over it.
 		return nil, fmt.Errorf("%w: %w", redis.ErrUnreadable, err)
 	}
 	p.track(bc, consentID)
+	p.remember(consentID, sum, bc)
 	return bc, nil
+}
+
+// remember caches a parsed context, evicting an arbitrary one when full.
+func (p *Provider) remember(consentID string, sum [sha256.Size]byte, bc *psd2.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.parsed[consentID]; !ok && len(p.parsed) >= maxParsed {
+		for k := range p.parsed {
+			delete(p.parsed, k)
+			break
+		}
+	}
+	p.parsed[consentID] = parsedContext{sum: sum, bc: bc}
+}
+
+func (p *Provider) forget(consentID string) {
+	p.mu.Lock()
+	delete(p.parsed, consentID)
+	p.mu.Unlock()
 }
 
 func (p *Provider) save(ctx context.Context, consentID string, bc *psd2.Context) error {
@@ -281,6 +323,7 @@ func (p *Provider) save(ctx context.Context, consentID string, bc *psd2.Context)
 	if err := p.cfg.Store.Put(ctx, consentID, blob); err != nil {
 		return fmt.Errorf("bankctx: store context of consent %s: %w", consentID, err)
 	}
+	p.remember(consentID, sha256.Sum256(blob), bc)
 	return nil
 }
 
@@ -329,6 +372,7 @@ func (p *Provider) Purge(ctx context.Context, consentID string) error {
 		return fmt.Errorf("bankctx: purge consent %s: %w", consentID, err)
 	}
 	defer func() { _ = lock.Release(context.WithoutCancel(ctx)) }()
+	p.forget(consentID)
 	return p.cfg.Store.Delete(ctx, consentID)
 }
 

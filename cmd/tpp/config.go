@@ -28,6 +28,7 @@ type config struct {
 	RedisCluster  string // host:port,host:port
 	RedisPassword string // for Sentinel and Cluster; a URL carries its own
 	WebhookHosts  string // private | public | auto
+	RateBudget    string // shared | local | off
 	MasterKey     string
 	LogLevel      string
 	LogFormat     string
@@ -66,6 +67,7 @@ func (c *config) settings() []setting {
 		{flag: "log-level", env: "TPP_LOG_LEVEL", def: "info", usage: "debug, info, warn or error", str: &c.LogLevel},
 		{flag: "log-format", env: "TPP_LOG_FORMAT", def: "json", usage: "json or text", str: &c.LogFormat},
 		{flag: "cache-ttl", env: "TPP_CACHE_TTL", def: "30s", usage: "how long account reads are cached", dur: &c.CacheTTL},
+		{flag: "bank-rate-budget", env: "TPP_BANK_RATE_BUDGET", def: "shared", usage: "how calls are kept under bunq's rate limits: shared (in Redis, across replicas), local (this process only) or off (load tests against a bank without limits; refused for sandbox and production)", str: &c.RateBudget},
 		{flag: "sign-all", env: "TPP_SIGN_ALL", def: "false", usage: "sign every bunq request, as bunq's SDKs do (costs ~1 ms CPU per call)", boolean: &c.SignAll},
 		{flag: "permitted-ips", env: "TPP_PERMITTED_IPS", def: "", usage: "comma-separated IPs the bunq device registration is bound to (empty: the caller's IP)", str: &c.PermittedIPs},
 		{flag: "poll-interval", env: "TPP_POLL_INTERVAL", def: "30s", usage: "how often pending payments are re-checked at the bank (covers lost callbacks)", dur: &c.PollInterval},
@@ -144,6 +146,15 @@ func (c *config) validate() error {
 	}
 	if n > 1 {
 		errs = append(errs, errors.New("settings --redis-url, --redis-sentinel and --redis-cluster exclude each other: set one"))
+	}
+	switch c.RateBudget {
+	case "shared", "local":
+	case "off":
+		if c.BankEnv == "sandbox" || c.BankEnv == "production" {
+			errs = append(errs, fmt.Errorf("setting --bank-rate-budget ($TPP_BANK_RATE_BUDGET) = off is refused for --bank %s: bunq would answer 429s", c.BankEnv))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("setting --bank-rate-budget ($TPP_BANK_RATE_BUDGET) = %q: use shared, local or off", c.RateBudget))
 	}
 	switch c.WebhookHosts {
 	case "auto", "public", "any":

@@ -96,3 +96,14 @@ func TestWebhookTargets(t *testing.T) {
 		t.Errorf("bad value accepted: %v", err)
 	}
 }
+
+func TestRateBudgetOffOnlyAgainstOwnBank(t *testing.T) {
+	for _, bank := range []string{"sandbox", "production"} {
+		if _, err := parseTestConfig(t, nil, "--bank", bank, "--bank-rate-budget", "off"); err == nil || !strings.Contains(err.Error(), "--bank-rate-budget") {
+			t.Errorf("--bank %s --bank-rate-budget off: err = %v, want a refusal", bank, err)
+		}
+	}
+	if _, err := parseTestConfig(t, nil, "--bank-rate-budget", "off"); err != nil {
+		t.Errorf("off against the emulated bank: %v", err)
+	}
+}

@@ -344,14 +344,16 @@ func (a *app) connectBank(ctx context.Context, out io.Writer) error {
 func (a *app) bankClient(ctx context.Context) error {
 	cfg := a.cfg
 	keys := redis.NewKeys("tpp:")
-	budget := redis.NewRateBudget(a.rdb, keys)
-	budget.OnWait = a.metrics.ObserveBudgetWait
 	regs := sqlite.NewRegistrationStore(a.db, a.keyring)
 	var provider *bankctx.Provider
+	// Many users' contexts talk to one bank host: keep enough idle
+	// connections, or every burst pays for new TCP (and TLS) handshakes.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 64
 	client, err := psd2.New(psd2.Options{
 		BaseURL:    a.bank.API,
-		HTTPClient: &http.Client{Timeout: 30 * time.Second},
-		Budget:     budget,
+		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: transport},
+		Budget:     a.rateBudget(keys),
 		SignAll:    cfg.SignAll,
 		Clock:      a.clock,
 		Logger:     a.log,
@@ -390,6 +392,25 @@ func (a *app) bankClient(ctx context.Context) error {
 	a.ctxs = provider
 	return nil
 }
+
+// rateBudget keeps bank calls under bunq's limits, as configured.
+func (a *app) rateBudget(keys redis.Keys) psd2.Budget {
+	switch a.cfg.RateBudget {
+	case "local":
+		return a.metrics.WrapBudget(psd2.NewMemoryBudget(a.clock))
+	case "off":
+		a.log.Warn("bank rate budget is off: only for load tests against a bank without rate limits")
+		return unlimited{}
+	}
+	b := redis.NewRateBudget(a.rdb, keys)
+	b.OnWait = a.metrics.ObserveBudgetWait
+	return b
+}
+
+// unlimited admits every call at once.
+type unlimited struct{}
+
+func (unlimited) Wait(ctx context.Context, _ string, _ int, _ time.Duration) error { return ctx.Err() }
 
 // saveTPPContext writes the TPP's renewed session back to its registration.
 // It re-reads the registration first: if 'tpp register' replaced it (a new

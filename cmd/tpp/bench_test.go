@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bunqtpp/tpp/internal/redistest"
+)
+
+// benchLine is one row of the bench's table.
+type benchLine struct {
+	requests      int
+	rps           float64
+	p50, p90, p99 float64 // ms
+	errors        int
+	callsPerReq   float64
+	heapMiB       float64
+}
+
+var (
+	benchRowRe  = regexp.MustCompile(`(?m)^(TPP uncached|TPP cached|direct budgeted|direct)\s+(\d+)\s+([\d.]+)\s+([\d.]+)ms\s+([\d.]+)ms\s+([\d.]+)ms\s+(\d+)\s+([\d.]+)\s+(?:[\d.]+ms|-)\s+([\d.]+)MiB$`)
+	benchTputRe = regexp.MustCompile(`(?m)^throughput ratio: TPP uncached / direct = ([\d.]+) \(goal >= 0\.80\) (PASS|MISS)$`)
+	benchP99Re  = regexp.MustCompile(`(?m)^added p99: TPP uncached p99 - direct p99 = (-?[\d.]+)ms vs direct p99 ([\d.]+)ms = (-?[\d.]+)x \(goal < 2\.00x\) (PASS|MISS)$`)
+	benchHeapRe = regexp.MustCompile(`(?m)^peak heap: ([\d.]+)MiB`)
+)
+
+func parseBench(t *testing.T, out string) map[string]benchLine {
+	t.Helper()
+	rows := map[string]benchLine{}
+	f := func(s string) float64 {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			t.Fatalf("number %q: %v", s, err)
+		}
+		return v
+	}
+	for _, m := range benchRowRe.FindAllStringSubmatch(out, -1) {
+		rows[m[1]] = benchLine{
+			requests: int(f(m[2])), rps: f(m[3]), p50: f(m[4]), p90: f(m[5]), p99: f(m[6]),
+			errors: int(f(m[7])), callsPerReq: f(m[8]), heapMiB: f(m[9]),
+		}
+	}
+	return rows
+}
+
+// runBenchSmoke runs a tiny bench and checks that its figures are sane.
+func runBenchSmoke(t *testing.T, extra ...string) string {
+	t.Helper()
+	args := append([]string{"bench", "--consents", "2", "--concurrency", "4", "--duration", "2s", "--warmup", "0s"}, extra...)
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	err := run(ctx, args, &out, &errOut)
+	t.Logf("tpp %s: %s\n%s", strings.Join(args[1:], " "), time.Since(start).Round(time.Millisecond), out.String())
+	if err != nil {
+		t.Fatalf("bench: %v\nstderr:\n%s", err, errOut.String())
+	}
+	s := out.String()
+	rows := parseBench(t, s)
+	for _, name := range []string{"TPP uncached", "TPP cached", "direct", "direct budgeted"} {
+		r, ok := rows[name]
+		if !ok {
+			t.Fatalf("no %q row in the table", name)
+		}
+		if r.errors != 0 || r.requests == 0 {
+			t.Errorf("%s: %d requests, %d errors", name, r.requests, r.errors)
+		}
+		if !(r.p50 > 0 && r.p50 <= r.p90 && r.p90 <= r.p99) {
+			t.Errorf("%s: percentiles p50 %v p90 %v p99 %v out of order", name, r.p50, r.p90, r.p99)
+		}
+		// req/s is requests over the 2 s window.
+		if want := float64(r.requests) / 2; r.rps < want*0.8 || r.rps > want*1.05 {
+			t.Errorf("%s: %v req/s for %d requests in 2 s", name, r.rps, r.requests)
+		}
+		if r.heapMiB <= 0 {
+			t.Errorf("%s: peak heap %v", name, r.heapMiB)
+		}
+	}
+	// Every direct read is one bank call; cached reads hardly reach the bank;
+	// uncached ones do, some of them sharing a call with an identical read.
+	if c := rows["direct"].callsPerReq; c < 0.95 || c > 1.2 {
+		t.Errorf("direct: %v bank calls per request, want 1", c)
+	}
+	if c := rows["TPP cached"].callsPerReq; c > 0.2 {
+		t.Errorf("TPP cached: %v bank calls per request", c)
+	}
+	if c := rows["TPP uncached"].callsPerReq; c <= 0 || c > 2 {
+		t.Errorf("TPP uncached: %v bank calls per request", c)
+	}
+	if rows["TPP cached"].rps <= rows["TPP uncached"].rps {
+		t.Errorf("the cache does not help: cached %v req/s, uncached %v", rows["TPP cached"].rps, rows["TPP uncached"].rps)
+	}
+
+	m := benchTputRe.FindStringSubmatch(s)
+	if m == nil {
+		t.Fatal("no throughput ratio line")
+	}
+	ratio, _ := strconv.ParseFloat(m[1], 64)
+	if want := rows["TPP uncached"].rps / rows["direct"].rps; ratio < want-0.011 || ratio > want+0.011 {
+		t.Errorf("throughput ratio %v, table says %v", ratio, want)
+	}
+	if (m[2] == "PASS") != (ratio >= 0.8) {
+		t.Errorf("throughput ratio %v marked %s", ratio, m[2])
+	}
+	m = benchP99Re.FindStringSubmatch(s)
+	if m == nil {
+		t.Fatal("no added p99 line")
+	}
+	x, _ := strconv.ParseFloat(m[3], 64)
+	if (m[4] == "PASS") != (x < 2) {
+		t.Errorf("added p99 %vx marked %s", x, m[4])
+	}
+	if m := benchHeapRe.FindStringSubmatch(s); m == nil || m[1] == "0.0" {
+		t.Errorf("peak heap line: %v", m)
+	}
+	return s
+}
+
+func TestBenchSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a bench run takes ~15 s")
+	}
+	t.Parallel()
+	out := runBenchSmoke(t)
+	if !strings.Contains(out, "redis: embedded") {
+		t.Error("the output does not say the embedded Redis was used")
+	}
+}
+
+// TestBenchSmokeRealRedis reads accounts and transactions through a real
+// redis-server.
+func TestBenchSmokeRealRedis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a bench run takes ~15 s")
+	}
+	t.Parallel()
+	rs := redistest.Start(t)
+	out := runBenchSmoke(t, "--redis-url", rs.URL, "--op", "mixed")
+	if !strings.Contains(out, "redis: redis-server at "+rs.URL) {
+		t.Error("the output does not say which Redis was used")
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"--consents", "0"},
+		{"--consents", "501"},
+		{"--concurrency", "0"},
+		{"--duration", "0s"},
+		{"--duration", "11m"},
+		{"--warmup", "-1s"},
+		{"--op", "payments"},
+		{"--redis-url", "http://127.0.0.1:6379"},
+		{"--bogus"},
+		{"extra"},
+	} {
+		var errOut bytes.Buffer
+		if err := run(context.Background(), append([]string{"bench"}, args...), io.Discard, &errOut); err == nil {
+			t.Errorf("bench %v: accepted", args)
+		}
+	}
+	var errOut bytes.Buffer
+	if err := run(context.Background(), []string{"bench", "-h"}, io.Discard, &errOut); err != nil || !strings.Contains(errOut.String(), "-consents") {
+		t.Errorf("bench -h: %v\n%s", err, errOut.String())
+	}
+}

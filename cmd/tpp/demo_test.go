@@ -1,0 +1,370 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/bunqtpp/tpp/internal/browsertest"
+)
+
+// demoOut collects a run's stdout safely while it runs.
+type demoOut struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (o *demoOut) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(p)
+}
+
+func (o *demoOut) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+// demoRun is one 'tpp demo' running in this process.
+type demoRun struct {
+	out, errs *demoOut
+	appURL    string // ".../demo/"
+	publicURL string
+	stop      func() error
+}
+
+var demoAppLine = regexp.MustCompile(`Demo fintech app +(http://\S+)/demo/`)
+
+// startDemo runs 'tpp demo args...' until the test ends or stop is
+// called, and waits until it serves.
+func startDemo(t *testing.T, args ...string) *demoRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &demoRun{out: &demoOut{}, errs: &demoOut{}}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"demo"}, args...), r.out, r.errs) }()
+	var once sync.Once
+	var stopErr error
+	r.stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case stopErr = <-done:
+			case <-time.After(30 * time.Second):
+				stopErr = errors.New("tpp demo did not stop within 30 s")
+			}
+		})
+		return stopErr
+	}
+	t.Cleanup(func() {
+		if err := r.stop(); err != nil {
+			t.Errorf("stop tpp demo: %v", err)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := demoAppLine.FindStringSubmatch(r.out.String()); m != nil {
+			r.publicURL, r.appURL = m[1], m[1]+"/demo/"
+			return r
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("tpp demo stopped: %v\nstdout:\n%s\nstderr:\n%s", err, r.out, demoTail(r.errs.String(), 40))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("tpp demo did not start within 30 s\nstdout:\n%s\nstderr:\n%s", r.out, demoTail(r.errs.String(), 40))
+	return nil
+}
+
+// demoPorts finds n consecutive free TCP ports on 127.0.0.1 and returns the
+// first. The ports are closed again, so another process could take one
+// before the demo does; random bases make that unlikely.
+func demoPorts(t *testing.T, n int) int {
+	t.Helper()
+	for range 100 {
+		base := 20000 + rand.IntN(40000)
+		var ls []net.Listener
+		ok := true
+		for i := range n {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			ls = append(ls, l)
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free consecutive ports found")
+	return 0
+}
+
+func demoArgs(t *testing.T, dir, listen string) []string {
+	return []string{
+		"--db", filepath.Join(dir, "tpp.db"),
+		"--listen", listen,
+		"--emulated-addr", "127.0.0.1:" + strconv.Itoa(demoPorts(t, 3)),
+		"--metrics-listen", "",
+		"--shutdown-grace", "5s",
+	}
+}
+
+// apiStatus calls the public API with key and returns the status code.
+func apiStatus(t *testing.T, publicURL, key, path string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, publicURL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func readDemoClient(t *testing.T, dir string) demoClient {
+	t.Helper()
+	path := filepath.Join(dir, demoClientFile)
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v, want 0600", path, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dc demoClient
+	if err := json.Unmarshal(b, &dc); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(dc.APIKey, "tpp_") || !strings.HasPrefix(dc.WebhookSecret, "whsec_") {
+		t.Fatalf("demo client file holds %+v", dc)
+	}
+	return dc
+}
+
+// TestDemoKeepsItsClientAndResets runs the demo twice on one data dir (the
+// client and its API key survive), then with --reset (everything is new).
+func TestDemoKeepsItsClientAndResets(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	listen := "127.0.0.1:" + strconv.Itoa(demoPorts(t, 1))
+
+	r1 := startDemo(t, demoArgs(t, dir, listen)...)
+	first := readDemoClient(t, dir)
+	if !strings.Contains(r1.out.String(), "created the demo fintech client") {
+		t.Errorf("first run did not say it created the client:\n%s", r1.out)
+	}
+	for _, want := range []string{first.APIKey, "/docs", "/app", "curl -s " + r1.publicURL + "/v1/consents"} {
+		if !strings.Contains(r1.out.String(), want) {
+			t.Errorf("welcome text lacks %q:\n%s", want, r1.out)
+		}
+	}
+	if got := apiStatus(t, r1.publicURL, first.APIKey, "/v1/consents"); got != http.StatusOK {
+		t.Fatalf("first run: GET /v1/consents with the demo key = %d", got)
+	}
+	if err := r1.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	r2 := startDemo(t, demoArgs(t, dir, listen)...)
+	if again := readDemoClient(t, dir); again != first {
+		t.Errorf("second run changed the demo client: %+v, was %+v", again, first)
+	}
+	if !strings.Contains(r2.out.String(), "reusing the demo fintech client") {
+		t.Errorf("second run did not reuse the client:\n%s", r2.out)
+	}
+	if got := apiStatus(t, r2.publicURL, first.APIKey, "/v1/consents"); got != http.StatusOK {
+		t.Fatalf("second run: GET /v1/consents with the first key = %d", got)
+	}
+	if err := r2.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	r3 := startDemo(t, append(demoArgs(t, dir, listen), "--reset")...)
+	if !strings.Contains(r3.out.String(), "--reset: deleted") {
+		t.Errorf("--reset did not say what it deleted:\n%s", r3.out)
+	}
+	fresh := readDemoClient(t, dir)
+	if fresh.APIKey == first.APIKey || fresh.ClientID == first.ClientID {
+		t.Fatalf("--reset kept the client %s", fresh.ClientID)
+	}
+	if got := apiStatus(t, r3.publicURL, first.APIKey, "/v1/consents"); got != http.StatusUnauthorized {
+		t.Errorf("after --reset the old key answers %d, want 401", got)
+	}
+	if got := apiStatus(t, r3.publicURL, fresh.APIKey, "/v1/consents"); got != http.StatusOK {
+		t.Errorf("after --reset the new key answers %d, want 200", got)
+	}
+}
+
+// TestDemoInABrowser clicks through the demo fintech app in headless
+// Chromium: connect (the real consent flow through the emulated bunq),
+// accounts with charts, transaction pages and a date filter, a payment
+// approved in the emulated bunq app that turns executed on the dashboard
+// by itself, a funds check both ways, the webhook events, and revoke.
+func TestDemoInABrowser(t *testing.T) {
+	t.Parallel()
+	b := browsertest.New(t)
+	d := startDemo(t, demoArgs(t, t.TempDir(), "127.0.0.1:0")...)
+
+	b.Run("landing", chromedp.Navigate(d.appURL), chromedp.WaitVisible("#connect"))
+	b.Screenshot("1-landing")
+
+	// Connect: our consent page, then the emulated bunq's login and
+	// approval, then back to the app.
+	b.Run("connect", chromedp.Click("#connect"), chromedp.WaitVisible(`//button[contains(., "Continue to bunq")]`))
+	b.Screenshot("2-consent-page")
+	b.Run("continue to bunq", chromedp.Click(`//button[contains(., "Continue to bunq")]`), chromedp.WaitVisible(`//h1[contains(., "Log in to bunq")]`))
+	b.Screenshot("3-bunq-login")
+	b.Run("pick the first sandbox user", chromedp.Click(`//button[contains(., "Continue")]`), chromedp.WaitVisible(`//button[@value="approve"]`))
+	b.Screenshot("4-bunq-approve")
+	b.Run("approve", chromedp.Click(`//button[@value="approve"]`), chromedp.WaitVisible("#accounts"))
+	b.Screenshot("5-dashboard")
+	if loc := b.Location(); !strings.HasPrefix(loc, d.appURL) {
+		t.Fatalf("after approval the browser is at %s", loc)
+	}
+	text := b.Text()
+	if !strings.Contains(text, "Your bunq account is connected") {
+		t.Errorf("dashboard lacks the connected message:\n%s", text)
+	}
+	bankUser := browsertest.Get(b, "bank user", chromedp.Text(".who strong"))
+	if bankUser == "" {
+		t.Fatal("the header does not name the bunq user")
+	}
+
+	// Accounts, each with a chart that has a line.
+	accounts := browsertest.Get(b, "accounts", chromedp.Nodes("li.account", chromedp.AtLeast(0)))
+	lines := browsertest.Get(b, "chart lines", chromedp.Nodes("li.account svg.chart path.chart-line", chromedp.AtLeast(0)))
+	if len(accounts) == 0 || len(lines) != len(accounts) {
+		t.Fatalf("%d accounts, %d charts with a line", len(accounts), len(lines))
+	}
+	b.Run("selected account's chart", chromedp.WaitVisible("#transactions svg.chart path.chart-line"), chromedp.WaitVisible("#transactions svg.chart text.chart-label"))
+
+	// Transactions: a full first page, an older page, and a date filter.
+	rows := func() []string {
+		t.Helper()
+		s := browsertest.Get(b, "rows", chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("table.txs tbody tr")).map(r => r.innerText)`))
+		return s
+	}
+	page1 := rows()
+	if len(page1) != 10 {
+		t.Fatalf("first page has %d rows: %q", len(page1), page1)
+	}
+	b.Run("older transactions", chromedp.Click("#older"), chromedp.WaitVisible("#first-page"))
+	b.Screenshot("6-older-transactions")
+	page2 := rows()
+	if len(page2) == 0 || page2[0] == page1[0] {
+		t.Fatalf("the older page repeats the first: %q", page2)
+	}
+	day := strings.SplitN(page2[0], "\t", 2)[0] // "2 Jan 2006 15:04"
+	when, err := time.Parse("2 Jan 2006 15:04", day)
+	if err != nil {
+		t.Fatalf("date cell %q: %v", day, err)
+	}
+	iso := when.Format(time.DateOnly)
+	b.Run("filter by date",
+		chromedp.SetValue("#from", iso), chromedp.SetValue("#to", iso), chromedp.Click("#filter"),
+		chromedp.WaitVisible(`//input[@id="from" and @value="`+iso+`"]`),
+	)
+	b.Screenshot("7-date-filter")
+	filtered := rows()
+	if len(filtered) == 0 {
+		t.Fatal("the date filter shows no rows for a day with a transaction")
+	}
+	for _, r := range filtered {
+		if !strings.HasPrefix(r, when.Format("2 Jan 2006")) {
+			t.Errorf("row outside %s: %q", iso, r)
+		}
+	}
+
+	// Pay: the payment is pending until approved in the bunq app.
+	b.Run("pay",
+		chromedp.Navigate(d.appURL),
+		chromedp.WaitVisible("#pay-submit"),
+		chromedp.SendKeys("#amount", "12.50"),
+		chromedp.SendKeys("#iban", "NL02 ABNA 0123 4567 89"),
+		chromedp.SendKeys("#name", "Bakkerij de Korenschoof"),
+		chromedp.SendKeys("#description", "Demo order 1042"),
+		chromedp.Click("#pay-submit"),
+		chromedp.WaitVisible(".status-pending"),
+	)
+	b.Screenshot("8-payment-pending")
+	appURL := browsertest.Get(b, "bank app link", chromedp.AttributeValue("#bank-app", "href"))
+	if !appURL.Exists || !strings.HasSuffix(appURL.Value, "/app") {
+		t.Fatalf("bank app link: %+v", appURL)
+	}
+
+	// Approve in the emulated bunq app, then back to the dashboard.
+	b.Run("bunq app", chromedp.Navigate(appURL.Value), chromedp.Click(`//a[contains(., "`+bankUser+`")]`),
+		chromedp.WaitVisible(`//button[starts-with(@aria-label, "Accept payment")]`))
+	b.Screenshot("9-bunq-app")
+	b.Run("accept", chromedp.Click(`//button[starts-with(@aria-label, "Accept payment")]`),
+		chromedp.WaitVisible(`//p[@role="status" and contains(., "Payment accepted")]`))
+	b.Screenshot("10-bunq-app-accepted")
+	b.Run("back to the app", chromedp.Navigate(d.appURL))
+	b.Run("status follows", chromedp.WaitVisible(".status-executed"))
+	b.Screenshot("11-payment-executed")
+
+	// Funds: yes for a little, no for a fortune.
+	b.Run("funds yes", chromedp.SendKeys("#funds-amount", "1.00"), chromedp.Click("#funds-submit"), chromedp.WaitVisible("#funds-answer"))
+	if got := browsertest.Get(b, "funds answer", chromedp.Text("#funds-answer")); !strings.HasPrefix(got, "Yes") {
+		t.Errorf("funds for 1.00: %q", got)
+	}
+	b.Run("funds no", chromedp.SendKeys("#funds-amount", "50000.00"), chromedp.Click("#funds-submit"),
+		chromedp.WaitVisible(`//p[@id="funds-answer" and starts-with(normalize-space(.), "No")]`))
+	b.Screenshot("12-funds-no")
+
+	// The webhooks of the consent and the payment arrived and verified.
+	eventsDeadline := time.Now().Add(15 * time.Second)
+	for {
+		b.Run("reload", chromedp.Navigate(d.appURL), chromedp.WaitVisible("#events"))
+		ev := browsertest.Get(b, "events", chromedp.Text("#events"))
+		if strings.Contains(ev, "consent.updated") && strings.Contains(ev, "payment.updated") && strings.Contains(ev, "executed") {
+			break
+		}
+		if time.Now().After(eventsDeadline) {
+			t.Fatalf("events panel after 15 s: %q", ev)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	b.Screenshot("13-events")
+
+	// Revoke: the app shows it is disconnected.
+	b.Run("revoke", chromedp.Click("#revoke"), chromedp.WaitVisible("#state"))
+	b.Screenshot("14-disconnected")
+	if got := b.Text(); !strings.Contains(got, "disconnected") {
+		t.Errorf("after revoke: %q", got)
+	}
+}
+
+// demoTail returns the last n lines of s.
+func demoTail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,909 @@
+package main
+
+// The whole-service test harness: it boots the TPP through run() exactly as
+// an operator would ('tpp certs generate', 'tpp register', 'tpp clients
+// create', 'tpp serve') against the emulated bank and a real redis-server,
+// and gives tests an API client checked against the OpenAPI document, a
+// cookie-jar "browser" without JavaScript, helpers for headless Chromium,
+// and a record of every secret that crossed the wire to the bank so that
+// the server's logs can be searched for them.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/chromedp"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/bunqtpp/tpp/internal/apitest"
+	"github.com/bunqtpp/tpp/internal/banktest"
+	"github.com/bunqtpp/tpp/internal/browsertest"
+	"github.com/bunqtpp/tpp/internal/redistest"
+	"github.com/bunqtpp/tpp/redis"
+	"github.com/bunqtpp/tpp/seal"
+	"github.com/bunqtpp/tpp/sqlite"
+)
+
+// harness is one running TPP with its own bank, Redis, database and
+// fintech front end. Tests that need isolation start their own.
+type harness struct {
+	t *testing.T
+
+	Env     *banktest.Env
+	Redis   *redistest.Server
+	RDB     goredis.UniversalClient
+	Fintech *fintech
+
+	// URL is the TPP's public URL (http://127.0.0.1:PORT).
+	URL       string
+	DBPath    string
+	MasterKey string
+	// APIKey and ClientID are the fintech client made by 'tpp clients create'.
+	APIKey    string
+	ClientID  string
+	ReturnURL string
+	// OAuthClientID is the TPP's OAuth client_id at the bank.
+	OAuthClientID string
+
+	logs      *syncBuffer // the server's stderr: effective config and JSON logs
+	out       *syncBuffer // the server's stdout
+	secrets   *secretSet
+	validator *apitest.Validator
+	apiClient *http.Client
+	keyring   *seal.Keyring
+}
+
+// forTest returns the harness reporting to t, for use in a subtest: a
+// helper that fails must fail the test that called it (FailNow from a
+// subtest on its parent's T panics).
+func (h *harness) forTest(t *testing.T) *harness {
+	c := *h
+	c.t = t
+	c.apiClient = &http.Client{Transport: h.validator.Transport(t, nil), Timeout: 30 * time.Second}
+	return &c
+}
+
+// syncBuffer collects output written from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startHarness boots the whole service and stops it in t.Cleanup, failing
+// t unless run() returns nil (a graceful shutdown) and the captured logs
+// hold none of the secrets seen during the test.
+func startHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{t: t, logs: &syncBuffer{}, out: &syncBuffer{}, secrets: newSecretSet()}
+	h.Env = banktest.Start(t)
+	h.Redis = redistest.Start(t)
+	h.RDB = h.Redis.Client(t)
+	h.Fintech = newFintech(t)
+	h.ReturnURL = h.Fintech.URL + "/return"
+
+	// The TPP reaches the bank's API and token hosts through recording
+	// proxies: that is how the test learns the tokens and secrets that
+	// must never show up in the logs (the user's browser goes straight to
+	// the bank's authorize page, as in production).
+	apiProxy := tapProxy(t, h.Env.APIURL, h.secrets)
+	tokenProxy := tapProxy(t, h.Env.TokenURL, h.secrets)
+
+	port := freeTCPPort(t)
+	h.URL = "http://127.0.0.1:" + strconv.Itoa(port)
+	dir := t.TempDir()
+	h.DBPath = filepath.Join(dir, "data", "tpp.db")
+	mk := make([]byte, 32)
+	_, _ = rand.Read(mk)
+	h.MasterKey = "k1:" + hex.EncodeToString(mk)
+	h.secrets.add("master key", hex.EncodeToString(mk))
+	kr, err := openKeyring(h.MasterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.keyring = kr
+
+	certDir := filepath.Join(dir, "certs")
+	h.cli("certs", "generate", "--out", certDir, "--roles", "AISP,PISP,CBPII", "--org", "E2E TPP B.V.")
+	h.addPEMSecret("certificate private key", filepath.Join(certDir, "key.pem"))
+
+	out := h.cli("register", "--env", apiProxy, "--cert", filepath.Join(certDir, "cert.pem"),
+		"--key", filepath.Join(certDir, "key.pem"), "--chain", filepath.Join(certDir, "chain.pem"),
+		"--public-url", h.URL, "--db", h.DBPath, "--master-key", h.MasterKey)
+	if !strings.Contains(out, "registered: OAuth client_id") {
+		t.Fatalf("tpp register did not finish:\n%s", out)
+	}
+	h.readRegistration(apiProxy)
+
+	h.APIKey, h.ClientID = h.createClient("Acme Budget", h.ReturnURL)
+
+	h.validator = apitest.NewValidator(t)
+	h.apiClient = &http.Client{Transport: h.validator.Transport(t, nil), Timeout: 30 * time.Second}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve",
+			"--bank", apiProxy,
+			"--bank-oauth-url", h.Env.OAuthURL + "/auth",
+			"--bank-token-url", tokenProxy + "/v1/token",
+			"--listen", "127.0.0.1:" + strconv.Itoa(port),
+			"--public-url", h.URL,
+			"--redis-url", h.Redis.URL,
+			"--db", h.DBPath,
+			"--master-key", h.MasterKey,
+			"--metrics-listen", "",
+			"--log-level", "debug",
+			"--shutdown-grace", "5s",
+		}, h.out, h.logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("tpp serve did not shut down cleanly: run() = %v\nlogs:\n%s", err, tail(h.logs.String(), 4000))
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("tpp serve did not return within 30s of cancellation")
+		}
+		// Logs written during shutdown count too.
+		h.checkLogs(t)
+	})
+	h.waitHealthy(done)
+	return h
+}
+
+// cli runs one tpp command and returns its stdout, failing t on error.
+func (h *harness) cli(args ...string) string {
+	h.t.Helper()
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), args, &out, &errOut); err != nil {
+		h.t.Fatalf("tpp %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args[:min(2, len(args))], " "), err, out.String(), errOut.String())
+	}
+	return out.String()
+}
+
+var (
+	e2eClientIDRe = regexp.MustCompile(`(?m)^Client ID:\n  (\S+)$`)
+	e2eAPIKeyRe   = regexp.MustCompile(`(?m)^API key \(shown once[^\n]*\n  (\S+)$`)
+	e2eWebhookRe  = regexp.MustCompile(`(?m)^Webhook signing secret[^\n]*\n  (\S+)$`)
+)
+
+// createClient runs 'tpp clients create' against the live database and
+// returns the new client's API key and id.
+func (h *harness) createClient(name string, returnURLs ...string) (apiKey, clientID string) {
+	h.t.Helper()
+	args := []string{"clients", "create", "--db", h.DBPath, "--master-key", h.MasterKey, "--name", name}
+	for _, u := range returnURLs {
+		args = append(args, "--return-url", u)
+	}
+	out := h.cli(args...)
+	key, id := e2eAPIKeyRe.FindStringSubmatch(out), e2eClientIDRe.FindStringSubmatch(out)
+	if key == nil || id == nil {
+		h.t.Fatalf("tpp clients create printed no API key or client id:\n%s", out)
+	}
+	h.secrets.add("fintech API key", key[1])
+	if ws := e2eWebhookRe.FindStringSubmatch(out); ws != nil {
+		h.secrets.add("webhook signing secret", ws[1])
+	}
+	return key[1], id[1]
+}
+
+// readRegistration reads what 'tpp register' stored, as an operator with
+// the master key could: the OAuth client id, and the client secret and API
+// context tokens as secrets.
+func (h *harness) readRegistration(apiBase string) {
+	h.t.Helper()
+	db, err := sqlite.Open(context.Background(), h.DBPath, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer db.Close()
+	reg, err := sqlite.NewRegistrationStore(db, h.keyring).Registration(context.Background(), apiBase)
+	if err != nil {
+		h.t.Fatalf("read the registration: %v", err)
+	}
+	h.OAuthClientID = reg.ClientID
+	h.secrets.add("OAuth client secret", reg.ClientSecret)
+	h.secrets.addContext("TPP API context", reg.Context)
+}
+
+func (h *harness) addPEMSecret(label, path string) {
+	h.t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.secrets.addPEM(label, string(raw))
+}
+
+// waitHealthy polls /healthz until the server answers, or fails t with the
+// server's output when it stopped or took too long.
+func (h *harness) waitHealthy(done <-chan error) {
+	h.t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		res, err := http.Get(h.URL + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case err := <-done:
+			h.t.Fatalf("tpp serve stopped before it was healthy: %v\nstdout:\n%s\nlogs:\n%s", err, h.out.String(), tail(h.logs.String(), 4000))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("tpp serve not healthy within 45s\nlogs:\n%s", tail(h.logs.String(), 4000))
+		}
+	}
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+// ---- the fintech's API
+
+// jsonObject is a decoded JSON object; numbers stay json.Number, never float.
+type jsonObject map[string]any
+
+func (o jsonObject) str(key string) string {
+	s, _ := o[key].(string)
+	return s
+}
+
+func (o jsonObject) obj(key string) jsonObject {
+	m, _ := o[key].(map[string]any)
+	return m
+}
+
+// apiResponse is one answer of the TPP's API.
+type apiResponse struct {
+	Status int
+	Header http.Header
+	Body   jsonObject
+}
+
+// apiAs calls the TPP's API with key (none when empty) and extra headers.
+// Every exchange is validated against the OpenAPI document.
+func (h *harness) apiAs(key, method, path string, body any, header http.Header) apiResponse {
+	h.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, h.URL+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	res, err := h.apiClient.Do(req)
+	if err != nil {
+		h.t.Errorf("%s %s: %v", method, path, err)
+		return apiResponse{}
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		h.t.Errorf("%s %s: read: %v", method, path, err)
+		return apiResponse{}
+	}
+	out := apiResponse{Status: res.StatusCode, Header: res.Header}
+	if len(raw) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber() // no floats, even in a test
+		if err := dec.Decode(&out.Body); err != nil {
+			h.t.Errorf("%s %s → %d: body is not a JSON object: %v\n%s", method, path, res.StatusCode, err, raw)
+		}
+	}
+	return out
+}
+
+// api calls the TPP's API as the harness's fintech client. Safe to call
+// from several goroutines.
+func (h *harness) api(method, path string, body any) (int, jsonObject) {
+	h.t.Helper()
+	r := h.apiAs(h.APIKey, method, path, body, nil)
+	return r.Status, r.Body
+}
+
+// createConsent creates a pending consent returning to the registered
+// return URL and returns its id and authorize_url.
+func (h *harness) createConsent(scopes ...string) (id, authorizeURL string) {
+	h.t.Helper()
+	if len(scopes) == 0 {
+		scopes = []string{"accounts", "payments"}
+	}
+	st, out := h.api(http.MethodPost, "/v1/consents", map[string]any{"user_ref": "user-42", "scopes": scopes, "return_url": h.ReturnURL})
+	if st != http.StatusCreated || out.str("status") != "pending" || out.str("authorize_url") == "" {
+		h.t.Fatalf("create consent: %d %v", st, out)
+	}
+	return out.str("id"), out.str("authorize_url")
+}
+
+// consent reads a consent through the API.
+func (h *harness) consent(id string) jsonObject {
+	h.t.Helper()
+	st, out := h.api(http.MethodGet, "/v1/consents/"+url.PathEscape(id), nil)
+	if st != http.StatusOK {
+		h.t.Fatalf("GET consent %s: %d %v", id, st, out)
+	}
+	return out
+}
+
+// waitConsent polls the API until the consent has status want.
+func (h *harness) waitConsent(id, want string, within time.Duration) jsonObject {
+	h.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		c := h.consent(id)
+		if c.str("status") == want {
+			return c
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("consent %s is %q after %s, want %q\nlogs:\n%s", id, c.str("status"), within, want, tail(h.logs.String(), 3000))
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// ---- the bank side
+
+// person is a seeded sandbox person with accounts (who approves consents).
+func (h *harness) person() banktest.User {
+	h.t.Helper()
+	for _, u := range h.Env.Users(h.t) {
+		if len(u.Accounts) > 0 {
+			return u
+		}
+	}
+	h.t.Fatal("the emulated bank has no user with accounts")
+	return banktest.User{}
+}
+
+func (h *harness) userNamed(name string) banktest.User {
+	h.t.Helper()
+	for _, u := range h.Env.Users(h.t) {
+		if u.DisplayName == name {
+			return u
+		}
+	}
+	h.t.Fatalf("the emulated bank has no user %q", name)
+	return banktest.User{}
+}
+
+// decide has userID approve or deny at the bank (the emulator's control
+// endpoint, validated like its /auth page) and returns the redirect to our
+// callback, with code and state or an error.
+func (h *harness) decide(bankAuthURL *url.URL, userID int64, decision string) string {
+	h.t.Helper()
+	q := bankAuthURL.Query()
+	if q.Get("client_id") != h.OAuthClientID || q.Get("redirect_uri") != h.URL+"/oauth/callback" || q.Get("state") == "" {
+		h.t.Fatalf("the bank authorize URL does not carry our client, callback and a state: %s", bankAuthURL)
+	}
+	to := h.Env.Authorize(h.t, banktest.AuthorizeRequest{
+		ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"), State: q.Get("state"),
+		UserID: userID, Decision: decision,
+	})
+	if u, err := url.Parse(to); err == nil {
+		h.secrets.add("OAuth code", u.Query().Get("code"))
+	}
+	return to
+}
+
+// activeConsent runs the whole consent flow without a real browser (a
+// cookie-jar client posting our forms, and the bank's approval through the
+// emulator's control endpoint) and returns the active consent's id.
+func (h *harness) activeConsent(t *testing.T, scopes ...string) string {
+	t.Helper()
+	id, au := h.createConsent(scopes...)
+	b := h.newJarBrowser()
+	cb := h.decide(b.toBank(au), h.person().ID, "approve")
+	p := b.get(cb)
+	if p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, h.ReturnURL+"?") {
+		t.Fatalf("callback: %d → %q\n%s", p.status, p.location, p.body)
+	}
+	q := mustQuery(t, p.location)
+	if q.Get("status") != "active" || q.Get("consent_id") != id {
+		t.Fatalf("return URL %s, want status=active for %s", p.location, id)
+	}
+	if c := h.consent(id); c.str("status") != "active" {
+		t.Fatalf("consent after the flow: %v", c)
+	}
+	h.collectStoredSecrets(id)
+	return id
+}
+
+// contextStored reports whether Redis holds a bunq context for consent id.
+func (h *harness) contextStored(id string) bool {
+	h.t.Helper()
+	store, err := redis.NewContextStore(h.RDB, redis.NewKeys("tpp:"), h.keyring, 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	_, err = store.Get(context.Background(), id)
+	if errors.Is(err, redis.ErrNotFound) {
+		return false
+	}
+	if err != nil {
+		h.t.Fatalf("read the stored context of %s: %v", id, err)
+	}
+	return true
+}
+
+// collectStoredSecrets adds the consent's sealed access token (SQLite) and
+// its bunq context (Redis) to the secrets the logs must not contain.
+func (h *harness) collectStoredSecrets(id string) {
+	h.t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, h.DBPath, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer db.Close()
+	if tok, err := sqlite.NewConsentService(db, h.keyring).AccessToken(ctx, id); err == nil {
+		h.secrets.add("user access token", tok)
+	}
+	store, err := redis.NewContextStore(h.RDB, redis.NewKeys("tpp:"), h.keyring, 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if blob, err := store.Get(ctx, id); err == nil {
+		h.secrets.addContext("user API context", blob)
+	}
+}
+
+// ---- a browser without JavaScript
+
+// jarBrowser is an HTTP client with a cookie jar that follows no
+// redirects, so tests see every hop (and the callback URL with the code).
+type jarBrowser struct {
+	t *testing.T
+	c *http.Client
+}
+
+func (h *harness) newJarBrowser() *jarBrowser {
+	jar, _ := cookiejar.New(nil)
+	return &jarBrowser{t: h.t, c: &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+type page struct {
+	status   int
+	body     string
+	location string
+}
+
+func (b *jarBrowser) do(req *http.Request) page {
+	b.t.Helper()
+	res, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	return page{status: res.StatusCode, body: string(raw), location: res.Header.Get("Location")}
+}
+
+func (b *jarBrowser) get(u string) page {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.do(req)
+}
+
+func (b *jarBrowser) post(u string, form url.Values) page {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+var e2eCSRFRe = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+
+// open loads our consent page and returns its form token.
+func (b *jarBrowser) open(authorizeURL string) string {
+	b.t.Helper()
+	p := b.get(authorizeURL)
+	m := e2eCSRFRe.FindStringSubmatch(p.body)
+	if p.status != http.StatusOK || m == nil {
+		b.t.Fatalf("consent page %s: %d\n%s", authorizeURL, p.status, p.body)
+	}
+	return html.UnescapeString(m[1])
+}
+
+// toBank presses Continue on our page and returns the bank's authorize URL.
+func (b *jarBrowser) toBank(authorizeURL string) *url.URL {
+	b.t.Helper()
+	tok := b.open(authorizeURL)
+	p := b.post(authorizeURL+"/continue", url.Values{"csrf_token": {tok}})
+	if p.status != http.StatusSeeOther {
+		b.t.Fatalf("continue: %d %s", p.status, p.body)
+	}
+	u, err := url.Parse(p.location)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return u
+}
+
+func mustQuery(t *testing.T, raw string) url.Values {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("parse %q: %v", raw, err)
+	}
+	return u.Query()
+}
+
+// ---- headless Chromium
+
+// connectInBrowser runs the consent flow in a real browser: our consent
+// page (Continue), the bank's sign-in (pick userName) and consent page
+// (Approve, or Deny when approve is false), until the fintech's return
+// page. It saves a screenshot at every step and returns the final URL.
+func (h *harness) connectInBrowser(b *browsertest.Browser, consentID, userName string) string {
+	h.t.Helper()
+	return h.browserFlow(b, consentID, userName, "approve")
+}
+
+func (h *harness) browserFlow(b *browsertest.Browser, consentID, userName, decision string) string {
+	h.t.Helper()
+	u := h.userNamed(userName)
+	b.Run("open consent page",
+		chromedp.Navigate(h.URL+"/connect/"+url.PathEscape(consentID)),
+		chromedp.WaitVisible(`form[action$="/continue"] button`),
+	)
+	b.Screenshot("1-consent-page")
+	b.Run("continue to bunq",
+		chromedp.Click(`form[action$="/continue"] button`),
+		chromedp.WaitVisible(`input[name="user_id"][value="`+strconv.FormatInt(u.ID, 10)+`"]`),
+	)
+	b.Screenshot("2-bank-sign-in")
+	b.Run("pick the sandbox user",
+		chromedp.Click(`input[name="user_id"][value="`+strconv.FormatInt(u.ID, 10)+`"]`),
+		chromedp.Click(`form[action="/auth"] button.primary`),
+		chromedp.WaitVisible(`button[value="approve"]`),
+	)
+	b.Screenshot("3-bank-consent")
+	b.Run(decision+" at bunq",
+		chromedp.Click(`button[value="`+decision+`"]`),
+		chromedp.WaitVisible(`#fintech-landing`),
+	)
+	b.Screenshot("4-back-at-fintech-" + decision)
+	return b.Location()
+}
+
+// consoleLog collects what the browser's console says (CSP violations,
+// blocked navigations), for failure messages.
+type consoleLog struct {
+	mu      sync.Mutex
+	entries []string
+}
+
+func (c *consoleLog) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.entries, "\n")
+}
+
+// watchConsole starts collecting b's console entries.
+func watchConsole(t *testing.T, b *browsertest.Browser) *consoleLog {
+	t.Helper()
+	c := &consoleLog{}
+	if err := chromedp.Listen(b.Ctx, func(ev any) {
+		if e, ok := ev.(*cdplog.EventEntryAdded); ok && e.Entry != nil {
+			c.mu.Lock()
+			c.entries = append(c.entries, string(e.Entry.Source)+": "+e.Entry.Text)
+			c.mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatalf("listen to the browser console: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(b.Ctx, 10*time.Second)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, cdplog.Enable, cdp.Empty{}); err != nil {
+		t.Fatalf("enable the browser console log: %v", err)
+	}
+	return c
+}
+
+// ---- the fintech front end
+
+// fintech is the fintech's web front end: the return URL lands here and
+// every landing is recorded.
+type fintech struct {
+	URL string
+	mu  sync.Mutex
+	got []url.Values
+}
+
+func newFintech(t *testing.T) *fintech {
+	f := &fintech{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/return" {
+			http.NotFound(w, r)
+			return
+		}
+		q := r.URL.Query()
+		f.mu.Lock()
+		f.got = append(f.got, q)
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><html lang="en"><title>Acme Budget</title><body style="font-family:sans-serif;margin:40px">`+
+			`<h1 id="fintech-landing">Back at Acme Budget</h1><p>Connection <b>%s</b>: <span id="status">%s</span> %s</p></body></html>`,
+			html.EscapeString(q.Get("consent_id")), html.EscapeString(q.Get("status")), html.EscapeString(q.Get("error")))
+	}))
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL
+	return f
+}
+
+// landings returns the queries the fintech's return page was opened with.
+func (f *fintech) landings() []url.Values {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]url.Values(nil), f.got...)
+}
+
+// ---- secrets and logs
+
+// secretSet is every secret value the test saw, with the labels of where
+// it was seen.
+type secretSet struct {
+	mu   sync.Mutex
+	vals map[string]map[string]bool
+}
+
+func newSecretSet() *secretSet { return &secretSet{vals: map[string]map[string]bool{}} }
+
+// minSecretLen keeps short values (ids, "true") out: they would match by
+// chance and are no secrets.
+const minSecretLen = 12
+
+func (s *secretSet) add(label, v string) {
+	if len(v) < minSecretLen {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.vals[v] == nil {
+		s.vals[v] = map[string]bool{}
+	}
+	s.vals[v][label] = true
+}
+
+// addPEM adds the base64 lines of a PEM block: enough of a key to find
+// it in logs in any layout.
+func (s *secretSet) addPEM(label, pem string) {
+	for _, line := range strings.Split(pem, "\n") {
+		line = strings.TrimSpace(line)
+		if len(line) >= 40 && !strings.HasPrefix(line, "-----") {
+			s.add(label, line)
+		}
+	}
+}
+
+// addContext adds the tokens and private key of a serialised psd2.Context.
+func (s *secretSet) addContext(label string, blob []byte) {
+	var c struct {
+		Installation struct {
+			Token         string `json:"token"`
+			ClientPrivate string `json:"client_private_key"`
+		} `json:"installation"`
+		Secret  string `json:"secret"`
+		Session *struct {
+			Token string `json:"token"`
+		} `json:"session"`
+	}
+	if json.Unmarshal(blob, &c) != nil {
+		return
+	}
+	s.add(label+" installation token", c.Installation.Token)
+	s.add(label+" API key", c.Secret)
+	if c.Session != nil {
+		s.add(label+" session token", c.Session.Token)
+	}
+	s.addPEM(label+" private key", c.Installation.ClientPrivate)
+}
+
+// sample returns a value collected under label ("" if none).
+func (s *secretSet) sample(label string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for v, ls := range s.vals {
+		if ls[label] {
+			return v
+		}
+	}
+	return ""
+}
+
+// labels returns the distinct labels collected so far.
+func (s *secretSet) labels() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, ls := range s.vals {
+		for l := range ls {
+			if !seen[l] {
+				seen[l] = true
+				out = append(out, l)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// find returns the labels of the secrets that occur in text.
+func (s *secretSet) find(text string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var hits []string
+	for v, ls := range s.vals {
+		if strings.Contains(text, v) {
+			for l := range ls {
+				hits = append(hits, l)
+			}
+		}
+	}
+	sort.Strings(hits)
+	return hits
+}
+
+// checkLogs fails t if the server's output holds a collected secret or any
+// PEM block.
+func (h *harness) checkLogs(t testing.TB) {
+	t.Helper()
+	logs := h.logs.String() + h.out.String()
+	if hits := h.secrets.find(logs); len(hits) > 0 {
+		t.Errorf("the server's output contains secrets: %v", hits)
+	}
+	if strings.Contains(logs, "BEGIN") {
+		t.Errorf("the server's output contains a PEM block (BEGIN marker)")
+	}
+}
+
+// tapProxy is a reverse proxy to target that records every secret going
+// to or coming from the bank: authentication headers, tokens, secrets and
+// codes in bodies and queries.
+func tapProxy(t *testing.T, target string, secrets *secretSet) string {
+	t.Helper()
+	to, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(to)
+			secrets.add("bank auth header", r.In.Header.Get("X-Bunq-Client-Authentication"))
+			for _, k := range []string{"code", "client_secret", "refresh_token"} {
+				secrets.add("bank request "+k, r.In.URL.Query().Get(k))
+			}
+			if r.In.Body != nil {
+				raw, _ := io.ReadAll(r.In.Body)
+				r.Out.Body = io.NopCloser(bytes.NewReader(raw))
+				r.Out.ContentLength = int64(len(raw))
+				collectJSONSecrets(secrets, "bank request", raw)
+				if form, err := url.ParseQuery(string(raw)); err == nil {
+					for _, k := range []string{"code", "client_secret", "refresh_token"} {
+						secrets.add("bank request "+k, form.Get(k))
+					}
+				}
+			}
+		},
+		ModifyResponse: func(res *http.Response) error {
+			raw, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil {
+				return err
+			}
+			res.Body = io.NopCloser(bytes.NewReader(raw))
+			collectJSONSecrets(secrets, "bank response", raw)
+			return nil
+		},
+	}
+	srv := httptest.NewServer(rp)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// secretKeys are the JSON members that carry credentials in bunq's API.
+var secretKeys = map[string]bool{"token": true, "access_token": true, "refresh_token": true, "secret": true, "client_secret": true}
+
+func collectJSONSecrets(s *secretSet, label string, raw []byte) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if str, ok := e.(string); ok && secretKeys[k] {
+					s.add(label+" "+k, str)
+				}
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+}

@@ -1,0 +1,545 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bunqtpp/tpp"
+)
+
+// view is everything a page may show.
+type view struct {
+	Title      string
+	ClientName string
+	CSRF       string
+	Flash      string // a success or info line
+	Error      string // a humane error line
+	BankAppURL string
+	Status     int
+
+	Consent      *Consent
+	BankUser     string
+	Disconnected bool
+
+	Accounts      []*accountView
+	Selected      *accountView
+	SelectedID    string
+	SelectedChart template.HTML // the labelled chart of the selected account
+	Txs           []Transaction
+	Filter        txFilter
+	Payments      []Payment
+	Pending       *Payment // the newest pending payment: the page follows it
+	PollURL       string
+	Reload        string
+	PayForm       payForm
+	PayError      string
+	Funds         *fundsResult
+	FundsErr      string
+	Events        []Event
+}
+
+type accountView struct {
+	Account
+	Chart  template.HTML // a sparkline for the account's card
+	points []Point
+}
+
+type txFilter struct {
+	From, To, Cursor, Next string
+}
+
+type payForm struct {
+	AccountID, Amount, IBAN, Name, Description, Key string
+}
+
+type fundsResult struct {
+	Account    string
+	Amount     Money
+	Sufficient bool
+	CheckedAt  time.Time
+}
+
+// flashes are the fixed texts a redirect may ask for by name, so that no
+// text from the URL is ever shown.
+var flashes = map[string]string{
+	"connected":       "Your bunq account is connected.",
+	"rejected":        "The connection was not approved at bunq. You can try again at any time.",
+	"disconnected":    "You disconnected your bunq account. Demo Fintech can no longer see your accounts or prepare payments.",
+	"payment_created": "Payment prepared. Approve it in the bunq app; its status here updates by itself.",
+}
+
+func parsePages() (map[string]*template.Template, error) {
+	funcs := template.FuncMap{
+		"money": fmtMoney,
+		"when":  fmtTime,
+		"neg":   func(s string) bool { return strings.HasPrefix(s, "-") },
+	}
+	out := map[string]*template.Template{}
+	for _, name := range []string{"landing", "dashboard", "error"} {
+		t, err := template.New(name).Funcs(funcs).Option("missingkey=error").
+			ParseFS(assets, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, err
+		}
+		out[name] = t
+	}
+	return out, nil
+}
+
+// fmtMoney shows "12.50" EUR as "€ 12.50" and "-12.50" as "−€ 12.50".
+func fmtMoney(amount, currency string) string {
+	sign := ""
+	if strings.HasPrefix(amount, "-") {
+		sign, amount = "−", amount[1:]
+	}
+	sym := currency + " "
+	if currency == "EUR" {
+		sym = "€ "
+	}
+	return sign + sym + amount
+}
+
+// fmtTime shows an RFC 3339 time briefly, in UTC.
+func fmtTime(s string) string {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return s
+	}
+	return t.UTC().Format("2 Jan 2006 15:04")
+}
+
+func (a *App) base(user, title string) view {
+	v := view{Title: title, ClientName: a.cfg.ClientName, BankAppURL: a.cfg.BankAppURL, Status: http.StatusOK}
+	if user != "" {
+		v.CSRF = a.csrf(user)
+	}
+	return v
+}
+
+// render writes a page. It renders into a buffer first, so a template
+// error never leaves half a page.
+func (a *App) render(w http.ResponseWriter, name string, v view) {
+	var buf bytes.Buffer
+	if err := a.pages[name].ExecuteTemplate(&buf, "layout", v); err != nil {
+		a.log.Error("demo: render page", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "same-origin")
+	// Forms post to us only; the connect form redirects to the TPP's own
+	// consent page (same origin), which takes the user on to bunq.
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+	w.WriteHeader(v.Status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (a *App) fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	v := a.base("", "Something went wrong")
+	v.Status, v.Error = status, msg
+	a.render(w, "error", v)
+}
+
+// ---- dashboard
+
+func (a *App) dashboard(w http.ResponseWriter, r *http.Request) {
+	user := a.user(w, r, true)
+	v := a.base(user, "Your money")
+	q := r.URL.Query()
+	v.Flash = flashes[q.Get("msg")]
+	v.Filter = txFilter{From: q.Get("from"), To: q.Get("to"), Cursor: q.Get("cursor")}
+	a.show(w, r, user, &v, q.Get("account"), q.Get("fresh") == "1")
+}
+
+// show loads the user's consent and, when connected, the dashboard data,
+// then renders the landing page or the dashboard. Parts that fail show a
+// humane error; the rest of the page still shows.
+func (a *App) show(w http.ResponseWriter, r *http.Request, user string, v *view, selected string, fresh bool) {
+	ctx := r.Context()
+	cur, all, err := a.currentConsent(ctx, user)
+	if err != nil {
+		v.Error = humane(err)
+		a.render(w, "landing", *v)
+		return
+	}
+	if cur == nil {
+		v.Title = "Connect your bank"
+		v.Disconnected = len(all) > 0 && all[0].Status == "revoked"
+		a.render(w, "landing", *v)
+		return
+	}
+	v.Consent = cur
+	if cur.BankUser != nil {
+		v.BankUser = cur.BankUser.DisplayName
+	}
+	ids := map[string]bool{}
+	for _, c := range all {
+		ids[c.ID] = true
+	}
+	v.Events = a.events.forConsents(ids, 8)
+	a.load(ctx, r, v, selected, fresh)
+	a.render(w, "dashboard", *v)
+}
+
+const (
+	chartTxs = 200 // transactions behind each chart (the API's page maximum)
+	tableTxs = 10  // rows per page of the transactions table
+)
+
+// load fills the dashboard: accounts, a chart per account, a page of the
+// selected account's transactions and the recent payments. Reads carry the
+// browser's IP: the user is present.
+func (a *App) load(ctx context.Context, r *http.Request, v *view, selected string, fresh bool) {
+	ip := clientIP(r)
+	consentID := v.Consent.ID
+	accounts, err := a.api.accounts(ctx, consentID, attended(ip, fresh))
+	if err != nil {
+		v.Error = humane(err)
+		return
+	}
+	for _, acc := range accounts {
+		v.Accounts = append(v.Accounts, &accountView{Account: acc})
+	}
+	v.Selected = pick(v.Accounts, selected)
+	if v.Selected != nil {
+		v.SelectedID = v.Selected.ID
+	}
+	if v.PayForm.AccountID == "" && v.Selected != nil {
+		v.PayForm.AccountID = v.Selected.ID
+	}
+	if v.PayForm.Key == "" {
+		v.PayForm.Key = newIdempotencyKey()
+	}
+
+	var mu sync.Mutex
+	firstErr := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if v.Error == "" {
+			v.Error = humane(err)
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(3)
+	now := a.now()
+	for _, av := range v.Accounts {
+		g.Go(func() error {
+			txs, _, err := a.api.transactions(gctx, consentID, av.ID, txQuery{Limit: chartTxs}, attended(ip, fresh))
+			if err != nil {
+				firstErr(err)
+				return nil
+			}
+			pts, err := BalanceSeries(txs, av.Balance, now)
+			if err != nil {
+				a.log.Warn("demo: chart data", "err", err)
+				pts = nil
+			}
+			av.points = pts
+			av.Chart = Chart{ID: av.ID, Title: "Balance of " + label(av.Account), Currency: av.Currency, Points: pts, Compact: true}.SVG()
+			return nil
+		})
+	}
+	if v.Selected != nil {
+		g.Go(func() error {
+			from, to, msg := filterDates(v.Filter.From, v.Filter.To)
+			if msg != "" {
+				firstErr(&Problem{Code: "invalid_request", Detail: msg})
+				return nil
+			}
+			txs, next, err := a.api.transactions(gctx, consentID, v.Selected.ID,
+				txQuery{From: from, To: to, Cursor: v.Filter.Cursor, Limit: tableTxs}, attended(ip, fresh))
+			if err != nil {
+				firstErr(err)
+				return nil
+			}
+			v.Txs, v.Filter.Next = txs, next
+			return nil
+		})
+	}
+	g.Go(func() error {
+		ps, err := a.api.payments(gctx, consentID, 5)
+		if err != nil {
+			firstErr(err)
+			return nil
+		}
+		v.Payments = ps
+		return nil
+	})
+	_ = g.Wait()
+	if av := v.Selected; av != nil && av.Chart != "" {
+		v.SelectedChart = Chart{ID: av.ID + "-big", Title: "Balance of " + label(av.Account) + " over time", Currency: av.Currency, Points: av.points}.SVG()
+	}
+
+	for i := range v.Payments {
+		if v.Payments[i].Status == "pending" {
+			v.Pending = &v.Payments[i]
+			v.PollURL = BasePath + "/payments/" + url.PathEscape(v.Pending.ID) + "/status"
+			break
+		}
+	}
+	// After a status change the script reloads with fresh=1, so balances
+	// are read past the TPP's short cache.
+	rq := url.Values{"fresh": {"1"}}
+	if v.Selected != nil {
+		rq.Set("account", v.Selected.ID)
+	}
+	v.Reload = BasePath + "/?" + rq.Encode()
+}
+
+// pick returns the account asked for, else the first active current
+// account (what people mean by "my account"), else the first.
+func pick(accounts []*accountView, id string) *accountView {
+	for _, a := range accounts {
+		if a.ID == id {
+			return a
+		}
+	}
+	for _, a := range accounts {
+		if a.Type == "bank" && a.Status == "active" {
+			return a
+		}
+	}
+	if len(accounts) > 0 {
+		return accounts[0]
+	}
+	return nil
+}
+
+func label(a Account) string {
+	if a.Description != "" {
+		return a.Description
+	}
+	return a.IBAN
+}
+
+// filterDates checks the date filter and turns "to" (a day) into the end
+// of that day, which is what a person means by it.
+func filterDates(from, to string) (string, string, string) {
+	if from != "" {
+		if _, err := time.Parse(time.DateOnly, from); err != nil {
+			return "", "", "The start date is not a date."
+		}
+	}
+	if to != "" {
+		d, err := time.Parse(time.DateOnly, to)
+		if err != nil {
+			return "", "", "The end date is not a date."
+		}
+		to = d.Add(24*time.Hour - time.Second).Format(time.RFC3339)
+	}
+	return from, to, ""
+}
+
+// ---- connect and return
+
+func (a *App) connect(w http.ResponseWriter, r *http.Request) {
+	user, ok := a.postUser(w, r)
+	if !ok {
+		return
+	}
+	c, err := a.api.createConsent(r.Context(), user, a.cfg.PublicURL+ReturnPath)
+	if err != nil || c.AuthorizeURL == nil {
+		if err == nil {
+			err = &Problem{Code: "unexpected_answer", Detail: "the new consent has no authorize_url"}
+		}
+		v := a.base(user, "Connect your bank")
+		v.Error, v.Status = humane(err), http.StatusBadGateway
+		a.render(w, "landing", v)
+		return
+	}
+	http.Redirect(w, r, *c.AuthorizeURL, http.StatusSeeOther)
+}
+
+// returned is the return_url: the browser comes back from the consent flow
+// with consent_id and status. The status in the URL is only a hint; the
+// consent is read from the API, and must be this browser's.
+func (a *App) returned(w http.ResponseWriter, r *http.Request) {
+	user := a.user(w, r, false)
+	id := r.URL.Query().Get("consent_id")
+	if user == "" || id == "" {
+		a.fail(w, r, http.StatusBadRequest, "This link is not complete. Go to the start page and connect again.")
+		return
+	}
+	c, err := a.api.consent(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, http.StatusBadGateway, humane(err))
+		return
+	}
+	if c.UserRef != user {
+		a.fail(w, r, http.StatusForbidden, "This connection was started in another browser. Please connect again here.")
+		return
+	}
+	msg := "rejected"
+	if c.Status == "active" {
+		msg = "connected"
+	}
+	http.Redirect(w, r, BasePath+"/?msg="+msg, http.StatusSeeOther)
+}
+
+// ---- payments
+
+func (a *App) pay(w http.ResponseWriter, r *http.Request) {
+	user, ok := a.postUser(w, r)
+	if !ok {
+		return
+	}
+	f := payForm{
+		AccountID:   r.PostFormValue("account_id"),
+		Amount:      strings.TrimSpace(r.PostFormValue("amount")),
+		IBAN:        strings.TrimSpace(r.PostFormValue("iban")),
+		Name:        strings.TrimSpace(r.PostFormValue("name")),
+		Description: strings.TrimSpace(r.PostFormValue("description")),
+		Key:         r.PostFormValue("key"),
+	}
+	ctx := r.Context()
+	cur, _, err := a.currentConsent(ctx, user)
+	if err == nil && cur == nil {
+		err = &Problem{Code: "consent_not_active"}
+	}
+	var p *Payment
+	if err == nil {
+		p, err = a.createPayment(ctx, r, cur.ID, f)
+	}
+	if err != nil {
+		// Show the form again with what was typed, under a new key: the
+		// next submission is a new request.
+		v := a.base(user, "Your money")
+		v.PayError, v.Status = humane(err), http.StatusUnprocessableEntity
+		f.Key = ""
+		v.PayForm = f
+		a.show(w, r, user, &v, f.AccountID, false)
+		return
+	}
+	http.Redirect(w, r, BasePath+"/?msg=payment_created&account="+url.QueryEscape(p.AccountID)+"#payments", http.StatusSeeOther)
+}
+
+func (a *App) createPayment(ctx context.Context, r *http.Request, consentID string, f payForm) (*Payment, error) {
+	if f.Key == "" || len(f.Key) > 255 {
+		return nil, &Problem{Code: "idempotency_key_reused"}
+	}
+	if _, err := tpp.ParseMinor(f.Amount); err != nil {
+		return nil, &Problem{Code: "invalid_amount"}
+	}
+	acc, err := a.account(ctx, r, consentID, f.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	in := paymentInput{AccountID: acc.ID, Amount: Money{Amount: f.Amount, Currency: acc.Currency}, Description: f.Description}
+	in.Counterparty.IBAN, in.Counterparty.Name = f.IBAN, f.Name
+	return a.api.createPayment(ctx, consentID, f.Key, in)
+}
+
+// account finds one of the consent's accounts (for its currency).
+func (a *App) account(ctx context.Context, r *http.Request, consentID, id string) (*Account, error) {
+	accounts, err := a.api.accounts(ctx, consentID, attended(clientIP(r), false))
+	if err != nil {
+		return nil, err
+	}
+	for i := range accounts {
+		if accounts[i].ID == id {
+			return &accounts[i], nil
+		}
+	}
+	return nil, &Problem{Code: "account_not_found"}
+}
+
+// paymentStatus answers the page's script: {"status": "..."}.
+func (a *App) paymentStatus(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	user := a.user(w, r, false)
+	if user == "" {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":"no session"}`))
+		return
+	}
+	cur, _, err := a.currentConsent(r.Context(), user)
+	if err == nil && cur == nil {
+		err = &Problem{Code: "consent_not_active"}
+	}
+	var p *Payment
+	if err == nil {
+		p, err = a.api.payment(r.Context(), cur.ID, r.PathValue("id"))
+	}
+	if err != nil {
+		w.WriteHeader(http.StatusBadGateway)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": humane(err)})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]string{"status": p.Status})
+}
+
+// ---- funds and revoke
+
+func (a *App) funds(w http.ResponseWriter, r *http.Request) {
+	user, ok := a.postUser(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	accountID := r.PostFormValue("account_id")
+	amount := strings.TrimSpace(r.PostFormValue("amount"))
+	v := a.base(user, "Your money")
+	res, err := a.checkFunds(ctx, r, user, accountID, amount)
+	if err != nil {
+		v.FundsErr = humane(err)
+	} else {
+		v.Funds = res
+	}
+	a.show(w, r, user, &v, accountID, false)
+}
+
+func (a *App) checkFunds(ctx context.Context, r *http.Request, user, accountID, amount string) (*fundsResult, error) {
+	if _, err := tpp.ParseMinor(amount); err != nil {
+		return nil, &Problem{Code: "invalid_amount"}
+	}
+	cur, _, err := a.currentConsent(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	if cur == nil {
+		return nil, &Problem{Code: "consent_not_active"}
+	}
+	acc, err := a.account(ctx, r, cur.ID, accountID)
+	if err != nil {
+		return nil, err
+	}
+	m := Money{Amount: amount, Currency: acc.Currency}
+	ok, err := a.api.confirmFunds(ctx, cur.ID, acc.ID, m)
+	if err != nil {
+		return nil, err
+	}
+	return &fundsResult{Account: label(*acc), Amount: m, Sufficient: ok, CheckedAt: a.now()}, nil
+}
+
+func (a *App) revoke(w http.ResponseWriter, r *http.Request) {
+	user, ok := a.postUser(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	cur, _, err := a.currentConsent(ctx, user)
+	if err == nil && cur != nil {
+		_, err = a.api.revoke(ctx, cur.ID)
+	}
+	if err != nil {
+		v := a.base(user, "Your money")
+		v.Error, v.Status = humane(err), http.StatusBadGateway
+		a.show(w, r, user, &v, "", false)
+		return
+	}
+	http.Redirect(w, r, BasePath+"/?msg=disconnected", http.StatusSeeOther)
+}

@@ -105,7 +105,13 @@ func AccessLog(observe Observer) gin.HandlerFunc {
 		}
 		status := c.Writer.Status()
 		if observe != nil {
-			observe(c.Request.Method+" "+route, status, d)
+			method := c.Request.Method
+			switch method {
+			case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+			default:
+				method = "OTHER" // clients choose the method: keep metric labels bounded
+			}
+			observe(method+" "+route, status, d)
 		}
 		level := slog.LevelInfo
 		if status >= 500 {

@@ -200,7 +200,11 @@ func (c *config) print(w io.Writer) {
 			v = strconv.FormatBool(*s.boolean)
 		}
 		if s.secret && v != "" {
-			v = maskSecret(v)
+			if s.flag == "master-key" {
+				v = maskSecret(v) // key ids help operators; the keys stay hidden
+			} else {
+				v = "****"
+			}
 		}
 		if strings.Contains(s.flag, "redis") && v != "" {
 			v = maskURLPassword(v)

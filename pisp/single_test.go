@@ -145,6 +145,11 @@ func TestSinglePaymentAmbiguousFailure(t *testing.T) {
 	if p.BunqID == 0 {
 		t.Fatal("no bank id after reconciliation")
 	}
+	// The user authorizes the reconciled draft: it executes.
+	h.authorize(r.str("authorize_url"), "approve")
+	if g := h.req("GET", "/v1/single-payments/"+r.str("id"), "", nil); g.str("status") != "executed" {
+		t.Fatalf("get: %s", g.raw)
+	}
 	// Drop before sending: nothing at the bank; failed, key released,
 	// consent closed; the retry makes it.
 	h.env.Fault(t, banktest.Fault{Method: "POST", Path: "/v1/user/*/payment-service-provider-draft-payment", Kind: banktest.FaultDropBefore, Count: 1})
@@ -161,10 +166,5 @@ func TestSinglePaymentAmbiguousFailure(t *testing.T) {
 	}
 	if n := h.env.Stats(t)[pspCreate]; n != 3 {
 		t.Fatalf("PSP draft POSTs = %d, want 3", n)
-	}
-	// Authorizing approves the reconciled draft too: both execute.
-	h.authorize(r.str("authorize_url"), "approve")
-	if g := h.req("GET", "/v1/single-payments/"+r.str("id"), "", nil); g.str("status") != "executed" {
-		t.Fatalf("get: %s", g.raw)
 	}
 }

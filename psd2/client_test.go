@@ -113,14 +113,20 @@ func TestAPIKeyContextAndReads(t *testing.T) {
 			if signed || r.Header.Get("X-Bunq-Client-Authentication") != "" {
 				t.Error("installation must carry neither auth nor signature")
 			}
-		case strings.HasSuffix(r.URL, "/v1/session-server"), strings.HasSuffix(r.URL, "/v1/device-server"):
+		case strings.HasSuffix(r.URL, "/v1/device-server"):
+			// bunq does not require a signature here (reference §2.2); skipping
+			// it saves an RSA signature per authorization.
+			if signed {
+				t.Errorf("%s signed without SignAll", r.URL)
+			}
+			if !strings.Contains(string(r.Body), `"permitted_ips":["*"]`) {
+				t.Errorf("device-server body lacks permitted_ips: %s", r.Body)
+			}
+		case strings.HasSuffix(r.URL, "/v1/session-server"):
 			if !signed {
 				t.Errorf("%s not signed", r.URL)
 			} else if err := psd2.Verify(&key.PublicKey, r.Body, r.Header.Get("X-Bunq-Client-Signature")); err != nil {
 				t.Errorf("%s signature: %v", r.URL, err)
-			}
-			if strings.HasSuffix(r.URL, "/device-server") && !strings.Contains(string(r.Body), `"permitted_ips":["*"]`) {
-				t.Errorf("device-server body lacks permitted_ips: %s", r.Body)
 			}
 		case r.Method == http.MethodGet && signed:
 			t.Errorf("GET %s signed without SignAll", r.URL)
@@ -372,12 +378,16 @@ func TestOAuthContextPISPAndCBPII(t *testing.T) {
 	if err != nil || len(drafts.Items) != 2 || drafts.Items[0].ID != did2 || drafts.Items[0].Status != psd2.StatusCancelled {
 		t.Fatalf("drafts = %+v, %v", drafts, err)
 	}
-	// Own-account payment (allowed under OAuth between the user's accounts).
+	// A PISP's OAuth context moves money only through drafts the user
+	// approves: a direct payment, even between the user's own accounts,
+	// is refused with 403 and surfaces as an APIError.
 	if len(accs.Items) > 1 {
 		to, toName := accs.Items[1].IBAN()
-		if _, err := c.CreatePayment(ctx, uc, acc.ID, psd2.PaymentRequest{Amount: psd2.Amount{Value: "0.50", Currency: "EUR"},
-			CounterpartyAlias: psd2.IBANPointer(to, toName), Description: "own transfer"}); err != nil {
-			t.Fatalf("own-account payment: %v", err)
+		_, err := c.CreatePayment(ctx, uc, acc.ID, psd2.PaymentRequest{Amount: psd2.Amount{Value: "0.50", Currency: "EUR"},
+			CounterpartyAlias: psd2.IBANPointer(to, toName), Description: "own transfer"})
+		var ae *psd2.APIError
+		if !errors.As(err, &ae) || ae.Status != 403 {
+			t.Fatalf("direct payment under OAuth: %v, want a 403 APIError", err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -220,12 +221,8 @@ func (b *Bank) serveAPI(w http.ResponseWriter, r *http.Request) {
 
 	mode := sigNormal
 	if f != nil {
-		if f.LatencyMS > 0 {
-			select {
-			case <-time.After(time.Duration(f.LatencyMS) * time.Millisecond):
-			case <-r.Context().Done():
-				return
-			}
+		if !f.delay(r.Context()) {
+			return
 		}
 		switch f.Kind {
 		case "status":
@@ -392,6 +389,21 @@ type fault struct {
 
 var faultKinds = map[string]bool{"latency": true, "status": true, "drop": true, "drop_before": true,
 	"bad_signature": true, "no_signature": true, "expire_session": true}
+
+// delay waits out the fault's latency; false when the client left first.
+func (f *fault) delay(ctx context.Context) bool {
+	if f.LatencyMS <= 0 {
+		return true
+	}
+	t := time.NewTimer(time.Duration(f.LatencyMS) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
 
 func (f *fault) matches(method, path string) bool {
 	if f.Method != "" && f.Method != "*" && !strings.EqualFold(f.Method, method) {

@@ -18,23 +18,16 @@ func (b *Bank) hAccountList(kind string) func(*call) reply {
 		if r != nil {
 			return *r
 		}
-		byID := map[int64]*account{}
 		var ids []int64
 		for _, a := range c.st.accountsOf(u.id) {
 			if kind == "" || a.kind == kind {
-				byID[a.id] = a
 				ids = append(ids, a.id)
 			}
 		}
-		sel, pg, rerr := page(c.r.URL.Path, c.r.URL.Query(), ids)
-		if rerr != nil {
-			return *rerr
-		}
-		var elems []obj
-		for _, id := range sel {
-			elems = append(elems, item(byID[id].kind, c.st.renderAccount(byID[id])))
-		}
-		return list(elems, pg)
+		return c.listing(ids, func(id int64) obj {
+			a := c.st.accounts[id]
+			return item(a.kind, c.st.renderAccount(a))
+		})
 	}
 }
 
@@ -132,8 +125,9 @@ func (b *Bank) hAccountUpdate(kind string) func(*call) reply {
 	}
 }
 
+// Reading payments is account information: a PSD2 provider needs AISP.
 func (b *Bank) hPaymentList(c *call) reply {
-	_, a, r := c.account("")
+	_, a, r := c.accountAs("AISP")
 	if r != nil {
 		return *r
 	}
@@ -141,19 +135,11 @@ func (b *Bank) hPaymentList(c *call) reply {
 	for i, p := range a.payments {
 		ids[i] = p.id
 	}
-	sel, pg, rerr := page(c.r.URL.Path, c.r.URL.Query(), ids)
-	if rerr != nil {
-		return *rerr
-	}
-	var elems []obj
-	for _, id := range sel {
-		elems = append(elems, item("Payment", c.st.renderPayment(c.st.payments[id])))
-	}
-	return list(elems, pg)
+	return c.listing(ids, func(id int64) obj { return item("Payment", c.st.renderPayment(c.st.payments[id])) })
 }
 
 func (b *Bank) hPaymentGet(c *call) reply {
-	_, a, r := c.account("")
+	_, a, r := c.accountAs("AISP")
 	if r != nil {
 		return *r
 	}
@@ -278,7 +264,7 @@ type paymentIn struct {
 }
 
 func (b *Bank) hPaymentCreate(c *call) reply {
-	u, a, r := c.account("")
+	_, a, r := c.account("")
 	if r != nil {
 		return *r
 	}
@@ -294,10 +280,11 @@ func (b *Bank) hPaymentCreate(c *call) reply {
 	if rerr != nil {
 		return *rerr
 	}
-	// OAuth connections may only move money between the user's own
-	// accounts (§4.4); third-party payments go through draft payments.
-	if c.grant() != nil && (cp.acc == nil || (cp.acc.ownerID != u.id && !containsID(cp.acc.coOwners, u.id))) {
-		return bunqErr(403, "An OAuth connection can only make payments between the user's own accounts; use a draft payment.")
+	// OAuth connections may move money only between the user's own
+	// accounts (§4.4), and PSD2 providers, the only OAuth clients here, not
+	// at all (§5.3): they initiate payments as draft payments.
+	if c.grant() != nil {
+		return bunqErr(403, "A payment service provider cannot create payments; use a draft payment.")
 	}
 	p, rerr := c.st.pay(a, amt, cp, in.Description, in.MerchantReference, c.now)
 	if rerr != nil {
@@ -347,21 +334,8 @@ func (b *Bank) hInquiryList(c *call) reply {
 	if r != nil {
 		return *r
 	}
-	var ids []int64
-	for _, q := range c.st.inquiries {
-		if q.accountID == a.id {
-			ids = append(ids, q.id)
-		}
-	}
-	sel, pg, rerr := page(c.r.URL.Path, c.r.URL.Query(), ids)
-	if rerr != nil {
-		return *rerr
-	}
-	var elems []obj
-	for _, id := range sel {
-		elems = append(elems, item("RequestInquiry", c.st.renderInquiry(c.st.inquiries[id])))
-	}
-	return list(elems, pg)
+	ids := idsWhere(c.st.inquiries, func(q *requestInquiry) bool { return q.accountID == a.id })
+	return c.listing(ids, func(id int64) obj { return item("RequestInquiry", c.st.renderInquiry(c.st.inquiries[id])) })
 }
 
 func (b *Bank) hInquiryGet(c *call) reply {
@@ -414,8 +388,9 @@ func (c *call) entries(in []entryIn, field string, scheduleOnly bool) ([]draftEn
 	return out, nil
 }
 
+// Draft payments are payment initiation: a PSD2 provider needs PISP.
 func (b *Bank) hDraftCreate(c *call) reply {
-	u, a, r := c.account("")
+	u, a, r := c.accountAs("PISP")
 	if r != nil {
 		return *r
 	}
@@ -450,29 +425,16 @@ func (b *Bank) hDraftCreate(c *call) reply {
 }
 
 func (b *Bank) hDraftList(c *call) reply {
-	_, a, r := c.account("")
+	_, a, r := c.accountAs("PISP")
 	if r != nil {
 		return *r
 	}
-	var ids []int64
-	for _, d := range c.st.drafts {
-		if d.accountID == a.id {
-			ids = append(ids, d.id)
-		}
-	}
-	sel, pg, rerr := page(c.r.URL.Path, c.r.URL.Query(), ids)
-	if rerr != nil {
-		return *rerr
-	}
-	var elems []obj
-	for _, id := range sel {
-		elems = append(elems, item("DraftPayment", c.st.renderDraft(c.st.drafts[id])))
-	}
-	return list(elems, pg)
+	ids := idsWhere(c.st.drafts, func(d *draftPayment) bool { return d.accountID == a.id })
+	return c.listing(ids, func(id int64) obj { return item("DraftPayment", c.st.renderDraft(c.st.drafts[id])) })
 }
 
 func (c *call) draft() (*user, *draftPayment, *reply) {
-	u, a, r := c.account("")
+	u, a, r := c.accountAs("PISP")
 	if r != nil {
 		return nil, nil, r
 	}
@@ -532,9 +494,8 @@ func (b *Bank) hDraftUpdate(c *call) reply {
 // schedule becomes a scheduled payment instead of paying now.
 func (b *Bank) acceptDraftLocked(d *draftPayment, responder int64, now time.Time) *reply {
 	st := b.st
-	if d.status != "PENDING" {
-		r := badRequest("The draft payment is " + d.status + " and can no longer be accepted.")
-		return &r
+	if r := stillPending(d.status, "accepted"); r != nil {
+		return r
 	}
 	a := st.accounts[d.accountID]
 	if len(d.schedule) > 0 {
@@ -567,13 +528,71 @@ func (b *Bank) acceptDraftLocked(d *draftPayment, responder int64, now time.Time
 }
 
 func (b *Bank) closeDraftLocked(d *draftPayment, status string, responder int64, now time.Time) *reply {
-	if d.status != "PENDING" {
-		r := badRequest("The draft payment is " + d.status + " and can no longer be changed.")
-		return &r
+	if r := stillPending(d.status, "changed"); r != nil {
+		return r
 	}
 	d.status, d.responderID, d.updated = status, responder, now
 	b.notifyDraftLocked(d, "DRAFT_PAYMENT_"+status)
 	return nil
+}
+
+// stillPending answers 400 unless a draft or PSP draft payment is still
+// PENDING; done says what can no longer be done to it.
+func stillPending(status, done string) *reply {
+	if status == "PENDING" {
+		return nil
+	}
+	r := badRequest("The draft payment is " + status + " and can no longer be " + done + ".")
+	return &r
+}
+
+// answerDraftLocked accepts or rejects the draft payment id (psp: the PSP
+// draft payment id) as userID does in the app, who must hold the debited
+// account. userID 0 answers without that check, as the account's owner:
+// the control endpoints do. It returns the draft's rendering, or a reply
+// of 404 (no such draft), 403 (another user's) or 400 (not pending).
+func (b *Bank) answerDraftLocked(psp bool, id, userID int64, accept bool) (obj, *reply) {
+	st, now := b.st, b.now()
+	fail := func(r reply) (obj, *reply) { return nil, &r }
+	if psp {
+		d := st.pspDrafts[id]
+		if d == nil {
+			return fail(notFound("Payment service provider draft payment"))
+		}
+		if a := st.accountByIBAN(d.senderIBAN); userID != 0 && (a == nil || !a.heldBy(userID)) {
+			return fail(bunqErr(403, "This payment belongs to another user."))
+		}
+		var r *reply
+		if accept {
+			r = b.acceptPSPDraftLocked(d, userID, now)
+		} else {
+			r = b.closePSPDraftLocked(d, "REJECTED", now)
+		}
+		if r != nil {
+			return nil, r
+		}
+		return st.renderPSPDraft(d), nil
+	}
+	d := st.drafts[id]
+	if d == nil {
+		return fail(notFound("Draft payment"))
+	}
+	a := st.accounts[d.accountID]
+	if userID == 0 {
+		userID = a.ownerID
+	} else if !a.heldBy(userID) {
+		return fail(bunqErr(403, "This payment belongs to another user."))
+	}
+	var r *reply
+	if accept {
+		r = b.acceptDraftLocked(d, userID, now)
+	} else {
+		r = b.closeDraftLocked(d, "REJECTED", userID, now)
+	}
+	if r != nil {
+		return nil, r
+	}
+	return st.renderDraft(d), nil
 }
 
 func (b *Bank) hScheduleList(c *call) reply {
@@ -581,21 +600,8 @@ func (b *Bank) hScheduleList(c *call) reply {
 	if r != nil {
 		return *r
 	}
-	var ids []int64
-	for _, sp := range c.st.schedules {
-		if sp.accountID == a.id {
-			ids = append(ids, sp.id)
-		}
-	}
-	sel, pg, rerr := page(c.r.URL.Path, c.r.URL.Query(), ids)
-	if rerr != nil {
-		return *rerr
-	}
-	var elems []obj
-	for _, id := range sel {
-		elems = append(elems, item("Schedule", c.st.renderSchedule(c.st.schedules[id])))
-	}
-	return list(elems, pg)
+	ids := idsWhere(c.st.schedules, func(sp *schedulePayment) bool { return sp.accountID == a.id })
+	return c.listing(ids, func(id int64) obj { return item("Schedule", c.st.renderSchedule(c.st.schedules[id])) })
 }
 
 // hSchedulePaymentCreate stores a scheduled payment (or batch). The
@@ -643,21 +649,8 @@ func (b *Bank) hSchedulePaymentList(c *call) reply {
 	if r != nil {
 		return *r
 	}
-	var ids []int64
-	for _, sp := range c.st.schedules {
-		if sp.accountID == a.id && !sp.batch {
-			ids = append(ids, sp.id)
-		}
-	}
-	sel, pg, rerr := page(c.r.URL.Path, c.r.URL.Query(), ids)
-	if rerr != nil {
-		return *rerr
-	}
-	var elems []obj
-	for _, id := range sel {
-		elems = append(elems, item("SchedulePayment", c.st.renderSchedulePayment(c.st.schedules[id])))
-	}
-	return list(elems, pg)
+	ids := idsWhere(c.st.schedules, func(sp *schedulePayment) bool { return sp.accountID == a.id && !sp.batch })
+	return c.listing(ids, func(id int64) obj { return item("SchedulePayment", c.st.renderSchedulePayment(c.st.schedules[id])) })
 }
 
 func (b *Bank) hSchedulePaymentGet(c *call) reply {
@@ -728,7 +721,7 @@ func (b *Bank) hNotifList(perAccount bool) func(*call) reply {
 			}
 			fs = c.st.notif[c.sess.userID]
 		}
-		return list(renderFilters(fs), obj{"future_url": nil, "newer_url": nil, "older_url": nil})
+		return unpaged(renderFilters(fs))
 	}
 }
 

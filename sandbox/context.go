@@ -4,6 +4,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"slices"
 	"strings"
 	"time"
 )
@@ -319,7 +320,7 @@ func (c *call) sessionUser() (string, obj) {
 
 func (b *Bank) hUserList(c *call) reply {
 	t, o := c.sessionUser()
-	return list([]obj{item(t, o)}, obj{"future_url": nil, "newer_url": nil, "older_url": nil})
+	return unpaged([]obj{item(t, o)})
 }
 
 func (b *Bank) hUserGet(kind string) func(*call) reply {
@@ -359,9 +360,44 @@ func (c *call) account(kind string) (*user, *account, *reply) {
 		return nil, nil, r
 	}
 	a := c.st.accounts[c.id("accountID")]
-	if a == nil || (a.ownerID != u.id && !containsID(a.coOwners, u.id)) || (kind != "" && a.kind != kind) {
+	if a == nil || !a.heldBy(u.id) || (kind != "" && a.kind != kind) {
 		rep := notFound("Monetary account")
 		return nil, nil, &rep
 	}
 	return u, a, nil
+}
+
+// accountAs is account("") for a call within a PSD2 role's scope.
+func (c *call) accountAs(role string) (*user, *account, *reply) {
+	u, a, r := c.account("")
+	if r == nil {
+		r = c.needRole(role)
+	}
+	return u, a, r
+}
+
+// provider returns the PSD2 provider acting in the session: the PSP
+// itself, or the one that requested the OAuth connection. nil for a user's
+// own API key, which no role limits.
+func (c *call) provider() *user {
+	if g := c.grant(); g != nil {
+		return c.st.users[g.pspID]
+	}
+	if u := c.st.users[c.sess.userID]; u != nil && u.kind == "UserPaymentServiceProvider" {
+		return u
+	}
+	return nil
+}
+
+// needRole answers 403 (§6.3: not allowed) when a PSD2 provider without
+// role makes the call: PSD2 providers are limited to their role's scope
+// (§4.4), and in the sandbox their roles are the words that end the
+// certificate's name (§7). The text is ours; bunq's is not documented.
+func (c *call) needRole(role string) *reply {
+	p := c.provider()
+	if p == nil || slices.Contains(p.roles, role) {
+		return nil
+	}
+	r := bunqErr(403, "This call needs the PSD2 role "+role+"; the certificate of this payment service provider gives "+strings.Join(p.roles, ", ")+".")
+	return &r
 }

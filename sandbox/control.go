@@ -102,41 +102,18 @@ func (b *Bank) serveControl(w http.ResponseWriter, r *http.Request) {
 			controlErr(w, 404, "unknown control endpoint")
 			return
 		}
-		var rep *reply
-		now := b.now()
-		if segs[0] == "draft-payments" {
-			d := b.st.drafts[id]
-			if d == nil {
-				controlErr(w, 404, "no such draft payment")
-				return
-			}
-			owner := b.st.accounts[d.accountID].ownerID
-			if segs[2] == "accept" {
-				rep = b.acceptDraftLocked(d, owner, now)
-			} else {
-				rep = b.closeDraftLocked(d, "REJECTED", owner, now)
-			}
-			if rep == nil {
-				writeJSON(w, 200, b.st.renderDraft(d))
-				return
-			}
-		} else {
-			d := b.st.pspDrafts[id]
-			if d == nil {
-				controlErr(w, 404, "no such PSP draft payment")
-				return
-			}
-			if segs[2] == "accept" {
-				rep = b.acceptPSPDraftLocked(d, 0, now)
-			} else {
-				rep = b.closePSPDraftLocked(d, "REJECTED", now)
-			}
-			if rep == nil {
-				writeJSON(w, 200, b.st.renderPSPDraft(d))
-				return
-			}
+		psp := segs[0] == "psp-draft-payments"
+		out, rep := b.answerDraftLocked(psp, id, 0, segs[2] == "accept")
+		switch {
+		case rep == nil:
+			writeJSON(w, 200, out)
+		case rep.status == 404 && psp:
+			controlErr(w, 404, "no such PSP draft payment")
+		case rep.status == 404:
+			controlErr(w, 404, "no such draft payment")
+		default:
+			writeJSON(w, 409, rep.body)
 		}
-		writeJSON(w, 409, rep.body)
 	case key == "POST oauth" && len(segs) == 2 && segs[1] == "authorize":
 		var in struct {
 			ClientID    string `json:"client_id"`
@@ -153,8 +130,8 @@ func (b *Bank) serveControl(w http.ResponseWriter, r *http.Request) {
 			controlErr(w, 400, problem)
 			return
 		}
-		u := b.st.users[in.UserID]
-		if u == nil || (u.kind != "UserPerson" && u.kind != "UserCompany") {
+		u := b.st.sandboxUser(in.UserID)
+		if u == nil {
 			controlErr(w, 400, "no such sandbox user")
 			return
 		}
@@ -165,7 +142,8 @@ func (b *Bank) serveControl(w http.ResponseWriter, r *http.Request) {
 			controlErr(w, 400, `decision must be "approve" or "deny"`)
 			return
 		}
-		writeJSON(w, 200, obj{"redirect_url": b.decideLocked(oc, in.RedirectURI, in.State, u, in.Decision == "approve")})
+		d := b.st.pspDraftToAuthorize(oc.pspID, u)
+		writeJSON(w, 200, obj{"redirect_url": b.decideLocked(oc, in.RedirectURI, in.State, u, in.Decision == "approve", d)})
 	case key == "POST oauth" && len(segs) == 2 && segs[1] == "revoke":
 		var in struct {
 			UserID   int64  `json:"user_id"`
@@ -204,8 +182,8 @@ type controlUser struct {
 func (b *Bank) usersLocked() []controlUser {
 	out := []controlUser{}
 	for _, id := range b.st.order {
-		u := b.st.users[id]
-		if u.kind != "UserPerson" && u.kind != "UserCompany" {
+		u := b.st.sandboxUser(id)
+		if u == nil {
 			continue
 		}
 		cu := controlUser{ID: u.id, DisplayName: u.name, Email: u.email, APIKey: u.apiKey, Accounts: []controlAccount{}}

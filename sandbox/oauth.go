@@ -5,9 +5,9 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/bunqtpp/tpp"
 )
@@ -82,14 +82,15 @@ th,td{text-align:left;padding:8px 4px;border-bottom:1px solid #eceef2;font-size:
 {{define "consent"}}{{template "top" .}}<h1>Connect {{.TPP}}?</h1>
 <p>Hi {{.UserName}}. <strong>{{.TPP}}</strong> asks for access to your bunq account:</p>
 <ul>{{range .Access}}<li>{{.}}</li>{{end}}</ul>
-{{if .Drafts}}<h2>Payments to approve</h2>
-<p class="muted">Approving the connection also approves these payments.</p>
+{{with .Draft}}<h2>Payment to approve</h2>
+<p class="muted">Approving the connection also approves this payment.</p>
 <table><thead><tr><th scope="col">From</th><th scope="col">To</th><th scope="col">Description</th><th scope="col">Amount</th></tr></thead><tbody>
-{{range .Drafts}}<tr><td>{{.From}}</td><td>{{.To}}</td><td>{{.Description}}</td><td>€ {{.Amount}}</td></tr>{{end}}
+<tr><td>{{.From}}</td><td>{{.To}}</td><td>{{.Description}}</td><td>€ {{.Amount}}</td></tr>
 </tbody></table>{{end}}
 <form method="post" action="/auth">
 {{template "hidden" .}}
 <input type="hidden" name="user_id" value="{{.UserID}}">
+{{with .Draft}}<input type="hidden" name="psp_draft_payment_id" value="{{.ID}}">{{end}}
 <button class="primary" type="submit" name="decision" value="approve">Approve</button>
 <button class="secondary" type="submit" name="decision" value="deny">Deny</button>
 </form>{{template "bottom" .}}{{end}}
@@ -137,10 +138,19 @@ func (b *Bank) errorPage(w http.ResponseWriter, status int, msg string) {
 	b.render(w, status, "error", map[string]any{"Title": "Something is wrong with this request", "Message": msg})
 }
 
+// sandboxUser returns user id if it is a person or company, the users who
+// sign in on the pages; nil otherwise.
+func (st *state) sandboxUser(id int64) *user {
+	if u := st.users[id]; u != nil && (u.kind == "UserPerson" || u.kind == "UserCompany") {
+		return u
+	}
+	return nil
+}
+
 func (st *state) pageUsers() []pageUser {
 	var out []pageUser
 	for _, id := range st.order {
-		if u := st.users[id]; u.kind == "UserPerson" || u.kind == "UserCompany" {
+		if u := st.sandboxUser(id); u != nil {
 			out = append(out, pageUser{u.id, u.name, u.email})
 		}
 	}
@@ -178,18 +188,14 @@ func (b *Bank) authPage(w http.ResponseWriter, r *http.Request) {
 		"RedirectURI": get("redirect_uri"), "State": get("state"),
 	}
 	uid, _ := strconv.ParseInt(get("user_id"), 10, 64)
-	u := b.st.users[uid]
-	if r.Method == http.MethodGet || u == nil {
-		if r.Method == http.MethodPost && get("user_id") != "" {
-			b.errorPage(w, 400, "Unknown sandbox user.")
-			return
-		}
-		data["Users"] = b.st.pageUsers()
-		b.render(w, 200, "signin", data)
+	u := b.st.sandboxUser(uid)
+	if r.Method == http.MethodPost && get("user_id") != "" && u == nil {
+		b.errorPage(w, 400, "Unknown sandbox user.")
 		return
 	}
-	if u.kind != "UserPerson" && u.kind != "UserCompany" {
-		b.errorPage(w, 400, "Unknown sandbox user.")
+	if r.Method == http.MethodGet || u == nil {
+		data["Users"] = b.st.pageUsers()
+		b.render(w, 200, "signin", data)
 		return
 	}
 	switch get("decision") {
@@ -202,14 +208,23 @@ func (b *Bank) authPage(w http.ResponseWriter, r *http.Request) {
 				access = append(access, a)
 			}
 		}
-		var drafts []pageDraft
-		for _, d := range b.st.pendingPSPDrafts(oc.pspID, u) {
-			drafts = append(drafts, pageDraft{ID: d.id, From: d.senderIBAN, To: d.counterName + " (" + d.counterIBAN + ")", Description: d.description, Amount: amountText(d.amount)})
+		// The page shows the one PSP draft payment it is for and names it
+		// in the form, so the decision acts on that draft alone.
+		if d := b.st.pspDraftToAuthorize(oc.pspID, u); d != nil {
+			data["Draft"] = pageDraft{ID: d.id, From: d.senderIBAN, To: d.counterName + " (" + d.counterIBAN + ")", Description: d.description, Amount: amountText(d.amount)}
 		}
-		data["UserID"], data["UserName"], data["Access"], data["Drafts"] = u.id, u.name, access, drafts
+		data["UserID"], data["UserName"], data["Access"] = u.id, u.name, access
 		b.render(w, 200, "consent", data)
 	case "approve", "deny":
-		http.Redirect(w, r, b.decideLocked(oc, get("redirect_uri"), get("state"), u, get("decision") == "approve"), http.StatusFound)
+		var d *pspDraft
+		if s := get("psp_draft_payment_id"); s != "" {
+			id, _ := strconv.ParseInt(s, 10, 64)
+			if d = b.st.pspDrafts[id]; d == nil || !b.st.debitsUser(d, oc.pspID, u.id) {
+				b.errorPage(w, 400, "Unknown payment.")
+				return
+			}
+		}
+		http.Redirect(w, r, b.decideLocked(oc, get("redirect_uri"), get("state"), u, get("decision") == "approve", d), http.StatusFound)
 	default:
 		b.errorPage(w, 400, "Unknown decision.")
 	}
@@ -222,20 +237,16 @@ func (b *Bank) appPage(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	uid, _ := strconv.ParseInt(r.URL.Query().Get("user_id"), 10, 64)
-	u := b.st.users[uid]
-	if u == nil || (u.kind != "UserPerson" && u.kind != "UserCompany") {
+	u := b.st.sandboxUser(uid)
+	if u == nil {
 		b.render(w, 200, "app-users", map[string]any{"Title": "bunq app", "Users": b.st.pageUsers()})
 		return
 	}
 	var drafts []pageDraft
-	var ids []int64
-	for id, d := range b.st.drafts {
-		a := b.st.accounts[d.accountID]
-		if d.status == "PENDING" && (a.ownerID == u.id || containsID(a.coOwners, u.id)) {
-			ids = append(ids, id)
-		}
-	}
-	sortByID(ids, func(x int64) int64 { return x })
+	ids := idsWhere(b.st.drafts, func(d *draftPayment) bool {
+		return d.status == "PENDING" && b.st.accounts[d.accountID].heldBy(u.id)
+	})
+	slices.Sort(ids)
 	for _, id := range ids {
 		d := b.st.drafts[id]
 		var total int64
@@ -262,46 +273,36 @@ func (b *Bank) appPage(w http.ResponseWriter, r *http.Request) {
 		"Drafts": drafts, "Apps": apps, "Message": r.URL.Query().Get("msg")})
 }
 
+// appDraft accepts or rejects a draft or PSP draft payment for the user
+// of the form, who must hold the debited account.
 func (b *Bank) appDraft(w http.ResponseWriter, r *http.Request) {
 	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	uid, _ := strconv.ParseInt(r.FormValue("user_id"), 10, 64)
 	action := r.PathValue("action")
+	if action != "accept" && action != "reject" {
+		b.errorPage(w, 404, "Unknown action.")
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	now := b.now()
-	var rep *reply
-	msg := "Done."
-	if strings.HasPrefix(r.URL.Path, "/app/psp-") {
-		d := b.st.pspDrafts[id]
-		if d == nil {
-			b.errorPage(w, 404, "No such payment.")
-			return
-		}
-		if action == "accept" {
-			rep = b.acceptPSPDraftLocked(d, uid, now)
-		} else {
-			rep = b.closePSPDraftLocked(d, "REJECTED", now)
-		}
-	} else {
-		d := b.st.drafts[id]
-		if d == nil {
-			b.errorPage(w, 404, "No such payment.")
-			return
-		}
-		a := b.st.accounts[d.accountID]
-		if a.ownerID != uid && !containsID(a.coOwners, uid) {
-			b.errorPage(w, 403, "This payment belongs to another user.")
-			return
-		}
-		if action == "accept" {
-			rep = b.acceptDraftLocked(d, uid, now)
-			msg = "Payment accepted."
-		} else {
-			rep = b.closeDraftLocked(d, "REJECTED", uid, now)
-			msg = "Payment rejected."
-		}
+	if b.st.sandboxUser(uid) == nil { // 0 would answer without the owner check
+		b.errorPage(w, 400, "Unknown sandbox user.")
+		return
 	}
-	if rep != nil {
+	_, rep := b.answerDraftLocked(strings.HasPrefix(r.URL.Path, "/app/psp-"), id, uid, action == "accept")
+	msg := "Payment rejected."
+	if action == "accept" {
+		msg = "Payment accepted."
+	}
+	switch {
+	case rep == nil:
+	case rep.status == 404:
+		b.errorPage(w, 404, "No such payment.")
+		return
+	case rep.status == 403:
+		b.errorPage(w, 403, "This payment belongs to another user.")
+		return
+	default:
 		msg = "Could not do that: " + rep.body.(obj)["Error"].([]obj)[0]["error_description"].(string)
 	}
 	http.Redirect(w, r, "/app?user_id="+itoa(uid)+"&msg="+urlEscape(msg), http.StatusSeeOther)
@@ -327,12 +328,8 @@ func (b *Bank) serveToken(w http.ResponseWriter, r *http.Request) {
 	f := b.takeFaultLocked(r.Method, r.URL.Path)
 	b.mu.Unlock()
 	if f != nil {
-		if f.LatencyMS > 0 {
-			select {
-			case <-time.After(time.Duration(f.LatencyMS) * time.Millisecond):
-			case <-r.Context().Done():
-				return
-			}
+		if !f.delay(r.Context()) {
+			return
 		}
 		switch f.Kind {
 		case "status":

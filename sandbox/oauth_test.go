@@ -18,7 +18,13 @@ import (
 // oauthTPP registers a PSP with an OAuth client and one callback URL.
 func oauthTPP(t testing.TB, env *banktest.Env, redirect string) (psp *tclient, clientID, secret string) {
 	t.Helper()
-	psp = registerPSP(t, env, "Test TPP AISP PISP")
+	return oauthTPPNamed(t, env, redirect, "Test TPP AISP PISP")
+}
+
+// oauthTPPNamed is oauthTPP with a certificate name, which gives the roles.
+func oauthTPPNamed(t testing.TB, env *banktest.Env, redirect, cn string) (psp *tclient, clientID, secret string) {
+	t.Helper()
+	psp = registerPSP(t, env, cn)
 	id := num(psp.post(userPath(psp.userID, "/oauth-client"), map[string]string{"status": "ACTIVE"}, false).must(t, 200).elems(t)[0].obj["id"])
 	if r := psp.post(userPath(psp.userID, "/oauth-client"), nil, false); r.status != 400 {
 		t.Fatalf("second OAuth client: %d", r.status)
@@ -38,8 +44,18 @@ func oauthTPP(t testing.TB, env *banktest.Env, redirect string) (psp *tclient, c
 
 var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
+var pspDraftField = regexp.MustCompile(`name="psp_draft_payment_id" value="(\d+)"`)
+
 // browse plays the browser on the /auth page: GET, pick the user, decide.
 func browse(t testing.TB, env *banktest.Env, clientID, redirect, state string, userID int64, decision string) (consentPage, location string) {
+	t.Helper()
+	page, form := signIn(t, env, clientID, redirect, state, userID)
+	return page, decide(t, env, form, decision)
+}
+
+// signIn opens /auth and picks the user; it returns the consent page and
+// its decision form's fields, as a browser would submit them.
+func signIn(t testing.TB, env *banktest.Env, clientID, redirect, state string, userID int64) (string, url.Values) {
 	t.Helper()
 	q := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {redirect}, "state": {state}}
 	resp, err := noRedirect.Get(env.OAuthURL + "/auth?" + q.Encode())
@@ -61,8 +77,17 @@ func browse(t testing.TB, env *banktest.Env, clientID, redirect, state string, u
 	if resp.StatusCode != 200 || !strings.Contains(string(page), "Test TPP B.V.") || !strings.Contains(string(page), `value="approve"`) {
 		t.Fatalf("consent page %d: %s", resp.StatusCode, page)
 	}
+	if m := pspDraftField.FindStringSubmatch(string(page)); m != nil {
+		form.Set("psp_draft_payment_id", m[1])
+	}
+	return string(page), form
+}
+
+// decide submits the consent page's form and returns the redirect.
+func decide(t testing.TB, env *banktest.Env, form url.Values, decision string) string {
+	t.Helper()
 	form.Set("decision", decision)
-	resp, err = noRedirect.PostForm(env.OAuthURL+"/auth", form)
+	resp, err := noRedirect.PostForm(env.OAuthURL+"/auth", form)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +95,7 @@ func browse(t testing.TB, env *banktest.Env, clientID, redirect, state string, u
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("decision answered %d", resp.StatusCode)
 	}
-	return string(page), resp.Header.Get("Location")
+	return resp.Header.Get("Location")
 }
 
 type tokenAnswer struct {
@@ -306,6 +331,14 @@ func TestGrantRevocation(t *testing.T) {
 	}
 }
 
+// createPSPDraft has psp create a PSP draft payment to a web shop.
+func createPSPDraft(t testing.TB, psp *tclient, sender, desc, value string) int64 {
+	t.Helper()
+	return num(psp.post(userPath(psp.userID, "/payment-service-provider-draft-payment"), map[string]any{
+		"sender_iban": sender, "counterparty_iban": "NL91ABNA0417164300", "counterparty_name": "Web Shop B.V.",
+		"description": desc, "amount": map[string]string{"value": value, "currency": "EUR"}}, false).must(t, 200).elems(t)[0].obj["id"])
+}
+
 func TestPSPDraftPayment(t *testing.T) {
 	t.Parallel()
 	env := banktest.Start(t)
@@ -313,12 +346,7 @@ func TestPSPDraftPayment(t *testing.T) {
 	psp, clientID, _ := oauthTPP(t, env, redirect)
 	alice, carol := seeded(t, env, 0), seeded(t, env, 2)
 	from := accountOf(t, alice, "MonetaryAccountBank")
-	mk := func(sender, value string) int64 {
-		t.Helper()
-		return num(psp.post(userPath(psp.userID, "/payment-service-provider-draft-payment"), map[string]any{
-			"sender_iban": sender, "counterparty_iban": "NL91ABNA0417164300", "counterparty_name": "Web Shop B.V.",
-			"description": "Order 17", "amount": map[string]string{"value": value, "currency": "EUR"}}, false).must(t, 200).elems(t)[0].obj["id"])
-	}
+	mk := func(sender, value string) int64 { return createPSPDraft(t, psp, sender, "Order 17", value) }
 	get := func(id int64) map[string]any {
 		t.Helper()
 		es := psp.get(userPath(psp.userID, "/payment-service-provider-draft-payment/", itoa(id))).must(t, 200).elems(t)
@@ -463,5 +491,96 @@ func TestDraftPaymentCallbacks(t *testing.T) {
 		if !want[e] {
 			t.Fatalf("unexpected event %q in %v", e, events)
 		}
+	}
+}
+
+// TestPSPDraftAuthorizationActsOnItsDraft: an authorization request acts on
+// the one PSP draft payment it shows, never on the user's other pending
+// drafts, including one made while the page was open.
+func TestPSPDraftAuthorizationActsOnItsDraft(t *testing.T) {
+	t.Parallel()
+	env := banktest.Start(t)
+	const redirect = "https://tpp.example/cb"
+	psp, clientID, _ := oauthTPP(t, env, redirect)
+	alice, bob := seeded(t, env, 0), seeded(t, env, 1)
+	from := accountOf(t, alice, "MonetaryAccountBank")
+	drafts := userPath(psp.userID, "/payment-service-provider-draft-payment")
+	mk := func(desc, value string) int64 { return createPSPDraft(t, psp, from.IBAN, desc, value) }
+	status := func(id int64) string {
+		t.Helper()
+		return psp.get(drafts+"/"+itoa(id)).must(t, 200).elems(t)[0].obj["status"].(string)
+	}
+	balance := func() string {
+		t.Helper()
+		return accountOf(t, env.Users(t)[0], "MonetaryAccountBank").Balance.Value
+	}
+	before := balance()
+
+	// Two pending drafts: the page is for the newest and shows it alone.
+	first, second := mk("Order 1", "3.00"), mk("Order 2", "4.00")
+	page, form := signIn(t, env, clientID, redirect, "s1", alice.ID)
+	if !strings.Contains(page, "Order 2") || strings.Contains(page, "Order 1") || form.Get("psp_draft_payment_id") != itoa(second) {
+		t.Fatalf("consent page for draft %q:\n%s", form.Get("psp_draft_payment_id"), page)
+	}
+	third := mk("Order 3", "5.00") // made while the page is open
+	if loc := decide(t, env, form, "approve"); !strings.Contains(loc, "code=") {
+		t.Fatalf("approve redirect %q", loc)
+	}
+	if s1, s2, s3 := status(first), status(second), status(third); s1 != "PENDING" || s2 != "ACCEPTED" || s3 != "PENDING" {
+		t.Fatalf("after approving the page for draft 2: %s %s %s", s1, s2, s3)
+	}
+	if got := balance(); got != minus(t, before, 400) {
+		t.Fatalf("balance %s, want %s less 4.00", got, before)
+	}
+
+	// Denying rejects the page's draft only.
+	_, form = signIn(t, env, clientID, redirect, "s2", alice.ID)
+	if form.Get("psp_draft_payment_id") != itoa(third) {
+		t.Fatalf("page for draft %q, want %d", form.Get("psp_draft_payment_id"), third)
+	}
+	decide(t, env, form, "deny")
+	if s1, s3 := status(first), status(third); s1 != "PENDING" || s3 != "REJECTED" {
+		t.Fatalf("after denying the page for draft 3: %s %s", s1, s3)
+	}
+
+	// A form naming a draft that does not debit the signed-in user is refused.
+	_, form = signIn(t, env, clientID, redirect, "s3", bob.ID)
+	form.Set("psp_draft_payment_id", itoa(first))
+	form.Set("decision", "approve")
+	resp, err := noRedirect.PostForm(env.OAuthURL+"/auth", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 || status(first) != "PENDING" {
+		t.Fatalf("bob approving alice's draft: %d, draft %s", resp.StatusCode, status(first))
+	}
+
+	// Without a page (the control endpoint) the same choice: the newest.
+	fourth := mk("Order 4", "1.00")
+	env.Authorize(t, banktest.AuthorizeRequest{ClientID: clientID, RedirectURI: redirect, UserID: alice.ID})
+	if s1, s4 := status(first), status(fourth); s1 != "PENDING" || s4 != "ACCEPTED" {
+		t.Fatalf("after control approval: %s %s", s1, s4)
+	}
+
+	// In the app, only a holder of the debited account may answer.
+	app := env.OAuthURL + "/app/psp-draft-payments/" + itoa(first) + "/accept"
+	for _, who := range []string{"", itoa(bob.ID)} {
+		resp, err := noRedirect.PostForm(app, url.Values{"user_id": {who}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 4 || status(first) != "PENDING" {
+			t.Fatalf("app accept as %q: %d, draft %s", who, resp.StatusCode, status(first))
+		}
+	}
+	resp, err = noRedirect.PostForm(app, url.Values{"user_id": {itoa(alice.ID)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || status(first) != "ACCEPTED" {
+		t.Fatalf("app accept as alice: %d, draft %s", resp.StatusCode, status(first))
 	}
 }

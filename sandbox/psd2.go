@@ -24,8 +24,29 @@ func (c *call) psp() (*user, *reply) {
 	return u, nil
 }
 
-func (b *Bank) hPSPDraftCreate(c *call) reply {
+// statusIn reads a body of the form {"status": "…"}.
+func (c *call) statusIn() (string, *reply) {
+	var in struct {
+		Status string `json:"status"`
+	}
+	if r := decode(c.body, &in); r != nil {
+		return "", r
+	}
+	return in.Status, nil
+}
+
+// pisp is psp for PSP draft payments, which are payment initiation: the
+// PSP needs the PISP role.
+func (c *call) pisp() (*user, *reply) {
 	psp, r := c.psp()
+	if r == nil {
+		r = c.needRole("PISP")
+	}
+	return psp, r
+}
+
+func (b *Bank) hPSPDraftCreate(c *call) reply {
+	psp, r := c.pisp()
 	if r != nil {
 		return *r
 	}
@@ -68,29 +89,18 @@ func (b *Bank) hPSPDraftCreate(c *call) reply {
 }
 
 func (b *Bank) hPSPDraftList(c *call) reply {
-	psp, r := c.psp()
+	psp, r := c.pisp()
 	if r != nil {
 		return *r
 	}
-	var ids []int64
-	for _, d := range c.st.pspDrafts {
-		if d.pspID == psp.id {
-			ids = append(ids, d.id)
-		}
-	}
-	sel, pg, rerr := page(c.r.URL.Path, c.r.URL.Query(), ids)
-	if rerr != nil {
-		return *rerr
-	}
-	var elems []obj
-	for _, id := range sel {
-		elems = append(elems, item("PaymentServiceProviderDraftPayment", c.st.renderPSPDraft(c.st.pspDrafts[id])))
-	}
-	return list(elems, pg)
+	ids := idsWhere(c.st.pspDrafts, func(d *pspDraft) bool { return d.pspID == psp.id })
+	return c.listing(ids, func(id int64) obj {
+		return item("PaymentServiceProviderDraftPayment", c.st.renderPSPDraft(c.st.pspDrafts[id]))
+	})
 }
 
 func (c *call) pspDraft() (*pspDraft, *reply) {
-	psp, r := c.psp()
+	psp, r := c.pisp()
 	if r != nil {
 		return nil, r
 	}
@@ -115,16 +125,14 @@ func (b *Bank) hPSPDraftUpdate(c *call) reply {
 	if r != nil {
 		return *r
 	}
-	var in struct {
-		Status string `json:"status"`
-	}
-	if r := decode(c.body, &in); r != nil {
+	status, r := c.statusIn()
+	if r != nil {
 		return *r
 	}
-	if in.Status != "REJECTED" && in.Status != "CANCELLED" {
+	if status != "REJECTED" && status != "CANCELLED" {
 		return badRequest("The status can only be set to REJECTED or CANCELLED by update.")
 	}
-	if r := b.closePSPDraftLocked(d, in.Status, c.now); r != nil {
+	if r := b.closePSPDraftLocked(d, status, c.now); r != nil {
 		return *r
 	}
 	return idReply(d.id)
@@ -134,12 +142,11 @@ func (b *Bank) hPSPDraftUpdate(c *call) reply {
 // userID, when not 0, must own that account (the approving user).
 func (b *Bank) acceptPSPDraftLocked(d *pspDraft, userID int64, now time.Time) *reply {
 	st := b.st
-	if d.status != "PENDING" {
-		r := badRequest("The draft payment is " + d.status + " and can no longer be accepted.")
-		return &r
+	if r := stillPending(d.status, "accepted"); r != nil {
+		return r
 	}
 	a := st.accountByIBAN(d.senderIBAN)
-	if a == nil || (userID != 0 && a.ownerID != userID && !containsID(a.coOwners, userID)) {
+	if a == nil || (userID != 0 && !a.heldBy(userID)) {
 		r := badRequest("The sender IBAN does not belong to an account of this user.")
 		return &r
 	}
@@ -154,9 +161,8 @@ func (b *Bank) acceptPSPDraftLocked(d *pspDraft, userID int64, now time.Time) *r
 }
 
 func (b *Bank) closePSPDraftLocked(d *pspDraft, status string, now time.Time) *reply {
-	if d.status != "PENDING" {
-		r := badRequest("The draft payment is " + d.status + " and can no longer be changed.")
-		return &r
+	if r := stillPending(d.status, "changed"); r != nil {
+		return r
 	}
 	d.status, d.updated = status, now
 	b.notifyPSPDraftLocked(d, "DRAFT_PAYMENT_"+status)
@@ -194,7 +200,7 @@ func (b *Bank) hConfirmFunds(c *call) reply {
 	}
 	// A PSP may ask about any account; a user or OAuth session only about
 	// the user's own.
-	if a == nil || (u.kind != "UserPaymentServiceProvider" && a.ownerID != u.id && !containsID(a.coOwners, u.id)) {
+	if a == nil || (u.kind != "UserPaymentServiceProvider" && !a.heldBy(u.id)) {
 		return notFound("Monetary account")
 	}
 	return ok(item("ConfirmationOfFunds", obj{"has_sufficient_funds": a.status == "ACTIVE" && a.balance+a.overdraft >= amt}))
@@ -214,21 +220,19 @@ func (b *Bank) hOauthClientCreate(c *call) reply {
 	if r != nil {
 		return *r
 	}
-	var in struct {
-		Status string `json:"status"`
-	}
-	if r := decode(c.body, &in); r != nil {
+	status, r := c.statusIn()
+	if r != nil {
 		return *r
 	}
 	if c.st.clientOf(psp.id) != nil {
 		return badRequest("You can have 1 OAuth Client at a time.")
 	}
-	if in.Status == "" {
-		in.Status = "ACTIVE"
+	if status == "" {
+		status = "ACTIVE"
 	}
 	oc := &oauthClient{
 		id: c.st.next("oauth-client"), pspID: psp.id, clientID: randomHex(64), secret: randomHex(64),
-		status: in.Status, created: c.now, updated: c.now,
+		status: status, created: c.now, updated: c.now,
 	}
 	c.st.clients[oc.clientID] = oc
 	return idReply(oc.id)
@@ -256,7 +260,7 @@ func (b *Bank) hOauthClientList(c *call) reply {
 	if oc := c.st.clientOf(psp.id); oc != nil {
 		elems = append(elems, item("OauthClient", c.st.renderOauthClient(oc)))
 	}
-	return list(elems, obj{"future_url": nil, "newer_url": nil, "older_url": nil})
+	return unpaged(elems)
 }
 
 func (b *Bank) hOauthClientGet(c *call) reply {
@@ -272,16 +276,14 @@ func (b *Bank) hOauthClientUpdate(c *call) reply {
 	if r != nil {
 		return *r
 	}
-	var in struct {
-		Status string `json:"status"`
-	}
-	if r := decode(c.body, &in); r != nil {
+	status, r := c.statusIn()
+	if r != nil {
 		return *r
 	}
-	switch in.Status {
+	switch status {
 	case "":
 	case "ACTIVE", "CANCELLED":
-		oc.status = in.Status
+		oc.status = status
 	default:
 		return badRequest("The status of an OAuth client can be ACTIVE or CANCELLED.")
 	}
@@ -289,9 +291,20 @@ func (b *Bank) hOauthClientUpdate(c *call) reply {
 	return idReply(oc.id)
 }
 
-func validCallbackURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Fragment == ""
+// callbackURLIn reads the body of a callback URL create or update.
+func (c *call) callbackURLIn() (string, *reply) {
+	var in struct {
+		URL string `json:"url"`
+	}
+	if r := decode(c.body, &in); r != nil {
+		return "", r
+	}
+	u, err := url.Parse(in.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
+		r := badRequest("The field url must be an absolute http(s) URL.")
+		return "", &r
+	}
+	return in.URL, nil
 }
 
 func (b *Bank) hCallbackURLCreate(c *call) reply {
@@ -299,16 +312,11 @@ func (b *Bank) hCallbackURLCreate(c *call) reply {
 	if r != nil {
 		return *r
 	}
-	var in struct {
-		URL string `json:"url"`
-	}
-	if r := decode(c.body, &in); r != nil {
+	u, r := c.callbackURLIn()
+	if r != nil {
 		return *r
 	}
-	if !validCallbackURL(in.URL) {
-		return badRequest("The field url must be an absolute http(s) URL.")
-	}
-	cu := &callbackURL{id: c.st.next("callback-url"), url: in.URL, created: c.now, updated: c.now}
+	cu := &callbackURL{id: c.st.next("callback-url"), url: u, created: c.now, updated: c.now}
 	oc.callbacks = append(oc.callbacks, cu)
 	return idReply(cu.id)
 }
@@ -322,7 +330,7 @@ func (b *Bank) hCallbackURLList(c *call) reply {
 	for _, cu := range oc.callbacks {
 		elems = append(elems, item("OauthCallbackUrl", renderCallbackURL(cu)))
 	}
-	return list(elems, obj{"future_url": nil, "newer_url": nil, "older_url": nil})
+	return unpaged(elems)
 }
 
 func (c *call) callbackURL() (*oauthClient, int, *reply) {
@@ -352,16 +360,11 @@ func (b *Bank) hCallbackURLUpdate(c *call) reply {
 	if r != nil {
 		return *r
 	}
-	var in struct {
-		URL string `json:"url"`
-	}
-	if r := decode(c.body, &in); r != nil {
+	u, r := c.callbackURLIn()
+	if r != nil {
 		return *r
 	}
-	if !validCallbackURL(in.URL) {
-		return badRequest("The field url must be an absolute http(s) URL.")
-	}
-	oc.callbacks[i].url, oc.callbacks[i].updated = in.URL, c.now
+	oc.callbacks[i].url, oc.callbacks[i].updated = u, c.now
 	return idReply(oc.callbacks[i].id)
 }
 
@@ -390,25 +393,32 @@ func (st *state) checkAuthRequest(clientID, redirectURI string) (*oauthClient, s
 	return nil, "The redirect_uri is not registered for this client."
 }
 
-// pendingPSPDrafts lists the PSP's pending drafts that debit u's accounts.
-func (st *state) pendingPSPDrafts(pspID int64, u *user) []*pspDraft {
-	var out []*pspDraft
+// debitsUser reports whether d is pspID's and debits one of userID's
+// accounts.
+func (st *state) debitsUser(d *pspDraft, pspID, userID int64) bool {
+	a := st.accountByIBAN(d.senderIBAN)
+	return d.pspID == pspID && a != nil && a.heldBy(userID)
+}
+
+// pspDraftToAuthorize returns the PSP draft payment an authorization
+// request of pspID is for when u signs in: the PSP's newest pending draft
+// from u's accounts (the single-payment flow creates the draft, then sends
+// the user to /auth; the request itself names no draft). nil when none.
+func (st *state) pspDraftToAuthorize(pspID int64, u *user) *pspDraft {
+	var found *pspDraft
 	for _, d := range st.pspDrafts {
-		if d.pspID != pspID || d.status != "PENDING" {
-			continue
-		}
-		if a := st.accountByIBAN(d.senderIBAN); a != nil && (a.ownerID == u.id || containsID(a.coOwners, u.id)) {
-			out = append(out, d)
+		if d.status == "PENDING" && st.debitsUser(d, pspID, u.id) && (found == nil || d.id > found.id) {
+			found = d
 		}
 	}
-	sortByID(out, func(d *pspDraft) int64 { return d.id })
-	return out
+	return found
 }
 
 // decideLocked records the user's decision on an authorization request
-// and returns the redirect URL. Approving also approves the TPP's pending
-// PSP draft payments from the user's accounts; denying rejects them.
-func (b *Bank) decideLocked(oc *oauthClient, redirectURI, state string, u *user, approve bool) string {
+// and returns the redirect URL. The decision also approves or rejects d,
+// the PSP draft payment the request was shown with (nil: none); never
+// another of the user's pending drafts.
+func (b *Bank) decideLocked(oc *oauthClient, redirectURI, state string, u *user, approve bool, d *pspDraft) string {
 	st := b.st
 	now := b.now()
 	q := url.Values{}
@@ -416,14 +426,14 @@ func (b *Bank) decideLocked(oc *oauthClient, redirectURI, state string, u *user,
 		code := randomHex(64)
 		st.codes[code] = &authCode{clientID: oc.clientID, redirectURI: redirectURI, state: state, userID: u.id, expires: now.Add(10 * time.Minute)}
 		q.Set("code", code)
-		for _, d := range st.pendingPSPDrafts(oc.pspID, u) {
+		if d != nil {
 			if r := b.acceptPSPDraftLocked(d, u.id, now); r != nil {
 				b.log.Info("sandbox: PSP draft payment not executed on approval", "draft", d.id)
 			}
 		}
 	} else {
 		q.Set("error", "access_denied")
-		for _, d := range st.pendingPSPDrafts(oc.pspID, u) {
+		if d != nil {
 			_ = b.closePSPDraftLocked(d, "REJECTED", now)
 		}
 	}

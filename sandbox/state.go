@@ -424,7 +424,7 @@ func (st *state) newAccount(kind string, owner *user, desc string, now time.Time
 func (st *state) accountsOf(userID int64) []*account {
 	var out []*account
 	for _, a := range st.accounts {
-		if a.ownerID == userID || containsID(a.coOwners, userID) {
+		if a.heldBy(userID) {
 			out = append(out, a)
 		}
 	}
@@ -432,13 +432,9 @@ func (st *state) accountsOf(userID int64) []*account {
 	return out
 }
 
-func containsID(ids []int64, id int64) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
+// heldBy reports whether userID owns or co-owns a.
+func (a *account) heldBy(userID int64) bool {
+	return a.ownerID == userID || slices.Contains(a.coOwners, userID)
 }
 
 // book records one side of a payment on a and moves its balance.
@@ -507,67 +503,110 @@ func (st *state) seed(now time.Time) {
 		{"Tom Kuipers", bank("KNAB"), 1000, 4000, []string{"Pizza night", "Birthday gift"}},
 	}
 
+	// Bookings are planned first and applied in time order at the end, so
+	// that ids grow with created on every account, as at bunq.
+	l := &ledger{balance: map[int64]int64{}, count: map[int64]int{}}
+
 	// Opening balances for the other accounts.
 	t0 := start.Add(9 * time.Hour)
-	st.book(bobMain, 185000, employer.iban, employer.name, 0, "Salary", "EBA_SCT", t0)
-	st.book(carolMain, 2500, friends[0].iban, friends[0].name, 0, "Pocket money", "EBA_SCT", t0.Add(time.Minute))
-	st.book(compMain, 1250000, employer.iban, employer.name, 0, "Invoice 2024-001", "EBA_SCT", t0.Add(2*time.Minute))
+	l.book(bobMain, 185000, employer.iban, employer.name, 0, "Salary", "EBA_SCT", t0)
+	l.book(carolMain, 2500, friends[0].iban, friends[0].name, 0, "Pocket money", "EBA_SCT", t0.Add(time.Minute))
+	l.book(compMain, 1250000, employer.iban, employer.name, 0, "Invoice 2024-001", "EBA_SCT", t0.Add(2*time.Minute))
 
 	// Alice's main account: exactly 300 payments over ~10 months.
 	step := 299 * 24 * time.Hour / 300
-	for i := 0; len(main.payments) < 300; i++ {
+	for i := 0; l.count[main.id] < 300; i++ {
 		at := start.Add(time.Duration(i)*step + time.Duration(st.rng.IntN(3600))*time.Second + 8*time.Hour)
 		switch {
 		case i%30 == 0:
-			st.book(main, 285000, employer.iban, employer.name, 0, "Salary "+at.Format("January 2006"), "EBA_SCT", at)
-		case i%30 == 2 && main.balance > 120000:
-			st.book(main, -115000, landlord.iban, landlord.name, 0, "Rent "+at.Format("January 2006"), "EBA_SCT", at)
-		case i%30 == 5 && main.balance > 30000:
-			st.transfer(main, savings, 25000, "Monthly savings", at)
-		case i%30 == 9 && main.balance > 20000:
-			st.transfer(main, joint, 15000, "Household contribution", at)
+			l.book(main, 285000, employer.iban, employer.name, 0, "Salary "+at.Format("January 2006"), "EBA_SCT", at)
+		case i%30 == 2 && l.balance[main.id] > 120000:
+			l.book(main, -115000, landlord.iban, landlord.name, 0, "Rent "+at.Format("January 2006"), "EBA_SCT", at)
+		case i%30 == 5 && l.balance[main.id] > 30000:
+			l.transfer(main, savings, 25000, "Monthly savings", at)
+		case i%30 == 9 && l.balance[main.id] > 20000:
+			l.transfer(main, joint, 15000, "Household contribution", at)
 		case i%30 == 11:
-			st.transfer(bobMain, main, int64(1000+st.rng.IntN(4000)), "Groceries share", at)
+			l.transfer(bobMain, main, int64(1000+st.rng.IntN(4000)), "Groceries share", at)
 		case i%7 == 3:
 			f := friends[st.rng.IntN(len(friends))]
 			amt := f.min + st.rng.Int64N(f.max-f.min+1)
-			if st.rng.IntN(2) == 0 || main.balance < amt+5000 {
-				st.book(main, amt, f.iban, f.name, 0, f.desc[st.rng.IntN(len(f.desc))], "EBA_SCT", at)
+			if st.rng.IntN(2) == 0 || l.balance[main.id] < amt+5000 {
+				l.book(main, amt, f.iban, f.name, 0, f.desc[st.rng.IntN(len(f.desc))], "EBA_SCT", at)
 			} else {
-				st.book(main, -amt, f.iban, f.name, 0, f.desc[st.rng.IntN(len(f.desc))], "EBA_SCT", at)
+				l.book(main, -amt, f.iban, f.name, 0, f.desc[st.rng.IntN(len(f.desc))], "EBA_SCT", at)
 			}
 		default:
 			m := shops[st.rng.IntN(len(shops))]
 			amt := m.min + st.rng.Int64N(m.max-m.min+1)
-			if main.balance < amt+5000 {
-				st.book(main, amt/2+500, friends[0].iban, friends[0].name, 0, "Paying you back", "EBA_SCT", at)
+			if l.balance[main.id] < amt+5000 {
+				l.book(main, amt/2+500, friends[0].iban, friends[0].name, 0, "Paying you back", "EBA_SCT", at)
 				continue
 			}
 			typ := "EBA_SCT"
 			if st.rng.IntN(3) == 0 {
 				typ = "IDEAL"
 			}
-			st.book(main, -amt, m.iban, m.name, 0, m.desc[st.rng.IntN(len(m.desc))], typ, at)
+			l.book(main, -amt, m.iban, m.name, 0, m.desc[st.rng.IntN(len(m.desc))], typ, at)
 		}
 	}
 	// A few payments for the others.
 	for i := 0; i < 12; i++ {
 		at := start.Add(time.Duration(20+i*24) * 24 * time.Hour).Add(15 * time.Hour)
 		m := shops[st.rng.IntN(len(shops))]
-		st.book(bobMain, -(m.min + st.rng.Int64N(m.max-m.min+1)), m.iban, m.name, 0, m.desc[0], "EBA_SCT", at)
+		l.book(bobMain, -(m.min + st.rng.Int64N(m.max-m.min+1)), m.iban, m.name, 0, m.desc[0], "EBA_SCT", at)
 		if i%3 == 0 {
-			st.transfer(joint, bobMain, 2000, "Shared expenses", at.Add(time.Hour))
+			l.transfer(joint, bobMain, 2000, "Shared expenses", at.Add(time.Hour))
 		}
 	}
 	for i := 0; i < 4; i++ {
 		at := start.Add(time.Duration(100+i*40) * 24 * time.Hour)
-		st.book(carolMain, -500, shops[5].iban, shops[5].name, 0, "Coffee", "EBA_SCT", at)
-		st.book(carolMain, 500, friends[1].iban, friends[1].name, 0, "Coffee money", "EBA_SCT", at.Add(time.Hour))
+		l.book(carolMain, -500, shops[5].iban, shops[5].name, 0, "Coffee", "EBA_SCT", at)
+		l.book(carolMain, 500, friends[1].iban, friends[1].name, 0, "Coffee money", "EBA_SCT", at.Add(time.Hour))
 	}
+	l.apply(st)
 	for _, a := range []*account{main, savings, joint, bobMain, carolMain, compMain} {
 		if n := len(a.payments); n > 0 {
 			a.updated = a.payments[n-1].created
 		}
+	}
+}
+
+// ledger plans the seed's bookings. It keeps running balances and counts
+// so the seed can decide on them while planning; apply books everything in
+// time order.
+type ledger struct {
+	planned []plannedBooking
+	balance map[int64]int64 // by account id
+	count   map[int64]int   // bookings by account id
+}
+
+type plannedBooking struct {
+	acc                      *account
+	amount                   int64
+	counterIBAN, counterName string
+	counterUser              int64
+	desc, typ                string
+	at                       time.Time
+}
+
+func (l *ledger) book(a *account, amount int64, counterIBAN, counterName string, counterUser int64, desc, typ string, at time.Time) {
+	l.balance[a.id] += amount
+	l.count[a.id]++
+	l.planned = append(l.planned, plannedBooking{a, amount, counterIBAN, counterName, counterUser, desc, typ, at})
+}
+
+func (l *ledger) transfer(from, to *account, amount int64, desc string, at time.Time) {
+	l.book(from, -amount, to.iban, to.holder, to.ownerID, desc, "BUNQ", at)
+	l.book(to, amount, from.iban, from.holder, from.ownerID, desc, "BUNQ", at)
+}
+
+// apply books the plan in time order; bookings at the same time keep the
+// order they were planned in (a transfer's debit before its credit).
+func (l *ledger) apply(st *state) {
+	slices.SortStableFunc(l.planned, func(a, b plannedBooking) int { return a.at.Compare(b.at) })
+	for _, p := range l.planned {
+		st.book(p.acc, p.amount, p.counterIBAN, p.counterName, p.counterUser, p.desc, p.typ, p.at)
 	}
 }
 

@@ -46,6 +46,37 @@ func list(elems []obj, pg obj) reply {
 	return reply{200, obj{"Response": elems, "Pagination": pg}}
 }
 
+// noPagination is the Pagination object of a listing that is never paged.
+func noPagination() obj { return obj{"future_url": nil, "newer_url": nil, "older_url": nil} }
+
+// unpaged answers a listing that is never paged.
+func unpaged(elems []obj) reply { return list(elems, noPagination()) }
+
+// listing answers one page of ids (any order, see page), each rendered as
+// its Response element by elem.
+func (c *call) listing(ids []int64, elem func(id int64) obj) reply {
+	sel, pg, rerr := page(c.r.URL.Path, c.r.URL.Query(), ids)
+	if rerr != nil {
+		return *rerr
+	}
+	elems := make([]obj, 0, len(sel))
+	for _, id := range sel {
+		elems = append(elems, elem(id))
+	}
+	return list(elems, pg)
+}
+
+// idsWhere lists the keys of m whose values keep accepts, in no order.
+func idsWhere[T any](m map[int64]T, keep func(T) bool) []int64 {
+	var ids []int64
+	for id, v := range m {
+		if keep(v) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 // bunqErr answers bunq's error envelope.
 func bunqErr(status int, text string) reply {
 	return reply{status, obj{"Error": []obj{{
@@ -238,7 +269,7 @@ func page(path string, q url.Values, ids []int64) ([]int64, obj, *reply) {
 	link := func(name string, id int64) string {
 		return path + "?count=" + strconv.Itoa(count) + "&" + name + "=" + strconv.FormatInt(id, 10)
 	}
-	pg := obj{"future_url": nil, "newer_url": nil, "older_url": nil}
+	pg := noPagination()
 	if len(sel) == 0 {
 		if hasNewer {
 			pg["future_url"] = link("newer_id", newer)

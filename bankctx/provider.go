@@ -145,9 +145,13 @@ func (p *Provider) Create(ctx context.Context, consentID, accessToken string) (*
 	if err != nil {
 		return nil, User{}, err
 	}
-	u, err := p.cfg.Bank.GetUser(ctx, bc, bc.UserID())
-	if err != nil {
-		return nil, User{}, fmt.Errorf("bankctx: read the granting user: %w", err)
+	// The session-server answer names the granting user; read it only when
+	// it did not (it always does at bunq, reference §1.4).
+	u, ok := bc.SessionUser()
+	if !ok || (u.Type == psd2.UserTypeAPIKey && u.GrantedBy == nil) {
+		if u, err = p.cfg.Bank.GetUser(ctx, bc, bc.UserID()); err != nil {
+			return nil, User{}, fmt.Errorf("bankctx: read the granting user: %w", err)
+		}
 	}
 	user := User{ID: u.ID, Type: u.Type, DisplayName: displayName(&u), APIKeyID: bc.UserID()}
 	if g := u.GrantedBy; g != nil {

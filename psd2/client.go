@@ -88,8 +88,8 @@ type Options struct {
 	// times and we count departure times. Default 200 ms; negative for none.
 	RateMargin time.Duration
 	// SignAll signs every request after installation, not only those bunq
-	// requires (session-server, payments, draft payments, device-server,
-	// the PSD2 credential).
+	// requires (session-server, payments, draft payments, the PSD2
+	// credential; reference §2.2), as bunq's SDKs do.
 	SignAll bool
 	// UserAgent, Language, Region, Geolocation override the default headers.
 	UserAgent, Language, Region, Geolocation string

@@ -57,6 +57,7 @@ type session struct {
 	token    string
 	userID   int64
 	userType string
+	user     *User // as the session-server answer gave it; nil after Import
 	expiry   time.Time
 }
 
@@ -83,6 +84,17 @@ func (c *Context) UserID() int64 {
 // UserType is the session user's type (UserPerson, UserApiKey, …).
 func (c *Context) UserType() string {
 	return c.sessionSnapshot().userType
+}
+
+// SessionUser returns the user object of the session-server answer that
+// opened the current session (for an OAuth context a UserApiKey with
+// GrantedBy set), so a caller needs no GET /user after opening a session.
+// It reports false for a session restored from storage.
+func (c *Context) SessionUser() (User, bool) {
+	if u := c.sessionSnapshot().user; u != nil {
+		return *u, true
+	}
+	return User{}, false
 }
 
 // SessionID returns the bank's id of the current session.

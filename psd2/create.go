@@ -227,7 +227,8 @@ func (c *Client) RegisterDevice(ctx context.Context, bc *Context, o ContextOptio
 		Secret       string   `json:"secret"`
 		PermittedIPs []string `json:"permitted_ips,omitempty"`
 	}{desc, bc.sec.secret, o.PermittedIPs}
-	cl := call{method: http.MethodPost, path: "/device-server", auth: authInstallation, sign: true, body: body}
+	// bunq requires no signature here (reference §2.2); Options.SignAll adds one.
+	cl := call{method: http.MethodPost, path: "/device-server", auth: authInstallation, body: body}
 	env, err := c.do(ctx, bc, cl)
 	if err != nil {
 		return err
@@ -283,7 +284,7 @@ func (c *Client) OpenSession(ctx context.Context, bc *Context) error {
 	if timeout <= 0 {
 		timeout = defaultSessionTimeout
 	}
-	s.userID, s.userType = user.ID, user.Type
+	s.userID, s.userType, s.user = user.ID, user.Type, user
 	s.expiry = c.clock.Now().Add(timeout)
 	bc.setSession(s)
 	return nil

@@ -182,6 +182,35 @@ func (s *Service) cached(ctx context.Context, c *tpp.Consent, fresh bool, key st
 	return b, readError(err)
 }
 
+// cachedAs serves key like cached, as a T. When this call's own load made
+// the value, it is returned as made instead of decoded again from the
+// bytes it was encoded to for the cache; calls that shared another's load
+// or hit the cache decode.
+func cachedAs[T any](ctx context.Context, s *Service, c *tpp.Consent, fresh bool, key string, load func(context.Context, *psd2.Context) (T, error)) (T, error) {
+	// Written in the cache's load goroutine before GetOrLoad hands back
+	// its result, and read only after a successful return.
+	var made *T
+	b, err := s.cached(ctx, c, fresh, key, func(ctx context.Context, bc *psd2.Context) (any, error) {
+		v, err := load(ctx, bc)
+		if err != nil {
+			return nil, err
+		}
+		made = &v
+		return v, nil
+	})
+	var out T
+	if err != nil {
+		return out, err
+	}
+	if made != nil {
+		return *made, nil
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return out, fmt.Errorf("aisp: cached %s: %w", key, err)
+	}
+	return out, nil
+}
+
 // readError adapts bank_rejected for reads: the read endpoints' contract
 // has no 422, and a bank refusing a read we built is the bank failing, not
 // the client; the bank's reason stays in the detail.
@@ -199,7 +228,7 @@ func (s *Service) Accounts(ctx context.Context, r Request) ([]Account, Access, e
 	if err != nil {
 		return nil, acc, err
 	}
-	b, err := s.cached(ctx, c, r.Fresh, "accounts", func(ctx context.Context, bc *psd2.Context) (any, error) {
+	out, err := cachedAs(ctx, s, c, r.Fresh, "accounts", func(ctx context.Context, bc *psd2.Context) ([]Account, error) {
 		out := []Account{}
 		p := psd2.Page{Count: 200}
 		for range maxPages {
@@ -223,10 +252,6 @@ func (s *Service) Accounts(ctx context.Context, r Request) ([]Account, Access, e
 	if err != nil {
 		return nil, acc, err
 	}
-	var out []Account
-	if err := json.Unmarshal(b, &out); err != nil {
-		return nil, acc, fmt.Errorf("aisp: cached accounts: %w", err)
-	}
 	return out, acc, nil
 }
 
@@ -240,23 +265,19 @@ func (s *Service) Account(ctx context.Context, r Request, accountID string) (Acc
 	if err != nil {
 		return Account{}, acc, err
 	}
-	b, err := s.cached(ctx, c, r.Fresh, "account:"+accountID, func(ctx context.Context, bc *psd2.Context) (any, error) {
+	out, err := cachedAs(ctx, s, c, r.Fresh, "account:"+accountID, func(ctx context.Context, bc *psd2.Context) (Account, error) {
 		ma, err := s.bank.GetMonetaryAccount(ctx, bc, id)
 		if err != nil {
-			return nil, s.accountError(ctx, c, accountID, err)
+			return Account{}, s.accountError(ctx, c, accountID, err)
 		}
 		a, ok := accountView(&ma)
 		if !ok || ma.ID != id {
-			return nil, tpp.Errorf(tpp.EAccountNotFound, "no account %q under consent %s", accountID, c.ID)
+			return Account{}, tpp.Errorf(tpp.EAccountNotFound, "no account %q under consent %s", accountID, c.ID)
 		}
 		return a, nil
 	})
 	if err != nil {
 		return Account{}, acc, err
-	}
-	var out Account
-	if err := json.Unmarshal(b, &out); err != nil {
-		return Account{}, acc, fmt.Errorf("aisp: cached account: %w", err)
 	}
 	return out, acc, nil
 }

@@ -2,7 +2,11 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -16,10 +20,22 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, apiKey string) (*tpp.FintechClient, error)
 }
 
+// AuthCacheTTL is how long a process reuses a successful API-key check.
+// Revoking a client or rotating its key (tpp clients, possibly another
+// process) thus takes effect within it on every replica; refusals are
+// never reused.
+const AuthCacheTTL = time.Second
+
 // Authenticate requires "Authorization: Bearer <api key>" and puts the
 // client on the request. Every failure answers the same 401, so a caller
-// cannot tell an unknown key from a revoked one.
+// cannot tell an unknown key from a revoked one. A key a accepted less than
+// AuthCacheTTL ago is accepted again without asking a, which otherwise
+// costs a database read per request.
 func Authenticate(a Authenticator) gin.HandlerFunc {
+	return authenticate(newAuthCache(a, AuthCacheTTL, time.Now))
+}
+
+func authenticate(a Authenticator) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		h := c.GetHeader("Authorization")
 		scheme, key, ok := strings.Cut(h, " ")
@@ -63,4 +79,69 @@ func ClientFromGin(c *gin.Context) *tpp.FintechClient {
 		return v.(*tpp.FintechClient)
 	}
 	return nil
+}
+
+// authCache remembers accepted keys for ttl, by the SHA-256 of the whole
+// key (id and secret), so only the very key that was accepted matches and
+// no secret is kept.
+type authCache struct {
+	a   Authenticator
+	ttl time.Duration
+	now func() time.Time
+
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]authEntry
+}
+
+type authEntry struct {
+	client  tpp.FintechClient
+	expires time.Time
+}
+
+// maxAuthCache bounds the cache: one entry per live key of a fintech.
+const maxAuthCache = 4096
+
+func newAuthCache(a Authenticator, ttl time.Duration, now func() time.Time) *authCache {
+	return &authCache{a: a, ttl: ttl, now: now, m: map[[sha256.Size]byte]authEntry{}}
+}
+
+func (ac *authCache) Authenticate(ctx context.Context, apiKey string) (*tpp.FintechClient, error) {
+	sum := sha256.Sum256([]byte(apiKey))
+	now := ac.now()
+	ac.mu.Lock()
+	e, ok := ac.m[sum]
+	ac.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return cloneClient(&e.client), nil
+	}
+	cl, err := ac.a.Authenticate(ctx, apiKey)
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	if err != nil {
+		delete(ac.m, sum)
+		return nil, err
+	}
+	if len(ac.m) >= maxAuthCache {
+		for k, e := range ac.m {
+			if !now.Before(e.expires) {
+				delete(ac.m, k)
+			}
+		}
+		if len(ac.m) >= maxAuthCache {
+			clear(ac.m) // only ever this full under a flood of distinct valid keys
+		}
+	}
+	ac.m[sum] = authEntry{client: *cloneClient(cl), expires: now.Add(ac.ttl)}
+	return cl, nil
+}
+
+// cloneClient copies cl, so that no request can change what another sees.
+func cloneClient(cl *tpp.FintechClient) *tpp.FintechClient {
+	c := *cl
+	c.ReturnURLs = slices.Clone(cl.ReturnURLs)
+	if cl.RevokedAt != nil {
+		t := *cl.RevokedAt
+		c.RevokedAt = &t
+	}
+	return &c
 }

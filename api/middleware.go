@@ -20,9 +20,10 @@ import (
 )
 
 const (
-	ctxRequestID = "tpp.request_id"
-	ctxLogger    = "tpp.logger"
-	ctxClient    = "tpp.client"
+	ctxRequestID  = "tpp.request_id"
+	ctxBaseLogger = "tpp.base_logger"
+	ctxLogger     = "tpp.logger"
+	ctxClient     = "tpp.client"
 )
 
 // HeaderRequestID carries the request id in both directions.
@@ -68,7 +69,8 @@ func validRequestID(s string) bool {
 }
 
 // RequestID keeps a valid incoming X-Request-Id or makes one, sets it on the
-// response, and puts a logger carrying it on the request.
+// response, and puts a logger carrying it on the request (made when first
+// asked for: most requests log nothing at the configured level).
 func RequestIDMiddleware(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.GetHeader(HeaderRequestID)
@@ -76,7 +78,7 @@ func RequestIDMiddleware(log *slog.Logger) gin.HandlerFunc {
 			id = NewID("req_")
 		}
 		c.Set(ctxRequestID, id)
-		c.Set(ctxLogger, log.With("request_id", id))
+		c.Set(ctxBaseLogger, log)
 		c.Request = c.Request.WithContext(WithRequestID(c.Request.Context(), id))
 		c.Header(HeaderRequestID, id)
 		c.Next()
@@ -117,13 +119,17 @@ func AccessLog(observe Observer) gin.HandlerFunc {
 		if status >= 500 {
 			level = slog.LevelError
 		}
-		Logger(c).Log(c.Request.Context(), level, "http request",
-			"method", c.Request.Method,
-			"route", route,
-			"path", logging.RedactURL(c.Request.URL.RequestURI()),
-			"status", status,
-			"duration_ms", float64(d.Microseconds())/1000,
-			"client_id", clientIDForLog(c),
+		ctx := c.Request.Context()
+		if !logEnabled(ctx, c, level) {
+			return // spare the URL parsing and the logger
+		}
+		Logger(c).LogAttrs(ctx, level, "http request",
+			slog.String("method", c.Request.Method),
+			slog.String("route", route),
+			slog.String("path", logging.RedactURL(c.Request.URL.RequestURI())),
+			slog.Int("status", status),
+			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+			slog.String("client_id", clientIDForLog(c)),
 		)
 	}
 }

@@ -6,6 +6,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -114,10 +115,12 @@ func Error(c *gin.Context, err error) {
 		secs := int((e.RetryAfter + 999_999_999) / 1_000_000_000)
 		c.Header("Retry-After", strconv.Itoa(secs))
 	}
+	level, msg := slog.LevelDebug, "request refused"
 	if p.Status >= 500 {
-		Logger(c).ErrorContext(c.Request.Context(), "request failed", "code", p.Code, "err", err)
-	} else {
-		Logger(c).DebugContext(c.Request.Context(), "request refused", "code", p.Code, "err", err)
+		level, msg = slog.LevelError, "request failed"
+	}
+	if ctx := c.Request.Context(); logEnabled(ctx, c, level) {
+		Logger(c).Log(ctx, level, msg, "code", p.Code, "err", err)
 	}
 	WriteProblem(c, p)
 }
@@ -156,5 +159,22 @@ func Logger(c *gin.Context) *slog.Logger {
 	if l, ok := c.Get(ctxLogger); ok {
 		return l.(*slog.Logger)
 	}
+	if b, ok := c.Get(ctxBaseLogger); ok {
+		l := b.(*slog.Logger).With("request_id", RequestID(c))
+		c.Set(ctxLogger, l)
+		return l
+	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// logEnabled reports whether the request's logger logs at level, without
+// making the logger.
+func logEnabled(ctx context.Context, c *gin.Context, level slog.Level) bool {
+	if l, ok := c.Get(ctxLogger); ok {
+		return l.(*slog.Logger).Enabled(ctx, level)
+	}
+	if b, ok := c.Get(ctxBaseLogger); ok {
+		return b.(*slog.Logger).Enabled(ctx, level)
+	}
+	return false
 }

@@ -208,3 +208,28 @@ func Run(ctx context.Context, opts Options, op Op) (*Result, error) {
 	slices.Sort(res.Latencies)
 	return res, runErr
 }
+
+// Merge sums results of runs of the same load (rounds of one phase) into
+// one: counts and windows add up, latencies pool.
+func Merge(rs ...*Result) *Result {
+	out := &Result{}
+	seen := map[string]bool{}
+	for _, r := range rs {
+		if r == nil {
+			continue
+		}
+		out.Requests += r.Requests
+		out.Errors += r.Errors
+		out.Cut += r.Cut
+		out.Elapsed += r.Elapsed
+		out.Latencies = append(out.Latencies, r.Latencies...)
+		for _, s := range r.ErrorSamples {
+			if !seen[s] && len(out.ErrorSamples) < maxErrorSamples {
+				seen[s] = true
+				out.ErrorSamples = append(out.ErrorSamples, s)
+			}
+		}
+	}
+	slices.Sort(out.Latencies)
+	return out
+}

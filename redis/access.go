@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -61,6 +63,32 @@ type AccessWindow struct {
 	keys   Keys
 	limit  int
 	window time.Duration
+
+	// PeekMaxAge is how long Peek may answer from memory (default
+	// DefaultPeekMaxAge; 0 or less always asks Redis). Peek only informs
+	// (attended reads' RateLimit headers, which every attended read would
+	// otherwise pay a round trip for): a remembered answer is dropped when
+	// this process records a read or a read ages out of the window, so it
+	// misses only other replicas' unattended reads, for at most this long.
+	// Allow always asks Redis. Set it before use.
+	PeekMaxAge time.Duration
+
+	mu    sync.Mutex
+	peeks map[string]peeked
+	// allows counts finished Allow calls, so that a Peek that raced one
+	// does not remember what it read before it.
+	allows atomic.Uint64
+}
+
+// DefaultPeekMaxAge bounds how stale a Peek may be about other replicas.
+const DefaultPeekMaxAge = time.Second
+
+// maxPeeks bounds the remembered Peek answers.
+const maxPeeks = 10_000
+
+type peeked struct {
+	d     Decision
+	until time.Time
 }
 
 // NewAccessWindow returns a window of limit reads per window
@@ -75,7 +103,7 @@ func NewAccessWindow(rdb goredis.UniversalClient, keys Keys, limit int, window t
 	if limit < 1 || window < time.Millisecond {
 		return nil, fmt.Errorf("redis: access window: need limit >= 1 and window >= 1ms (got %d per %s)", limit, window)
 	}
-	return &AccessWindow{rdb: rdb, keys: keys, limit: limit, window: window}, nil
+	return &AccessWindow{rdb: rdb, keys: keys, limit: limit, window: window, PeekMaxAge: DefaultPeekMaxAge, peeks: map[string]peeked{}}, nil
 }
 
 // Allow records one unattended read of consentID if the window has room.
@@ -86,6 +114,11 @@ func (a *AccessWindow) Allow(ctx context.Context, consentID string) (Decision, e
 		return Decision{}, errors.New("redis: access window: empty consent id")
 	}
 	res, err := accessScript.Run(ctx, a.rdb, []string{a.keys.Key("access", consentID)}, a.limit, a.window.Microseconds(), randomToken(8)).Int64Slice()
+	// Whatever happened, a remembered Peek of this consent may be wrong now.
+	a.allows.Add(1)
+	a.mu.Lock()
+	delete(a.peeks, consentID)
+	a.mu.Unlock()
 	if err != nil {
 		return Decision{}, fmt.Errorf("redis: access window for consent %s: %w", consentID, err)
 	}
@@ -100,28 +133,76 @@ func (a *AccessWindow) Allow(ctx context.Context, consentID string) (Decision, e
 	}, nil
 }
 
-// peekScript counts the reads in the window without recording one.
-//
-// KEYS[1] log; ARGV[1] window in µs.
-var peekScript = goredis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-return redis.call('ZCOUNT', KEYS[1], '(' .. (now - tonumber(ARGV[1])), '+inf')
-`)
-
 // Peek tells how many unattended reads the window still allows, without
-// using one: attended reads report it in their RateLimit headers.
+// using one: attended reads report it in their RateLimit headers. It may
+// answer from memory (see PeekMaxAge). It reads the log and Redis's clock
+// in one pipeline rather than with a script: the log holds at most Limit
+// live entries (Allow records none beyond), so counting them here is
+// cheap, and a script costs an embedded Redis far more than two commands.
 func (a *AccessWindow) Peek(ctx context.Context, consentID string) (Decision, error) {
 	if consentID == "" {
 		return Decision{}, errors.New("redis: access window: empty consent id")
 	}
-	n, err := peekScript.Run(ctx, a.rdb, []string{a.keys.Key("access", consentID)}, a.window.Microseconds()).Int64()
-	if err != nil {
+	start := time.Now()
+	if a.PeekMaxAge > 0 {
+		a.mu.Lock()
+		p, ok := a.peeks[consentID]
+		a.mu.Unlock()
+		if ok && start.Before(p.until) {
+			return p.d, nil
+		}
+	}
+	allows := a.allows.Load()
+	pipe := a.rdb.Pipeline()
+	now := pipe.Time(ctx)
+	log := pipe.ZRangeWithScores(ctx, a.keys.Key("access", consentID), 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return Decision{}, fmt.Errorf("redis: access window for consent %s: %w", consentID, err)
 	}
-	remaining := a.limit - int(n)
-	if remaining < 0 {
-		remaining = 0
+	// As Allow counts: reads scored (µs of Redis time) after now - window.
+	nowUS := now.Val().UnixMicro()
+	since := nowUS - a.window.Microseconds()
+	n := 0
+	oldest := int64(-1)
+	for _, z := range log.Val() {
+		if sc := int64(z.Score); sc > since {
+			n++
+			if oldest < 0 || sc < oldest {
+				oldest = sc
+			}
+		}
 	}
-	return Decision{Allowed: remaining > 0, Limit: a.limit, Remaining: remaining}, nil
+	remaining := max(a.limit-n, 0)
+	d := Decision{Allowed: remaining > 0, Limit: a.limit, Remaining: remaining}
+	if a.PeekMaxAge > 0 {
+		until := start.Add(a.PeekMaxAge)
+		if oldest >= 0 {
+			// The answer changes when the oldest read ages out.
+			if ages := start.Add(time.Duration(oldest-since) * time.Microsecond); ages.Before(until) {
+				until = ages
+			}
+		}
+		a.remember(consentID, peeked{d: d, until: until}, allows, start)
+	}
+	return d, nil
+}
+
+// remember keeps a Peek answer unless an Allow finished since it was read.
+func (a *AccessWindow) remember(consentID string, p peeked, allows uint64, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.allows.Load() != allows {
+		return
+	}
+	if len(a.peeks) >= maxPeeks {
+		for k, v := range a.peeks {
+			if !now.Before(v.until) {
+				delete(a.peeks, k)
+			}
+		}
+		if len(a.peeks) >= maxPeeks {
+			clear(a.peeks)
+		}
+	}
+	a.peeks[consentID] = p
 }

@@ -170,3 +170,111 @@ func TestAccessWindowPeekDoesNotCount(t *testing.T) {
 		t.Fatalf("peek after one read: %+v, %v", d, err)
 	}
 }
+
+// Peek counts only reads inside the window, by Redis time, as Allow does,
+// whether or not an Allow has dropped the old ones since.
+func TestAccessWindowPeekSlides(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, rdb := newRedis(t)
+	const window = 300 * time.Millisecond
+	aw, err := NewAccessWindow(rdb, Keys{}, 3, window)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if d, err := aw.Allow(ctx, "c"); err != nil || !d.Allowed {
+			t.Fatalf("Allow: %+v, %v", d, err)
+		}
+	}
+	start := time.Now()
+	d, err := aw.Peek(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < window/2 && (d.Remaining != 1 || !d.Allowed || d.Limit != 3) {
+		t.Fatalf("peek inside the window: %+v, want 1 remaining", d)
+	}
+	time.Sleep(window + 50*time.Millisecond)
+	if d, err := aw.Peek(ctx, "c"); err != nil || d.Remaining != 3 || !d.Allowed {
+		t.Fatalf("peek after the window: %+v, %v; want all 3 back", d, err)
+	}
+	// The aged-out reads are still in the log until the next Allow drops
+	// them: Peek must not count them.
+	if n, err := rdb.ZCard(ctx, Keys{}.Key("access", "c")).Result(); err != nil || n != 2 {
+		t.Fatalf("log holds %d entries, %v; the test needs the 2 aged-out ones", n, err)
+	}
+}
+
+// With Redis down Peek reports an error, not a full budget.
+func TestAccessWindowPeekRedisDown(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	aw, err := NewAccessWindow(fastFailClient(t, srv), Keys{}, 4, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop(t)
+	if d, err := aw.Peek(context.Background(), "c"); err == nil {
+		t.Fatalf("Peek with Redis down = %+v, want an error", d)
+	}
+}
+
+// Peek answers from memory for at most PeekMaxAge: another replica's read
+// shows after it, this process's own reads at once.
+func TestAccessWindowPeekRemembers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv, rdb := newRedis(t)
+	aw, err := NewAccessWindow(rdb, Keys{}, 4, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aw.PeekMaxAge = 300 * time.Millisecond
+	other, err := NewAccessWindow(srv.Client(t), Keys{}, 4, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := aw.Peek(ctx, "c"); err != nil || d.Remaining != 4 {
+		t.Fatalf("first peek: %+v, %v", d, err)
+	}
+	start := time.Now()
+	if d, err := other.Allow(ctx, "c"); err != nil || !d.Allowed {
+		t.Fatalf("other replica's read: %+v, %v", d, err)
+	}
+	d, err := aw.Peek(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < aw.PeekMaxAge && d.Remaining != 4 {
+		// Not an error as such (it is fresher), but then Peek did not
+		// remember: the round trip it exists to save was made.
+		t.Fatalf("peek right after another replica's read: %+v, want the remembered 4", d)
+	}
+	time.Sleep(aw.PeekMaxAge)
+	if d, err := aw.Peek(ctx, "c"); err != nil || d.Remaining != 3 {
+		t.Fatalf("peek after PeekMaxAge: %+v, %v; want 3", d, err)
+	}
+	// This process's own read shows at once.
+	if d, err := aw.Allow(ctx, "c"); err != nil || !d.Allowed || d.Remaining != 2 {
+		t.Fatalf("own read: %+v, %v", d, err)
+	}
+	if d, err := aw.Peek(ctx, "c"); err != nil || d.Remaining != 2 {
+		t.Fatalf("peek after an own read: %+v, %v; want 2", d, err)
+	}
+	// Without memory every Peek asks Redis.
+	aw2, err := NewAccessWindow(srv.Client(t), Keys{}, 4, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aw2.PeekMaxAge = 0
+	if _, err := aw2.Peek(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := other.Allow(ctx, "c"); err != nil || !d.Allowed {
+		t.Fatalf("other replica's read: %+v, %v", d, err)
+	}
+	if d, err := aw2.Peek(ctx, "c"); err != nil || d.Remaining != 1 {
+		t.Fatalf("peek without memory: %+v, %v; want 1", d, err)
+	}
+}

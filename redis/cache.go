@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -41,16 +42,29 @@ type CacheOptions struct {
 // loads while the others wait for its value, so N replicas × M callers
 // cause exactly one load. A replica that waits longer than WaitForWinner
 // loads itself, so with a slow loader each replica loads at most once.
-// fresh=true skips the cached read and stores the new value; fresh calls
-// coalesce within a process but each replica loads for its own.
-// Errors from load are returned, never cached.
+// fresh=true skips the cached read; fresh calls coalesce within a process
+// but each replica loads for its own, without the load lock: a fresh
+// caller would not wait for another's value anyway, so the lock would cost
+// two round trips per read for the benefit of non-fresh callers on other
+// replicas that miss meanwhile (they load too). A fresh value is stored
+// when this process read the key without fresh within the last ttl: a
+// caller that always bypasses the cache would otherwise pay a write per
+// read that nobody reads. Errors from load are returned, never cached.
 type Cache struct {
 	rdb    goredis.UniversalClient
 	keys   Keys
 	opts   CacheOptions
 	locker *Locker
 	group  singleflight.Group
+
+	// readUntil holds, per key, until when a non-fresh read makes storing
+	// a fresh value worthwhile (the read's time plus its ttl).
+	mu        sync.Mutex
+	readUntil map[string]time.Time
 }
+
+// maxReadMarks bounds Cache.readUntil.
+const maxReadMarks = 10_000
 
 // NewCache returns a cache storing in rdb.
 func NewCache(rdb goredis.UniversalClient, keys Keys, opts CacheOptions) *Cache {
@@ -66,7 +80,7 @@ func NewCache(rdb goredis.UniversalClient, keys Keys, opts CacheOptions) *Cache 
 	if opts.LoadTimeout <= 0 {
 		opts.LoadTimeout = 30 * time.Second
 	}
-	return &Cache{rdb: rdb, keys: keys, opts: opts, locker: NewLocker(rdb, keys)}
+	return &Cache{rdb: rdb, keys: keys, opts: opts, locker: NewLocker(rdb, keys), readUntil: map[string]time.Time{}}
 }
 
 type cacheResult struct {
@@ -85,7 +99,11 @@ func (c *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, fr
 		return nil, false, fmt.Errorf("redis: cache %s: ttl %s is below 1 ms", key, ttl)
 	}
 	rkey := c.keys.Key("cache", key)
-	if !fresh {
+	store := true
+	if fresh {
+		store = c.readRecently(key)
+	} else {
+		c.markRead(key, ttl)
 		if v, ok := c.read(ctx, key, rkey); ok {
 			return v, true, nil
 		}
@@ -99,7 +117,14 @@ func (c *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, fr
 		// for the others.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LoadTimeout)
 		defer cancel()
-		return c.fill(fctx, key, rkey, ttl, fresh, load)
+		if fresh {
+			if !store {
+				v, err := load(fctx)
+				return cacheResult{value: v}, err
+			}
+			return c.loadAndStore(fctx, key, rkey, ttl, load)
+		}
+		return c.fill(fctx, key, rkey, ttl, load)
 	})
 	select {
 	case <-ctx.Done():
@@ -117,6 +142,33 @@ func (c *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, fr
 	}
 }
 
+// markRead notes a non-fresh read of key.
+func (c *Cache) markRead(key string, ttl time.Duration) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.readUntil[key]; !ok && len(c.readUntil) >= maxReadMarks {
+		for k, t := range c.readUntil {
+			if !now.Before(t) {
+				delete(c.readUntil, k)
+			}
+		}
+		if len(c.readUntil) >= maxReadMarks {
+			clear(c.readUntil) // at worst a few fresh values go unstored
+		}
+	}
+	c.readUntil[key] = now.Add(ttl)
+}
+
+// readRecently reports whether key was read without fresh within the ttl
+// of that read.
+func (c *Cache) readRecently(key string) bool {
+	c.mu.Lock()
+	t, ok := c.readUntil[key]
+	c.mu.Unlock()
+	return ok && time.Now().Before(t)
+}
+
 // Delete drops key from the cache.
 func (c *Cache) Delete(ctx context.Context, key string) error {
 	if err := c.rdb.Del(ctx, c.keys.Key("cache", key)).Err(); err != nil {
@@ -127,7 +179,7 @@ func (c *Cache) Delete(ctx context.Context, key string) error {
 
 // fill loads key once across replicas: the holder of the key's load lock
 // loads and stores; the others poll for its value.
-func (c *Cache) fill(ctx context.Context, key, rkey string, ttl time.Duration, fresh bool, load func(context.Context) ([]byte, error)) (cacheResult, error) {
+func (c *Cache) fill(ctx context.Context, key, rkey string, ttl time.Duration, load func(context.Context) ([]byte, error)) (cacheResult, error) {
 	giveUp := time.Now().Add(c.opts.WaitForWinner)
 	for {
 		lock, err := c.locker.TryAcquire(ctx, "cache:"+key, c.opts.LockTTL)
@@ -137,21 +189,14 @@ func (c *Cache) fill(ctx context.Context, key, rkey string, ttl time.Duration, f
 					c.report("unlock", err)
 				}
 			}()
-			if !fresh {
-				// Another replica may have stored it since our first read.
-				if v, ok := c.read(ctx, key, rkey); ok {
-					return cacheResult{v, true}, nil
-				}
+			// Another replica may have stored it since our first read.
+			if v, ok := c.read(ctx, key, rkey); ok {
+				return cacheResult{v, true}, nil
 			}
 			return c.loadAndStore(ctx, key, rkey, ttl, load)
 		}
 		if !errors.Is(err, ErrLocked) {
 			c.report("lock", err)
-			return c.loadAndStore(ctx, key, rkey, ttl, load)
-		}
-		if fresh {
-			// The winner's load may have started before this caller asked
-			// for fresh data, so its value is not good enough.
 			return c.loadAndStore(ctx, key, rkey, ttl, load)
 		}
 		lockKey := c.keys.Key("lock", "cache:"+key)

@@ -289,3 +289,91 @@ func TestCacheCallerCancelDoesNotCancelSharedLoad(t *testing.T) {
 		t.Fatalf("%d loads", l.n.Load())
 	}
 }
+
+// A fresh load takes no load lock (it would not wait for another's value
+// anyway): while it runs, the lock key is absent, and a non-fresh caller
+// on another replica loads for itself rather than waiting for it.
+func TestCacheFreshTakesNoLock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv, rdb := newRedis(t)
+	a := NewCache(rdb, Keys{}, CacheOptions{})
+	b := NewCache(srv.Client(t), Keys{}, CacheOptions{})
+	// A read through a's cache, so that a stores its fresh value; then
+	// the value goes, so that b finds none.
+	if _, _, err := a.GetOrLoad(ctx, "k", time.Minute, false, (&loader{}).load); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := a.GetOrLoad(ctx, "k", time.Minute, true, func(context.Context) ([]byte, error) {
+			close(started)
+			<-release
+			return []byte("fresh"), nil
+		})
+		done <- err
+	}()
+	<-started
+	if n, err := rdb.Exists(ctx, Keys{}.Key("lock", "cache:k")).Result(); err != nil || n != 0 {
+		t.Fatalf("lock key during a fresh load: exists %d, %v", n, err)
+	}
+	l := &loader{}
+	v, hit, err := b.GetOrLoad(ctx, "k", time.Minute, false, l.load)
+	if err != nil || hit || string(v) != "v1" || l.n.Load() != 1 {
+		t.Fatalf("other replica during a fresh load = %q, %v, %v (loads %d); want its own load", v, hit, err, l.n.Load())
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// The fresh value, stored last, is what the next read sees.
+	if v, hit, err := b.GetOrLoad(ctx, "k", time.Minute, false, l.load); err != nil || !hit || string(v) != "fresh" {
+		t.Fatalf("after the fresh load = %q, %v, %v; want the fresh value from cache", v, hit, err)
+	}
+}
+
+// A fresh value is stored only when the process also reads the key through
+// the cache: a caller that always bypasses it makes no writes.
+func TestCacheFreshStoresOnlyWhenRead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, rdb := newRedis(t)
+	c := NewCache(rdb, Keys{}, CacheOptions{})
+	rkey := Keys{}.Key("cache", "k")
+	l := &loader{}
+	for range 3 {
+		if _, hit, err := c.GetOrLoad(ctx, "k", time.Minute, true, l.load); err != nil || hit {
+			t.Fatalf("fresh read: hit %v, %v", hit, err)
+		}
+	}
+	if n, err := rdb.Exists(ctx, rkey).Result(); err != nil || n != 0 {
+		t.Fatalf("after fresh reads only: exists %d, %v; want nothing stored", n, err)
+	}
+	// Once read through the cache, fresh values are stored for the next
+	// reads, until the read's ttl has passed.
+	const ttl = 300 * time.Millisecond
+	if v, _, err := c.GetOrLoad(ctx, "k", ttl, false, l.load); err != nil || string(v) != "v4" {
+		t.Fatalf("cached read = %q, %v", v, err)
+	}
+	if v, _, err := c.GetOrLoad(ctx, "k", ttl, true, l.load); err != nil || string(v) != "v5" {
+		t.Fatalf("fresh read = %q, %v", v, err)
+	}
+	if v, hit, err := c.GetOrLoad(ctx, "k", ttl, false, l.load); err != nil || !hit || string(v) != "v5" {
+		t.Fatalf("read after a fresh one = %q, %v, %v; want the fresh value from cache", v, hit, err)
+	}
+	time.Sleep(ttl + 50*time.Millisecond)
+	if err := c.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.GetOrLoad(ctx, "k", ttl, true, l.load); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rdb.Exists(ctx, rkey).Result(); err != nil || n != 0 {
+		t.Fatalf("fresh read a ttl after the last cached one: exists %d, %v; want nothing stored", n, err)
+	}
+}

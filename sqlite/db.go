@@ -77,6 +77,9 @@ func Open(ctx context.Context, path string, clock tpp.Clock) (*DB, error) {
 	q.Set("_journal_mode", "WAL")
 	q.Set("_busy_timeout", fmt.Sprint(busyTimeoutMS))
 	q.Set("_synchronous", "NORMAL")
+	// Each pooled connection keeps its prepared statements: the API's hot
+	// reads (key lookup, consent) then skip SQLite's parser.
+	q.Set("_stmt_cache_size", "64")
 	sdb, err := sqlx.Open("sqlite3", path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)

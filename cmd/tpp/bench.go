@@ -13,17 +13,20 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bunqtpp/tpp"
@@ -31,6 +34,7 @@ import (
 	"github.com/bunqtpp/tpp/loadtest"
 	"github.com/bunqtpp/tpp/logging"
 	"github.com/bunqtpp/tpp/psd2"
+	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/sandbox"
 	"github.com/bunqtpp/tpp/sqlite"
 )
@@ -42,13 +46,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("tpp bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o benchOptions
-	fs.IntVar(&o.consents, "consents", 50, "consents to authorize, each with its own bank context (1-500)")
+	fs.IntVar(&o.consents, "consents", 50, "consents to authorize, each with its own bank context (1-1024, at least --concurrency: each client reads its own)")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "concurrent clients per phase (1-1024)")
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "measured time per phase (at most 10m)")
+	fs.IntVar(&o.rounds, "rounds", 4, "rounds the uncached and direct phases alternate in, each measuring duration/rounds (1-20)")
 	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured load before each phase (at most 1m)")
 	fs.StringVar(&o.redisURL, "redis-url", "", "a real Redis (redis://127.0.0.1:6379/15) for the TPP; empty uses the embedded one. The TPP writes under tpp:*")
 	fs.StringVar(&o.op, "op", "accounts", "what to read: accounts, transactions, or mixed (alternating)")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write CPU profiles of the whole process during each measured phase to PREFIX-{uncached,cached,direct,budgeted}.pprof")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write CPU profiles of the whole process during each measured phase to PREFIX-{uncached,coalesced,cached,direct,budgeted}.pprof (uncached and direct: one PREFIX-{uncached,direct}.N.pprof per round with --rounds > 1; go tool pprof takes several)")
 	fs.BoolVar(&o.verbose, "v", false, "copy the TPP's and the bank's logs to stderr")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: tpp bench [flags]
@@ -76,8 +81,8 @@ Flags:
 	if err := o.validate(); err != nil {
 		return err
 	}
-	// Bounded in time whatever happens: set-up, three phases, tear-down.
-	limit := 3*(o.warmup+o.duration) + 2*time.Minute + time.Duration(o.consents)*2*time.Second
+	// Bounded in time whatever happens: set-up, the phases, tear-down.
+	limit := benchPhaseCount*(o.warmup+o.duration) + time.Duration(2*o.rounds)*o.warmup + 2*time.Minute + time.Duration(o.consents)*2*time.Second
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 
@@ -97,6 +102,7 @@ Flags:
 
 type benchOptions struct {
 	consents, concurrency int
+	rounds                int
 	duration, warmup      time.Duration
 	redisURL, op          string
 	cpuProfile            string
@@ -105,14 +111,24 @@ type benchOptions struct {
 
 func (o *benchOptions) validate() error {
 	var errs []error
-	if o.consents < 1 || o.consents > 500 {
-		errs = append(errs, fmt.Errorf("--consents %d: use 1 to 500", o.consents))
+	if o.consents < 1 || o.consents > 1024 {
+		errs = append(errs, fmt.Errorf("--consents %d: use 1 to 1024", o.consents))
+	} else if o.consents < o.concurrency {
+		// Two clients reading one consent at once would share one bank
+		// call (the TPP coalesces identical reads): the uncached phase
+		// would not measure one bank call per request.
+		errs = append(errs, fmt.Errorf("--consents %d: use at least --concurrency (%d), so that no two clients read the same consent at once", o.consents, o.concurrency))
 	}
 	if o.concurrency < 1 || o.concurrency > 1024 {
 		errs = append(errs, fmt.Errorf("--concurrency %d: use 1 to 1024", o.concurrency))
 	}
 	if o.duration <= 0 || o.duration > 10*time.Minute {
 		errs = append(errs, fmt.Errorf("--duration %s: use more than 0 and at most 10m", o.duration))
+	}
+	if o.rounds < 1 || o.rounds > 20 {
+		errs = append(errs, fmt.Errorf("--rounds %d: use 1 to 20", o.rounds))
+	} else if o.duration > 0 && o.duration/time.Duration(o.rounds) < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--rounds %d: each round of --duration %s would measure under 100ms", o.rounds, o.duration))
 	}
 	if o.warmup < 0 || o.warmup > time.Minute {
 		errs = append(errs, fmt.Errorf("--warmup %s: use 0 to 1m", o.warmup))
@@ -168,6 +184,10 @@ type bench struct {
 	// idleCPU is the process's CPU use per second without load (workers,
 	// pollers, GC), taken off each phase's CPU per request.
 	idleCPU float64
+	// rdb reads the CPU time of a redis-server on this machine (--redis-url
+	// on loopback), counted with the process's: it serves the TPP's
+	// requests on the same cores.
+	rdb goredis.UniversalClient
 }
 
 // benchReturnURL is the fintech's return URL. Nothing listens there: the
@@ -180,8 +200,8 @@ const psuIP = "192.0.2.10"
 
 func (b *bench) run(ctx context.Context) error {
 	o := b.opt
-	fmt.Fprintf(b.out, "tpp bench: %d consents, concurrency %d, %s measured after %s warmup per phase, op %s, GOMAXPROCS %d\n",
-		o.consents, o.concurrency, o.duration, o.warmup, o.op, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(b.out, "tpp bench: %d consents, concurrency %d, %s measured after %s warmup per phase (uncached and direct alternating in %d rounds), op %s, GOMAXPROCS %d\n",
+		o.consents, o.concurrency, o.duration, o.warmup, o.rounds, o.op, runtime.GOMAXPROCS(0))
 	dir, err := os.MkdirTemp("", "tpp-bench-")
 	if err != nil {
 		return err
@@ -209,30 +229,65 @@ func (b *bench) run(ctx context.Context) error {
 		time.Since(start).Round(time.Millisecond), len(b.consents), authTook.Round(time.Millisecond),
 		len(b.consents), time.Since(directStart).Round(time.Millisecond))
 
-	var rows []benchRow
-	phases := []struct {
+	type benchPhase struct {
 		name, profile string
 		op            loadtest.Op
-	}{
-		{"TPP uncached", "uncached", b.tppOp(true)},
-		{"TPP cached", "cached", b.tppOp(false)},
-		{"direct", "direct", b.directOp(b.direct)},
-		{"direct budgeted", "budgeted", b.directOp(b.budgeted)},
 	}
-	for _, p := range phases {
-		profile := ""
-		if b.opt.cpuProfile != "" {
-			profile = b.opt.cpuProfile + "-" + p.profile + ".pprof"
+	uncached := benchPhase{phaseUncached, "uncached", b.tppOp(true, b.consentFor)}
+	direct := benchPhase{phaseDirect, "direct", b.directOp(b.direct)}
+	others := []benchPhase{
+		{phaseCoalesced, "coalesced", b.tppOp(true, b.sharedConsentFor)},
+		{phaseCached, "cached", b.tppOp(false, b.consentFor)},
+		{phaseBudgeted, "budgeted", b.directOp(b.budgeted)},
+	}
+	// The goal compares uncached and direct: they alternate in rounds, so
+	// that drifting load on the machine (other processes, steal time)
+	// weighs on both alike.
+	byName := map[string]benchRow{}
+	slice := o.duration / time.Duration(o.rounds)
+	for r := range o.rounds {
+		warmup := o.warmup
+		if r > 0 {
+			warmup = o.warmup / time.Duration(o.rounds)
 		}
-		row, err := b.phase(ctx, p.name, p.op, profile)
+		for _, p := range []benchPhase{uncached, direct} {
+			profile, label := "", p.name
+			if o.rounds > 1 {
+				label = fmt.Sprintf("%s %d/%d", p.name, r+1, o.rounds)
+			}
+			if o.cpuProfile != "" {
+				profile = o.cpuProfile + "-" + p.profile + ".pprof"
+				if o.rounds > 1 {
+					profile = fmt.Sprintf("%s-%s.%d.pprof", o.cpuProfile, p.profile, r+1)
+				}
+			}
+			row, err := b.phase(ctx, label, p.op, profile, warmup, slice)
+			if err != nil {
+				return err
+			}
+			byName[p.name] = byName[p.name].add(row)
+		}
+	}
+	for _, p := range others {
+		profile := ""
+		if o.cpuProfile != "" {
+			profile = o.cpuProfile + "-" + p.profile + ".pprof"
+		}
+		row, err := b.phase(ctx, p.name, p.op, profile, o.warmup, o.duration)
 		if err != nil {
 			return err
 		}
-		rows = append(rows, row)
+		byName[p.name] = row
+	}
+	var rows []benchRow
+	for _, name := range []string{phaseUncached, phaseCoalesced, phaseCached, phaseDirect, phaseBudgeted} {
+		r := byName[name]
+		r.name = name
+		rows = append(rows, r)
 	}
 	// The idle baseline is taken last: right after set-up the TPP's key
 	// pool is still generating keys.
-	b.idleCPU = measureIdleCPU(ctx, 500*time.Millisecond, time.Second)
+	b.idleCPU = b.measureIdleCPU(ctx, 500*time.Millisecond, time.Second)
 	for i := range rows {
 		rows[i].cpu = max(0, rows[i].cpu-time.Duration(b.idleCPU*float64(rows[i].res.Elapsed)))
 	}
@@ -262,6 +317,9 @@ func (b *bench) close() {
 	}
 	if b.fintech != nil {
 		b.fintech.CloseIdleConnections()
+	}
+	if b.rdb != nil {
+		b.rdb.Close()
 	}
 	if b.dir != "" {
 		os.RemoveAll(b.dir)
@@ -318,6 +376,7 @@ func (b *bench) startTPP(ctx context.Context) error {
 	}
 	if b.opt.redisURL != "" {
 		fmt.Fprintf(b.out, "redis: redis-server at %s (real, shared keys under tpp:*)\n", maskURLPassword(b.opt.redisURL))
+		b.rdb = localRedis(ctx, b.opt.redisURL)
 	} else {
 		fmt.Fprintln(b.out, "redis: embedded in-process Redis (miniredis); pass --redis-url for a real redis-server")
 	}
@@ -681,16 +740,47 @@ func (b *bench) readsTransactions(n int) bool {
 	return false
 }
 
-// consentFor spreads each worker's requests over all consents.
+// The phases of a run, by the names the report shows.
+const (
+	phaseUncached   = "TPP uncached"
+	phaseCoalesced  = "TPP coalesced"
+	phaseCached     = "TPP cached"
+	phaseDirect     = "direct"
+	phaseBudgeted   = "direct budgeted"
+	benchPhaseCount = 5
+)
+
+// coalesceWorkers is how many workers share a consent in the coalesced
+// phase.
+const coalesceWorkers = 8
+
+// consentFor gives each worker its own consents (worker, worker +
+// concurrency, ...) and cycles through them: no two requests in flight
+// read the same consent, so the TPP cannot serve two of them with one
+// bank call and the uncached phase measures one bank call per request.
 func (b *bench) consentFor(worker, n int) *benchConsent {
-	return &b.consents[(worker+n*b.opt.concurrency)%len(b.consents)]
+	c := b.opt.concurrency
+	owned := (len(b.consents) - worker + c - 1) / c // validate keeps it >= 1
+	return &b.consents[worker+(n%owned)*c]
 }
 
-// tppOp reads through the fintech API; fresh sends Cache-Control: no-cache
-// so every read reaches the bank.
-func (b *bench) tppOp(fresh bool) loadtest.Op {
+// sharedConsentFor has coalesceWorkers workers read each consent, so
+// identical reads overlap and the TPP serves several with one bank call.
+func (b *bench) sharedConsentFor(worker, _ int) *benchConsent {
+	return &b.consents[worker%b.sharedConsents()]
+}
+
+// sharedConsents is how many consents the coalesced phase reads.
+func (b *bench) sharedConsents() int {
+	return min(len(b.consents), max(1, (b.opt.concurrency+coalesceWorkers-1)/coalesceWorkers))
+}
+
+// tppOp reads through the fintech API the consents pick chooses; fresh
+// sends Cache-Control: no-cache so every read reaches the bank (or shares
+// an identical read's bank call).
+func (b *bench) tppOp(fresh bool, pick func(worker, n int) *benchConsent) loadtest.Op {
 	return func(ctx context.Context, worker, n int) error {
-		c := b.consentFor(worker, n)
+		c := pick(worker, n)
 		path := "/v1/consents/" + c.id + "/accounts"
 		if b.readsTransactions(n) {
 			path += "/" + c.accountID + "/transactions?limit=50"
@@ -762,30 +852,33 @@ type benchRow struct {
 	res       *loadtest.Result
 	bankCalls int
 	peakHeap  uint64
+	allocated uint64        // bytes the process allocated during the window
 	cpu       time.Duration // process CPU during the window; 0 if unknown
 }
 
 // phase runs one load phase and reads the bank's request count and the
 // heap around its measured window; a profile file name records a CPU
 // profile of that window.
-func (b *bench) phase(ctx context.Context, name string, op loadtest.Op, profile string) (benchRow, error) {
+func (b *bench) phase(ctx context.Context, name string, op loadtest.Op, profile string, warmup, duration time.Duration) (benchRow, error) {
 	row := benchRow{name: name}
 	var before int
 	var cpuBefore time.Duration
+	var allocBefore uint64
 	var measureErr error
 	var prof *os.File
 	heap := startHeapSampler(100 * time.Millisecond)
 	opts := loadtest.Options{
-		Concurrency: b.opt.concurrency, Warmup: b.opt.warmup, Duration: b.opt.duration,
+		Concurrency: b.opt.concurrency, Warmup: warmup, Duration: duration,
 		OnMeasure: func(start bool) {
 			n, err := b.bankCalls(ctx)
 			if err != nil {
 				measureErr = err
 				return
 			}
-			cpu, _ := loadtest.ProcessCPU()
+			cpu, _ := b.cpuNow(ctx)
+			alloc := allocatedBytes()
 			if start {
-				before, cpuBefore = n, cpu
+				before, cpuBefore, allocBefore = n, cpu, alloc
 				heap.reset()
 				if profile != "" {
 					if prof, err = os.Create(profile); err == nil {
@@ -805,6 +898,7 @@ func (b *bench) phase(ctx context.Context, name string, op loadtest.Op, profile 
 			}
 			row.bankCalls = n - before
 			row.cpu = cpu - cpuBefore
+			row.allocated = alloc - allocBefore
 		},
 	}
 	res, err := loadtest.Run(ctx, opts, op)
@@ -816,7 +910,7 @@ func (b *bench) phase(ctx context.Context, name string, op loadtest.Op, profile 
 		return row, fmt.Errorf("%s: %w", name, measureErr)
 	}
 	row.res = res
-	fmt.Fprintf(b.out, "phase %-15s %7d requests, %d errors, %d under way at the end (not counted)\n", name, res.Requests, res.Errors, res.Cut)
+	fmt.Fprintf(b.out, "phase %-20s %7d requests, %d errors, %d under way at the end (not counted)\n", name, res.Requests, res.Errors, res.Cut)
 	for _, s := range res.ErrorSamples {
 		fmt.Fprintf(b.out, "  error: %s\n", s)
 	}
@@ -826,33 +920,34 @@ func (b *bench) phase(ctx context.Context, name string, op loadtest.Op, profile 
 // report prints the table and the goals.
 func (b *bench) report(rows []benchRow) {
 	fmt.Fprintln(b.out)
-	const row = "%-16s %9s %9s %10s %10s %10s %7s %15s %12s %10s\n"
-	fmt.Fprintf(b.out, row, "path", "requests", "req/s", "p50", "p90", "p99", "errors", "bank calls/req", "CPU ms/req", "peak heap")
+	const row = "%-16s %9s %9s %10s %10s %10s %7s %15s %12s %13s %10s\n"
+	fmt.Fprintf(b.out, row, "path", "requests", "req/s", "p50", "p90", "p99", "errors", "bank calls/req", "CPU ms/req", "alloc KiB/req", "peak heap")
 	var peak uint64
+	byName := map[string]benchRow{}
 	for _, r := range rows {
-		perReq := 0.0
-		if r.res.Requests > 0 {
-			perReq = float64(r.bankCalls) / float64(r.res.Requests)
-		}
+		byName[r.name] = r
 		peak = max(peak, r.peakHeap)
 		fmt.Fprintf(b.out, row, r.name, strconv.Itoa(r.res.Requests), strconv.FormatFloat(r.res.Throughput(), 'f', 1, 64),
 			ms(r.res.Percentile(0.50)), ms(r.res.Percentile(0.90)), ms(r.res.Percentile(0.99)),
-			strconv.Itoa(r.res.Errors), strconv.FormatFloat(perReq, 'f', 2, 64), cpuPerReq(r), mib(r.peakHeap))
+			strconv.Itoa(r.res.Errors), strconv.FormatFloat(r.callsPerRequest(), 'f', 2, 64), cpuPerReq(r), allocPerReq(r), mib(r.peakHeap))
 	}
 	fmt.Fprintln(b.out)
+	fmt.Fprintln(b.out, "TPP uncached: Cache-Control: no-cache, each client reading its own consents (one bank call per request);")
+	fmt.Fprintf(b.out, "TPP coalesced: the same with %d clients per consent (%d consents), identical concurrent reads sharing a bank call;\n",
+		min(coalesceWorkers, b.opt.concurrency), b.sharedConsents())
 	fmt.Fprintln(b.out, "direct: signed psd2 client calls, one API-key context per consent; \"direct\" without a client-side")
 	fmt.Fprintln(b.out, "rate budget, like the TPP here (the bank's limits are off, so is the TPP's budget: --bank-rate-budget off);")
 	fmt.Fprintln(b.out, "\"direct budgeted\" with the psd2 client's own budget, as a TPP against the real bunq has.")
-	uncached := rows[0]
-	b.goals(uncached.res, rows[2].res, "direct", true)
-	b.goals(uncached.res, rows[3].res, "direct budgeted", false)
+	uncached, direct := byName[phaseUncached], byName[phaseDirect]
+	b.goals(uncached, direct, true)
+	b.goals(byName[phaseCoalesced], direct, false)
+	b.goals(uncached, byName[phaseBudgeted], false)
 	// The budget hides what the TPP's own work costs; CPU does not. The
 	// TPP's own share of a request is its CPU less its bank calls at what
 	// a direct call costs (bank and client); at one bank call per request
 	// and with the CPU as the limit, throughput scales with the inverse.
 	// Below a few hundred requests background work (key pool refills,
 	// pollers) would dominate the figure.
-	direct := rows[2]
 	if direct.cpu > 0 && uncached.cpu > 0 && uncached.res.Requests >= 500 && direct.res.Requests >= 500 {
 		d := float64(direct.cpu) / float64(direct.res.Requests)
 		own := (float64(uncached.cpu) - float64(uncached.bankCalls)*d) / float64(uncached.res.Requests)
@@ -862,16 +957,45 @@ func (b *bench) report(rows []benchRow) {
 		}
 	}
 	fmt.Fprintf(b.out, "CPU ms/req: process CPU over the window per request, less the idle baseline of %.1f%% of a core\n", 100*b.idleCPU)
-	if b.opt.redisURL != "" {
+	switch {
+	case b.rdb != nil:
+		fmt.Fprintln(b.out, "            plus the redis-server's CPU (INFO cpu: all it served meanwhile, it runs on this machine)")
+	case b.opt.redisURL != "":
 		fmt.Fprintln(b.out, "            (this process only: the redis-server's CPU is not in it)")
 	}
+	fmt.Fprintln(b.out, "alloc KiB/req: heap allocations of the whole process over the window per request")
 	fmt.Fprintf(b.out, "peak heap: %s (whole process: bank, TPP, Redis if embedded, and load generators)\n", mib(peak))
 }
 
-// goals prints the throughput ratio and the added p99 of the TPP's
-// uncached path against a direct baseline, judged against the goals
-// (marked PASS or MISS) or for reference.
-func (b *bench) goals(tppRes, direct *loadtest.Result, name string, judge bool) {
+// add sums two measurements of one phase (rounds of it).
+func (r benchRow) add(o benchRow) benchRow {
+	if r.res == nil {
+		return o
+	}
+	return benchRow{
+		name:      r.name,
+		res:       loadtest.Merge(r.res, o.res),
+		bankCalls: r.bankCalls + o.bankCalls,
+		peakHeap:  max(r.peakHeap, o.peakHeap),
+		allocated: r.allocated + o.allocated,
+		cpu:       r.cpu + o.cpu,
+	}
+}
+
+// callsPerRequest is the bank calls of a phase per request.
+func (r benchRow) callsPerRequest() float64 {
+	if r.res == nil || r.res.Requests == 0 {
+		return 0
+	}
+	return float64(r.bankCalls) / float64(r.res.Requests)
+}
+
+// goals prints the throughput ratio, with the bank calls per request it
+// was measured at, and the added p99 of a TPP phase against a direct
+// baseline, judged against the goals (marked PASS or MISS) or for
+// reference.
+func (b *bench) goals(tppRow, directRow benchRow, judge bool) {
+	tppRes, direct := tppRow.res, directRow.res
 	ratio := 0.0
 	if direct.Throughput() > 0 {
 		ratio = tppRes.Throughput() / direct.Throughput()
@@ -888,14 +1012,62 @@ func (b *bench) goals(tppRes, direct *loadtest.Result, name string, judge bool) 
 		}
 		return passMiss(ok)
 	}
-	fmt.Fprintf(b.out, "throughput ratio: TPP uncached / %s = %.2f (goal >= 0.80) %s\n", name, ratio, mark(ratio >= 0.8))
-	fmt.Fprintf(b.out, "added p99: TPP uncached p99 - %s p99 = %s vs %s p99 %s = %.2fx (goal < 2.00x) %s\n",
-		name, ms(added), name, ms(dp99), addedRatio, mark(dp99 > 0 && addedRatio < 2))
+	fmt.Fprintf(b.out, "throughput ratio: %s / %s = %.2f at %.2f bank calls per request (goal >= 0.80) %s\n",
+		tppRow.name, directRow.name, ratio, tppRow.callsPerRequest(), mark(ratio >= 0.8))
+	fmt.Fprintf(b.out, "added p99: %s p99 - %s p99 = %s vs %s p99 %s = %.2fx (goal < 2.00x) %s\n",
+		tppRow.name, directRow.name, ms(added), directRow.name, ms(dp99), addedRatio, mark(dp99 > 0 && addedRatio < 2))
 }
 
-// measureIdleCPU returns the process's CPU seconds per second while
-// nothing but the heap sampler of a phase runs.
-func measureIdleCPU(ctx context.Context, settle, d time.Duration) float64 {
+// cpuNow is the process's CPU time so far plus, with a local redis-server,
+// that server's; ok is false when the process's is unknown.
+func (b *bench) cpuNow(ctx context.Context) (time.Duration, bool) {
+	cpu, ok := loadtest.ProcessCPU()
+	if b.rdb == nil {
+		return cpu, ok
+	}
+	info, err := b.rdb.Info(ctx, "cpu").Result()
+	if err != nil {
+		return cpu, false
+	}
+	for _, line := range strings.Split(info, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		if k != "used_cpu_sys" && k != "used_cpu_user" {
+			continue
+		}
+		sec, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return cpu, false
+		}
+		cpu += time.Duration(sec * float64(time.Second))
+	}
+	return cpu, ok
+}
+
+// localRedis returns a client of the Redis at u when it listens on
+// loopback (its CPU then competes with this process's), else nil.
+func localRedis(ctx context.Context, u string) goredis.UniversalClient {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return nil
+	}
+	host := pu.Hostname()
+	if ip, err := netip.ParseAddr(host); !(host == "localhost" || err == nil && ip.IsLoopback()) {
+		return nil
+	}
+	rdb, err := redis.NewClient(ctx, redis.Config{URL: u})
+	if err != nil {
+		return nil
+	}
+	if _, err := rdb.Info(ctx, "cpu").Result(); err != nil {
+		rdb.Close()
+		return nil
+	}
+	return rdb
+}
+
+// measureIdleCPU returns the CPU seconds per second (cpuNow) while nothing
+// but the heap sampler of a phase runs.
+func (b *bench) measureIdleCPU(ctx context.Context, settle, d time.Duration) float64 {
 	select {
 	case <-ctx.Done():
 		return 0
@@ -903,14 +1075,14 @@ func measureIdleCPU(ctx context.Context, settle, d time.Duration) float64 {
 	}
 	heap := startHeapSampler(100 * time.Millisecond)
 	defer heap.stop()
-	c0, ok := loadtest.ProcessCPU()
+	c0, ok := b.cpuNow(ctx)
 	t0 := time.Now()
 	select {
 	case <-ctx.Done():
 		return 0
 	case <-time.After(d):
 	}
-	c1, _ := loadtest.ProcessCPU()
+	c1, _ := b.cpuNow(ctx)
 	if !ok {
 		return 0
 	}
@@ -923,6 +1095,24 @@ func cpuPerReq(r benchRow) string {
 		return "-"
 	}
 	return ms(r.cpu / time.Duration(r.res.Requests))
+}
+
+// allocPerReq is the bytes allocated per request of a phase, in KiB.
+func allocPerReq(r benchRow) string {
+	if r.res.Requests == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(float64(r.allocated)/float64(r.res.Requests)/1024, 'f', 1, 64)
+}
+
+// allocatedBytes is what the process has allocated on the heap so far.
+func allocatedBytes() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
 
 func passMiss(ok bool) string {

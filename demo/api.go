@@ -75,10 +75,21 @@ type Payment struct {
 		IBAN string `json:"iban"`
 		Name string `json:"name"`
 	} `json:"counterparty"`
-	Description string `json:"description"`
-	CreatedAt   string `json:"created_at"`
-	UpdatedAt   string `json:"updated_at"`
+	Description   string         `json:"description"`
+	StatusHistory []StatusChange `json:"status_history"`
+	CreatedAt     string         `json:"created_at"`
+	UpdatedAt     string         `json:"updated_at"`
 }
+
+// StatusChange is one entry of a payment's status history.
+type StatusChange struct {
+	Status string `json:"status"`
+	At     string `json:"at"`
+}
+
+// Final tells whether a payment's status can no longer change, so the page
+// stops asking for it.
+func (p *Payment) Final() bool { return p.Status != "pending" }
 
 type page[T any] struct {
 	Data       []T     `json:"data"`

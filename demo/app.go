@@ -5,8 +5,9 @@
 // in the bunq app, checks funds, revokes the connection and shows the
 // webhooks it receives. 'tpp demo' mounts it under /demo.
 //
-// Pages are server-rendered and work without JavaScript; one small script
-// only makes a pending payment's status update without a reload.
+// Pages are server-rendered and work without JavaScript (a pending payment
+// then refreshes the page); one small script makes a pending payment's
+// status, its history and the balances update in place, without a reload.
 package demo
 
 import (
@@ -136,6 +137,7 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("GET "+ReturnPath, a.returned)
 	mux.HandleFunc("POST "+BasePath+"/payments", a.pay)
 	mux.HandleFunc("GET "+BasePath+"/payments/{id}/status", a.paymentStatus)
+	mux.HandleFunc("GET "+BasePath+"/balances", a.balances)
 	mux.HandleFunc("POST "+BasePath+"/funds", a.funds)
 	mux.HandleFunc("POST "+BasePath+"/revoke", a.revoke)
 	mux.HandleFunc("POST "+WebhookPath, a.receiveWebhook)

@@ -151,12 +151,9 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 func esc(s string) string { return template.HTMLEscapeString(s) }
 
+// money shows an amount as the rest of the page does ("€ 12.50").
 func money(minor int64, currency string) string {
-	s := tpp.FormatMinor(minor)
-	if currency == "" {
-		return s
-	}
-	return currency + " " + s
+	return fmtMoney(tpp.FormatMinor(minor), currency)
 }
 
 func day(t time.Time) string { return t.UTC().Format("2 Jan 2006") }

@@ -24,8 +24,8 @@ func TestChartIsDeterministicAndExact(t *testing.T) {
 		`d="M104.0 12.0 H366.0 V172.0 H628.0 V91.4 H628.0"`,
 		`<title id="chart-acc-1-t">Balance of Main &lt;account&gt;</title>`,
 		`class="chart-zero"`, // the balance crosses zero
-		`>EUR 100.00<`, `>EUR -50.00<`, `>1 Nov 2026<`, `>5 Nov 2026<`,
-		"lowest EUR -50.00, highest EUR 100.00",
+		`>€ 100.00<`, `>−€ 50.00<`, `>1 Nov 2026<`, `>5 Nov 2026<`,
+		"lowest −€ 50.00, highest € 100.00",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("chart lacks %q:\n%s", want, got)

@@ -22,7 +22,9 @@ type view struct {
 	ClientName string
 	CSRF       string
 	Flash      string // a success or info line
+	FlashKey   string // which of flashes it is, so the script can retire it
 	Error      string // a humane error line
+	Message    string // the error page's text
 	BankAppURL string
 	Status     int
 
@@ -37,9 +39,10 @@ type view struct {
 	Txs           []Transaction
 	Filter        txFilter
 	Payments      []Payment
-	Pending       *Payment // the newest pending payment: the page follows it
-	PollURL       string
-	Reload        string
+	PaymentLabels map[string]string // payment id -> "€ 12.50 to Name", for the events
+	Pending       *Payment          // the newest pending payment
+	Refresh       string            // the dashboard, for the no-script refresh
+	Reload        string            // the dashboard with fresh balances
 	PayForm       payForm
 	PayError      string
 	Funds         *fundsResult
@@ -81,6 +84,7 @@ func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"money": fmtMoney,
 		"when":  fmtTime,
+		"clock": fmtClock,
 		"neg":   func(s string) bool { return strings.HasPrefix(s, "-") },
 	}
 	out := map[string]*template.Template{}
@@ -102,8 +106,11 @@ func fmtMoney(amount, currency string) string {
 		sign, amount = "−", amount[1:]
 	}
 	sym := currency + " "
-	if currency == "EUR" {
+	switch currency {
+	case "EUR":
 		sym = "€ "
+	case "":
+		sym = ""
 	}
 	return sign + sym + amount
 }
@@ -115,6 +122,16 @@ func fmtTime(s string) string {
 		return s
 	}
 	return t.UTC().Format("2 Jan 2006 15:04")
+}
+
+// fmtClock shows the time of day of an RFC 3339 time, in UTC, as the
+// events do: a status history is minutes long.
+func fmtClock(s string) string {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return s
+	}
+	return t.UTC().Format("15:04:05")
 }
 
 func (a *App) base(user, title string) view {
@@ -147,9 +164,14 @@ func (a *App) render(w http.ResponseWriter, name string, v view) {
 	_, _ = w.Write(buf.Bytes())
 }
 
+// fail shows the error page: the message in its card, with a way back.
 func (a *App) fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	v := a.base("", "Something went wrong")
-	v.Status, v.Error = status, msg
+	title := "Something went wrong"
+	if status == http.StatusNotFound {
+		title = "Page not found"
+	}
+	v := a.base("", title)
+	v.Status, v.Message = status, msg
 	a.render(w, "error", v)
 }
 
@@ -159,7 +181,9 @@ func (a *App) dashboard(w http.ResponseWriter, r *http.Request) {
 	user := a.user(w, r, true)
 	v := a.base(user, "Your money")
 	q := r.URL.Query()
-	v.Flash = flashes[q.Get("msg")]
+	if f, ok := flashes[q.Get("msg")]; ok {
+		v.Flash, v.FlashKey = f, q.Get("msg")
+	}
 	v.Filter = txFilter{From: q.Get("from"), To: q.Get("to"), Cursor: q.Get("cursor")}
 	a.show(w, r, user, &v, q.Get("account"), q.Get("fresh") == "1")
 }
@@ -205,10 +229,20 @@ const (
 func (a *App) load(ctx context.Context, r *http.Request, v *view, selected string, fresh bool) {
 	ip := clientIP(r)
 	consentID := v.Consent.ID
+	// Payments first: one that settled a moment ago moved money, so the
+	// balances and transactions are read past the TPP's cache. This is
+	// how the page without JavaScript, refreshing itself, shows the new
+	// balance together with the new status.
+	ps, perr := a.api.payments(ctx, consentID, 5)
+	v.Payments = ps
+	fresh = fresh || recentlySettled(ps, a.now(), settledFresh)
 	accounts, err := a.api.accounts(ctx, consentID, attended(ip, fresh))
 	if err != nil {
 		v.Error = humane(err)
 		return
+	}
+	if perr != nil {
+		v.Error = humane(perr) // the rest of the page still shows
 	}
 	for _, acc := range accounts {
 		v.Accounts = append(v.Accounts, &accountView{Account: acc})
@@ -269,34 +303,48 @@ func (a *App) load(ctx context.Context, r *http.Request, v *view, selected strin
 			return nil
 		})
 	}
-	g.Go(func() error {
-		ps, err := a.api.payments(gctx, consentID, 5)
-		if err != nil {
-			firstErr(err)
-			return nil
-		}
-		v.Payments = ps
-		return nil
-	})
 	_ = g.Wait()
 	if av := v.Selected; av != nil && av.Chart != "" {
 		v.SelectedChart = Chart{ID: av.ID + "-big", Title: "Balance of " + label(av.Account) + " over time", Currency: av.Currency, Points: av.points}.SVG()
 	}
 
-	for i := range v.Payments {
-		if v.Payments[i].Status == "pending" {
+	v.PaymentLabels = map[string]string{}
+	for i, p := range v.Payments {
+		v.PaymentLabels[p.ID] = fmtMoney(p.Amount.Amount, p.Amount.Currency) + " to " + p.Counterparty.Name
+		if p.Status == "pending" && v.Pending == nil {
 			v.Pending = &v.Payments[i]
-			v.PollURL = BasePath + "/payments/" + url.PathEscape(v.Pending.ID) + "/status"
-			break
 		}
 	}
-	// After a status change the script reloads with fresh=1, so balances
-	// are read past the TPP's short cache.
-	rq := url.Values{"fresh": {"1"}}
+	// Without JavaScript a pending payment refreshes the dashboard (a GET,
+	// also after a form POST); the cache keeps that cheap. The link shown
+	// once a payment settles has fresh=1: balances and transactions are
+	// read past the TPP's short cache.
+	rq := url.Values{}
+	v.Refresh = BasePath + "/#payments"
 	if v.Selected != nil {
 		rq.Set("account", v.Selected.ID)
+		v.Refresh = BasePath + "/?" + rq.Encode() + "#payments"
 	}
+	rq.Set("fresh", "1")
 	v.Reload = BasePath + "/?" + rq.Encode()
+}
+
+// settledFresh is how long after a payment settled the dashboard reads
+// balances fresh: longer than the TPP's account cache (30 s by default).
+const settledFresh = 2 * time.Minute
+
+// recentlySettled tells whether a payment left pending within d of now.
+func recentlySettled(ps []Payment, now time.Time, d time.Duration) bool {
+	for _, p := range ps {
+		if !p.Final() {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339, p.UpdatedAt)
+		if err == nil && now.Sub(at) < d {
+			return true
+		}
+	}
+	return false
 }
 
 // pick returns the account asked for, else the first active current
@@ -456,30 +504,102 @@ func (a *App) account(ctx context.Context, r *http.Request, consentID, id string
 	return nil, &Problem{Code: "account_not_found"}
 }
 
-// paymentStatus answers the page's script: {"status": "..."}.
+// statusJSON is what the page's script reads about a payment. Times come
+// formatted, so the script only copies text into the page.
+type statusJSON struct {
+	ID            string          `json:"id"`
+	Status        string          `json:"status"`
+	Final         bool            `json:"final"`
+	StatusHistory []shownChangeJS `json:"status_history"`
+}
+
+type shownChangeJS struct {
+	Status string `json:"status"`
+	At     string `json:"at"`
+	Shown  string `json:"shown"`
+}
+
+// paymentStatus answers the page's script with a payment's status and
+// history (statusJSON).
 func (a *App) paymentStatus(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	cur, ok := a.jsonConsent(w, r)
+	if !ok {
+		return
+	}
+	p, err := a.api.payment(r.Context(), cur.ID, r.PathValue("id"))
+	if err != nil {
+		writeJSON(w, http.StatusBadGateway, map[string]string{"error": humane(err)})
+		return
+	}
+	out := statusJSON{ID: p.ID, Status: p.Status, Final: p.Final(), StatusHistory: []shownChangeJS{}}
+	for _, h := range p.StatusHistory {
+		out.StatusHistory = append(out.StatusHistory, shownChangeJS{Status: h.Status, At: h.At, Shown: fmtClock(h.At)})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// balancesJSON is the accounts' balances as the page shows them.
+type balancesJSON struct {
+	Accounts []balanceJSON `json:"accounts"`
+}
+
+type balanceJSON struct {
+	ID       string `json:"id"`
+	Balance  string `json:"balance"` // "€ 12.50", "−€ 3.00"
+	Negative bool   `json:"negative"`
+}
+
+// balances answers the page's script once a payment executed: the
+// balances, read past the TPP's cache (the user is present).
+func (a *App) balances(w http.ResponseWriter, r *http.Request) {
+	cur, ok := a.jsonConsent(w, r)
+	if !ok {
+		return
+	}
+	accounts, err := a.api.accounts(r.Context(), cur.ID, attended(clientIP(r), true))
+	if err != nil {
+		writeJSON(w, http.StatusBadGateway, map[string]string{"error": humane(err)})
+		return
+	}
+	out := balancesJSON{Accounts: []balanceJSON{}}
+	for _, acc := range accounts {
+		out.Accounts = append(out.Accounts, balanceJSON{
+			ID:       acc.ID,
+			Balance:  fmtMoney(acc.Balance.Amount, acc.Balance.Currency),
+			Negative: strings.HasPrefix(acc.Balance.Amount, "-"),
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// jsonConsent finds the user and their usable consent for a script's
+// request, answering the error itself when there is none.
+func (a *App) jsonConsent(w http.ResponseWriter, r *http.Request) (*Consent, bool) {
 	user := a.user(w, r, false)
 	if user == "" {
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = w.Write([]byte(`{"error":"no session"}`))
-		return
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "no session"})
+		return nil, false
 	}
 	cur, _, err := a.currentConsent(r.Context(), user)
-	if err == nil && cur == nil {
-		err = &Problem{Code: "consent_not_active"}
-	}
-	var p *Payment
-	if err == nil {
-		p, err = a.api.payment(r.Context(), cur.ID, r.PathValue("id"))
-	}
 	if err != nil {
-		w.WriteHeader(http.StatusBadGateway)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": humane(err)})
-		return
+		writeJSON(w, http.StatusBadGateway, map[string]string{"error": humane(err)})
+		return nil, false
 	}
-	_ = json.NewEncoder(w).Encode(map[string]string{"status": p.Status})
+	if cur == nil {
+		// Not worth asking again: the page's script stops on a 4xx.
+		writeJSON(w, http.StatusConflict, map[string]string{"error": humane(&Problem{Code: "consent_not_active"})})
+		return nil, false
+	}
+	return cur, true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // ---- funds and revoke

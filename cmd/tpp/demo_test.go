@@ -18,6 +18,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/internal/browsertest"
 )
 
@@ -125,7 +126,10 @@ func demoArgs(t *testing.T, dir, listen string) []string {
 		"--listen", listen,
 		"--emulated-addr", "127.0.0.1:" + strconv.Itoa(demoPorts(t, 3)),
 		"--metrics-listen", "",
-		"--shutdown-grace", "5s",
+		// Above 5 s: net/http counts a connection that has sent nothing yet
+		// (a browser's preconnect) as busy for its first 5 s, so a shorter
+		// grace fails whenever Chromium opened one just before the stop.
+		"--shutdown-grace", "15s",
 	}
 }
 
@@ -222,13 +226,18 @@ func TestDemoKeepsItsClientAndResets(t *testing.T) {
 
 // TestDemoInABrowser clicks through the demo fintech app in headless
 // Chromium: connect (the real consent flow through the emulated bunq),
-// accounts with charts, transaction pages and a date filter, a payment
-// approved in the emulated bunq app that turns executed on the dashboard
-// by itself, a funds check both ways, the webhook events, and revoke.
+// accounts with charts, transaction pages and a date filter; a payment
+// approved in the emulated bunq app, opened by the dashboard's link in a
+// second tab, that turns executed (status, history, balance) in the first
+// tab, which is never navigated or reloaded; the same for a rejected one;
+// a funds check both ways; a form error; the page without JavaScript;
+// the webhook events; revoke; and the not-found page.
 func TestDemoInABrowser(t *testing.T) {
 	t.Parallel()
-	b := browsertest.New(t)
 	d := startDemo(t, demoArgs(t, t.TempDir(), "127.0.0.1:0")...)
+	// Started second, so it closes first (cleanups run last in, first
+	// out): the demo then stops with no browser connections left open.
+	b := browsertest.New(t)
 
 	b.Run("landing", chromedp.Navigate(d.appURL), chromedp.WaitVisible("#connect"))
 	b.Screenshot("1-landing")
@@ -300,33 +309,58 @@ func TestDemoInABrowser(t *testing.T) {
 		}
 	}
 
-	// Pay: the payment is pending until approved in the bunq app.
-	b.Run("pay",
-		chromedp.Navigate(d.appURL),
-		chromedp.WaitVisible("#pay-submit"),
-		chromedp.SendKeys("#amount", "12.50"),
-		chromedp.SendKeys("#iban", "NL02 ABNA 0123 4567 89"),
-		chromedp.SendKeys("#name", "Bakkerij de Korenschoof"),
-		chromedp.SendKeys("#description", "Demo order 1042"),
-		chromedp.Click("#pay-submit"),
-		chromedp.WaitVisible(".status-pending"),
-	)
-	b.Screenshot("8-payment-pending")
-	appURL := browsertest.Get(b, "bank app link", chromedp.AttributeValue("#bank-app", "href"))
-	if !appURL.Exists || !strings.HasSuffix(appURL.Value, "/app") {
-		t.Fatalf("bank app link: %+v", appURL)
+	// Pay, approve in the bunq app in a second tab, and see the first tab
+	// follow by itself. Its balance goes down by the amount.
+	balanceOf := browsertest.Get(b, "selected account", chromedp.AttributeValue("li.account.selected .account-balance", "data-balance-of"))
+	if !balanceOf.Exists || balanceOf.Value == "" {
+		t.Fatal("the selected account's card has no data-balance-of")
 	}
-
-	// Approve in the emulated bunq app, then back to the dashboard.
-	b.Run("bunq app", chromedp.Navigate(appURL.Value), chromedp.Click(`//a[contains(., "`+bankUser+`")]`),
+	before := shownMinor(t, browsertest.Get(b, "balance before", chromedp.Text("li.account.selected .account-balance")))
+	paid := demoPay(t, b, d.appURL, "12.50", "Demo order 1042")
+	b.Screenshot("8-payment-pending")
+	live := demoWatch(t, b)
+	bank := b.FollowNewTab("open the bunq app", chromedp.Click("#bank-app"))
+	bank.Run("bunq app", chromedp.Click(`//a[contains(., "`+bankUser+`")]`),
 		chromedp.WaitVisible(`//button[starts-with(@aria-label, "Accept payment")]`))
-	b.Screenshot("9-bunq-app")
-	b.Run("accept", chromedp.Click(`//button[starts-with(@aria-label, "Accept payment")]`),
+	bank.Screenshot("9-bunq-app")
+	bank.Run("accept", chromedp.Click(`//button[starts-with(@aria-label, "Accept payment")]`),
 		chromedp.WaitVisible(`//p[@role="status" and contains(., "Payment accepted")]`))
-	b.Screenshot("10-bunq-app-accepted")
-	b.Run("back to the app", chromedp.Navigate(d.appURL))
-	b.Run("status follows", chromedp.WaitVisible(".status-executed"))
+	bank.Screenshot("10-bunq-app-accepted")
+	bank.Close()
+	b.Activate()
+	b.Run("status turns executed in place", chromedp.WaitVisible("#status-"+paid+".status-executed"), chromedp.WaitVisible("#note-executed"))
+	settledAt := time.Now()
+	live.check("executed")
+	if got := demoHistory(t, b, paid); strings.Join(got, ",") != "pending,executed" {
+		t.Errorf("status history shown: %q, want pending then executed", got)
+	}
+	want := shownEUR(before - 1250)
+	b.Run("balance follows",
+		chromedp.WaitVisible(`//span[@data-balance-of="`+balanceOf.Value+`" and normalize-space(.)="`+want+`"]`),
+		chromedp.WaitReady(`//option[@data-option-of="`+balanceOf.Value+`" and contains(., "(`+want+`)")]`),
+	)
+	if hidden := browsertest.Get(b, "pending hint", chromedp.Evaluate[bool](`document.getElementById("pending-hint").hidden`)); !hidden {
+		t.Error("the 'waiting for your approval' hint still shows with nothing pending")
+	}
 	b.Screenshot("11-payment-executed")
+	live.check("executed")
+	// Nothing is pending, so the page stops asking: 6 s is longer than the
+	// script's longest pause between two polls (5 s).
+	polls := live.polls()
+	if polls == 0 {
+		t.Fatal("the page never asked for the payment's status")
+	}
+	time.Sleep(time.Until(settledAt.Add(6 * time.Second)))
+	if again := live.polls(); again != polls {
+		t.Errorf("the page asked for a status %d more times with nothing pending", again-polls)
+	}
+	live.check("executed")
+
+	// The note's link shows the payment among the transactions, read fresh.
+	b.Run("show it in the transactions", chromedp.Click("#note-executed a"), chromedp.WaitVisible("table.txs"))
+	if r := rows(); len(r) == 0 || !strings.Contains(r[0], "Bakkerij de Korenschoof") || !strings.Contains(r[0], "−€ 12.50") {
+		t.Errorf("the newest transaction after the payment: %q", r)
+	}
 
 	// Funds: yes for a little, no for a fortune.
 	b.Run("funds yes", chromedp.SendKeys("#funds-amount", "1.00"), chromedp.Click("#funds-submit"), chromedp.WaitVisible("#funds-answer"))
@@ -337,12 +371,80 @@ func TestDemoInABrowser(t *testing.T) {
 		chromedp.WaitVisible(`//p[@id="funds-answer" and starts-with(normalize-space(.), "No")]`))
 	b.Screenshot("12-funds-no")
 
-	// The webhooks of the consent and the payment arrived and verified.
+	// A form error keeps what was typed and says what is wrong.
+	b.Run("pay with a bad amount",
+		chromedp.Navigate(d.appURL),
+		chromedp.WaitVisible("#pay-submit"),
+		chromedp.SendKeys("#amount", "12,50"),
+		chromedp.SendKeys("#iban", "NL02 ABNA 0123 4567 89"),
+		chromedp.SendKeys("#name", "Bakkerij de Korenschoof"),
+		chromedp.SendKeys("#description", "Demo order 1043"),
+		chromedp.Click("#pay-submit"),
+		chromedp.WaitVisible("#pay .alert"),
+	)
+	b.Screenshot("13-pay-form-error")
+	if got := browsertest.Get(b, "pay error", chromedp.Text("#pay .alert")); !strings.Contains(got, "amount") {
+		t.Errorf("pay form error: %q", got)
+	}
+	if got := browsertest.Get(b, "kept name", chromedp.Value("#name")); got != "Bakkerij de Korenschoof" {
+		t.Errorf("the form lost the name: %q", got)
+	}
+
+	// Reject: the same, ending in rejected, and no money moves.
+	balance := shownMinor(t, browsertest.Get(b, "balance", chromedp.Text("li.account.selected .account-balance")))
+	if balance != before-1250 {
+		t.Errorf("after a reload the balance is %s, want %s", shownEUR(balance), shownEUR(before-1250))
+	}
+	refused := demoPay(t, b, d.appURL, "7.25", "Demo order 1044")
+	live = demoWatch(t, b)
+	bank = b.FollowNewTab("open the bunq app again", chromedp.Click("#bank-app"))
+	bank.Run("bunq app again", chromedp.Click(`//a[contains(., "`+bankUser+`")]`),
+		chromedp.Click(`//button[starts-with(@aria-label, "Reject payment")]`),
+		chromedp.WaitVisible(`//p[@role="status" and contains(., "Payment rejected")]`))
+	bank.Close()
+	b.Activate()
+	b.Run("status turns rejected in place", chromedp.WaitVisible("#status-"+refused+".status-rejected"), chromedp.WaitVisible("#note-closed"))
+	live.check("rejected")
+	if got := demoHistory(t, b, refused); strings.Join(got, ",") != "pending,rejected" {
+		t.Errorf("status history shown: %q, want pending then rejected", got)
+	}
+	if got := browsertest.Get(b, "executed one", chromedp.Text("#status-"+paid)); !strings.EqualFold(got, "executed") {
+		t.Errorf("the executed payment now shows %q", got)
+	}
+	b.Screenshot("14-payment-rejected")
+
+	// Without JavaScript the page refreshes itself (a <noscript> meta
+	// refresh) until the payment settles.
+	b.Scripts(false)
+	noJS := demoPay(t, b, d.appURL, "1.00", "Demo order 1045")
+	if got := browsertest.Get(b, "script ran", chromedp.Evaluate[bool](`document.getElementById("pending-hint").hidden`)); got {
+		t.Fatal("with scripts off, the pending hint is hidden")
+	}
+	bank = b.FollowNewTab("open the bunq app without scripts", chromedp.Click("#bank-app"))
+	bank.Run("accept without scripts", chromedp.Click(`//a[contains(., "`+bankUser+`")]`),
+		chromedp.Click(`//button[starts-with(@aria-label, "Accept payment")]`),
+		chromedp.WaitVisible(`//p[@role="status" and contains(., "Payment accepted")]`))
+	bank.Close()
+	b.Activate()
+	b.Run("status follows without scripts", chromedp.WaitVisible("#status-"+noJS+".status-executed"),
+		// The same refresh reads the balance fresh: the payment just settled.
+		chromedp.WaitVisible(`//span[@data-balance-of="`+balanceOf.Value+`" and normalize-space(.)="`+shownEUR(before-1250-100)+`"]`))
+	b.Screenshot("15-payment-executed-without-scripts")
+	if got := demoHistory(t, b, noJS); strings.Join(got, ",") != "pending,executed" {
+		t.Errorf("status history without scripts: %q", got)
+	}
+	b.Scripts(true)
+
+	// The webhooks of the consent and the payments arrived and verified.
 	eventsDeadline := time.Now().Add(15 * time.Second)
 	for {
 		b.Run("reload", chromedp.Navigate(d.appURL), chromedp.WaitVisible("#events"))
 		ev := browsertest.Get(b, "events", chromedp.Text("#events"))
-		if strings.Contains(ev, "consent.updated") && strings.Contains(ev, "payment.updated") && strings.Contains(ev, "executed") {
+		if strings.Contains(ev, "consent.updated") && strings.Contains(ev, "payment.updated") &&
+			strings.Contains(ev, "executed") && strings.Contains(ev, "rejected") {
+			if !strings.Contains(ev, "payment of € 12.50 to Bakkerij de Korenschoof") {
+				t.Errorf("the events do not name the payment: %q", ev)
+			}
 			break
 		}
 		if time.Now().After(eventsDeadline) {
@@ -350,14 +452,119 @@ func TestDemoInABrowser(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	b.Screenshot("13-events")
+	b.Screenshot("16-events")
 
 	// Revoke: the app shows it is disconnected.
 	b.Run("revoke", chromedp.Click("#revoke"), chromedp.WaitVisible("#state"))
-	b.Screenshot("14-disconnected")
+	b.Screenshot("17-disconnected")
 	if got := b.Text(); !strings.Contains(got, "disconnected") {
 		t.Errorf("after revoke: %q", got)
 	}
+
+	// A page that does not exist says so, with a way back.
+	b.Run("not found", chromedp.Navigate(d.appURL+"no-such-page"), chromedp.WaitVisible(`//a[@href="/demo/"]`))
+	b.Screenshot("18-not-found")
+	if got := b.Text(); !strings.Contains(got, "There is no such page") {
+		t.Errorf("not-found page: %q", got)
+	}
+}
+
+// demoPay fills in and sends the payment form and returns the id of the
+// new, pending payment.
+func demoPay(t *testing.T, b *browsertest.Browser, appURL, amount, description string) string {
+	t.Helper()
+	b.Run("pay "+amount,
+		chromedp.Navigate(appURL),
+		chromedp.WaitVisible("#pay-submit"),
+		chromedp.SendKeys("#amount", amount),
+		chromedp.SendKeys("#iban", "NL02 ABNA 0123 4567 89"),
+		chromedp.SendKeys("#name", "Bakkerij de Korenschoof"),
+		chromedp.SendKeys("#description", description),
+		chromedp.Click("#pay-submit"),
+		chromedp.WaitVisible("[data-poll].status-pending"),
+		chromedp.WaitVisible("#bank-app"),
+	)
+	id := browsertest.Get(b, "pending payment", chromedp.Evaluate[string](`document.querySelector("[data-poll]").id`))
+	id, ok := strings.CutPrefix(id, "status-")
+	if !ok || id == "" {
+		t.Fatalf("the pending payment's status has id %q", id)
+	}
+	if got := browsertest.Get(b, "bank app link", chromedp.AttributeValue("#bank-app", "target")); got.Value != "_blank" {
+		t.Errorf("the bunq app link opens in target %q, want a new tab", got.Value)
+	}
+	return id
+}
+
+// demoWatcher proves a page is never navigated or reloaded while it
+// follows a payment: check finds the mark it left on the window.
+type demoWatcher struct {
+	t    *testing.T
+	b    *browsertest.Browser
+	mark string
+	at   string
+}
+
+// demoWatch marks the page's window and counts its status polls (by
+// wrapping fetch, which demo.js looks up on each call).
+func demoWatch(t *testing.T, b *browsertest.Browser) *demoWatcher {
+	t.Helper()
+	w := &demoWatcher{t: t, b: b, mark: "tab-" + strconv.FormatInt(rand.Int64(), 36), at: b.Location()}
+	b.Run("mark the page", chromedp.Evaluate[chromedp.Void](`(function (mark) {
+		window.demoMark = mark;
+		window.demoPolls = 0;
+		var f = window.fetch;
+		window.fetch = function (url, opts) {
+			if (String(url).indexOf("/status") >= 0) window.demoPolls++;
+			return f.call(window, url, opts);
+		};
+	})(`+strconv.Quote(w.mark)+`)`))
+	return w
+}
+
+func (w *demoWatcher) check(when string) {
+	w.t.Helper()
+	if got := browsertest.Get(w.b, "page mark", chromedp.Evaluate[string](`String(window.demoMark)`)); got != w.mark {
+		w.t.Fatalf("%s: the page was navigated or reloaded (mark %q, want %q)", when, got, w.mark)
+	}
+	if got := w.b.Location(); got != w.at {
+		w.t.Fatalf("%s: the page moved from %s to %s", when, w.at, got)
+	}
+}
+
+func (w *demoWatcher) polls() int {
+	w.t.Helper()
+	return browsertest.Get(w.b, "polls", chromedp.Evaluate[int](`window.demoPolls`))
+}
+
+// demoHistory returns the statuses of a payment's history as shown.
+func demoHistory(t *testing.T, b *browsertest.Browser, id string) []string {
+	t.Helper()
+	return browsertest.Get(b, "status history", chromedp.Evaluate[[]string](
+		`Array.from(document.querySelectorAll("#history-`+id+` .history-status")).map(e => e.textContent)`))
+}
+
+// shownMinor reads an amount as the demo shows it ("€ 12.50", "−€ 3.00").
+func shownMinor(t *testing.T, s string) int64 {
+	t.Helper()
+	s = strings.TrimSpace(s)
+	rest, neg := strings.CutPrefix(s, "−")
+	rest, ok := strings.CutPrefix(rest, "€ ")
+	m, err := tpp.ParseMinor(rest)
+	if !ok || err != nil {
+		t.Fatalf("amount %q as shown: %v", s, err)
+	}
+	if neg {
+		m = -m
+	}
+	return m
+}
+
+// shownEUR shows minor units as the demo does.
+func shownEUR(minor int64) string {
+	if minor < 0 {
+		return "−€ " + tpp.FormatMinor(-minor)
+	}
+	return "€ " + tpp.FormatMinor(minor)
 }
 
 // demoTail returns the last n lines of s.

@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
 	"github.com/bunqtpp/tpp/internal/testenv"
@@ -21,9 +25,11 @@ import (
 // call gets a fresh browser, so cookies never leak between tests (a test
 // that needs "another browser" simply starts a second one).
 type Browser struct {
-	// Ctx drives the browser's first tab; pass it to chromedp.Run.
-	Ctx context.Context
-	t   testing.TB
+	// Ctx drives one tab of the browser (the first, unless this Browser
+	// came from FollowNewTab); pass it to chromedp.Run.
+	Ctx   context.Context
+	t     testing.TB
+	close context.CancelFunc // closes this tab; nil for the first tab
 }
 
 // New starts Chromium, or skips (fails under CI=true) when it is missing.
@@ -77,6 +83,73 @@ func (b *Browser) Run(name string, actions ...chromedp.Action[chromedp.Void]) {
 		b.Screenshot("failed-" + name)
 		b.t.Fatalf("browser step %q: %v", name, err)
 	}
+}
+
+// FollowNewTab runs actions that make the page open a new tab (a click on
+// a target=_blank link, window.open) and returns a Browser for that tab,
+// in the same browser, so it shares the cookies. This tab stays open as
+// it was: nothing here navigates or reloads it. The new tab closes with
+// Close or in t.Cleanup.
+func (b *Browser) FollowNewTab(name string, actions ...chromedp.Action[chromedp.Void]) *Browser {
+	b.t.Helper()
+	wctx, stopWaiting := context.WithCancel(b.Ctx)
+	defer stopWaiting()
+	opened := chromedp.WaitNewTarget(wctx, func(info *target.Info) bool { return info.Type == "page" })
+	b.Run(name, actions...)
+	var id target.ID
+	select {
+	case got, ok := <-opened:
+		if !ok {
+			b.t.Fatalf("browser step %q: this tab is gone, no new tab to follow", name)
+		}
+		id = got
+	case <-time.After(30 * time.Second):
+		b.Screenshot("failed-" + name)
+		b.t.Fatalf("browser step %q: no new tab opened within 30 s", name)
+	}
+	ctx, cancel := chromedp.NewContext(b.Ctx, chromedp.WithTargetID(id))
+	// Attach now, with no timeout: chromedp binds the tab's life to the
+	// context of the first call.
+	if err := chromedp.Do(ctx); err != nil {
+		cancel()
+		b.t.Fatalf("browser step %q: attach to the new tab: %v", name, err)
+	}
+	b.t.Cleanup(cancel)
+	return &Browser{Ctx: ctx, t: b.t, close: cancel}
+}
+
+// Activate brings this tab to the front, as a person switching tabs does:
+// the page becomes visible again (document.visibilityState, timers at full
+// speed, animation frames).
+func (b *Browser) Activate() {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.Ctx, 30*time.Second)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, page.BringToFront, cdp.Empty{}); err != nil {
+		b.t.Fatalf("bring the tab to the front: %v", err)
+	}
+}
+
+// Scripts turns the page's JavaScript on or off in this tab, from the next
+// page load on, as a browser with JavaScript disabled does: <noscript>
+// content then applies. The test's own actions still run.
+func (b *Browser) Scripts(enabled bool) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.Ctx, 30*time.Second)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: !enabled}); err != nil {
+		b.t.Fatalf("turn scripts %s: %v", map[bool]string{true: "on", false: "off"}[enabled], err)
+	}
+}
+
+// Close closes a tab that FollowNewTab returned. The first tab lives as
+// long as the browser.
+func (b *Browser) Close() {
+	b.t.Helper()
+	if b.close == nil {
+		b.t.Fatal("browsertest: the first tab closes with the browser")
+	}
+	b.close()
 }
 
 // Location returns the current URL.

@@ -107,6 +107,12 @@ func ParseScopes(in []string) ([]Scope, error) {
 	return out, nil
 }
 
+// InternalUserRefPrefix starts the user_ref of consents the TPP makes for
+// itself (a single payment's consent). Fintechs may not use it; the
+// consents API neither lists nor shows such consents, as they belong to a
+// payment, not to the fintech's list.
+const InternalUserRefPrefix = "tpp:"
+
 // Consent is a user's permission for one fintech client to act on their
 // bunq accounts within some scopes.
 type Consent struct {
@@ -127,6 +133,9 @@ type Consent struct {
 	ErrorCode    string     // why the consent was rejected, if it was
 	RevokedAt    *time.Time
 }
+
+// Internal reports whether the TPP made c for itself (InternalUserRefPrefix).
+func (c *Consent) Internal() bool { return strings.HasPrefix(c.UserRef, InternalUserRefPrefix) }
 
 // HasScope reports whether c grants s.
 func (c *Consent) HasScope(s Scope) bool {

@@ -84,13 +84,14 @@ func (s *Service) usable(ctx context.Context, id string) (*tpp.Consent, *tpp.Fin
 	case tpp.ConsentPending, tpp.ConsentReauthRequired:
 		return c, cl, nil
 	}
-	pe := statusPage(c)
-	pe.Page.ReturnURL = returnURL(c, "")
-	pe.Page.ClientName = cl.Name
-	return nil, nil, pe
+	return nil, nil, statusPage(c)
 }
 
+// statusPage explains a consent that is no longer waiting for the user.
 func statusPage(c *tpp.Consent) *PageError {
+	if c.Internal() {
+		return singleStatusPage(c)
+	}
 	switch c.Status {
 	case tpp.ConsentActive:
 		return pageErr(http.StatusConflict, "You are already connected",
@@ -113,11 +114,75 @@ func statusPage(c *tpp.Consent) *PageError {
 		"This connection request is not waiting for your approval.", "Go back to the app and start again.", nil)
 }
 
+// singleStatusPage is statusPage in the words of a single payment, which
+// is what the user approves when the consent is a single payment's.
+func singleStatusPage(c *tpp.Consent) *PageError {
+	switch c.Status {
+	case tpp.ConsentActive:
+		return pageErr(http.StatusConflict, "You already approved this payment",
+			"You approved this payment earlier. There is nothing more to do here.",
+			"You can go back to the app.", nil)
+	case tpp.ConsentExpired:
+		return pageErr(http.StatusGone, "This payment request has expired",
+			"Payment requests are valid for 15 minutes, and this one has run out. No money was sent.",
+			"Go back to the app and start again.", nil)
+	case tpp.ConsentRejected:
+		return pageErr(http.StatusGone, "This payment was declined",
+			"This payment request was declined or cancelled earlier. No money was sent.",
+			"If you want to pay after all, go back to the app and start again.", nil)
+	}
+	return pageErr(http.StatusConflict, "This payment request cannot be used",
+		"This payment request is not waiting for your approval.", "Go back to the app and start again.", nil)
+}
+
+// withReturn gives a page about consent id the way back to the fintech:
+// a "Return to <app>" link to the consent's return_url carrying the same
+// outcome parameters the redirect would (see outcomeURL).
+//
+// The link only reports; following it changes nothing here. So it carries
+// the consent's stored status, which is either final (active, rejected,
+// expired, revoked) or unchanged (pending, reauth_required: the user may
+// start again from the app). It is left out when that status cannot be
+// read (it would be a guess), and when the client is revoked (the
+// operator may have cut the app off for what lies behind that URL).
+//
+// Who sees it matters more than what it says: the link names the consent
+// (or its payment) and the fintech's URL. Callers pass an id only when
+// the browser holds it already (it is in /connect/{id}) or proved it
+// started the flow (the callback's state matched its cookie). A browser
+// presenting someone else's state, such as an attacker replaying a
+// victim's redirect, would otherwise learn the consent id, could open
+// /connect/{id} and authorize the victim's consent with its own bunq
+// account; pages for foreign or unknown states therefore name no consent
+// and only say what to do.
+func (s *Service) withReturn(ctx context.Context, err error, consentID string) error {
+	var pe *PageError
+	if consentID == "" || !errors.As(err, &pe) || pe.Page.ReturnURL != "" {
+		return err
+	}
+	c, gerr := s.consents.ConsentByID(ctx, consentID)
+	if gerr != nil {
+		return err
+	}
+	if c, gerr = s.refresh(ctx, c, ""); gerr != nil {
+		return err
+	}
+	cl, gerr := s.clients.Client(ctx, c.ClientID)
+	if gerr != nil || cl.Status != tpp.ClientActive {
+		return err
+	}
+	// Copy: the package's fixed pages are shared.
+	cp := *pe
+	cp.Page.ReturnURL = s.outcomeURL(ctx, c, "")
+	cp.Page.ClientName = cl.Name
+	return &cp
+}
+
 // Connect returns what the consent page shows.
 func (s *Service) Connect(ctx context.Context, id string) (*ConnectView, error) {
 	c, cl, err := s.usable(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, s.withReturn(ctx, err, id)
 	}
 	v := &ConnectView{Consent: c, Client: cl, Reauth: c.Status == tpp.ConsentReauthRequired}
 	for _, sc := range c.Scopes {
@@ -133,11 +198,11 @@ func (s *Service) Connect(ctx context.Context, id string) (*ConnectView, error) 
 func (s *Service) Begin(ctx context.Context, id string) (authURL string, cookie *http.Cookie, err error) {
 	c, _, err := s.usable(ctx, id)
 	if err != nil {
-		return "", nil, err
+		return "", nil, s.withReturn(ctx, err, id)
 	}
 	state, nonce := newState(), randomToken(32)
 	if err := s.states.Put(ctx, state, redis.State{ConsentID: c.ID, BrowserHash: hashNonce(nonce), CreatedAt: s.clock.Now().UTC()}); err != nil {
-		return "", nil, s.unavailable(err)
+		return "", nil, s.withReturn(ctx, s.unavailable(err), id)
 	}
 	return s.exchange.AuthCodeURL(state), s.cookies.state(state, nonce, s.states.TTL()), nil
 }
@@ -146,36 +211,40 @@ func (s *Service) Begin(ctx context.Context, id string) (authURL string, cookie 
 // rejected; the browser goes back to the fintech.
 func (s *Service) Cancel(ctx context.Context, id, requestID string) (string, error) {
 	c, _, err := s.usable(ctx, id)
-	if err != nil {
-		return "", err
+	if err == nil {
+		var to string
+		if to, err = s.reject(ctx, c, "cancelled", requestID, "cancelled by the user on the consent page"); err == nil {
+			return to, nil
+		}
 	}
-	return s.reject(ctx, c, "cancelled", requestID, "cancelled by the user on the consent page")
+	return "", s.withReturn(ctx, err, id)
 }
 
 // reject ends a failed or declined authorization and returns where to send
 // the browser. A pending consent becomes rejected; a consent waiting for
-// re-authorization stays as it is (the old grant may still be renewed).
+// re-authorization stays as it is (the old grant may still be renewed) and
+// the browser learns why the renewal failed.
 func (s *Service) reject(ctx context.Context, c *tpp.Consent, code, requestID, detail string) (string, error) {
-	status := c.Status
-	if c.Status == tpp.ConsentPending {
-		nc, err := s.consents.TransitionConsent(ctx, tpp.ConsentTransition{
-			ID: c.ID, From: tpp.ConsentPending, To: tpp.ConsentRejected, ErrorCode: code,
-			Actor: tpp.ActorPSU, RequestID: requestID, Detail: detail,
-		})
-		switch {
-		case tpp.ErrorCode(err) == tpp.EConflict:
-			cur, gerr := s.consents.ConsentByID(ctx, c.ID)
-			if gerr != nil {
-				return "", s.unavailable(gerr)
-			}
-			status = cur.Status
-		case err != nil:
-			return "", s.unavailable(err)
-		default:
-			status = nc.Status
-		}
+	if c.Status != tpp.ConsentPending {
+		return s.outcomeURL(ctx, c, code), nil
 	}
-	return returnURLWith(c.ReturnURL, c.ID, status, code), nil
+	nc, err := s.consents.TransitionConsent(ctx, tpp.ConsentTransition{
+		ID: c.ID, From: tpp.ConsentPending, To: tpp.ConsentRejected, ErrorCode: code,
+		Actor: tpp.ActorPSU, RequestID: requestID, Detail: detail,
+	})
+	switch {
+	case tpp.ErrorCode(err) == tpp.EConflict:
+		// It moved meanwhile (expired, or another tab finished): report
+		// what it is now, not a rejection that did not happen.
+		cur, gerr := s.consents.ConsentByID(ctx, c.ID)
+		if gerr != nil {
+			return "", s.unavailable(gerr)
+		}
+		return s.outcomeURL(ctx, cur, ""), nil
+	case err != nil:
+		return "", s.unavailable(err)
+	}
+	return s.outcomeURL(ctx, nc, ""), nil
 }
 
 // CallbackRequest is what arrives at /oauth/callback.
@@ -210,46 +279,55 @@ var (
 // changes. Then the code is exchanged, the user's bunq context is created,
 // and the consent becomes active.
 func (s *Service) Callback(ctx context.Context, in CallbackRequest) (*CallbackResult, error) {
+	res, consentID, err := s.callback(ctx, in)
+	if err != nil {
+		// consentID is known only once this browser proved it started the
+		// flow: a foreign or unknown state's page offers no way back.
+		return nil, s.withReturn(ctx, err, consentID)
+	}
+	return res, nil
+}
+
+func (s *Service) callback(ctx context.Context, in CallbackRequest) (_ *CallbackResult, consentID string, _ error) {
 	if in.State == "" {
-		return nil, errStateGone
+		return nil, "", errStateGone
 	}
 	st, err := s.states.Take(ctx, in.State)
 	if errors.Is(err, redis.ErrNotFound) {
-		return nil, errStateGone
+		return nil, "", errStateGone
 	}
 	if err != nil {
-		return nil, s.unavailable(err)
+		return nil, "", s.unavailable(err)
 	}
 	res := &CallbackResult{ClearCookie: s.cookies.clearState(in.State)}
 	if !nonceMatches(in.Cookie(stateCookieName(in.State)), st.BrowserHash) {
-		return nil, errForeignBrowser
+		return nil, "", errForeignBrowser
 	}
+	consentID = st.ConsentID
 	if s.clock.Now().Sub(st.CreatedAt) > s.states.TTL() {
-		return nil, errStateGone
+		return nil, consentID, errStateGone
 	}
 	c, err := s.consents.ConsentByID(ctx, st.ConsentID)
 	if err != nil {
-		return nil, s.unavailable(err)
+		return nil, consentID, s.unavailable(err)
 	}
 	if c, err = s.refresh(ctx, c, in.RequestID); err != nil {
-		return nil, s.unavailable(err)
+		return nil, consentID, s.unavailable(err)
 	}
 	if c.Status != tpp.ConsentPending && c.Status != tpp.ConsentReauthRequired {
-		pe := statusPage(c)
-		pe.Page.ReturnURL = returnURL(c, "")
-		return nil, pe
+		return nil, consentID, statusPage(c)
 	}
 
-	fail := func(code, detail string, cause error) (*CallbackResult, error) {
+	fail := func(code, detail string, cause error) (*CallbackResult, string, error) {
 		if cause != nil {
 			s.log.WarnContext(ctx, "authorization failed", "consent_id", c.ID, "reason", code, "error", cause)
 		}
 		to, err := s.reject(ctx, c, code, in.RequestID, detail)
 		if err != nil {
-			return nil, err
+			return nil, consentID, err
 		}
 		res.Redirect = to
-		return res, nil
+		return res, consentID, nil
 	}
 	if in.Error != "" {
 		code := "access_denied"
@@ -283,14 +361,14 @@ func (s *Service) Callback(ctx context.Context, in CallbackRequest) (*CallbackRe
 		if cur, gerr := s.consents.ConsentByID(ctx, c.ID); gerr == nil {
 			if cur, gerr = s.refresh(ctx, cur, in.RequestID); gerr == nil &&
 				cur.Status != tpp.ConsentPending && cur.Status != tpp.ConsentReauthRequired {
-				res.Redirect = returnURL(cur, "")
-				return res, nil
+				res.Redirect = s.outcomeURL(ctx, cur, "")
+				return res, consentID, nil
 			}
 		}
-		return nil, s.unavailable(err)
+		return nil, consentID, s.unavailable(err)
 	}
-	res.Redirect = returnURL(nc, "")
-	return res, nil
+	res.Redirect = s.outcomeURL(ctx, nc, "")
+	return res, consentID, nil
 }
 
 // safeToken keeps a bank-supplied error code loggable: short, plain ASCII.
@@ -307,24 +385,67 @@ func safeToken(s string) string {
 	return string(b)
 }
 
-// returnURL is the fintech's return URL with the consent's outcome.
-func returnURL(c *tpp.Consent, errCode string) string {
+// outcomeURL is the fintech's return URL with the consent's outcome:
+// consent_id, status (the consent's) and, for a rejection, error. errCode
+// overrides the stored error (a failed re-authorization leaves the consent
+// as it was but says why).
+//
+// A single payment's consent is hidden from the fintech, which knows the
+// payment instead: the browser returns with payment_id, status (the
+// payment's, see singleOutcome) and error. Should the payment not be found
+// (it was never stored, or the read failed) the outcome still comes back,
+// without an id.
+func (s *Service) outcomeURL(ctx context.Context, c *tpp.Consent, errCode string) string {
 	if errCode == "" && c.Status == tpp.ConsentRejected {
 		errCode = c.ErrorCode
 	}
-	return returnURLWith(c.ReturnURL, c.ID, c.Status, errCode)
+	if !c.Internal() {
+		return withQuery(c.ReturnURL, "consent_id", c.ID, "status", string(c.Status), "error", errCode)
+	}
+	p, err := s.consents.SinglePaymentOf(ctx, c.ID)
+	if err != nil {
+		s.log.WarnContext(ctx, "single payment of consent not found for the return", "consent_id", c.ID, "error", err)
+		p = nil
+	}
+	status, code := singleOutcome(c, p, errCode)
+	var id string
+	if p != nil {
+		id = p.ID
+	}
+	return withQuery(c.ReturnURL, "payment_id", id, "status", string(status), "error", code)
 }
 
-func returnURLWith(base, consentID string, status tpp.ConsentStatus, errCode string) string {
+// singleOutcome is what a single payment's return reports: the payment's
+// own status once it is final, otherwise what the authorization means for
+// it, as pisp goes on to record it: declined → rejected (with the reason),
+// never given in time → failed (consent_expired), given → still pending
+// until bunq confirms the execution (seconds; GET /v1/single-payments/{id}
+// asks the bank at once).
+func singleOutcome(c *tpp.Consent, p *tpp.Payment, errCode string) (tpp.PaymentStatus, string) {
+	if p != nil && p.Status.Terminal() {
+		return p.Status, p.ErrorCode
+	}
+	switch c.Status {
+	case tpp.ConsentRejected:
+		return tpp.PaymentRejected, errCode
+	case tpp.ConsentExpired:
+		return tpp.PaymentFailed, tpp.EConsentExpired
+	}
+	return tpp.PaymentPending, ""
+}
+
+// withQuery sets the non-empty key/value pairs kv on base's query, keeping
+// what the registered URL carries already.
+func withQuery(base string, kv ...string) string {
 	u, err := url.Parse(base)
 	if err != nil {
 		return base // registered URLs were validated; this cannot happen
 	}
 	q := u.Query()
-	q.Set("consent_id", consentID)
-	q.Set("status", string(status))
-	if errCode != "" {
-		q.Set("error", errCode)
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			q.Set(kv[i], kv[i+1])
+		}
 	}
 	u.RawQuery = q.Encode()
 	return u.String()

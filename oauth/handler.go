@@ -268,7 +268,9 @@ func (h *Handler) checkCSRF(c *gin.Context) bool {
 	cookie, _ := c.Cookie(csrfCookieName)
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 4<<10)
 	if !csrfValid(h.svc.csrfKey, cookie, c.Param("id"), c.PostForm(csrfFormField)) {
-		h.pageError(c, errCSRF)
+		// The link back reports the consent unchanged; whoever posted
+		// here knew its id already.
+		h.pageError(c, h.svc.withReturn(c.Request.Context(), errCSRF, c.Param("id")))
 		return false
 	}
 	return true

@@ -26,6 +26,16 @@ type Consents interface {
 	ListConsents(ctx context.Context, f tpp.ConsentFilter, p tpp.PageRequest) (tpp.Page[*tpp.Consent], error)
 	ConsentsByBunqUser(ctx context.Context, bunqUserID int64) ([]*tpp.Consent, error)
 	TransitionConsent(ctx context.Context, t tpp.ConsentTransition) (*tpp.Consent, error)
+	// SinglePaymentOf returns the single payment a TPP-made consent was
+	// created for (EPaymentNotFound when none), so the browser can return
+	// with the payment's id and outcome.
+	SinglePaymentOf(ctx context.Context, consentID string) (*tpp.Payment, error)
+}
+
+// consentNotFound is the store's answer for an unknown id, word for word,
+// so a hidden consent cannot be told from one that does not exist.
+func consentNotFound(id string) error {
+	return tpp.Errorf(tpp.EConsentNotFound, "consent %q not found", id)
 }
 
 // Clients looks up fintech clients (for their names and return URLs).
@@ -162,6 +172,9 @@ func (s *Service) CreateConsent(ctx context.Context, client *tpp.FintechClient, 
 	if len(in.UserRef) > maxUserRef {
 		return nil, tpp.Errorf(tpp.EInvalid, "user_ref is longer than %d characters", maxUserRef)
 	}
+	if strings.HasPrefix(ref, tpp.InternalUserRefPrefix) {
+		return nil, tpp.Errorf(tpp.EInvalid, "user_ref must not start with %q: the prefix is reserved", tpp.InternalUserRefPrefix)
+	}
 	scopes, err := tpp.ParseScopes(in.Scopes)
 	if err != nil {
 		return nil, err
@@ -179,16 +192,22 @@ func (s *Service) CreateConsent(ctx context.Context, client *tpp.FintechClient, 
 }
 
 // Consent returns a client's consent, first applying a due expiry or
-// re-authentication so the status read is the true one.
+// re-authentication so the status read is the true one. A consent the TPP
+// made for a single payment is not found: the payment is the fintech's
+// handle (GET /v1/single-payments/{id}).
 func (s *Service) Consent(ctx context.Context, clientID, id string) (*tpp.Consent, error) {
 	c, err := s.consents.Consent(ctx, clientID, id)
 	if err != nil {
 		return nil, err
 	}
+	if c.Internal() {
+		return nil, consentNotFound(id)
+	}
 	return s.refresh(ctx, c, "")
 }
 
-// ListConsents pages through a client's consents, newest first.
+// ListConsents pages through a client's consents, newest first. The store
+// leaves out the consents the TPP made for itself.
 func (s *Service) ListConsents(ctx context.Context, clientID, userRef string, p tpp.PageRequest) (tpp.Page[*tpp.Consent], error) {
 	page, err := s.consents.ListConsents(ctx, tpp.ConsentFilter{ClientID: clientID, UserRef: userRef}, p)
 	if err != nil {
@@ -243,6 +262,11 @@ func (s *Service) Revoke(ctx context.Context, clientID, id, requestID string) (*
 		c, err := s.consents.Consent(ctx, clientID, id)
 		if err != nil {
 			return nil, err
+		}
+		if c.Internal() {
+			// A single payment's consent belongs to the payment, whose own
+			// life decides its end.
+			return nil, consentNotFound(id)
 		}
 		if c.Status.Terminal() {
 			// Revoked already, or rejected/expired: nothing left to withdraw.

@@ -259,9 +259,6 @@ func (s *Service) usableConsent(ctx context.Context, clientID, consentID string)
 	if err != nil {
 		return nil, err
 	}
-	if c.UserRef == SinglePaymentUserRef {
-		return nil, tpp.Errorf(tpp.EScopeNotGranted, "consent %s was made for one single payment and cannot make other payments", c.ID)
-	}
 	now := s.clock.Now()
 	switch c.Status {
 	case tpp.ConsentActive:
@@ -294,6 +291,11 @@ func (s *Service) readableConsent(ctx context.Context, clientID, consentID strin
 	c, err := s.consents.Consent(ctx, clientID, consentID)
 	if err != nil {
 		return nil, err
+	}
+	// A single payment's consent is the payment's: under the consents API
+	// it does not exist, as GET /v1/consents/{id} says too.
+	if c.Internal() {
+		return nil, tpp.Errorf(tpp.EConsentNotFound, "consent %q not found", consentID)
 	}
 	if !c.HasScope(tpp.ScopePayments) {
 		return nil, tpp.Errorf(tpp.EScopeNotGranted, "consent %s does not include the scope \"payments\"", c.ID)

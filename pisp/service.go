@@ -77,7 +77,7 @@ type Consents interface {
 // SinglePaymentUserRef is the user_ref of the consents single payments
 // make. Such a consent carries one payment only: it cannot be used for
 // draft payments.
-const SinglePaymentUserRef = "tpp:single-payment"
+const SinglePaymentUserRef = tpp.InternalUserRefPrefix + "single-payment"
 
 // Defaults.
 const (

@@ -71,10 +71,14 @@ func TestSinglePaymentApproved(t *testing.T) {
 	if len(evs) != 1 || evs[0].Kind != "single" || evs[0].Status != "executed" {
 		t.Fatalf("events: %+v", evs)
 	}
-	// The consent made for it cannot be used for other payments.
+	// The consent made for it cannot be used for other payments: under
+	// the consents API it does not exist.
 	p := h.payment(id)
-	if c := h.req("POST", "/v1/consents/"+p.ConsentID+"/payments", h.paymentBody("1.00", "Sneaky"), key("s-x")); c.status != 403 || c.str("code") != tpp.EScopeNotGranted {
+	if c := h.req("POST", "/v1/consents/"+p.ConsentID+"/payments", h.paymentBody("1.00", "Sneaky"), key("s-x")); c.status != 404 || c.str("code") != tpp.EConsentNotFound {
 		t.Fatalf("draft payment under a single payment's consent: %d %s", c.status, c.raw)
+	}
+	if c := h.req("GET", "/v1/consents/"+p.ConsentID+"/payments", "", nil); c.status != 404 || c.str("code") != tpp.EConsentNotFound {
+		t.Fatalf("listing a single payment's consent's payments: %d %s", c.status, c.raw)
 	}
 }
 

@@ -173,7 +173,9 @@ func (s *ConsentService) ConsentByID(ctx context.Context, id string) (*tpp.Conse
 	return r.consent(), nil
 }
 
-// ListConsents lists one client's consents, newest first.
+// ListConsents lists one client's consents, newest first. Consents the TPP
+// made for itself (single payments) are never listed: the filter is in SQL
+// so pages stay full and cursors stay exact.
 func (s *ConsentService) ListConsents(ctx context.Context, f tpp.ConsentFilter, p tpp.PageRequest) (tpp.Page[*tpp.Consent], error) {
 	var zero tpp.Page[*tpp.Consent]
 	if f.ClientID == "" {
@@ -183,8 +185,8 @@ func (s *ConsentService) ListConsents(ctx context.Context, f tpp.ConsentFilter, 
 	if err != nil {
 		return zero, err
 	}
-	where := []string{"client_id = ?"}
-	args := []any{f.ClientID}
+	where := []string{"client_id = ?", "substr(user_ref, 1, ?) <> ?"}
+	args := []any{f.ClientID, len(tpp.InternalUserRefPrefix), tpp.InternalUserRefPrefix}
 	if f.UserRef != "" {
 		where = append(where, "user_ref = ?")
 		args = append(args, f.UserRef)
@@ -206,6 +208,23 @@ func (s *ConsentService) ListConsents(ctx context.Context, f tpp.ConsentFilter, 
 		out[i] = rows[i].consent()
 	}
 	return pageOf(out, limit, func(c *tpp.Consent) tpp.Cursor { return tpp.Cursor{At: c.CreatedAt, ID: c.ID} }), nil
+}
+
+// SinglePaymentOf returns the single payment a consent was made for, with
+// its status history; EPaymentNotFound when there is none. The consent flow
+// uses it to send the browser back with the payment's id and outcome.
+func (s *ConsentService) SinglePaymentOf(ctx context.Context, consentID string) (*tpp.Payment, error) {
+	// A single payment's consent carries exactly one payment; the order
+	// only makes the answer deterministic should that ever change.
+	p, err := (&PaymentService{db: s.db}).one(ctx, s.db, `consent_id = ? AND kind = ? ORDER BY created_at, id LIMIT 1`,
+		consentID, string(tpp.PaymentSingle))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, tpp.Errorf(tpp.EPaymentNotFound, "no single payment for consent %q", consentID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: single payment of consent: %w", err)
+	}
+	return p, nil
 }
 
 // ConsentsByBunqUser returns the consents a bunq user has authorized, oldest first.
@@ -328,10 +347,14 @@ func (s *ConsentService) TransitionConsent(ctx context.Context, t tpp.ConsentTra
 		}); err != nil {
 			return err
 		}
-		if _, err := insertEvent(ctx, tx, now, r.ClientID, tpp.EventConsentUpdated, tpp.ConsentEventData{
-			ConsentID: t.ID, UserRef: r.UserRef, Status: string(t.To), PreviousStatus: r.Status, ErrorCode: t.ErrorCode,
-		}); err != nil {
-			return err
+		// A single payment's consent is not the fintech's: its webhook is
+		// payment.updated, a consent.updated would name an id it cannot read.
+		if !strings.HasPrefix(r.UserRef, tpp.InternalUserRefPrefix) {
+			if _, err := insertEvent(ctx, tx, now, r.ClientID, tpp.EventConsentUpdated, tpp.ConsentEventData{
+				ConsentID: t.ID, UserRef: r.UserRef, Status: string(t.To), PreviousStatus: r.Status, ErrorCode: t.ErrorCode,
+			}); err != nil {
+				return err
+			}
 		}
 		nr, err := getConsentRow(ctx, tx, "", t.ID)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/pisp"
 )
 
 func TestConsentCreateAndScopedGet(t *testing.T) {
@@ -415,4 +416,105 @@ func TestSetAndClearAccessToken(t *testing.T) {
 	if _, err := f.consents.AccessToken(ctx, con.ID); err == nil || tpp.ErrorCode(err) != tpp.EInternal {
 		t.Fatalf("swapped token: %v", err)
 	}
+}
+
+// The consent a single payment makes (user_ref pisp.SinglePaymentUserRef)
+// is the payment's, not the fintech's: it is never listed, even when asked
+// for by its user_ref, and paging over it loses and repeats nothing.
+func TestListConsentsHidesSinglePaymentConsents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	c, _ := f.client(t)
+	var visible []string // newest first
+	for i := range 7 {
+		f.consent(t, c, pisp.SinglePaymentUserRef, tpp.ScopePayments)
+		if i%2 == 0 {
+			visible = append([]string{f.consent(t, c, "alice").ID}, visible...)
+		}
+		f.clock.Add(time.Millisecond)
+	}
+	// A look-alike that differs in case is an ordinary reference.
+	visible = append([]string{f.consent(t, c, "TPP:single-payment").ID}, visible...)
+
+	var got []string
+	cursor := ""
+	for range 20 {
+		p, err := f.consents.ListConsents(ctx, tpp.ConsentFilter{ClientID: c.ID}, tpp.PageRequest{Limit: 2, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Items) != 2 && p.NextCursor != "" {
+			t.Fatalf("short page of %d with a next cursor", len(p.Items))
+		}
+		for _, it := range p.Items {
+			got = append(got, it.ID)
+		}
+		if cursor = p.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(visible, ",") {
+		t.Fatalf("listed %v, want %v", got, visible)
+	}
+	p, err := f.consents.ListConsents(ctx, tpp.ConsentFilter{ClientID: c.ID, UserRef: pisp.SinglePaymentUserRef}, tpp.PageRequest{})
+	if err != nil || len(p.Items) != 0 {
+		t.Fatalf("by the reserved user_ref: %d items, %v", len(p.Items), err)
+	}
+}
+
+// A single payment's consent sends no consent.updated webhook: the fintech
+// hears of the payment, and could not read the consent the event names.
+// Its transitions are audited like any other.
+func TestSinglePaymentConsentSendsNoConsentEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	c, _ := f.client(t)
+	con := f.consent(t, c, pisp.SinglePaymentUserRef, tpp.ScopePayments)
+	f.activate(t, con, 4242)
+	if _, err := f.consents.TransitionConsent(ctx, tpp.ConsentTransition{ID: con.ID, To: tpp.ConsentRevoked, Actor: tpp.ActorSystem}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, f.db, `SELECT COUNT(*) FROM webhook_events`); n != 0 {
+		t.Fatalf("%d events for a single payment's consent, want none", n)
+	}
+	recs, err := f.audit.ListAudit(ctx, tpp.AuditFilter{ConsentID: con.ID}, 0, 0)
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("audit records %d, %v; want created, active, revoked", len(recs), err)
+	}
+	// An ordinary consent of the same client still sends them.
+	other := f.consent(t, c, "user-1")
+	f.activate(t, other, 4243)
+	if n := count(t, f.db, `SELECT COUNT(*) FROM webhook_events`); n != 1 {
+		t.Fatalf("%d events after activating an ordinary consent, want 1", n)
+	}
+}
+
+func TestSinglePaymentOf(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	c, _ := f.client(t)
+	con := f.consent(t, c, pisp.SinglePaymentUserRef, tpp.ScopePayments)
+	_, err := f.consents.SinglePaymentOf(ctx, con.ID)
+	wantCode(t, err, tpp.EPaymentNotFound)
+
+	in := newDraft(c, con)
+	in.Kind, in.DebtorIBAN, in.DebtorName, in.AccountID = tpp.PaymentSingle, ibanDE, "Jane", 0
+	sp, err := f.payments.CreatePayment(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.consents.SinglePaymentOf(ctx, con.ID)
+	if err != nil || got.ID != sp.ID || got.Status != tpp.PaymentPending || len(got.StatusHistory) != 1 {
+		t.Fatalf("single payment of the consent = %+v, %v", got, err)
+	}
+	// A draft payment under an ordinary consent is not a single payment.
+	active := f.activate(t, f.consent(t, c, "u"), 1)
+	if _, err := f.payments.CreatePayment(ctx, newDraft(c, active)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.consents.SinglePaymentOf(ctx, active.ID)
+	wantCode(t, err, tpp.EPaymentNotFound)
 }

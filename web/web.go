@@ -47,10 +47,13 @@ type ConnectData struct {
 
 // ErrorData is a human error page: what happened and what to do now.
 type ErrorData struct {
-	Heading    string
-	What       string
-	Advice     string
-	ReturnURL  string // optional link back to the fintech
+	Heading string
+	What    string
+	Advice  string // what to do; the whole answer when there is no ReturnURL
+	// ReturnURL, when set, is shown as a "Return to <ClientName>" link: the
+	// fintech's return URL with the outcome. The caller decides when it is
+	// safe to show (see oauth); a plain link works without JavaScript.
+	ReturnURL  string
 	ClientName string
 }
 

@@ -77,13 +77,41 @@ func TestErrorPage(t *testing.T) {
 		t.Fatalf("status %d", w.Code)
 	}
 	body := w.Body.String()
-	for _, want := range []string{"<h1>This link has expired</h1>", "Start again.", `href="https://fintech.example/back?a=1&amp;b=2"`, "Return to Acme"} {
+	for _, want := range []string{"<h1>This link has expired</h1>", "Start again.", `href="https://fintech.example/back?a=1&amp;b=2" rel="noreferrer">Return to Acme</a>`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q:\n%s", want, body)
 		}
 	}
 	if strings.Contains(body, "Reference:") {
 		t.Error("empty request id rendered")
+	}
+}
+
+// Without a way back the page gives its advice and no link; a return URL
+// that is not http(s) is never rendered as a working link.
+func TestErrorPageLinks(t *testing.T) {
+	t.Parallel()
+	r := newRenderer(t)
+	w := httptest.NewRecorder()
+	if err := r.Render(w, http.StatusBadRequest, PageError, "", ErrorData{
+		Heading: "Please finish in the browser where you started", What: "Stopped.", Advice: "Go back to the app you came from.",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	body := w.Body.String()
+	if !strings.Contains(body, "<p>Go back to the app you came from.</p>") || strings.Contains(body, "Return to") ||
+		strings.Contains(body, `class="button`) {
+		t.Errorf("page without a return URL:\n%s", body)
+	}
+
+	w = httptest.NewRecorder()
+	if err := r.Render(w, http.StatusGone, PageError, "", ErrorData{
+		Heading: "Gone", What: "Gone.", ReturnURL: "javascript:alert(1)", ClientName: "Acme",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if body := w.Body.String(); strings.Contains(body, "javascript:") || !strings.Contains(body, `href="#ZgotmplZ"`) {
+		t.Errorf("unsafe return URL rendered:\n%s", body)
 	}
 }
 

@@ -4,12 +4,17 @@
 // context is purged: the token is gone with the transition), and expired
 // idempotency records are deleted. Requests apply the same rules when they
 // touch a consent; the janitor makes the metrics and webhooks timely.
+//
+// It also closes what 'tpp clients revoke' cannot: that command revokes a
+// client's consents in SQLite only and queues them; the janitor ends their
+// bunq sessions and purges their Redis contexts.
 package janitor
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/bunqtpp/tpp"
@@ -31,19 +36,47 @@ type Contexts interface {
 	Purge(ctx context.Context, consentID string) error
 }
 
+// Closes is the queue of revoked consents whose bunq session and context
+// are still open (*sqlite.ConsentService; 'tpp clients revoke' fills it).
+type Closes interface {
+	PendingCloses(ctx context.Context, limit int) ([]string, error)
+	CloseDone(ctx context.Context, consentID string) error
+	CloseFailed(ctx context.Context, consentID, reason string) error
+}
+
+// Sessions ends a revoked consent's bunq session, if its context is still
+// stored, and purges the context (*bankctx.Provider).
+type Sessions interface {
+	Close(ctx context.Context, consentID string) error
+}
+
 // Janitor sweeps periodically. Several replicas may run one each: every
-// transition is conditional on the status it read, so at most one wins.
+// transition is conditional on the status it read, so at most one wins;
+// two replicas closing one consent's session at once cost a refused
+// second delete at the bank, nothing more.
 type Janitor struct {
 	Consents    Consents
 	Idempotency Idempotency
 	Contexts    Contexts
-	Clock       tpp.Clock
-	Logger      *slog.Logger
-	Interval    time.Duration // default 1 minute
+	// Closes and Sessions, both set, close the sessions of consents
+	// revoked by revoking their client.
+	Closes   Closes
+	Sessions Sessions
+	Clock    tpp.Clock
+	Logger   *slog.Logger
+	Interval time.Duration // default 1 minute
 }
 
 // batch bounds one sweep's work, so a backlog is worked off in steps.
 const batch = 200
+
+// closeBatch and closeWorkers bound the session closes of one sweep: each
+// may wait for the bank (bankctx bounds one to 5 s), and the deadlines of
+// the next sweep must not wait long behind them.
+const (
+	closeBatch   = 50
+	closeWorkers = 4
+)
 
 // Run sweeps every Interval until ctx ends.
 func (j *Janitor) Run(ctx context.Context) error {
@@ -68,7 +101,9 @@ func (j *Janitor) Run(ctx context.Context) error {
 // Result counts what one sweep did.
 type Result struct {
 	Expired, ReauthRequired int
-	IdempotencyPurged       int64
+	// Closed counts revoked consents whose session and context were closed.
+	Closed            int
+	IdempotencyPurged int64
 }
 
 // Sweep runs once.
@@ -106,6 +141,13 @@ func (j *Janitor) Sweep(ctx context.Context) (Result, error) {
 			}
 		}
 	}
+	if j.Closes != nil && j.Sessions != nil {
+		n, err := j.closeRevoked(ctx)
+		res.Closed = n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if j.Idempotency != nil {
 		n, err := j.Idempotency.PurgeIdempotency(ctx, now)
 		if err != nil {
@@ -114,9 +156,63 @@ func (j *Janitor) Sweep(ctx context.Context) (Result, error) {
 		res.IdempotencyPurged = n
 	}
 	if res != (Result{}) {
-		j.log().Info("janitor sweep", "expired", res.Expired, "reauth_required", res.ReauthRequired, "idempotency_purged", res.IdempotencyPurged)
+		j.log().Info("janitor sweep", "expired", res.Expired, "reauth_required", res.ReauthRequired,
+			"sessions_closed", res.Closed, "idempotency_purged", res.IdempotencyPurged)
 	}
 	return res, errors.Join(errs...)
+}
+
+// closeRevoked works off one batch of the close queue. A close whose bank
+// call failed has still purged the context (bankctx.Provider.Close), so
+// the retry at the next sweep finds nothing stored and only confirms the
+// purge: a session the bank could not delete is left to expire there.
+func (j *Janitor) closeRevoked(ctx context.Context) (int, error) {
+	ids, err := j.Closes.PendingCloses(ctx, closeBatch)
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	var (
+		mu     sync.Mutex
+		closed int
+		errs   []error
+		wg     sync.WaitGroup
+	)
+	work := make(chan string)
+	for range min(closeWorkers, len(ids)) {
+		wg.Go(func() {
+			for id := range work {
+				ok, err := j.closeOne(ctx, id)
+				mu.Lock()
+				if ok {
+					closed++
+				}
+				if err != nil {
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	return closed, errors.Join(errs...)
+}
+
+// closeOne closes one queued consent. A failed close is logged and
+// counted on its row for the next sweep; only store failures are errors.
+func (j *Janitor) closeOne(ctx context.Context, id string) (bool, error) {
+	if err := j.Sessions.Close(ctx, id); err != nil {
+		j.log().Warn("closing the bank session of a consent revoked with its client failed",
+			"consent_id", id, "error", err)
+		return false, j.Closes.CloseFailed(ctx, id, err.Error())
+	}
+	return true, j.Closes.CloseDone(ctx, id)
 }
 
 func (j *Janitor) log() *slog.Logger {

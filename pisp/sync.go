@@ -12,6 +12,7 @@ import (
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/bankerr"
 	"github.com/bunqtpp/tpp/psd2"
+	"github.com/bunqtpp/tpp/redis"
 )
 
 // errMismatch is a bank object that does not match the payment that names
@@ -212,6 +213,7 @@ func (s *Service) OnDraftPayment(ctx context.Context, objectType string, object 
 
 // Run polls pending payments every PollInterval until ctx ends. It covers
 // lost callbacks and settles payments whose creation was left unknown.
+// Every process running it polls; with several replicas use RunExclusive.
 func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
@@ -225,6 +227,80 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// Locker takes cross-replica locks (*redis.Locker).
+type Locker interface {
+	TryAcquire(ctx context.Context, name string, ttl time.Duration) (*redis.Lock, error)
+}
+
+// pollLock names the lock that gives one replica each poll round.
+const pollLock = "pisp:poll"
+
+// RunExclusive is Run for several replicas sharing l: each PollInterval
+// one of them polls, the others skip the round (PollExclusive).
+func (s *Service) RunExclusive(ctx context.Context, l Locker) error {
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if _, _, err := s.PollExclusive(ctx, l); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "payment poll failed", "error", err)
+			}
+		}
+	}
+}
+
+// PollExclusive polls unless another replica has polled within the last
+// 9/10 of PollInterval; ran reports whether this call did. The lock is
+// kept (not released) after the round, so it marks the round as done for
+// everyone until it expires; a round longer than that extends it, so two
+// rounds never overlap. Without Redis no round runs: the bank calls need
+// it anyway (contexts, rate budget).
+func (s *Service) PollExclusive(ctx context.Context, l Locker) (ran bool, changed int, err error) {
+	ttl := max(s.interval*9/10, time.Millisecond)
+	lock, err := l.TryAcquire(ctx, pollLock, ttl)
+	if errors.Is(err, redis.ErrLocked) {
+		return false, 0, nil
+	}
+	if err != nil {
+		return false, 0, fmt.Errorf("pisp: poll lock: %w", err)
+	}
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(max(ttl/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := lock.Extend(rctx, ttl); err != nil {
+					// Another replica may be polling by now: stop, as
+					// it would otherwise read the same payments again.
+					cancel(fmt.Errorf("pisp: poll lock lost: %w", err))
+					return
+				}
+			}
+		}
+	}()
+	changed, err = s.Poll(rctx)
+	close(done)
+	if cause := context.Cause(rctx); err != nil && cause != nil && ctx.Err() == nil {
+		err = cause
+	}
+	if ctx.Err() != nil {
+		// Shutting down mid-round: let another replica take the next one.
+		rel, stop := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		_ = lock.Release(rel)
+		stop()
+	}
+	return true, changed, err
 }
 
 // Poll looks at every pending payment once and returns how many changed.

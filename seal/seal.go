@@ -211,3 +211,47 @@ func (k *Keyring) OpenString(s, ad string) (string, error) {
 	}
 	return string(pt), nil
 }
+
+// Reseal opens a value sealed under any key of the ring and seals it again
+// under the current key, bound to the same ad. A value already under the
+// current key is opened (so damage is found) and returned unchanged, with
+// changed false: a rotation job can run any number of times.
+func (k *Keyring) Reseal(sealed, ad []byte) (out []byte, changed bool, err error) {
+	pt, err := k.Open(sealed, ad)
+	if err != nil {
+		return nil, false, err
+	}
+	if id, _ := KeyID(sealed); id == k.current {
+		return sealed, false, nil
+	}
+	out, err = k.Seal(pt, ad)
+	if err != nil {
+		return nil, false, err
+	}
+	return out, true, nil
+}
+
+// ResealString is Reseal for values made by SealString.
+func (k *Keyring) ResealString(s, ad string) (string, bool, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return "", false, ErrOpen
+	}
+	out, changed, err := k.Reseal(b, []byte(ad))
+	if err != nil {
+		return "", false, err
+	}
+	if !changed {
+		return s, false, nil
+	}
+	return base64.StdEncoding.EncodeToString(out), true, nil
+}
+
+// KeyIDString is KeyID for values made by SealString.
+func KeyIDString(s string) (string, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return "", ErrOpen
+	}
+	return KeyID(b)
+}

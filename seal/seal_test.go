@@ -294,3 +294,53 @@ func TestDeriveKey(t *testing.T) {
 }
 
 func bytesOf(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+
+func TestReseal(t *testing.T) {
+	t.Parallel()
+	k1 := ring(t, seal.Key{ID: "k1", Key: key(1)})
+	old, err := k1.SealString("access token", "consent:42:access_token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := seal.KeyIDString(old); err != nil || id != "k1" {
+		t.Fatalf("KeyIDString = %q, %v", id, err)
+	}
+
+	rotated := ring(t, seal.Key{ID: "k2", Key: key(2)}, seal.Key{ID: "k1", Key: key(1)})
+	resealed, changed, err := rotated.ResealString(old, "consent:42:access_token")
+	if err != nil || !changed || resealed == old {
+		t.Fatalf("ResealString = %q, %v, %v", resealed, changed, err)
+	}
+	if id, _ := seal.KeyIDString(resealed); id != "k2" {
+		t.Errorf("re-sealed under %q, want k2", id)
+	}
+	// Only k2 is needed from now on, and the binding to the owner stays.
+	k2 := ring(t, seal.Key{ID: "k2", Key: key(2)})
+	if pt, err := k2.OpenString(resealed, "consent:42:access_token"); err != nil || pt != "access token" {
+		t.Errorf("k2 alone opens the re-sealed value: %q, %v", pt, err)
+	}
+	if _, err := k2.OpenString(resealed, "consent:43:access_token"); !errors.Is(err, seal.ErrOpen) {
+		t.Errorf("re-sealed value opened for another owner: %v", err)
+	}
+
+	// Again: nothing to do, the value comes back as it was.
+	again, changed, err := rotated.ResealString(resealed, "consent:42:access_token")
+	if err != nil || changed || again != resealed {
+		t.Errorf("second ResealString = changed %v, same %v, %v", changed, again == resealed, err)
+	}
+
+	// Values that do not open are reported, never re-sealed: a wrong
+	// owner, a damaged value, and one under a key the ring lacks.
+	for name, tc := range map[string]struct{ v, ad string }{
+		"other owner": {old, "consent:43:access_token"},
+		"damaged":     {old[:len(old)-4] + "AAAA", "consent:42:access_token"},
+		"not base64":  {"%%%", "consent:42:access_token"},
+	} {
+		if out, changed, err := rotated.ResealString(tc.v, tc.ad); !errors.Is(err, seal.ErrOpen) || changed || out != "" {
+			t.Errorf("%s: ResealString = %q, %v, %v", name, out, changed, err)
+		}
+	}
+	if _, _, err := k2.ResealString(old, "consent:42:access_token"); !errors.Is(err, seal.ErrOpen) || !strings.Contains(err.Error(), `"k1"`) {
+		t.Errorf("k1 value with k2 alone: err = %v", err)
+	}
+}

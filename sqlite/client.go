@@ -149,7 +149,9 @@ func (s *ClientService) ListClients(ctx context.Context, p tpp.PageRequest) (tpp
 
 // RevokeClient revokes a client for good: its API key stops working, no
 // more webhooks are sent to it, and its live consents are revoked with
-// their tokens wiped, so no background job can keep using them.
+// their tokens wiped, so no background job can keep using them. Their bunq
+// sessions and Redis contexts are queued for the janitor to close
+// (PendingCloses), as the caller may have neither at hand.
 func (s *ClientService) RevokeClient(ctx context.Context, id string) (*tpp.FintechClient, error) {
 	now := s.db.Now()
 	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
@@ -170,7 +172,10 @@ func (s *ClientService) RevokeClient(ctx context.Context, id string) (*tpp.Finte
 		}); err != nil {
 			return err
 		}
-		return revokeClientConsents(ctx, tx, now, id)
+		if err := revokeClientConsents(ctx, tx, now, id); err != nil {
+			return err
+		}
+		return queueClientConsentCloses(ctx, tx, now, id)
 	})
 	if err != nil {
 		return nil, err

@@ -144,7 +144,8 @@ func clientsMain(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "Revoked client %s (%s). Its API key no longer works and its live consents are revoked.\n", c.ID, c.Name)
+		fmt.Fprintf(stdout, "Revoked client %s (%s). Its API key no longer works and its live consents are revoked.\n"+
+			"The running service's janitor ends their bunq sessions and purges their contexts within a minute.\n", c.ID, c.Name)
 		return nil
 	default: // rotate-key
 		key, err := svc.RotateAPIKey(ctx, pos[0])

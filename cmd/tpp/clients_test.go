@@ -173,3 +173,66 @@ func TestClientsCommandEnv(t *testing.T) {
 		t.Fatalf("list from env:\n%s", out.String())
 	}
 }
+
+// 'tpp clients revoke' revokes the client's live consents at once (the
+// status machine, audited as the operator) and queues them for the
+// service's janitor, which ends their bunq sessions.
+func TestClientsRevokeRevokesConsents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbPath := filepath.Join(t.TempDir(), "tpp.db")
+	out, _, err := runClientsCmd(t, "clients", "create", "--db", dbPath, "--master-key", testMasterKey,
+		"--name", "Acme", "--return-url", "https://acme.example/return")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := reClientID.FindStringSubmatch(out)[1]
+	db, err := sqlite.Open(ctx, dbPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	kr, err := openKeyring(testMasterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consents := sqlite.NewConsentService(db, kr)
+	var ids []string
+	for i := range 2 {
+		c, err := consents.CreateConsent(ctx, tpp.NewConsent{ClientID: id, UserRef: "u", Scopes: []tpp.Scope{tpp.ScopeAccounts},
+			ReturnURL: "https://acme.example/return", Actor: tpp.ActorClient(id)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if _, err := consents.TransitionConsent(ctx, tpp.ConsentTransition{ID: c.ID, To: tpp.ConsentActive, BunqUserID: 1,
+				BunqUserName: "Jane", AccessToken: "tok", Actor: tpp.ActorPSU}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ids = append(ids, c.ID)
+	}
+
+	out, _, err = runClientsCmd(t, "clients", "revoke", "--db", dbPath, id)
+	if err != nil || !strings.Contains(out, "live consents are revoked") || !strings.Contains(out, "janitor") {
+		t.Fatalf("revoke: %v\n%s", err, out)
+	}
+	for _, cid := range ids {
+		c, err := consents.ConsentByID(ctx, cid)
+		if err != nil || c.Status != tpp.ConsentRevoked {
+			t.Errorf("consent %s after revoke: %v, %v", cid, c, err)
+		}
+		if _, err := consents.AccessToken(ctx, cid); err == nil {
+			t.Errorf("consent %s still has a usable token", cid)
+		}
+	}
+	var audited int
+	if err := db.GetContext(ctx, &audited, `SELECT count(*) FROM audit_log WHERE client_id = ? AND actor = ? AND to_status = 'revoked'
+		AND consent_id <> ''`, id, tpp.ActorOperator); err != nil || audited != 2 {
+		t.Errorf("%d consent revocations audited as the operator, want 2 (%v)", audited, err)
+	}
+	queued, err := consents.PendingCloses(ctx, 10)
+	if err != nil || len(queued) != 2 {
+		t.Errorf("queued for the janitor: %v, %v; want both consents", queued, err)
+	}
+}

@@ -199,26 +199,34 @@ func (c *config) print(w io.Writer) {
 		case s.boolean != nil:
 			v = strconv.FormatBool(*s.boolean)
 		}
-		if s.secret && v != "" {
-			if s.flag == "master-key" {
-				v = maskSecret(v) // key ids help operators; the keys stay hidden
-			} else {
-				v = "****"
-			}
-		}
-		if strings.Contains(s.flag, "redis") && v != "" {
-			v = maskURLPassword(v)
-		}
-		fmt.Fprintf(w, "  %-16s %s\n", s.flag, v)
+		fmt.Fprintf(w, "  %-16s %s\n", s.flag, maskSetting(s, v))
 	}
 }
 
-// maskSecret shows only the key ids of a master key list.
-func maskSecret(v string) string {
+// maskSetting returns v as it may be printed. Each rule is final: a
+// secret is never parsed as something else (a password holding ':' or ','
+// is not a key list, nor a URL).
+func maskSetting(s setting, v string) string {
+	switch {
+	case v == "":
+		return v
+	case s.flag == "master-key":
+		return maskKeyIDs(v) // key ids help operators; the keys stay hidden
+	case s.secret:
+		return "****"
+	case strings.HasPrefix(s.flag, "redis-"):
+		return maskURLPassword(v)
+	}
+	return v
+}
+
+// maskKeyIDs shows only the key ids of a master key list. Anything that is
+// not a well-formed id (say, a key written before its id) shows as "?".
+func maskKeyIDs(v string) string {
 	var ids []string
 	for _, item := range strings.Split(v, ",") {
 		id, _, ok := strings.Cut(strings.TrimSpace(item), ":")
-		if !ok {
+		if !ok || !validKeyID(id) {
 			id = "?"
 		}
 		ids = append(ids, id+":****")
@@ -226,11 +234,27 @@ func maskSecret(v string) string {
 	return strings.Join(ids, ",")
 }
 
+// validKeyID is seal's rule for key ids: 1 to 16 of [A-Za-z0-9_-]. A
+// 32-byte key (64 hex or 44 base64 characters) never passes.
+func validKeyID(id string) bool {
+	if id == "" || len(id) > 16 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // maskURLPassword masks a password in a URL's user info and in its query
-// (Sentinel URLs carry the Redis password as password=...).
+// (Sentinel URLs carry the Redis password as password=...). A value that
+// does not parse, or parses with a fragment (a password holding an
+// unescaped '#' splits there), prints as "****".
 func maskURLPassword(v string) string {
 	u, err := url.Parse(v)
-	if err != nil {
+	if err != nil || u.Fragment != "" || strings.Contains(v, "#") {
 		return "****"
 	}
 	if q := u.Query(); q.Has("password") || q.Has("sentinel_password") {

@@ -73,6 +73,51 @@ func TestConfigPrintMasksSecrets(t *testing.T) {
 	}
 }
 
+// Secrets print as "****" whatever characters they hold: a Redis password
+// with ':' or ',' is not a key list, one with '@' or '#' is not a URL.
+func TestConfigPrintMasksAwkwardSecrets(t *testing.T) {
+	key := strings.Repeat("cd", 32)
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		leak []string // must not be printed
+		want string   // the setting's printed line, without its flag
+	}{
+		{env: map[string]string{"TPP_REDIS_PASSWORD": "qwz:jxk"}, args: []string{"--redis-cluster", "r1:6379,r2:6379"},
+			leak: []string{"qwz", "jxk"}, want: "redis-password   ****"},
+		{env: map[string]string{"TPP_REDIS_PASSWORD": "pqz:xyw,uvq:rtm@x"}, args: []string{"--redis-sentinel", "m@s1:26379"},
+			leak: []string{"pqz", "xyw", "uvq", "rtm"}, want: "redis-password   ****"},
+		{args: []string{"--redis-password", "k1:" + key}, leak: []string{key, "k1:"}, want: "redis-password   ****"},
+		// A key written before its id shows neither.
+		{env: map[string]string{"TPP_MASTER_KEY": key + ":k1,k2:" + key}, leak: []string{key},
+			want: "master-key       ?:****,k2:****"},
+		// Passwords in URLs: ':' is fine; an unescaped '#' makes the rest a
+		// fragment, which hides the whole URL.
+		{args: []string{"--redis-url", "redis://u:p:w:d@redis:6379/0"}, leak: []string{"p:w:d"},
+			want: "redis-url        redis://u:****@redis:6379/0"},
+		{args: []string{"--redis-url", "redis://:8123#9456@redis:6379/0"}, leak: []string{"8123", "9456"},
+			want: "redis-url        ****"},
+		{args: []string{"--redis-url", "redis://redis:6379/0?password=a:b,c&sentinel_password=d:e"}, leak: []string{"a:b", "d:e"},
+			want: "redis-url        redis://redis:6379/0?password=****&sentinel_password=****"},
+	} {
+		c, err := parseTestConfig(t, tc.env, tc.args...)
+		if err != nil {
+			t.Fatalf("%v %v: %v", tc.env, tc.args, err)
+		}
+		var b strings.Builder
+		c.print(&b)
+		out := b.String()
+		for _, l := range tc.leak {
+			if strings.Contains(out, l) {
+				t.Errorf("%v %v: printed configuration shows %q:\n%s", tc.env, tc.args, l, out)
+			}
+		}
+		if !strings.Contains(out, "  "+tc.want+"\n") {
+			t.Errorf("%v %v: want the line %q in\n%s", tc.env, tc.args, tc.want, out)
+		}
+	}
+}
+
 func TestWebhookTargets(t *testing.T) {
 	for _, tt := range []struct {
 		bank, targets string

@@ -1,6 +1,7 @@
 // Command tpp runs the bunq PSD2 third-party provider and its tools: the
 // API server, the one-command demo, TPP registration with bunq, fintech client
-// management, test certificates and the emulated bunq sandbox.
+// management, master-key rotation, test certificates and the emulated bunq
+// sandbox.
 package main
 
 import (
@@ -44,6 +45,7 @@ func commands() map[string]command {
 		"clients":  {"manage fintech API clients", runClients},
 		"demo":     {"run the whole product on embedded defaults with a demo fintech app", runDemo},
 		"sandbox":  {"run the emulated bunq sandbox", runSandbox},
+		"rekey":    {"re-seal the database's secrets under the current master key", runRekey},
 		"register": {"register this TPP with bunq (installation, PSD2 credential, OAuth client)", runRegister},
 		"serve":    {"run the TPP: fintech API, consent pages, bank callbacks", runServe},
 	}

@@ -80,6 +80,7 @@ type app struct {
 	keyring *seal.Keyring
 	db      *sqlite.DB
 	rdb     goredis.UniversalClient
+	rkeys   redis.Keys // one prefix for every Redis key the TPP writes
 	bank    bankURLs
 	reg     *tpp.Registration
 	psd2    *psd2.Client
@@ -267,6 +268,7 @@ func (a *app) openKeyring() (*seal.Keyring, error) {
 
 func (a *app) openRedis(ctx context.Context) error {
 	cfg := a.cfg
+	a.rkeys = redis.NewKeys("tpp:")
 	rc := redis.Config{URL: cfg.RedisURL}
 	if cfg.RedisSentinel != "" {
 		master, addrs, ok := strings.Cut(cfg.RedisSentinel, "@")
@@ -343,7 +345,7 @@ func (a *app) connectBank(ctx context.Context, out io.Writer) error {
 
 func (a *app) bankClient(ctx context.Context) error {
 	cfg := a.cfg
-	keys := redis.NewKeys("tpp:")
+	keys := a.rkeys
 	regs := sqlite.NewRegistrationStore(a.db, a.keyring)
 	var provider *bankctx.Provider
 	// Many users' contexts talk to one bank host: keep enough idle
@@ -553,11 +555,15 @@ func (a *app) services(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.workers = append(a.workers, payments.Run)
+	// One replica polls per round; the others skip it.
+	pollLocks := redis.NewLocker(a.rdb, a.rkeys)
+	a.workers = append(a.workers, func(ctx context.Context) error { return payments.RunExclusive(ctx, pollLocks) })
 	sweeper := &janitor.Janitor{
 		Consents:    consents,
 		Idempotency: sqlite.NewIdempotencyStore(a.db),
 		Contexts:    a.ctxs,
+		Closes:      consents,
+		Sessions:    a.ctxs,
 		Clock:       a.clock,
 		Logger:      a.log,
 	}

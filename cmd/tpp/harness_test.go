@@ -169,7 +169,9 @@ func startHarness(t *testing.T) *harness {
 			"--master-key", h.MasterKey,
 			"--metrics-listen", "",
 			"--log-level", "debug",
-			"--shutdown-grace", "5s",
+			// Above net/http's 5 s for a connection that has sent nothing
+			// yet: Chromium's preconnects would otherwise fail the stop.
+			"--shutdown-grace", "15s",
 		}, h.out, h.logs)
 	}()
 	t.Cleanup(func() {

@@ -215,6 +215,14 @@ func (s *Service) OnDraftPayment(ctx context.Context, objectType string, object 
 // lost callbacks and settles payments whose creation was left unknown.
 // Every process running it polls; with several replicas use RunExclusive.
 func (s *Service) Run(ctx context.Context) error {
+	return s.every(ctx, func(ctx context.Context) error {
+		_, err := s.Poll(ctx)
+		return err
+	})
+}
+
+// every runs round each PollInterval until ctx ends, logging failures.
+func (s *Service) every(ctx context.Context, round func(context.Context) error) error {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	for {
@@ -222,7 +230,7 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if _, err := s.Poll(ctx); err != nil && ctx.Err() == nil {
+			if err := round(ctx); err != nil && ctx.Err() == nil {
 				s.log.WarnContext(ctx, "payment poll failed", "error", err)
 			}
 		}
@@ -240,18 +248,10 @@ const pollLock = "pisp:poll"
 // RunExclusive is Run for several replicas sharing l: each PollInterval
 // one of them polls, the others skip the round (PollExclusive).
 func (s *Service) RunExclusive(ctx context.Context, l Locker) error {
-	t := time.NewTicker(s.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if _, _, err := s.PollExclusive(ctx, l); err != nil && ctx.Err() == nil {
-				s.log.WarnContext(ctx, "payment poll failed", "error", err)
-			}
-		}
-	}
+	return s.every(ctx, func(ctx context.Context) error {
+		_, _, err := s.PollExclusive(ctx, l)
+		return err
+	})
 }
 
 // PollExclusive polls unless another replica has polled within the last

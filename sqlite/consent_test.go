@@ -315,30 +315,15 @@ func TestListConsentsPagingNoGapsNoDupes(t *testing.T) {
 	for _, limit := range []int{1, 5, 23, 100} {
 		seen := map[string]bool{}
 		var prev *tpp.Consent
-		cursor := ""
-		for {
-			p, err := f.consents.ListConsents(ctx, tpp.ConsentFilter{ClientID: a.ID, UserRef: "alice"},
-				tpp.PageRequest{Limit: limit, Cursor: cursor})
-			if err != nil {
-				t.Fatal(err)
+		for _, c := range f.listAll(t, tpp.ConsentFilter{ClientID: a.ID, UserRef: "alice"}, limit) {
+			if seen[c.ID] || !want[c.ID] {
+				t.Fatalf("limit %d: consent %s duplicated or foreign", limit, c.ID)
 			}
-			if len(p.Items) > limit {
-				t.Fatalf("page of %d with limit %d", len(p.Items), limit)
+			seen[c.ID] = true
+			if prev != nil && (c.CreatedAt.After(prev.CreatedAt) || (c.CreatedAt.Equal(prev.CreatedAt) && c.ID > prev.ID)) {
+				t.Fatalf("limit %d: order broken at %s", limit, c.ID)
 			}
-			for _, c := range p.Items {
-				if seen[c.ID] || !want[c.ID] {
-					t.Fatalf("limit %d: consent %s duplicated or foreign", limit, c.ID)
-				}
-				seen[c.ID] = true
-				if prev != nil && (c.CreatedAt.After(prev.CreatedAt) || (c.CreatedAt.Equal(prev.CreatedAt) && c.ID > prev.ID)) {
-					t.Fatalf("limit %d: order broken at %s", limit, c.ID)
-				}
-				prev = c
-			}
-			if p.NextCursor == "" {
-				break
-			}
-			cursor = p.NextCursor
+			prev = c
 		}
 		if len(seen) != len(want) {
 			t.Fatalf("limit %d: listed %d of %d", limit, len(seen), len(want))
@@ -350,6 +335,29 @@ func TestListConsentsPagingNoGapsNoDupes(t *testing.T) {
 	if err != nil || len(p.Items) != 0 {
 		t.Fatalf("active filter: %d, %v", len(p.Items), err)
 	}
+}
+
+// listAll walks every page of a consent list with the given page size:
+// no page is over it, and only the last may be short.
+func (f *fixture) listAll(t *testing.T, filter tpp.ConsentFilter, limit int) []*tpp.Consent {
+	t.Helper()
+	var all []*tpp.Consent
+	cursor := ""
+	for range 1000 {
+		p, err := f.consents.ListConsents(context.Background(), filter, tpp.PageRequest{Limit: limit, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Items) > limit || (len(p.Items) < limit && p.NextCursor != "") {
+			t.Fatalf("limit %d: page of %d, next cursor %q", limit, len(p.Items), p.NextCursor)
+		}
+		all = append(all, p.Items...)
+		if cursor = p.NextCursor; cursor == "" {
+			return all
+		}
+	}
+	t.Fatalf("limit %d: no last page after 1000 pages", limit)
+	return nil
 }
 
 func TestConsentsByBunqUserAndDue(t *testing.T) {
@@ -438,21 +446,8 @@ func TestListConsentsHidesSinglePaymentConsents(t *testing.T) {
 	visible = append([]string{f.consent(t, c, "TPP:single-payment").ID}, visible...)
 
 	var got []string
-	cursor := ""
-	for range 20 {
-		p, err := f.consents.ListConsents(ctx, tpp.ConsentFilter{ClientID: c.ID}, tpp.PageRequest{Limit: 2, Cursor: cursor})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(p.Items) != 2 && p.NextCursor != "" {
-			t.Fatalf("short page of %d with a next cursor", len(p.Items))
-		}
-		for _, it := range p.Items {
-			got = append(got, it.ID)
-		}
-		if cursor = p.NextCursor; cursor == "" {
-			break
-		}
+	for _, c := range f.listAll(t, tpp.ConsentFilter{ClientID: c.ID}, 2) {
+		got = append(got, c.ID)
 	}
 	if strings.Join(got, ",") != strings.Join(visible, ",") {
 		t.Fatalf("listed %v, want %v", got, visible)

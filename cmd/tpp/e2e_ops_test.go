@@ -37,6 +37,7 @@ import (
 	"github.com/bunqtpp/tpp/internal/redistest"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
+	"github.com/bunqtpp/tpp/webhook"
 )
 
 // Bank routes as the emulator's Stats names them.
@@ -608,26 +609,33 @@ func randomBytes(t *testing.T, n int) []byte {
 	return b
 }
 
-// webhookReceiver is a fintech's webhook endpoint; it records event types.
+// webhookReceiver is a fintech's webhook endpoint; it counts events by
+// type. Once given the client's signing secret (verifyWith) it accepts
+// only deliveries whose Standard Webhooks signature verifies.
 type webhookReceiver struct {
-	URL   string
-	mu    sync.Mutex
-	types map[string]int
+	URL    string
+	mu     sync.Mutex
+	secret string
+	types  map[string]int
+	bad    int
 }
 
 func newWebhookReceiver(t *testing.T) *webhookReceiver {
 	w := &webhookReceiver{types: map[string]int{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
 		var ev struct {
 			Type string `json:"type"`
 		}
-		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil || r.Header.Get("Webhook-Id") == "" {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if json.Unmarshal(body, &ev) != nil || r.Header.Get("Webhook-Id") == "" ||
+			(w.secret != "" && webhook.Verify(w.secret, r.Header, body, time.Now(), 0) != nil) {
+			w.bad++
 			http.Error(rw, "bad webhook", http.StatusBadRequest)
 			return
 		}
-		w.mu.Lock()
 		w.types[ev.Type]++
-		w.mu.Unlock()
 		rw.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(srv.Close)
@@ -635,10 +643,24 @@ func newWebhookReceiver(t *testing.T) *webhookReceiver {
 	return w
 }
 
+// verifyWith makes the receiver check signatures with secret from now on.
+func (w *webhookReceiver) verifyWith(secret string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.secret = secret
+}
+
 func (w *webhookReceiver) count(typ string) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.types[typ]
+}
+
+// refused counts deliveries that were malformed or did not verify.
+func (w *webhookReceiver) refused() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.bad
 }
 
 // sample is one line of a Prometheus text exposition.

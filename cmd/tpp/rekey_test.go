@@ -5,56 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bunqtpp/tpp/sqlite"
-	"github.com/bunqtpp/tpp/webhook"
 )
-
-// verifiedHooks receives webhooks and counts those whose signature
-// verifies with secret, by type.
-type verifiedHooks struct {
-	URL    string
-	mu     sync.Mutex
-	secret string
-	ok     map[string]int
-	bad    int
-}
-
-func newVerifiedHooks(t *testing.T) *verifiedHooks {
-	v := &verifiedHooks{ok: map[string]int{}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		if v.secret == "" || webhook.Verify(v.secret, r.Header, body, time.Now(), 0) != nil {
-			v.bad++
-			http.Error(w, "bad signature", http.StatusUnauthorized)
-			return
-		}
-		m := regexp.MustCompile(`"type":"([a-z._]+)"`).FindSubmatch(body)
-		if m != nil {
-			v.ok[string(m[1])]++
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(srv.Close)
-	v.URL = srv.URL + "/hooks"
-	return v
-}
-
-func (v *verifiedHooks) count(typ string) int {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.ok[typ]
-}
 
 // rekeyRow finds the counts printed for one sealed column.
 func rekeyRow(t *testing.T, out, column string) []string {
@@ -75,7 +32,7 @@ func rekeyRow(t *testing.T, out, column string) []string {
 // context under k1 is rebuilt) and signs webhooks (the client's secret).
 func TestRekeyRotatesTheMasterKey(t *testing.T) {
 	t.Parallel()
-	hooks := newVerifiedHooks(t)
+	hooks := newWebhookReceiver(t)
 	o := newOpsHarness(t, opsOptions{webhookURL: hooks.URL})
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, o.DBPath, nil)
@@ -87,9 +44,7 @@ func TestRekeyRotatesTheMasterKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hooks.mu.Lock()
-	hooks.secret = secret
-	hooks.mu.Unlock()
+	hooks.verifyWith(secret)
 
 	first := o.serve(t)
 	consent := o.activeConsent(t, "accounts")
@@ -153,10 +108,7 @@ func TestRekeyRotatesTheMasterKey(t *testing.T) {
 	}
 	waitUntil(t, 20*time.Second, "the revocation's webhook, signed with the re-sealed secret",
 		func() bool { return hooks.count("consent.updated") == 2 })
-	hooks.mu.Lock()
-	bad := hooks.bad
-	hooks.mu.Unlock()
-	if bad != 0 {
+	if bad := hooks.refused(); bad != 0 {
 		t.Errorf("%d webhooks did not verify", bad)
 	}
 }

@@ -124,18 +124,8 @@ func (c *Client) Install(ctx context.Context, kind ContextKind, o ContextOptions
 	}
 	for _, el := range env.Elements {
 		switch el.Type {
-		case "Id":
-			var v struct {
-				ID int64 `json:"id"`
-			}
-			err = json.Unmarshal(el.Value, &v)
-			inst.ID = v.ID
-		case "Token":
-			var v struct {
-				Token string `json:"token"`
-			}
-			err = json.Unmarshal(el.Value, &v)
-			inst.Token = v.Token
+		case "Id", "Token":
+			err = el.idOrToken(&inst.ID, &inst.Token)
 		case "ServerPublicKey":
 			var v struct {
 				Key string `json:"server_public_key"`
@@ -256,18 +246,8 @@ func (c *Client) OpenSession(ctx context.Context, bc *Context) error {
 	var user *User
 	for _, el := range env.Elements {
 		switch el.Type {
-		case "Id":
-			var v struct {
-				ID int64 `json:"id"`
-			}
-			err = json.Unmarshal(el.Value, &v)
-			s.id = v.ID
-		case "Token":
-			var v struct {
-				Token string `json:"token"`
-			}
-			err = json.Unmarshal(el.Value, &v)
-			s.token = v.Token
+		case "Id", "Token":
+			err = el.idOrToken(&s.id, &s.token)
 		case UserTypePerson, UserTypeCompany, UserTypeAPIKey, UserTypePaymentServiceProvider:
 			var u User
 			u, err = decodeUser(el.Type, el.Value)
@@ -287,6 +267,24 @@ func (c *Client) OpenSession(ctx context.Context, bc *Context) error {
 	s.userID, s.userType, s.user = user.ID, user.Type, user
 	s.expiry = c.clock.Now().Add(timeout)
 	bc.setSession(s)
+	return nil
+}
+
+// idOrToken decodes the Id or Token element that /installation and
+// /session-server both answer with into id or token.
+func (el element) idOrToken(id *int64, token *string) error {
+	var v struct {
+		ID    int64  `json:"id"`
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(el.Value, &v); err != nil {
+		return err
+	}
+	if el.Type == "Id" {
+		*id = v.ID
+	} else {
+		*token = v.Token
+	}
 	return nil
 }
 

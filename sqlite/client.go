@@ -130,10 +130,8 @@ func (s *ClientService) ListClients(ctx context.Context, p tpp.PageRequest) (tpp
 	if err != nil {
 		return tpp.Page[*tpp.FintechClient]{}, err
 	}
-	cond, args := afterCursor("", cur)
-	var rows []clientRow
-	if err := s.db.SelectContext(ctx, &rows, `SELECT `+clientColumns+` FROM clients WHERE `+cond+
-		` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, limit+1)...); err != nil {
+	rows, err := selectPage[clientRow](ctx, s.db, `SELECT `+clientColumns+` FROM clients`, nil, nil, limit, cur)
+	if err != nil {
 		return tpp.Page[*tpp.FintechClient]{}, fmt.Errorf("sqlite: list clients: %w", err)
 	}
 	out := make([]*tpp.FintechClient, 0, len(rows))

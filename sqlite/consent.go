@@ -195,12 +195,8 @@ func (s *ConsentService) ListConsents(ctx context.Context, f tpp.ConsentFilter, 
 		where = append(where, "status = ?")
 		args = append(args, string(f.Status))
 	}
-	cond, cargs := afterCursor("", cur)
-	where = append(where, cond)
-	args = append(append(args, cargs...), limit+1)
-	var rows []consentRow
-	if err := s.db.SelectContext(ctx, &rows, `SELECT `+consentColumns+` FROM consents WHERE `+
-		strings.Join(where, " AND ")+` ORDER BY created_at DESC, id DESC LIMIT ?`, args...); err != nil {
+	rows, err := selectPage[consentRow](ctx, s.db, `SELECT `+consentColumns+` FROM consents`, where, args, limit, cur)
+	if err != nil {
 		return zero, fmt.Errorf("sqlite: list consents: %w", err)
 	}
 	out := make([]*tpp.Consent, len(rows))

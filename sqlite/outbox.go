@@ -188,17 +188,16 @@ func (o *Outbox) Events(ctx context.Context, clientID string, p tpp.PageRequest)
 	if err != nil {
 		return zero, err
 	}
-	cond, args := afterCursor("", cur)
-	var rows []struct {
+	type eventRow struct {
 		ID        string `db:"id"`
 		ClientID  string `db:"client_id"`
 		Type      string `db:"type"`
 		Payload   string `db:"payload"`
 		CreatedAt dbTime `db:"created_at"`
 	}
-	if err := o.db.SelectContext(ctx, &rows, `SELECT id, client_id, type, payload, created_at FROM webhook_events
-		WHERE client_id = ? AND `+cond+` ORDER BY created_at DESC, id DESC LIMIT ?`,
-		append(append([]any{clientID}, args...), limit+1)...); err != nil {
+	rows, err := selectPage[eventRow](ctx, o.db, `SELECT id, client_id, type, payload, created_at FROM webhook_events`,
+		[]string{"client_id = ?"}, []any{clientID}, limit, cur)
+	if err != nil {
 		return zero, fmt.Errorf("sqlite: list events: %w", err)
 	}
 	out := make([]*tpp.WebhookEvent, len(rows))

@@ -282,12 +282,8 @@ func (s *PaymentService) ListPayments(ctx context.Context, f tpp.PaymentFilter, 
 			args = append(args, c.v)
 		}
 	}
-	cond, cargs := afterCursor("", cur)
-	where = append(where, cond)
-	args = append(append(args, cargs...), limit+1)
-	var rows []paymentRow
-	if err := s.db.SelectContext(ctx, &rows, `SELECT `+paymentColumns+` FROM payments WHERE `+
-		strings.Join(where, " AND ")+` ORDER BY created_at DESC, id DESC LIMIT ?`, args...); err != nil {
+	rows, err := selectPage[paymentRow](ctx, s.db, `SELECT `+paymentColumns+` FROM payments`, where, args, limit, cur)
+	if err != nil {
 		return zero, fmt.Errorf("sqlite: list payments: %w", err)
 	}
 	out := make([]*tpp.Payment, len(rows))

@@ -69,6 +69,19 @@ func afterCursor(prefix string, c tpp.Cursor) (string, []any) {
 	return fmt.Sprintf("(%[1]screated_at < ? OR (%[1]screated_at = ? AND %[1]sid < ?))", prefix), []any{at, at, c.ID}
 }
 
+// selectPage selects one page of rows newest first (created_at, then id,
+// descending): from is "SELECT … FROM table", where and args the filters.
+// It adds the cursor's condition and fetches limit+1 rows for pageOf.
+func selectPage[R any](ctx context.Context, q sqlx.QueryerContext, from string, where []string, args []any, limit int, cur tpp.Cursor) ([]R, error) {
+	cond, cargs := afterCursor("", cur)
+	where = append(where, cond)
+	args = append(append(args, cargs...), limit+1)
+	var rows []R
+	err := sqlx.SelectContext(ctx, q, &rows, from+` WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY created_at DESC, id DESC LIMIT ?`, args...)
+	return rows, err
+}
+
 // pageOf cuts rows fetched with limit+1 to limit and makes the next cursor
 // from the last row kept.
 func pageOf[T any](rows []T, limit int, key func(T) tpp.Cursor) tpp.Page[T] {

@@ -56,6 +56,8 @@ type ConnectView struct {
 	Client  *tpp.FintechClient
 	Reauth  bool
 	Scopes  []web.Scope
+	// Payment is the payment a single payment's consent authorizes.
+	Payment *tpp.Payment
 }
 
 // usable loads a consent for the browser flow: pending and in time, or due
@@ -185,6 +187,16 @@ func (s *Service) Connect(ctx context.Context, id string) (*ConnectView, error) 
 		return nil, s.withReturn(ctx, err, id)
 	}
 	v := &ConnectView{Consent: c, Client: cl, Reauth: c.Status == tpp.ConsentReauthRequired}
+	if c.Internal() {
+		// The user approves one payment: show it, or show nothing at all
+		// rather than a standing permission it is not.
+		p, err := s.consents.SinglePaymentOf(ctx, c.ID)
+		if err != nil {
+			return nil, s.withReturn(ctx, s.unavailable(err), id)
+		}
+		v.Payment = p
+		return v, nil
+	}
 	for _, sc := range c.Scopes {
 		if t, ok := scopeText[sc]; ok {
 			v.Scopes = append(v.Scopes, t)

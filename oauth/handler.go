@@ -248,6 +248,14 @@ func (h *Handler) connectPage(c *gin.Context) {
 	if !v.Reauth {
 		expires = v.Consent.ExpiresAt.UTC().Format("15:04 MST")
 	}
+	var pay *web.PaymentSummary
+	if p := v.Payment; p != nil {
+		pay = &web.PaymentSummary{
+			Amount:       web.FormatMoney(p.AmountMinor, p.Currency),
+			CreditorName: p.CounterpartyName, CreditorIBAN: web.FormatIBAN(p.CounterpartyIBAN),
+			DebtorIBAN: web.FormatIBAN(p.DebtorIBAN), Description: p.Description,
+		}
+	}
 	// Continue leads to bunq, Cancel back to the fintech's return URL.
 	h.render(c, http.StatusOK, web.PageConnect, web.ConnectData{
 		ClientName:  v.Client.Name,
@@ -257,6 +265,7 @@ func (h *Handler) connectPage(c *gin.Context) {
 		CancelURL:   "/connect/" + id + "/cancel",
 		CSRFToken:   csrfToken(h.svc.csrfKey, cookie, id),
 		ExpiresAt:   expires,
+		Payment:     pay,
 	}, h.svc.exchange.AuthOrigin(), origin(v.Consent.ReturnURL))
 }
 

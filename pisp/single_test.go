@@ -3,12 +3,15 @@ package pisp_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/internal/banktest"
+	"github.com/bunqtpp/tpp/web"
 )
 
 func (h *harness) singleBody(amount, description string) string {
@@ -54,6 +57,19 @@ func TestSinglePaymentApproved(t *testing.T) {
 	id := r.str("id")
 	if g := h.req("GET", "/v1/single-payments/"+id, "", nil); g.str("status") != "pending" || g.str("authorize_url") != au {
 		t.Fatalf("get before: %s", g.raw)
+	}
+
+	// Our page shows the payment the user is about to approve.
+	page, err := http.Get(au)
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	for _, want := range []string{"Approve a payment for", "€ 25.00", "Bakkerij de Korenschoof", "Order 1043", web.FormatIBAN(from.IBAN)} {
+		if page.StatusCode != http.StatusOK || !strings.Contains(string(html), want) {
+			t.Fatalf("the page at authorize_url (%d) lacks %q:\n%s", page.StatusCode, want, html)
+		}
 	}
 
 	back := h.authorize(au, "approve")

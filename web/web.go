@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
+
+	"github.com/bunqtpp/tpp"
 )
 
 //go:embed templates/*.html
@@ -43,6 +45,19 @@ type ConnectData struct {
 	CancelURL   string
 	CSRFToken   string
 	ExpiresAt   string // already formatted for people
+	// Payment, when set, makes the page about approving this one payment
+	// (a single payment's consent) instead of a standing permission.
+	Payment *PaymentSummary
+}
+
+// PaymentSummary is what the user checks before approving a payment at
+// bunq: the same figures bunq's page will show.
+type PaymentSummary struct {
+	Amount       string // formatted for people, e.g. "€ 12.50"
+	CreditorName string
+	CreditorIBAN string
+	DebtorIBAN   string
+	Description  string
 }
 
 // ErrorData is a human error page: what happened and what to do now.
@@ -148,4 +163,26 @@ func Static() http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		fsrv.ServeHTTP(w, req)
 	})
+}
+
+// FormatMoney shows minor units the way people read them: "€ 12.50" for
+// euros, "12.50 USD" for anything else.
+func FormatMoney(minor int64, currency string) string {
+	if currency == "EUR" {
+		return "€ " + tpp.FormatMinor(minor)
+	}
+	return tpp.FormatMinor(minor) + " " + currency
+}
+
+// FormatIBAN groups a normalized IBAN in fours, as it is printed on cards
+// and statements.
+func FormatIBAN(iban string) string {
+	var b strings.Builder
+	for i, r := range iban {
+		if i > 0 && i%4 == 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

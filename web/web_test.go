@@ -63,6 +63,45 @@ func TestConnectPage(t *testing.T) {
 	}
 }
 
+// A single payment's consent page is about that payment: the user sees
+// what they approve, and no standing permission that it is not.
+func TestConnectPageForAPayment(t *testing.T) {
+	t.Parallel()
+	r := newRenderer(t)
+	w := httptest.NewRecorder()
+	err := r.Render(w, http.StatusOK, PageConnect, "req_2", ConnectData{
+		ClientName:  "Shop",
+		ContinueURL: "/connect/c2/continue",
+		CancelURL:   "/connect/c2/cancel",
+		CSRFToken:   "tok",
+		Payment: &PaymentSummary{
+			Amount: FormatMoney(1250, "EUR"), CreditorName: "Bakkerij <b>", CreditorIBAN: FormatIBAN("NL02ABNA0123456789"),
+			DebtorIBAN: FormatIBAN("NL06BUNQ2048711446"), Description: "Order 1042",
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := w.Body.String()
+	for _, want := range []string{
+		"<title>Approve a payment for Shop", "Approve a payment for", "€ 12.50", "Bakkerij &lt;b&gt;",
+		"NL02 ABNA 0123 4567 89", "NL06 BUNQ 2048 7114 46", "Order 1042", "this one payment only",
+		`<form method="post" action="/connect/c2/continue">`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("payment page lacks %q", want)
+		}
+	}
+	for _, not := range []string{"180 days", "asks for permission to", "Connect your bunq account"} {
+		if strings.Contains(body, not) {
+			t.Errorf("payment page says %q", not)
+		}
+	}
+	if got := FormatMoney(5, "USD"); got != "0.05 USD" {
+		t.Errorf("FormatMoney(5, USD) = %q", got)
+	}
+}
+
 func TestErrorPage(t *testing.T) {
 	t.Parallel()
 	r := newRenderer(t)

@@ -3,20 +3,15 @@ package oauth
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	goredis "github.com/redis/go-redis/v9"
@@ -27,9 +22,8 @@ import (
 	"github.com/bunqtpp/tpp/bankctx/bankctxtest"
 	"github.com/bunqtpp/tpp/internal/banktest"
 	"github.com/bunqtpp/tpp/internal/redistest"
-	"github.com/bunqtpp/tpp/logging"
+	"github.com/bunqtpp/tpp/internal/stacktest"
 	"github.com/bunqtpp/tpp/psd2"
-	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/seal"
 	"github.com/bunqtpp/tpp/sqlite"
 	"github.com/bunqtpp/tpp/web"
@@ -37,51 +31,15 @@ import (
 
 func init() { gin.SetMode(gin.TestMode) }
 
-// testClock is real time plus an offset the test moves forward: time
-// still passes (rate windows drain), and a test can jump days ahead.
-type testClock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().UTC().Add(c.offset)
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.offset += d
-	c.mu.Unlock()
-}
-
-// syncBuffer collects logs from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-const returnURL0 = "https://app.example/bunq/return"
+const returnURL0 = stacktest.ReturnURL
 
 // harness is the whole consent stack on real components: the emulated
 // bank over HTTP, a real redis-server, a SQLite file, and our gin routes
-// on an httptest server.
+// on an httptest server. Its fields name the stack's parts for the tests.
 type harness struct {
 	t        testing.TB
-	clock    *testClock
+	stack    *stacktest.Stack
+	clock    *stacktest.Clock
 	env      *banktest.Env
 	bank     *bankctxtest.TPP
 	redis    *redistest.Server
@@ -96,7 +54,7 @@ type harness struct {
 	srv      *httptest.Server
 	client   *tpp.FintechClient
 	apiKey   string
-	logs     *syncBuffer
+	logs     *stacktest.LogBuffer
 	keyring  *seal.Keyring
 	raw      func(key string) string // raw Redis GET
 	rebuilds *counter
@@ -123,88 +81,36 @@ func newHarness(t *testing.T) *harness {
 // (a running KeyPool when nil).
 func newHarnessWith(t testing.TB, env *banktest.Env, keySource bankctx.Keys, mods ...func(*harness, *Config)) *harness {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	h := &harness{t: t, clock: &testClock{}, logs: &syncBuffer{}, rebuilds: &counter{}}
 	level := slog.LevelDebug // tests read every line for secrets
 	if _, bench := t.(*testing.B); bench {
 		level = slog.LevelInfo // what production logs
 	}
-	log := logging.New(h.logs, logging.Options{Level: level})
-
-	var engine http.Handler
-	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { engine.ServeHTTP(w, r) }))
-	t.Cleanup(h.srv.Close)
-
-	h.env = env
-	if h.env == nil {
-		h.env = banktest.Start(t)
-	}
-	h.bank = bankctxtest.Register(t, h.env, h.srv.URL+CallbackPath, h.srv.URL+"/bank/callbacks")
-
-	h.redis = redistest.Start(t)
-	rdb := h.redis.Client(t)
-	h.rdb = rdb
-	h.raw = func(key string) string { v, _ := rdb.Get(ctx, key).Result(); return v }
-
-	mk := make([]byte, 32)
-	_, _ = rand.Read(mk)
-	kr, err := seal.NewKeyring(seal.Key{ID: "k1", Key: mk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.keyring = kr
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "tpp.db"), h.clock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	h.db, h.audit = db, sqlite.NewAuditLog(db)
-	h.consents = sqlite.NewConsentService(db, kr)
-	h.clients = sqlite.NewClientService(db, kr)
-	cl, secrets, err := h.clients.CreateClient(ctx, tpp.NewClient{Name: "Acme Budget", ReturnURLs: []string{returnURL0, "http://localhost:9999/back?x=1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.client, h.apiKey = cl, secrets.APIKey
-
-	keys := redis.NewKeys("t:")
-	store, err := redis.NewContextStore(rdb, keys, kr, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if keySource == nil {
-		pool := bankctx.NewKeyPool(3, 1)
-		pool.Start(ctx)
-		keySource = pool
-	}
-	var provider *bankctx.Provider
-	pc, err := psd2.New(psd2.Options{
-		BaseURL: h.env.APIURL, RateMargin: -1, Logger: log, HTTPClient: &http.Client{Timeout: 10 * time.Second},
-		Clock:   h.clock,
-		OnRenew: func(ctx context.Context, c *psd2.Context) error { return provider.OnRenew(ctx, c) },
+	// Real time plus an offset the test moves forward: time still passes
+	// (rate windows drain), and a test can jump days ahead; the bank
+	// client's sessions age with it.
+	clock := stacktest.RunningClock()
+	rebuilds := &counter{}
+	s := stacktest.New(t, stacktest.Options{
+		Env: env, Clock: clock, LogLevel: level, Keys: keySource,
+		CallbackPath: CallbackPath, NotifyPath: "/bank/callbacks",
+		ReturnURLs: []string{returnURL0, "http://localhost:9999/back?x=1"},
+		PSD2:       func(o *psd2.Options) { o.Clock = clock },
+		Contexts:   func(c *bankctx.Config) { c.OnRebuild = func(string) { rebuilds.inc() } },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	provider, err = bankctx.New(bankctx.Config{
-		Bank: pc, Store: store, Locker: redis.NewLocker(rdb, keys), Tokens: h.consents, Keys: keySource, Logger: log,
-		OnRebuild: func(string) { h.rebuilds.inc() },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.provider, h.psd2 = provider, pc
+	h := &harness{t: t, stack: s, clock: clock, env: s.Env, bank: s.Bank, redis: s.Redis, rdb: s.RDB,
+		consents: s.Consents, db: s.DB, audit: s.Audit, clients: s.Clients, provider: s.Provider, psd2: s.PSD2,
+		srv: s.Server, client: s.Client, apiKey: s.APIKey, logs: s.Logs, keyring: s.Keyring, rebuilds: rebuilds}
+	h.raw = func(key string) string { v, _ := s.RDB.Get(context.Background(), key).Result(); return v }
+
 	cfg := Config{
-		PublicURL: h.srv.URL,
-		Bank: BankOAuth{ClientID: h.bank.ClientID, ClientSecret: h.bank.ClientSecret,
-			AuthURL: h.env.OAuthURL + "/auth", TokenURL: h.env.TokenURL + "/v1/token"},
-		Consents: h.consents, Clients: h.clients, States: redis.NewStateStore(rdb, keys, 0, h.clock),
-		BankContexts: provider, Clock: h.clock, Logger: log,
+		PublicURL: s.URL, Clock: clock, Logger: s.Log,
+		Bank:     BankOAuth{ClientID: s.Bank.ClientID, ClientSecret: s.Bank.ClientSecret, AuthURL: s.AuthURL(), TokenURL: s.TokenURL()},
+		Consents: s.Consents, Clients: s.Clients, States: s.States(), BankContexts: s.Provider,
 	}
 	for _, m := range mods {
 		m(h, &cfg)
 	}
+	var err error
 	h.svc, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -214,16 +120,16 @@ func newHarnessWith(t testing.TB, env *banktest.Env, keySource bankctx.Keys, mod
 		t.Fatal(err)
 	}
 	hd, err := NewHandler(HandlerConfig{
-		Service: h.svc, Pages: pages, Logger: log,
+		Service: h.svc, Pages: pages, Logger: s.Log,
 		Auth: api.Authenticate(h.clients),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := gin.New()
-	g.Use(api.RequestIDMiddleware(log), api.AccessLog(nil), api.Recover())
+	g.Use(api.RequestIDMiddleware(s.Log), api.AccessLog(nil), api.Recover())
 	hd.Register(g)
-	engine = g
+	s.Serve(g)
 	return h
 }
 
@@ -262,34 +168,15 @@ func (h *harness) createConsent(scopes ...string) (id, authorizeURL string) {
 	return out["id"].(string), out["authorize_url"].(string)
 }
 
-func (h *harness) consent(id string) *tpp.Consent {
-	h.t.Helper()
-	c, err := h.consents.ConsentByID(context.Background(), id)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return c
-}
+func (h *harness) consent(id string) *tpp.Consent { h.t.Helper(); return h.stack.Consent(id) }
 
 // ---- browser
 
-type browser struct {
-	h *harness
-	c *http.Client
-}
+// browser is the stack's browser answering pages with unexported fields,
+// as the tests read them.
+type browser struct{ b *stacktest.Browser }
 
-// newBrowser has a cookie jar and stops at any redirect leaving our
-// server, so tests see where it would go.
-func (h *harness) newBrowser() *browser {
-	jar, _ := cookiejar.New(nil)
-	own, _ := url.Parse(h.srv.URL)
-	return &browser{h: h, c: &http.Client{Jar: jar, Timeout: 20 * time.Second, CheckRedirect: func(r *http.Request, via []*http.Request) error {
-		if r.URL.Host != own.Host {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}}
-}
+func (h *harness) newBrowser() *browser { return &browser{h.stack.NewBrowser()} }
 
 type page struct {
 	status   int
@@ -298,64 +185,26 @@ type page struct {
 	header   http.Header
 }
 
-func (b *browser) do(req *http.Request) page {
-	b.h.t.Helper()
-	res, err := b.c.Do(req)
-	if err != nil {
-		b.h.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	return page{status: res.StatusCode, body: string(raw), location: res.Header.Get("Location"), header: res.Header}
+func pageOf(p stacktest.Page) page {
+	return page{status: p.Status, body: p.Body, location: p.Location, header: p.Header}
 }
 
-func (b *browser) get(u string) page {
-	req, _ := http.NewRequest("GET", u, nil)
-	return b.do(req)
-}
-
-func (b *browser) post(u string, form url.Values) page {
-	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(req)
-}
-
-var csrfRe = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+func (b *browser) get(u string) page                   { return pageOf(b.b.Get(u)) }
+func (b *browser) post(u string, form url.Values) page { return pageOf(b.b.Post(u, form)) }
 
 // open loads the consent page and returns its CSRF token.
 func (b *browser) open(authorizeURL string) (page, string) {
-	b.h.t.Helper()
-	p := b.get(authorizeURL)
-	m := csrfRe.FindStringSubmatch(p.body)
-	if p.status != 200 || m == nil {
-		b.h.t.Fatalf("consent page: %d\n%s", p.status, p.body)
-	}
-	return p, m[1]
+	p, tok := b.b.Open(authorizeURL)
+	return pageOf(p), tok
 }
 
 // toBank presses Continue and returns bunq's authorize URL.
-func (b *browser) toBank(authorizeURL string) *url.URL {
-	b.h.t.Helper()
-	_, tok := b.open(authorizeURL)
-	p := b.post(authorizeURL+"/continue", url.Values{"csrf_token": {tok}})
-	if p.status != http.StatusSeeOther {
-		b.h.t.Fatalf("continue: %d %s", p.status, p.body)
-	}
-	u, err := url.Parse(p.location)
-	if err != nil {
-		b.h.t.Fatal(err)
-	}
-	return u
-}
+func (b *browser) toBank(authorizeURL string) *url.URL { return b.b.ToBank(authorizeURL) }
 
-// approve has the emulated user decide at bunq and returns our callback URL.
+// decide has the emulated user decide at bunq and returns our callback URL.
 func (h *harness) decide(authURL *url.URL, decision string) string {
 	h.t.Helper()
-	q := authURL.Query()
-	return h.env.Authorize(h.t, banktest.AuthorizeRequest{
-		ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"), State: q.Get("state"),
-		UserID: bankctxtest.Person(h.t, h.env).ID, Decision: decision,
-	})
+	return h.stack.Decide(authURL, decision)
 }
 
 // connect runs the whole happy flow and returns the consent id.
@@ -372,20 +221,7 @@ func (h *harness) connect() string {
 }
 
 // trail returns the consent's audit records as "from>to actor" strings.
-func (h *harness) trail(id string) []string {
-	h.t.Helper()
-	recs, err := h.audit.ListAudit(context.Background(), tpp.AuditFilter{ConsentID: id}, 0, 100)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	var out []string
-	for _, r := range recs {
-		if r.Action == tpp.AuditConsentTransition {
-			out = append(out, r.From+">"+r.To+" "+r.Actor)
-		}
-	}
-	return out
-}
+func (h *harness) trail(id string) []string { h.t.Helper(); return h.stack.Transitions(id) }
 
 func (h *harness) events(id string) int {
 	h.t.Helper()

@@ -1,20 +1,13 @@
 package pisp_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
-	"net/url"
-	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,71 +19,27 @@ import (
 	"github.com/bunqtpp/tpp/bankctx/bankctxtest"
 	"github.com/bunqtpp/tpp/internal/apitest"
 	"github.com/bunqtpp/tpp/internal/banktest"
-	"github.com/bunqtpp/tpp/internal/redistest"
-	"github.com/bunqtpp/tpp/logging"
+	"github.com/bunqtpp/tpp/internal/stacktest"
 	"github.com/bunqtpp/tpp/oauth"
 	"github.com/bunqtpp/tpp/pisp"
 	"github.com/bunqtpp/tpp/psd2"
-	"github.com/bunqtpp/tpp/redis"
-	"github.com/bunqtpp/tpp/seal"
 	"github.com/bunqtpp/tpp/sqlite"
 	"github.com/bunqtpp/tpp/web"
 )
 
 func init() { gin.SetMode(gin.TestMode) }
 
-// testClock is a settable clock for the services under test. The bank
-// client keeps the wall clock (its sessions live at the emulator).
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// unlimited admits every bank call at once. The emulator's rate limits are
-// off; the client's own pacing (3 GETs per 3 s) would only make the tests
-// slow, and it is psd2's to test.
-type unlimited struct{}
-
-func (unlimited) Wait(ctx context.Context, _ string, _ int, _ time.Duration) error { return ctx.Err() }
-
-const returnURL0 = "https://app.example/bunq/return"
+const returnURL0 = stacktest.ReturnURL
 
 // harness is the whole payment stack on real components: the emulated bank
 // over HTTP, a real redis-server, a SQLite file, the OAuth flow and our gin
 // routes on an httptest server. Every API response is validated against
-// the OpenAPI document.
+// the OpenAPI document. The clock is frozen for the services; the bank
+// client keeps the wall clock (its sessions live at the emulator).
 type harness struct {
 	t        *testing.T
-	clock    *testClock
+	stack    *stacktest.Stack
+	clock    *stacktest.Clock
 	env      *banktest.Env
 	bank     *bankctxtest.TPP
 	bc       *psd2.Client
@@ -106,7 +55,7 @@ type harness struct {
 	v        *apitest.Validator
 	client   *tpp.FintechClient
 	apiKey   string
-	logs     *syncBuffer
+	logs     *stacktest.LogBuffer
 }
 
 type options struct {
@@ -120,82 +69,36 @@ type options struct {
 
 func newHarness(t *testing.T, o options) *harness {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	h := &harness{t: t, clock: &testClock{t: time.Now().UTC()}, logs: &syncBuffer{}}
-	log := logging.New(h.logs, logging.Options{Level: slog.LevelDebug})
-
-	var engine http.Handler
-	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { engine.ServeHTTP(w, r) }))
-	t.Cleanup(h.srv.Close)
-
-	h.env = banktest.Start(t)
-	notify := h.srv.URL + "/bank/callbacks"
-	if o.noCallbacks {
-		notify = ""
+	so := stacktest.Options{
+		LogLevel: slog.LevelDebug, CallbackPath: oauth.CallbackPath, NotifyPath: "/bank/callbacks",
+		PSD2: func(po *psd2.Options) {
+			po.Budget, po.RetryBase, po.RetryMax = stacktest.Unlimited{}, 5*time.Millisecond, 20*time.Millisecond
+		},
 	}
-	h.bank = bankctxtest.Register(t, h.env, h.srv.URL+oauth.CallbackPath, notify)
+	if o.noCallbacks {
+		so.NotifyPath = ""
+	}
+	s := stacktest.New(t, so)
+	h := &harness{t: t, stack: s, clock: s.Clock, env: s.Env, bank: s.Bank, bc: s.PSD2, db: s.DB,
+		consents: s.Consents, payments: sqlite.NewPaymentService(s.DB), clients: s.Clients, provider: s.Provider,
+		srv: s.Server, client: s.Client, apiKey: s.APIKey, logs: s.Logs}
 	if !o.noDraftCallbacks && !o.noCallbacks {
-		if _, err := h.bank.Client.CreateNotificationFilters(ctx, h.bank.Context, []psd2.NotificationFilter{
-			{Category: psd2.CategoryOAuth, NotificationTarget: h.srv.URL + "/bank/callbacks"},
-			{Category: psd2.CategoryDraftPayment, NotificationTarget: h.srv.URL + "/bank/callbacks"},
+		if _, err := h.bank.Client.CreateNotificationFilters(context.Background(), h.bank.Context, []psd2.NotificationFilter{
+			{Category: psd2.CategoryOAuth, NotificationTarget: s.URL + "/bank/callbacks"},
+			{Category: psd2.CategoryDraftPayment, NotificationTarget: s.URL + "/bank/callbacks"},
 		}); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	rs := redistest.Start(t)
-	rdb := rs.Client(t)
-	mk := make([]byte, 32)
-	_, _ = rand.Read(mk)
-	kr, err := seal.NewKeyring(seal.Key{ID: "k1", Key: mk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "tpp.db"), h.clock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	h.db = db
-	h.consents = sqlite.NewConsentService(db, kr)
-	h.payments = sqlite.NewPaymentService(db)
-	h.clients = sqlite.NewClientService(db, kr)
-	h.client, h.apiKey = h.newClient("Acme Budget")
-
-	keys := redis.NewKeys("t:")
-	store, err := redis.NewContextStore(rdb, keys, kr, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := bankctx.NewKeyPool(3, 1)
-	pool.Start(ctx)
-	var provider *bankctx.Provider
-	h.bc, err = psd2.New(psd2.Options{
-		BaseURL: h.env.APIURL, RateMargin: -1, Logger: log, HTTPClient: &http.Client{Timeout: 10 * time.Second},
-		RetryBase: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond, Budget: unlimited{},
-		OnRenew: func(ctx context.Context, c *psd2.Context) error { return provider.OnRenew(ctx, c) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	provider, err = bankctx.New(bankctx.Config{
-		Bank: h.bc, Store: store, Locker: redis.NewLocker(rdb, keys), Tokens: h.consents, Keys: pool, Logger: log,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.provider = provider
-
 	// The OAuth service hands DRAFT_PAYMENT callbacks to pisp, which is
 	// made after it (it needs the service's authorize URLs).
 	var svc *pisp.Service
+	var err error
 	h.oauth, err = oauth.New(oauth.Config{
-		PublicURL: h.srv.URL,
-		Bank: oauth.BankOAuth{ClientID: h.bank.ClientID, ClientSecret: h.bank.ClientSecret,
-			AuthURL: h.env.OAuthURL + "/auth", TokenURL: h.env.TokenURL + "/v1/token"},
-		Consents: h.consents, Clients: h.clients, States: redis.NewStateStore(rdb, keys, 0, h.clock),
-		BankContexts: provider, Clock: h.clock, Logger: log,
+		PublicURL: s.URL, Clock: h.clock, Logger: s.Log,
+		Bank:     oauth.BankOAuth{ClientID: h.bank.ClientID, ClientSecret: h.bank.ClientSecret, AuthURL: s.AuthURL(), TokenURL: s.TokenURL()},
+		Consents: h.consents, Clients: h.clients, States: s.States(), BankContexts: h.provider,
 		Callbacks: oauth.Callbacks{OnDraftPayment: func(ctx context.Context, n oauth.Notification) error {
 			return svc.OnDraftPayment(ctx, n.ObjectType, n.Object, api.RequestIDFromContext(ctx))
 		}},
@@ -204,10 +107,10 @@ func newHarness(t *testing.T, o options) *harness {
 		t.Fatal(err)
 	}
 	svc, err = pisp.New(pisp.Config{
-		Payments: h.payments, Consents: h.consents, Idempotency: sqlite.NewIdempotencyStore(db),
-		Bank: h.bc, Contexts: provider,
+		Payments: h.payments, Consents: h.consents, Idempotency: sqlite.NewIdempotencyStore(s.DB),
+		Bank: h.bc, Contexts: h.provider,
 		TPP:          pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return h.bank.Context, nil }),
-		AuthorizeURL: h.oauth.AuthorizeURL, PollInterval: o.pollInterval, Clock: h.clock, Logger: log,
+		AuthorizeURL: h.oauth.AuthorizeURL, PollInterval: o.pollInterval, Clock: h.clock, Logger: s.Log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -219,7 +122,7 @@ func newHarness(t *testing.T, o options) *harness {
 		t.Fatal(err)
 	}
 	auth := api.Authenticate(h.clients)
-	od, err := oauth.NewHandler(oauth.HandlerConfig{Service: h.oauth, Pages: pages, Logger: log, Auth: auth, Client: api.ClientFromGin})
+	od, err := oauth.NewHandler(oauth.HandlerConfig{Service: h.oauth, Pages: pages, Logger: s.Log, Auth: auth, Client: api.ClientFromGin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,23 +130,19 @@ func newHarness(t *testing.T, o options) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := api.NewEngine(api.Options{Logger: log})
+	g := api.NewEngine(api.Options{Logger: s.Log})
 	od.Register(g)
 	pd.Register(g)
-	engine = g
+	s.Serve(g)
 
 	h.v = apitest.NewValidator(t)
-	h.http = &http.Client{Transport: h.v.Transport(t, http.DefaultTransport), Timeout: 30 * time.Second}
+	h.http = stacktest.APIClient(t, h.v)
 	return h
 }
 
 func (h *harness) newClient(name string) (*tpp.FintechClient, string) {
 	h.t.Helper()
-	cl, secrets, err := h.clients.CreateClient(context.Background(), tpp.NewClient{Name: name, ReturnURLs: []string{returnURL0}})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return cl, secrets.APIKey
+	return h.stack.NewClient(name, returnURL0)
 }
 
 // ---- API
@@ -345,19 +244,20 @@ func (h *harness) paymentBody(amount, description string) string {
 	return string(b)
 }
 
+// bankContext is the consent's bank context, as the provider hands it out.
+func (h *harness) bankContext(consentID string) *psd2.Context {
+	h.t.Helper()
+	bc, err := h.provider.Get(context.Background(), h.stack.Consent(consentID))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return bc
+}
+
 // bankDraft reads a draft payment at the bank with the consent's context.
 func (h *harness) bankDraft(consentID string, accountID, id int64) psd2.DraftPayment {
 	h.t.Helper()
-	ctx := context.Background()
-	c, err := h.consents.ConsentByID(ctx, consentID)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	bc, err := h.provider.Get(ctx, c)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	d, err := h.bc.GetDraftPayment(ctx, bc, accountID, id)
+	d, err := h.bc.GetDraftPayment(context.Background(), h.bankContext(consentID), accountID, id)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -367,16 +267,7 @@ func (h *harness) bankDraft(consentID string, accountID, id int64) psd2.DraftPay
 // bankDraftsFor lists the drafts at the bank whose merchant reference is paymentID.
 func (h *harness) bankDraftsFor(consentID string, accountID int64, paymentID string) int {
 	h.t.Helper()
-	ctx := context.Background()
-	c, err := h.consents.ConsentByID(ctx, consentID)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	bc, err := h.provider.Get(ctx, c)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	l, err := h.bc.ListDraftPayments(ctx, bc, accountID, psd2.Page{Count: 200})
+	l, err := h.bc.ListDraftPayments(context.Background(), h.bankContext(consentID), accountID, psd2.Page{Count: 200})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -464,80 +355,16 @@ func (h *harness) events(paymentID string) []tpp.PaymentEventData {
 
 // ---- consent flow (browser)
 
-type browser struct {
-	h *harness
-	c *http.Client
-}
-
-func (h *harness) newBrowser() *browser {
-	jar, _ := cookiejar.New(nil)
-	own, _ := url.Parse(h.srv.URL)
-	return &browser{h: h, c: &http.Client{Jar: jar, Timeout: 20 * time.Second, CheckRedirect: func(r *http.Request, via []*http.Request) error {
-		if r.URL.Host != own.Host {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}}
-}
-
-type page struct {
-	status   int
-	body     string
-	location string
-}
-
-func (b *browser) do(req *http.Request) page {
-	b.h.t.Helper()
-	res, err := b.c.Do(req)
-	if err != nil {
-		b.h.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	return page{status: res.StatusCode, body: string(raw), location: res.Header.Get("Location")}
-}
-
-var csrfRe = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
-
-// toBank opens the consent page, presses Continue and returns bunq's
-// authorize URL.
-func (b *browser) toBank(authorizeURL string) *url.URL {
-	b.h.t.Helper()
-	req, _ := http.NewRequest("GET", authorizeURL, nil)
-	p := b.do(req)
-	m := csrfRe.FindStringSubmatch(p.body)
-	if p.status != 200 || m == nil {
-		b.h.t.Fatalf("consent page: %d\n%s", p.status, p.body)
-	}
-	req, _ = http.NewRequest("POST", authorizeURL+"/continue", strings.NewReader(url.Values{"csrf_token": {m[1]}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	p = b.do(req)
-	if p.status != http.StatusSeeOther {
-		b.h.t.Fatalf("continue: %d %s", p.status, p.body)
-	}
-	u, err := url.Parse(p.location)
-	if err != nil {
-		b.h.t.Fatal(err)
-	}
-	return u
-}
-
 // authorize walks the user through the consent flow with a decision at
 // bunq (approve or deny) and returns where the browser ends.
 func (h *harness) authorize(authorizeURL, decision string) string {
 	h.t.Helper()
-	b := h.newBrowser()
-	q := b.toBank(authorizeURL).Query()
-	cb := h.env.Authorize(h.t, banktest.AuthorizeRequest{
-		ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"), State: q.Get("state"),
-		UserID: h.payer().ID, Decision: decision,
-	})
-	req, _ := http.NewRequest("GET", cb, nil)
-	p := b.do(req)
-	if p.status != http.StatusSeeOther {
-		h.t.Fatalf("callback: %d %s", p.status, p.body)
+	b := h.stack.NewBrowser()
+	p := b.Get(h.stack.Decide(b.ToBank(authorizeURL), decision))
+	if p.Status != http.StatusSeeOther {
+		h.t.Fatalf("callback: %d %s", p.Status, p.Body)
 	}
-	return p.location
+	return p.Location
 }
 
 // connect creates a consent with scopes for the given API key and has the

@@ -8,93 +8,44 @@ package aisptest
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/aisp"
 	"github.com/bunqtpp/tpp/api"
-	"github.com/bunqtpp/tpp/bankctx"
-	"github.com/bunqtpp/tpp/bankctx/bankctxtest"
 	"github.com/bunqtpp/tpp/internal/apitest"
-	"github.com/bunqtpp/tpp/internal/banktest"
-	"github.com/bunqtpp/tpp/internal/redistest"
+	"github.com/bunqtpp/tpp/internal/stacktest"
 	"github.com/bunqtpp/tpp/oauth"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
-	"github.com/bunqtpp/tpp/seal"
-	"github.com/bunqtpp/tpp/sqlite"
 )
 
 // Clock is a settable clock for the TPP side (the bank keeps its own).
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// Now implements tpp.Clock.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// unlimited admits every call at once. The emulator enforces no rate
-// limits unless asked, and the client's own 3-per-3-seconds pacing would
-// only make these tests slow; psd2 tests the pacing itself.
-type unlimited struct{}
-
-func (unlimited) Wait(ctx context.Context, _ string, _ int, _ time.Duration) error { return ctx.Err() }
+type Clock = stacktest.Clock
 
 // ReturnURL is the test client's registered return URL.
-const ReturnURL = "https://app.example/bunq/return"
+const ReturnURL = stacktest.ReturnURL
 
-// Stack is one TPP on real components, with an API server. Register
-// handlers on V1 before the first request.
+// Stack is one TPP on real components (the embedded stacktest.Stack, on a
+// frozen clock), with the consent service, the AISP gate and an API
+// engine. Register handlers on V1 before the first request.
 type Stack struct {
-	T        testing.TB
-	Clock    *Clock
-	Env      *banktest.Env
-	Bank     *bankctxtest.TPP
-	Person   banktest.User
-	Redis    *redistest.Server
-	RDB      goredis.UniversalClient
-	Keys     redis.Keys
-	Keyring  *seal.Keyring
-	DB       *sqlite.DB
-	Consents *sqlite.ConsentService
-	Audit    *sqlite.AuditLog
-	Clients  *sqlite.ClientService
-	PSD2     *psd2.Client
-	Provider *bankctx.Provider
-	OAuth    *oauth.Service
-	Gate     *aisp.Gate
-	Client   *tpp.FintechClient
-	APIKey   string
+	*stacktest.Stack
+	OAuth *oauth.Service
+	Gate  *aisp.Gate
 
 	callMu    sync.Mutex
 	callHooks []func(psd2.CallInfo)
 
 	Engine    *gin.Engine
 	V1        *gin.RouterGroup
-	URL       string
 	Validator *apitest.Validator
 	HTTP      *http.Client // validates every exchange
 }
@@ -102,88 +53,34 @@ type Stack struct {
 // New builds a Stack; everything stops when t ends.
 func New(t testing.TB) *Stack {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	s := &Stack{T: t, Clock: &Clock{t: time.Now().UTC()}}
-
-	s.Env = banktest.Start(t)
-	s.Bank = bankctxtest.Register(t, s.Env, "https://tpp.test/oauth/callback", "")
-	s.Person = bankctxtest.Person(t, s.Env)
-
-	s.Redis = redistest.Start(t)
-	s.RDB = s.Redis.Client(t)
-	s.Keys = redis.NewKeys("t:")
-
-	mk := make([]byte, 32)
-	_, _ = rand.Read(mk)
-	kr, err := seal.NewKeyring(seal.Key{ID: "k1", Key: mk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.DB, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "tpp.db"), s.Clock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.DB.Close() })
-	s.Keyring = kr
-	s.Consents = sqlite.NewConsentService(s.DB, kr)
-	s.Audit = sqlite.NewAuditLog(s.DB)
-	s.Clients = sqlite.NewClientService(s.DB, kr)
-	cl, secrets, err := s.Clients.CreateClient(ctx, tpp.NewClient{Name: "Acme Budget", ReturnURLs: []string{ReturnURL}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Client, s.APIKey = cl, secrets.APIKey
-
-	store, err := redis.NewContextStore(s.RDB, s.Keys, kr, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := bankctx.NewKeyPool(2, 1)
-	pool.Start(ctx)
-	var provider *bankctx.Provider
-	s.PSD2, err = psd2.New(psd2.Options{
-		BaseURL: s.Env.APIURL, RateMargin: -1, HTTPClient: &http.Client{Timeout: 10 * time.Second},
-		Budget: unlimited{}, RetryBase: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond,
-		OnRenew: func(ctx context.Context, c *psd2.Context) error { return provider.OnRenew(ctx, c) },
-		OnCall:  s.observe,
+	s := &Stack{}
+	s.Stack = stacktest.New(t, stacktest.Options{
+		CallbackPath: oauth.CallbackPath, KeyPoolSize: 2,
+		PSD2: func(o *psd2.Options) {
+			o.Budget, o.RetryBase, o.RetryMax = stacktest.Unlimited{}, 5*time.Millisecond, 20*time.Millisecond
+			o.OnCall = s.observe
+		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	provider, err = bankctx.New(bankctx.Config{
-		Bank: s.PSD2, Store: store, Locker: redis.NewLocker(s.RDB, s.Keys), Tokens: s.Consents, Keys: pool,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Provider = provider
 
-	var engine http.Handler
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { engine.ServeHTTP(w, r) }))
-	t.Cleanup(srv.Close)
-	s.URL = srv.URL
-
+	var err error
 	s.OAuth, err = oauth.New(oauth.Config{
-		PublicURL: srv.URL,
-		Bank: oauth.BankOAuth{ClientID: s.Bank.ClientID, ClientSecret: s.Bank.ClientSecret,
-			AuthURL: s.Env.OAuthURL + "/auth", TokenURL: s.Env.TokenURL + "/v1/token"},
-		Consents: s.Consents, Clients: s.Clients, States: redis.NewStateStore(s.RDB, s.Keys, 0, s.Clock),
-		BankContexts: provider, Clock: s.Clock,
+		PublicURL: s.URL, Clock: s.Clock,
+		Bank:     oauth.BankOAuth{ClientID: s.Bank.ClientID, ClientSecret: s.Bank.ClientSecret, AuthURL: s.AuthURL(), TokenURL: s.TokenURL()},
+		Consents: s.Consents, Clients: s.Clients, States: s.States(), BankContexts: s.Provider,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Gate, err = aisp.NewGate(aisp.GateConfig{Consents: s.OAuth, BankContexts: provider, Transitions: s.Consents, Clock: s.Clock})
+	s.Gate, err = aisp.NewGate(aisp.GateConfig{Consents: s.OAuth, BankContexts: s.Provider, Transitions: s.Consents, Clock: s.Clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	s.Engine = api.NewEngine(api.Options{})
 	s.V1 = s.Engine.Group("/v1", api.Authenticate(s.Clients))
-	engine = s.Engine
+	s.Serve(s.Engine)
 	s.Validator = apitest.NewValidator(t)
-	s.HTTP = &http.Client{Transport: s.Validator.Transport(t, nil), Timeout: 30 * time.Second}
+	s.HTTP = stacktest.APIClient(t, s.Validator)
 	return s
 }
 
@@ -259,32 +156,6 @@ func (s *Stack) ActiveConsent(scopes ...tpp.Scope) *tpp.Consent {
 		s.T.Fatal(err)
 	}
 	return c
-}
-
-// Consent reads a consent as stored.
-func (s *Stack) Consent(id string) *tpp.Consent {
-	s.T.Helper()
-	c, err := s.Consents.ConsentByID(context.Background(), id)
-	if err != nil {
-		s.T.Fatal(err)
-	}
-	return c
-}
-
-// Transitions returns a consent's status changes as "from>to actor".
-func (s *Stack) Transitions(id string) []string {
-	s.T.Helper()
-	recs, err := s.Audit.ListAudit(context.Background(), tpp.AuditFilter{ConsentID: id}, 0, 100)
-	if err != nil {
-		s.T.Fatal(err)
-	}
-	var out []string
-	for _, r := range recs {
-		if r.Action == tpp.AuditConsentTransition {
-			out = append(out, r.From+">"+r.To+" "+r.Actor)
-		}
-	}
-	return out
 }
 
 // Response is an API answer.

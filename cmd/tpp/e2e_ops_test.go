@@ -4,16 +4,15 @@ package main
 // on the same data as an operator would, stopped as SIGTERM stops it,
 // with its Redis taken away, scraped by Prometheus and misconfigured.
 //
-// They reuse the whole-service harness of harness_test.go (its fields and
-// helpers), but boot the server through opsHarness below: these tests need
-// flags the shared harness does not set (--poll-interval, --metrics-listen,
-// a Redis password) and must stop and restart the server on the same
-// database, Redis, bank and public URL.
+// They use the whole-service harness of harness_test.go without its
+// automatic start (opsHarness below): these tests pass their own flags
+// (--poll-interval, --metrics-listen), may protect Redis with a password,
+// and stop and restart the server on the same database, Redis, bank and
+// public URL.
 
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -29,12 +28,8 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/bunqtpp/tpp"
-	"github.com/bunqtpp/tpp/internal/apitest"
 	"github.com/bunqtpp/tpp/internal/banktest"
-	"github.com/bunqtpp/tpp/internal/redistest"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/webhook"
@@ -47,165 +42,20 @@ const (
 	opsPSPPath     = "/v1/user/*/payment-service-provider-draft-payment"
 )
 
-// opsOptions change what newOpsHarness sets up.
-type opsOptions struct {
-	// redisPassword, when set, protects the redis-server with requirepass
-	// and gives the TPP a redis:// URL carrying it.
-	redisPassword string
-	// webhookURL, when set, is the fintech client's webhook URL.
-	webhookURL string
-}
+// opsOptions change what newOpsHarness sets up (harness_test.go).
+type opsOptions = harnessOptions
 
-// opsHarness is the shared harness plus what it takes to (re)start the
-// server on the same data.
-type opsHarness struct {
-	*harness
-	apiProxy, tokenProxy string
-	listen               string // host:port of h.URL
-	redisURL             string
-	redisPassword        string
-}
+// opsHarness is the shared harness, prepared but not started: the tests
+// start, stop and restart the server (serve) on the same data.
+type opsHarness struct{ *harness }
 
-// newOpsHarness prepares a TPP the way startHarness does ('tpp certs
-// generate', 'tpp register', 'tpp clients create' through run()) without
-// starting it: serve does. The server's output is checked for secrets when
-// t ends, after every server started here has stopped.
+// newOpsHarness prepares a TPP with newHarness. Its servers get the 5 s
+// shutdown grace these tests were written against: a stop under load must
+// be done within it.
 func newOpsHarness(t *testing.T, o opsOptions) *opsHarness {
 	t.Helper()
-	h := &harness{t: t, logs: &syncBuffer{}, out: &syncBuffer{}, secrets: newSecretSet()}
-	oh := &opsHarness{harness: h, redisPassword: o.redisPassword}
-	t.Cleanup(func() { h.checkLogs(t) }) // runs last: registered first
-	h.Env = banktest.Start(t)
-	h.Redis = redistest.Start(t)
-	oh.redisURL = h.Redis.URL
-	if o.redisPassword != "" {
-		oh.requirePass(t)
-		oh.redisURL = "redis://:" + o.redisPassword + "@" + h.Redis.Addr + "/0"
-		h.secrets.add("redis password", o.redisPassword)
-		c := goredis.NewClient(&goredis.Options{Addr: h.Redis.Addr, Password: o.redisPassword})
-		t.Cleanup(func() { _ = c.Close() })
-		h.RDB = c
-	} else {
-		h.RDB = h.Redis.Client(t)
-	}
-	h.Fintech = newFintech(t)
-	h.ReturnURL = h.Fintech.URL + "/return"
-	oh.apiProxy = tapProxy(t, h.Env.APIURL, h.secrets)
-	oh.tokenProxy = tapProxy(t, h.Env.TokenURL, h.secrets)
-
-	oh.listen = "127.0.0.1:" + strconv.Itoa(freeTCPPort(t))
-	h.URL = "http://" + oh.listen
-	dir := t.TempDir()
-	h.DBPath = filepath.Join(dir, "data", "tpp.db")
-	mk := make([]byte, 32)
-	_, _ = rand.Read(mk)
-	h.MasterKey = "k1:" + hex.EncodeToString(mk)
-	h.secrets.add("master key", hex.EncodeToString(mk))
-	kr, err := openKeyring(h.MasterKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.keyring = kr
-
-	certDir := filepath.Join(dir, "certs")
-	h.cli("certs", "generate", "--out", certDir, "--roles", "AISP,PISP,CBPII", "--org", "Ops E2E TPP B.V.")
-	h.addPEMSecret("certificate private key", filepath.Join(certDir, "key.pem"))
-	out := h.cli("register", "--env", oh.apiProxy, "--cert", filepath.Join(certDir, "cert.pem"),
-		"--key", filepath.Join(certDir, "key.pem"), "--chain", filepath.Join(certDir, "chain.pem"),
-		"--public-url", h.URL, "--db", h.DBPath, "--master-key", h.MasterKey)
-	if !strings.Contains(out, "registered: OAuth client_id") {
-		t.Fatalf("tpp register did not finish:\n%s", out)
-	}
-	h.readRegistration(oh.apiProxy)
-
-	args := []string{"clients", "create", "--db", h.DBPath, "--master-key", h.MasterKey, "--name", "Ops Fintech", "--return-url", h.ReturnURL}
-	if o.webhookURL != "" {
-		args = append(args, "--webhook-url", o.webhookURL)
-	}
-	out = h.cli(args...)
-	key, id := e2eAPIKeyRe.FindStringSubmatch(out), e2eClientIDRe.FindStringSubmatch(out)
-	if key == nil || id == nil {
-		t.Fatalf("tpp clients create printed no API key or client id:\n%s", out)
-	}
-	h.APIKey, h.ClientID = key[1], id[1]
-	h.secrets.add("fintech API key", h.APIKey)
-	if ws := e2eWebhookRe.FindStringSubmatch(out); ws != nil {
-		h.secrets.add("webhook signing secret", ws[1])
-	}
-
-	h.validator = apitest.NewValidator(t)
-	h.apiClient = &http.Client{Transport: h.validator.Transport(t, nil), Timeout: 30 * time.Second}
-	return oh
-}
-
-// requirePass (re)sets the redis-server's password: a restarted server
-// forgets it, as its configuration is not persisted.
-func (o *opsHarness) requirePass(t *testing.T) {
-	t.Helper()
-	c := goredis.NewClient(&goredis.Options{Addr: o.Redis.Addr})
-	defer c.Close()
-	if err := c.ConfigSet(context.Background(), "requirepass", o.redisPassword).Err(); err != nil {
-		t.Fatalf("CONFIG SET requirepass: %v", err)
-	}
-}
-
-// serveArgs is the command line of 'tpp serve' for this harness; later
-// flags in extra win (the flag package keeps the last value).
-func (o *opsHarness) serveArgs(extra ...string) []string {
-	return append([]string{"serve",
-		"--bank", o.apiProxy,
-		"--bank-oauth-url", o.Env.OAuthURL + "/auth",
-		"--bank-token-url", o.tokenProxy + "/v1/token",
-		"--listen", o.listen,
-		"--public-url", o.URL,
-		"--redis-url", o.redisURL,
-		"--db", o.DBPath,
-		"--master-key", o.MasterKey,
-		"--metrics-listen", "",
-		"--log-level", "debug",
-		"--shutdown-grace", "5s",
-	}, extra...)
-}
-
-// tppRun is one run() of 'tpp serve'.
-type tppRun struct {
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
-	err    error
-}
-
-// serve starts 'tpp serve' in-process and waits until it is healthy. If
-// the test has not stopped it, it is stopped when t ends and must return
-// nil.
-func (o *opsHarness) serve(t *testing.T, extra ...string) *tppRun {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &tppRun{cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- run(ctx, o.serveArgs(extra...), o.out, o.logs) }()
-	t.Cleanup(func() {
-		if err := r.stop(30 * time.Second); err != nil {
-			t.Errorf("tpp serve did not shut down cleanly: %v\nlogs:\n%s", err, tail(o.logs.String(), 3000))
-		}
-	})
-	o.waitHealthy(r.done)
-	return r
-}
-
-// stop does what main does on SIGTERM: main runs run() under
-// signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM), so a SIGTERM
-// is exactly the cancellation of run()'s context. It returns run()'s
-// result, or an error if run() does not return within d.
-func (r *tppRun) stop(d time.Duration) error {
-	r.once.Do(func() {
-		r.cancel()
-		select {
-		case r.err = <-r.done:
-		case <-time.After(d):
-			r.err = fmt.Errorf("run() did not return within %s of the cancellation", d)
-		}
-	})
-	return r.err
+	o.serveFlags = append([]string{"--shutdown-grace", "5s"}, o.serveFlags...)
+	return &opsHarness{newHarness(t, o)}
 }
 
 // waitUntil polls cond every 25 ms until it holds or fails t after d.
@@ -598,15 +448,6 @@ type readyReport struct {
 		Status string `json:"status"`
 		Error  string `json:"error"`
 	} `json:"checks"`
-}
-
-func randomBytes(t *testing.T, n int) []byte {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // webhookReceiver is a fintech's webhook endpoint; it counts events by

@@ -43,13 +43,14 @@ import (
 	"github.com/bunqtpp/tpp/internal/banktest"
 	"github.com/bunqtpp/tpp/internal/browsertest"
 	"github.com/bunqtpp/tpp/internal/redistest"
+	"github.com/bunqtpp/tpp/internal/stacktest"
 	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/seal"
 	"github.com/bunqtpp/tpp/sqlite"
 )
 
-// harness is one running TPP with its own bank, Redis, database and
-// fintech front end. Tests that need isolation start their own.
+// harness is one TPP with its own bank, Redis, database and fintech front
+// end. Tests that need isolation start their own.
 type harness struct {
 	t *testing.T
 
@@ -69,12 +70,30 @@ type harness struct {
 	// OAuthClientID is the TPP's OAuth client_id at the bank.
 	OAuthClientID string
 
-	logs      *syncBuffer // the server's stderr: effective config and JSON logs
-	out       *syncBuffer // the server's stdout
+	logs      *stacktest.LogBuffer // the server's stderr: effective config and JSON logs
+	out       *stacktest.LogBuffer // the server's stdout
 	secrets   *secretSet
 	validator *apitest.Validator
 	apiClient *http.Client
 	keyring   *seal.Keyring
+
+	// What serve needs to (re)start the server on the same data.
+	opts                 harnessOptions
+	apiProxy, tokenProxy string
+	listen               string // host:port of URL
+	redisURL             string
+}
+
+// harnessOptions change what newHarness sets up.
+type harnessOptions struct {
+	// redisPassword, when set, protects the redis-server with requirepass
+	// and gives the TPP a redis:// URL carrying it.
+	redisPassword string
+	// webhookURL, when set, is the fintech client's webhook URL.
+	webhookURL string
+	// serveFlags are added to every 'tpp serve' command line after the
+	// harness's own (a later flag wins).
+	serveFlags []string
 }
 
 // forTest returns the harness reporting to t, for use in a subtest: a
@@ -83,26 +102,8 @@ type harness struct {
 func (h *harness) forTest(t *testing.T) *harness {
 	c := *h
 	c.t = t
-	c.apiClient = &http.Client{Transport: h.validator.Transport(t, nil), Timeout: 30 * time.Second}
+	c.apiClient = stacktest.APIClient(t, h.validator)
 	return &c
-}
-
-// syncBuffer collects output written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startHarness boots the whole service and stops it in t.Cleanup, failing
@@ -110,10 +111,33 @@ func (s *syncBuffer) String() string {
 // hold none of the secrets seen during the test.
 func startHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, logs: &syncBuffer{}, out: &syncBuffer{}, secrets: newSecretSet()}
+	h := newHarness(t, harnessOptions{})
+	h.serve(t)
+	return h
+}
+
+// newHarness prepares a TPP as an operator would ('tpp certs generate',
+// 'tpp register', 'tpp clients create' through run()) without starting it:
+// serve does, as often as a test likes, on the same data. The server's
+// output is checked for secrets when t ends, after every server started
+// here has stopped.
+func newHarness(t *testing.T, o harnessOptions) *harness {
+	t.Helper()
+	h := &harness{t: t, logs: &stacktest.LogBuffer{}, out: &stacktest.LogBuffer{}, secrets: newSecretSet(), opts: o}
+	t.Cleanup(func() { h.checkLogs(t) }) // runs last: registered first
 	h.Env = banktest.Start(t)
 	h.Redis = redistest.Start(t)
-	h.RDB = h.Redis.Client(t)
+	h.redisURL = h.Redis.URL
+	if o.redisPassword != "" {
+		h.requirePass(t)
+		h.redisURL = "redis://:" + o.redisPassword + "@" + h.Redis.Addr + "/0"
+		h.secrets.add("redis password", o.redisPassword)
+		c := goredis.NewClient(&goredis.Options{Addr: h.Redis.Addr, Password: o.redisPassword})
+		t.Cleanup(func() { _ = c.Close() })
+		h.RDB = c
+	} else {
+		h.RDB = h.Redis.Client(t)
+	}
 	h.Fintech = newFintech(t)
 	h.ReturnURL = h.Fintech.URL + "/return"
 
@@ -121,15 +145,14 @@ func startHarness(t *testing.T) *harness {
 	// proxies: that is how the test learns the tokens and secrets that
 	// must never show up in the logs (the user's browser goes straight to
 	// the bank's authorize page, as in production).
-	apiProxy := tapProxy(t, h.Env.APIURL, h.secrets)
-	tokenProxy := tapProxy(t, h.Env.TokenURL, h.secrets)
+	h.apiProxy = tapProxy(t, h.Env.APIURL, h.secrets)
+	h.tokenProxy = tapProxy(t, h.Env.TokenURL, h.secrets)
 
-	port := freeTCPPort(t)
-	h.URL = "http://127.0.0.1:" + strconv.Itoa(port)
+	h.listen = "127.0.0.1:" + strconv.Itoa(freeTCPPort(t))
+	h.URL = "http://" + h.listen
 	dir := t.TempDir()
 	h.DBPath = filepath.Join(dir, "data", "tpp.db")
-	mk := make([]byte, 32)
-	_, _ = rand.Read(mk)
+	mk := randomBytes(t, 32)
 	h.MasterKey = "k1:" + hex.EncodeToString(mk)
 	h.secrets.add("master key", hex.EncodeToString(mk))
 	kr, err := openKeyring(h.MasterKey)
@@ -142,53 +165,96 @@ func startHarness(t *testing.T) *harness {
 	h.cli("certs", "generate", "--out", certDir, "--roles", "AISP,PISP,CBPII", "--org", "E2E TPP B.V.")
 	h.addPEMSecret("certificate private key", filepath.Join(certDir, "key.pem"))
 
-	out := h.cli("register", "--env", apiProxy, "--cert", filepath.Join(certDir, "cert.pem"),
+	out := h.cli("register", "--env", h.apiProxy, "--cert", filepath.Join(certDir, "cert.pem"),
 		"--key", filepath.Join(certDir, "key.pem"), "--chain", filepath.Join(certDir, "chain.pem"),
 		"--public-url", h.URL, "--db", h.DBPath, "--master-key", h.MasterKey)
 	if !strings.Contains(out, "registered: OAuth client_id") {
 		t.Fatalf("tpp register did not finish:\n%s", out)
 	}
-	h.readRegistration(apiProxy)
+	h.readRegistration(h.apiProxy)
 
-	h.APIKey, h.ClientID = h.createClient("Acme Budget", h.ReturnURL)
+	flags := []string{"--return-url", h.ReturnURL}
+	if o.webhookURL != "" {
+		flags = append(flags, "--webhook-url", o.webhookURL)
+	}
+	h.APIKey, h.ClientID = h.createClientWith("Acme Budget", flags...)
 
 	h.validator = apitest.NewValidator(t)
-	h.apiClient = &http.Client{Transport: h.validator.Transport(t, nil), Timeout: 30 * time.Second}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve",
-			"--bank", apiProxy,
-			"--bank-oauth-url", h.Env.OAuthURL + "/auth",
-			"--bank-token-url", tokenProxy + "/v1/token",
-			"--listen", "127.0.0.1:" + strconv.Itoa(port),
-			"--public-url", h.URL,
-			"--redis-url", h.Redis.URL,
-			"--db", h.DBPath,
-			"--master-key", h.MasterKey,
-			"--metrics-listen", "",
-			"--log-level", "debug",
-			// Above net/http's 5 s for a connection that has sent nothing
-			// yet: Chromium's preconnects would otherwise fail the stop.
-			"--shutdown-grace", "15s",
-		}, h.out, h.logs)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("tpp serve did not shut down cleanly: run() = %v\nlogs:\n%s", err, tail(h.logs.String(), 4000))
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("tpp serve did not return within 30s of cancellation")
-		}
-		// Logs written during shutdown count too.
-		h.checkLogs(t)
-	})
-	h.waitHealthy(done)
+	h.apiClient = stacktest.APIClient(t, h.validator)
 	return h
+}
+
+// requirePass (re)sets the redis-server's password: a restarted server
+// forgets it, as its configuration is not persisted.
+func (h *harness) requirePass(t *testing.T) {
+	t.Helper()
+	c := goredis.NewClient(&goredis.Options{Addr: h.Redis.Addr})
+	defer c.Close()
+	if err := c.ConfigSet(context.Background(), "requirepass", h.opts.redisPassword).Err(); err != nil {
+		t.Fatalf("CONFIG SET requirepass: %v", err)
+	}
+}
+
+// serveArgs is the command line of 'tpp serve' for this harness; later
+// flags in extra win (the flag package keeps the last value).
+func (h *harness) serveArgs(extra ...string) []string {
+	args := []string{"serve",
+		"--bank", h.apiProxy,
+		"--bank-oauth-url", h.Env.OAuthURL + "/auth",
+		"--bank-token-url", h.tokenProxy + "/v1/token",
+		"--listen", h.listen,
+		"--public-url", h.URL,
+		"--redis-url", h.redisURL,
+		"--db", h.DBPath,
+		"--master-key", h.MasterKey,
+		"--metrics-listen", "",
+		"--log-level", "debug",
+		// Above net/http's 5 s for a connection that has sent nothing
+		// yet: Chromium's preconnects would otherwise fail the stop.
+		"--shutdown-grace", "15s",
+	}
+	return append(append(args, h.opts.serveFlags...), extra...)
+}
+
+// tppRun is one run() of 'tpp serve'.
+type tppRun struct {
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+	err    error
+}
+
+// serve starts 'tpp serve' in-process and waits until it is healthy. If
+// the test has not stopped it, it is stopped when t ends and must return
+// nil.
+func (h *harness) serve(t *testing.T, extra ...string) *tppRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &tppRun{cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- run(ctx, h.serveArgs(extra...), h.out, h.logs) }()
+	t.Cleanup(func() {
+		if err := r.stop(30 * time.Second); err != nil {
+			t.Errorf("tpp serve did not shut down cleanly: %v\nlogs:\n%s", err, tail(h.logs.String(), 4000))
+		}
+	})
+	h.waitHealthy(r.done)
+	return r
+}
+
+// stop does what main does on SIGTERM: main runs run() under
+// signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM), so a SIGTERM
+// is exactly the cancellation of run()'s context. It returns run()'s
+// result, or an error if run() does not return within d.
+func (r *tppRun) stop(d time.Duration) error {
+	r.once.Do(func() {
+		r.cancel()
+		select {
+		case r.err = <-r.done:
+		case <-time.After(d):
+			r.err = fmt.Errorf("run() did not return within %s of the cancellation", d)
+		}
+	})
+	return r.err
 }
 
 // cli runs one tpp command and returns its stdout, failing t on error.
@@ -211,10 +277,17 @@ var (
 // returns the new client's API key and id.
 func (h *harness) createClient(name string, returnURLs ...string) (apiKey, clientID string) {
 	h.t.Helper()
-	args := []string{"clients", "create", "--db", h.DBPath, "--master-key", h.MasterKey, "--name", name}
+	var flags []string
 	for _, u := range returnURLs {
-		args = append(args, "--return-url", u)
+		flags = append(flags, "--return-url", u)
 	}
+	return h.createClientWith(name, flags...)
+}
+
+// createClientWith is createClient with any flags of 'tpp clients create'.
+func (h *harness) createClientWith(name string, flags ...string) (apiKey, clientID string) {
+	h.t.Helper()
+	args := append([]string{"clients", "create", "--db", h.DBPath, "--master-key", h.MasterKey, "--name", name}, flags...)
 	out := h.cli(args...)
 	key, id := e2eAPIKeyRe.FindStringSubmatch(out), e2eClientIDRe.FindStringSubmatch(out)
 	if key == nil || id == nil {
@@ -287,6 +360,15 @@ func freeTCPPort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func tail(s string, n int) string {

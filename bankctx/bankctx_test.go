@@ -139,7 +139,11 @@ type replica struct {
 	mu       *sync.Mutex
 }
 
-func (w *world) replica(t *testing.T) *replica {
+func (w *world) replica(t *testing.T) *replica { return w.replicaWith(t, 0, nil) }
+
+// replicaWith is a replica that trusts what it parsed for recheck,
+// timed by clock (see bankctx.Config.Recheck).
+func (w *world) replicaWith(t *testing.T, recheck time.Duration, clock tpp.Clock) *replica {
 	t.Helper()
 	keys := redis.NewKeys("b:")
 	store, err := redis.NewContextStore(w.rdb, keys, w.keyring, time.Hour)
@@ -153,7 +157,7 @@ func (w *world) replica(t *testing.T) *replica {
 		t.Fatal(err)
 	}
 	r.p, err = bankctx.New(bankctx.Config{Bank: r.client, Store: store, Locker: redis.NewLocker(w.rdb, keys), Tokens: w.consents, Keys: w.pool, CloseTimeout: 300 * time.Millisecond,
-		OnRebuild: func(string) { r.mu.Lock(); *r.rebuilds++; r.mu.Unlock() }})
+		OnRebuild: func(string) { r.mu.Lock(); *r.rebuilds++; r.mu.Unlock() }, Recheck: recheck, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,5 +327,74 @@ func TestParsedContextFollowsRedis(t *testing.T) {
 	}
 	if now == first || now.InstallationID() != rebuilt.InstallationID() {
 		t.Fatalf("replica b still uses installation %d after a's rebuild to %d", now.InstallationID(), rebuilt.InstallationID())
+	}
+}
+
+// testClock is a clock the test moves.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// With Recheck, a replica uses what it parsed for that long without
+// asking Redis, then follows Redis again: another replica's rebuild shows
+// within Recheck, a purge in Redis leads to a rebuild, and the replica's
+// own changes show at once.
+func TestRecheckWindow(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	clock := &testClock{t: time.Now()}
+	a, b := w.replica(t), w.replicaWith(t, time.Second, clock)
+	ctx := context.Background()
+	if _, _, err := a.p.Create(ctx, w.consent.ID, w.token); err != nil {
+		t.Fatal(err)
+	}
+	first, err := b.p.Get(ctx, w.consent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.p.Purge(ctx, w.consent.ID); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt, err := a.p.Get(ctx, w.consent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Within the window b keeps its context: it still works at the bank.
+	clock.Advance(999 * time.Millisecond)
+	if got, err := b.p.Get(ctx, w.consent); err != nil || got != first {
+		t.Fatalf("within Recheck b got installation %d (%v), want its own %d", got.InstallationID(), err, first.InstallationID())
+	}
+	if _, err := b.client.ListMonetaryAccounts(ctx, first, psd2.Page{}); err != nil {
+		t.Fatalf("the older context no longer works at the bank: %v", err)
+	}
+	// After it, b follows Redis.
+	clock.Advance(time.Millisecond)
+	now, err := b.p.Get(ctx, w.consent)
+	if err != nil || now.InstallationID() != rebuilt.InstallationID() {
+		t.Fatalf("after Recheck b uses installation %d (%v), want a's %d", now.InstallationID(), err, rebuilt.InstallationID())
+	}
+	// Redis lost the context: after the window b rebuilds it, once.
+	if err := w.rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	again, err := b.p.Get(ctx, w.consent)
+	if err != nil || again == now || b.count() != 1 {
+		t.Fatalf("after a flush: %v, same context %v, %d rebuilds", err, again == now, b.count())
+	}
+	// Its own purge shows at once, window or not.
+	if err := b.p.Purge(ctx, w.consent.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.p.Get(ctx, w.consent); err != nil || got == again || b.count() != 2 {
+		t.Fatalf("after its own purge: %v, same context %v, %d rebuilds", err, got == again, b.count())
 	}
 }

@@ -84,7 +84,20 @@ type Config struct {
 	Logger       *slog.Logger
 	// OnRebuild, if set, is called after each rebuild (for metrics).
 	OnRebuild func(consentID string)
+	// Recheck is how long a context this process parsed, saved or checked
+	// is used without asking Redis whether another replica renewed,
+	// rebuilt or purged it; 0 asks every time (DefaultRecheck is the
+	// service's choice). Waiting that long is safe: every caller checks
+	// the consent's status in SQLite first, and an older session of the
+	// same grant stays valid at bunq.
+	Recheck time.Duration
+	// Clock times Recheck; tpp.SystemClock when nil.
+	Clock tpp.Clock
 }
+
+// DefaultRecheck saves the hot path a Redis round trip per request while
+// keeping another replica's change at most a second away.
+const DefaultRecheck = time.Second
 
 // Provider hands out live contexts per consent. Safe for concurrent use.
 type Provider struct {
@@ -98,15 +111,16 @@ type Provider struct {
 	owners map[weak.Pointer[psd2.Context]]string
 	// parsed keeps the last parsed context per consent with the hash of the
 	// stored value it came from. Redis stays the source (a renewal or purge
-	// by another replica shows at the next load); only the parse, which
-	// costs an RSA key check per request, is skipped when nothing changed.
+	// by another replica shows at the first load after Recheck); the parse,
+	// which costs an RSA key check, is skipped when nothing changed.
 	// Sharing one *psd2.Context per consent also makes renewals single-flight.
 	parsed map[string]parsedContext
 }
 
 type parsedContext struct {
-	sum [sha256.Size]byte
-	bc  *psd2.Context
+	sum     [sha256.Size]byte
+	bc      *psd2.Context
+	checked time.Time // when Redis last held exactly sum
 }
 
 // maxParsed bounds the parsed-context cache (about 3 KiB each).
@@ -126,6 +140,9 @@ func New(cfg Config) (*Provider, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = tpp.SystemClock{}
 	}
 	return &Provider{cfg: cfg, log: log, owners: map[weak.Pointer[psd2.Context]]string{}, parsed: map[string]parsedContext{}}, nil
 }
@@ -277,16 +294,24 @@ func badCredentials(err error) bool {
 }
 
 func (p *Provider) load(ctx context.Context, consentID string) (*psd2.Context, error) {
+	now := p.cfg.Clock.Now()
+	p.mu.Lock()
+	cached, ok := p.parsed[consentID]
+	p.mu.Unlock()
+	if ok && p.cfg.Recheck > 0 && now.Sub(cached.checked) < p.cfg.Recheck {
+		return cached.bc, nil
+	}
 	blob, err := p.cfg.Store.Get(ctx, consentID)
 	if err != nil {
+		if missing(err) {
+			p.forget(consentID)
+		}
 		return nil, err
 	}
 	defer clear(blob)
 	sum := sha256.Sum256(blob)
-	p.mu.Lock()
-	cached, ok := p.parsed[consentID]
-	p.mu.Unlock()
 	if ok && cached.sum == sum {
+		p.remember(consentID, sum, cached.bc)
 		return cached.bc, nil
 	}
 	bc := new(psd2.Context)
@@ -309,7 +334,7 @@ func (p *Provider) remember(consentID string, sum [sha256.Size]byte, bc *psd2.Co
 			break
 		}
 	}
-	p.parsed[consentID] = parsedContext{sum: sum, bc: bc}
+	p.parsed[consentID] = parsedContext{sum: sum, bc: bc, checked: p.cfg.Clock.Now()}
 }
 
 func (p *Provider) forget(consentID string) {

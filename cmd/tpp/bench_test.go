@@ -28,6 +28,7 @@ var (
 	benchTputRe = regexp.MustCompile(`(?m)^throughput ratio: TPP uncached / direct = ([\d.]+) at ([\d.]+) bank calls per request \(goal >= 0\.80\) (PASS|MISS)$`)
 	benchP99Re  = regexp.MustCompile(`(?m)^added p99: TPP uncached p99 - direct p99 = (-?[\d.]+)ms vs direct p99 ([\d.]+)ms = (-?[\d.]+)x \(goal < 2\.00x\) (PASS|MISS)$`)
 	benchHeapRe = regexp.MustCompile(`(?m)^peak heap: ([\d.]+)MiB`)
+	benchCutRe  = regexp.MustCompile(`(?m)^phase (TPP uncached|TPP coalesced|TPP cached|direct budgeted|direct)(?: \d+/\d+)?\s+(\d+) requests, \d+ errors, (\d+) under way`)
 )
 
 func parseBench(t *testing.T, out string) map[string]benchLine {
@@ -86,12 +87,23 @@ func runBenchSmoke(t *testing.T, extra ...string) string {
 	// Every direct read is one bank call, and so is every uncached read
 	// through the TPP: no two clients read one consent at once, so none
 	// shares a bank call. Coalesced reads may share one; cached reads
-	// hardly reach the bank.
-	if c := rows["direct"].callsPerReq; c < 0.95 || c > 1.2 {
-		t.Errorf("direct: %v bank calls per request, want 1", c)
+	// hardly reach the bank. Requests under way when a window closes have
+	// made their bank call but are not counted: that much more is allowed.
+	counted, cut := map[string]float64{}, map[string]float64{}
+	for _, m := range benchCutRe.FindAllStringSubmatch(s, -1) {
+		n, _ := strconv.ParseFloat(m[2], 64)
+		u, _ := strconv.ParseFloat(m[3], 64)
+		counted[m[1]] += n
+		cut[m[1]] += u
 	}
-	if c := rows["TPP uncached"].callsPerReq; c < 0.95 || c > 1.2 {
-		t.Errorf("TPP uncached: %v bank calls per request, want 1", c)
+	for _, name := range []string{"direct", "TPP uncached"} {
+		if counted[name] == 0 {
+			t.Fatalf("no phase lines for %s", name)
+		}
+		most := 1.05 + cut[name]/counted[name]
+		if c := rows[name].callsPerReq; c < 0.95 || c > most {
+			t.Errorf("%s: %v bank calls per request, want 1 (at most %.2f with %v requests under way)", name, c, most, cut[name])
+		}
 	}
 	if c := rows["TPP coalesced"].callsPerReq; c <= 0 || c > 1.2 {
 		t.Errorf("TPP coalesced: %v bank calls per request", c)

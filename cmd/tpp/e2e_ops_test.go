@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/bankctx"
 	"github.com/bunqtpp/tpp/internal/banktest"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
@@ -618,8 +619,10 @@ func TestE2EOpsMetrics(t *testing.T) {
 		return hooks.count("consent.updated") > 0 && hooks.count("payment.updated") > 0
 	})
 
-	// A context rebuild: Redis loses everything, the next read rebuilds.
+	// A context rebuild: Redis loses everything, the next read after the
+	// provider's recheck window rebuilds.
 	o.Redis.FlushAll(t)
+	time.Sleep(bankctx.DefaultRecheck)
 	if r := o.apiAs(o.APIKey, http.MethodGet, "/v1/consents/"+consent+"/accounts", nil, attended); r.Status != http.StatusOK {
 		t.Fatalf("account read after FLUSHALL: %d %v", r.Status, r.Body)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/bankctx"
 	"github.com/bunqtpp/tpp/internal/banktest"
 	"github.com/bunqtpp/tpp/internal/browsertest"
 )
@@ -410,6 +411,8 @@ func TestE2ERedisFlush(t *testing.T) {
 	t.Run("recovery", func(t *testing.T) {
 		h := h.forTest(t)
 		h.Redis.FlushAll(t)
+		// A replica trusts the context it parsed for up to this long.
+		time.Sleep(bankctx.DefaultRecheck)
 		h.Env.ResetStats(t)
 		r := accounts(h)
 		if r.Status != http.StatusOK {
@@ -427,6 +430,8 @@ func TestE2ERedisFlush(t *testing.T) {
 	t.Run("20 concurrent requests rebuild once", func(t *testing.T) {
 		h := h.forTest(t)
 		h.Redis.FlushAll(t)
+		// A replica trusts the context it parsed for up to this long.
+		time.Sleep(bankctx.DefaultRecheck)
 		h.Env.ResetStats(t)
 		const n = 20
 		var wg sync.WaitGroup

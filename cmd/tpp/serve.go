@@ -387,6 +387,8 @@ func (a *app) bankClient(ctx context.Context) error {
 		PermittedIPs: splitList(cfg.PermittedIPs),
 		Logger:       a.log,
 		OnRebuild:    a.metrics.OnContextRebuild(),
+		Recheck:      bankctx.DefaultRecheck,
+		Clock:        a.clock,
 	})
 	if err != nil {
 		return err

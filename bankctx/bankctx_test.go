@@ -15,6 +15,7 @@ import (
 	"github.com/bunqtpp/tpp/bankctx/bankctxtest"
 	"github.com/bunqtpp/tpp/internal/banktest"
 	"github.com/bunqtpp/tpp/internal/redistest"
+	"github.com/bunqtpp/tpp/internal/stacktest"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/seal"
@@ -330,19 +331,6 @@ func TestParsedContextFollowsRedis(t *testing.T) {
 	}
 }
 
-// testClock is a clock the test moves.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // With Recheck, a replica uses what it parsed for that long without
 // asking Redis, then follows Redis again: another replica's rebuild shows
 // within Recheck, a purge in Redis leads to a rebuild, and the replica's
@@ -350,7 +338,7 @@ func (c *testClock) Advance(d time.Duration) {
 func TestRecheckWindow(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	clock := &testClock{t: time.Now()}
+	clock := stacktest.NewClock(time.Now())
 	a, b := w.replica(t), w.replicaWith(t, time.Second, clock)
 	ctx := context.Background()
 	if _, _, err := a.p.Create(ctx, w.consent.ID, w.token); err != nil {

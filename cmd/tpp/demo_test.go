@@ -20,29 +20,12 @@ import (
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/internal/browsertest"
+	"github.com/bunqtpp/tpp/internal/stacktest"
 )
-
-// demoOut collects a run's stdout safely while it runs.
-type demoOut struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (o *demoOut) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *demoOut) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
 
 // demoRun is one 'tpp demo' running in this process.
 type demoRun struct {
-	out, errs *demoOut
+	out, errs *stacktest.LogBuffer
 	appURL    string // ".../demo/"
 	publicURL string
 	stop      func() error
@@ -55,7 +38,7 @@ var demoAppLine = regexp.MustCompile(`Demo fintech app +(http://\S+)/demo/`)
 func startDemo(t *testing.T, args ...string) *demoRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &demoRun{out: &demoOut{}, errs: &demoOut{}}
+	r := &demoRun{out: &stacktest.LogBuffer{}, errs: &stacktest.LogBuffer{}}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, append([]string{"demo"}, args...), r.out, r.errs) }()
 	var once sync.Once

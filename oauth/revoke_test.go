@@ -14,6 +14,7 @@ import (
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/bankctx"
 	"github.com/bunqtpp/tpp/bankctx/bankctxtest"
+	"github.com/bunqtpp/tpp/internal/banktest"
 )
 
 func TestRevokeByClient(t *testing.T) {
@@ -56,6 +57,47 @@ func TestRevokeByClient(t *testing.T) {
 	pid, _ := h.createConsent()
 	if st, out := h.call("DELETE", "/v1/consents/"+pid, nil); st != 200 || out["status"] != "revoked" {
 		t.Fatalf("revoke pending: %d %v", st, out)
+	}
+}
+
+// A revocation whose bank session cannot be deleted (bunq down) still
+// answers revoked and purges the context; the consent is queued for the
+// janitor to retry the close.
+func TestRevokeQueuesAFailedClose(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, nil, nil, func(h *harness, c *Config) { c.Closes = h.consents })
+	id := h.connect()
+	h.env.Fault(t, banktest.Fault{Method: "DELETE", Path: "/v1/session/*", Kind: banktest.FaultStatus, Status: 503})
+	st, out := h.call("DELETE", "/v1/consents/"+id, nil)
+	if st != 200 || out["status"] != "revoked" {
+		t.Fatalf("delete with the bank down: %d %v", st, out)
+	}
+	if h.raw("t:ctx:"+id) != "" {
+		t.Fatal("context still in Redis")
+	}
+	ctx := context.Background()
+	ids, err := h.consents.PendingCloses(ctx, 10)
+	if err != nil || len(ids) != 1 || ids[0] != id {
+		t.Fatalf("close queue = %v, %v; want the revoked consent", ids, err)
+	}
+	var reason string
+	if err := h.db.GetContext(ctx, &reason, `SELECT last_error FROM consent_closes WHERE consent_id = ?`, id); err != nil || !strings.Contains(reason, "503") {
+		t.Fatalf("queued reason %q, %v", reason, err)
+	}
+	// Queueing again keeps one row, with the latest reason.
+	if err := h.consents.QueueClose(ctx, id, "again"); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := h.consents.PendingCloses(ctx, 10); len(ids) != 1 {
+		t.Fatalf("close queue after queueing twice = %v", ids)
+	}
+	// Only revoked consents are queued.
+	live := h.connect()
+	if err := h.consents.QueueClose(ctx, live, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := h.consents.PendingCloses(ctx, 10); len(ids) != 1 {
+		t.Fatalf("an active consent was queued: %v", ids)
 	}
 }
 

@@ -50,6 +50,12 @@ type States interface {
 	TTL() time.Duration
 }
 
+// CloseQueue keeps revoked consents whose close must be retried
+// (*sqlite.ConsentService; janitor.Janitor works it off).
+type CloseQueue interface {
+	QueueClose(ctx context.Context, consentID, reason string) error
+}
+
 // BankContexts creates and ends the users' bunq contexts (*bankctx.Provider).
 type BankContexts interface {
 	Create(ctx context.Context, consentID, accessToken string) (*psd2.Context, bankctx.User, error)
@@ -74,6 +80,9 @@ type Config struct {
 	States       States
 	BankContexts BankContexts
 	Callbacks    Callbacks
+	// Closes, when set, takes the revoked consents whose bunq session or
+	// Redis context could not be closed at once, for the janitor to retry.
+	Closes CloseQueue
 	// CallbackKey, when set, is the bank's server public key: notification
 	// callbacks must then carry a valid X-Bunq-Server-Signature, so forged
 	// ones are refused before any work (see bankctx.ServerKey). Without it
@@ -95,6 +104,7 @@ type Service struct {
 	states   States
 	bank     BankContexts
 	hooks    Callbacks
+	closes   CloseQueue
 	cbKey    *rsa.PublicKey
 	clock    tpp.Clock
 	log      *slog.Logger
@@ -142,7 +152,7 @@ func New(cfg Config) (*Service, error) {
 	return &Service{
 		public: pu, exchange: ex, csrfKey: key, cookies: cookies{secure: pu.Scheme == "https"},
 		consents: cfg.Consents, clients: cfg.Clients, states: cfg.States, bank: cfg.BankContexts,
-		hooks: cfg.Callbacks, cbKey: cfg.CallbackKey, clock: clock, log: log,
+		hooks: cfg.Callbacks, closes: cfg.Closes, cbKey: cfg.CallbackKey, clock: clock, log: log,
 	}, nil
 }
 
@@ -293,11 +303,20 @@ func (s *Service) Revoke(ctx context.Context, clientID, id, requestID string) (*
 }
 
 // closeBank ends the bunq session and purges the context. The consent is
-// already revoked locally, which is what protects the user; a bank error is
-// logged, not returned.
+// already revoked locally, which is what protects the user; a failure is
+// logged and queued for the janitor to retry (Redis or the bank may be
+// back by then), not returned.
 func (s *Service) closeBank(ctx context.Context, consentID string) {
-	if err := s.bank.Close(ctx, consentID); err != nil {
-		s.log.WarnContext(ctx, "closing bunq session of revoked consent failed", "consent_id", consentID, "error", err)
+	err := s.bank.Close(ctx, consentID)
+	if err == nil {
+		return
+	}
+	s.log.WarnContext(ctx, "closing bunq session of revoked consent failed", "consent_id", consentID, "error", err)
+	if s.closes == nil {
+		return
+	}
+	if qerr := s.closes.QueueClose(context.WithoutCancel(ctx), consentID, err.Error()); qerr != nil {
+		s.log.ErrorContext(ctx, "queueing the close of a revoked consent failed", "consent_id", consentID, "error", qerr)
 	}
 }
 

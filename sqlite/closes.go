@@ -28,6 +28,22 @@ func queueClientConsentCloses(ctx context.Context, tx *sqlx.Tx, now time.Time, c
 	return nil
 }
 
+// QueueClose queues a revoked consent whose bank session or context could
+// not be closed at once (reason says why), for the janitor to retry. A
+// consent queued already keeps its place and attempts.
+func (s *ConsentService) QueueClose(ctx context.Context, consentID, reason string) error {
+	if len(reason) > 500 {
+		reason = strings.ToValidUTF8(reason[:500], "")
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO consent_closes (consent_id, queued_at, last_error)
+		SELECT id, ?, ? FROM consents WHERE id = ? AND status = 'revoked'
+		ON CONFLICT (consent_id) DO UPDATE SET last_error = excluded.last_error`,
+		formatTime(s.db.Now()), reason, consentID); err != nil {
+		return fmt.Errorf("sqlite: queue consent close %s: %w", consentID, err)
+	}
+	return nil
+}
+
 // PendingCloses returns up to limit revoked consents whose bank session and
 // context are still to be closed, oldest first, leaving out those that
 // failed MaxCloseAttempts times.

@@ -480,6 +480,7 @@ func (a *app) services(ctx context.Context) error {
 		Clients:      clients,
 		States:       redis.NewStateStore(a.rdb, keys, 0, a.clock),
 		BankContexts: a.ctxs,
+		Closes:       consents,
 		Callbacks: oauth.Callbacks{OnDraftPayment: func(ctx context.Context, n oauth.Notification) error {
 			return payments.OnDraftPayment(ctx, n.ObjectType, n.Object, api.RequestIDFromContext(ctx))
 		}},

@@ -5,9 +5,10 @@
 // idempotency records are deleted. Requests apply the same rules when they
 // touch a consent; the janitor makes the metrics and webhooks timely.
 //
-// It also closes what 'tpp clients revoke' cannot: that command revokes a
-// client's consents in SQLite only and queues them; the janitor ends their
-// bunq sessions and purges their Redis contexts.
+// It also closes what a revocation could not: 'tpp clients revoke' revokes
+// a client's consents in SQLite only and queues them, and a revocation
+// whose bank or Redis call failed queues its consent; the janitor ends
+// their bunq sessions and purges their Redis contexts.
 package janitor
 
 import (
@@ -37,7 +38,8 @@ type Contexts interface {
 }
 
 // Closes is the queue of revoked consents whose bunq session and context
-// are still open (*sqlite.ConsentService; 'tpp clients revoke' fills it).
+// are still open (*sqlite.ConsentService; 'tpp clients revoke' and failed
+// closes at revocation fill it).
 type Closes interface {
 	PendingCloses(ctx context.Context, limit int) ([]string, error)
 	CloseDone(ctx context.Context, consentID string) error
@@ -59,7 +61,7 @@ type Janitor struct {
 	Idempotency Idempotency
 	Contexts    Contexts
 	// Closes and Sessions, both set, close the sessions of consents
-	// revoked by revoking their client.
+	// revoked with their client or whose close failed at revocation.
 	Closes   Closes
 	Sessions Sessions
 	Clock    tpp.Clock
@@ -208,7 +210,7 @@ func (j *Janitor) closeRevoked(ctx context.Context) (int, error) {
 // counted on its row for the next sweep; only store failures are errors.
 func (j *Janitor) closeOne(ctx context.Context, id string) (bool, error) {
 	if err := j.Sessions.Close(ctx, id); err != nil {
-		j.log().Warn("closing the bank session of a consent revoked with its client failed",
+		j.log().Warn("closing the bank session of a revoked consent failed",
 			"consent_id", id, "error", err)
 		return false, j.Closes.CloseFailed(ctx, id, err.Error())
 	}

@@ -186,26 +186,15 @@ func Run(ctx context.Context, opts Options, op Op) (*Result, error) {
 	cancel()
 	wg.Wait()
 
-	res := &Result{}
+	parts := make([]*Result, len(recs))
+	for i, r := range recs {
+		parts[i] = &Result{Requests: r.reqs, Errors: r.errs, Cut: r.cut, Latencies: r.lat, ErrorSamples: r.samples}
+	}
+	res := Merge(parts...) // the workers' windows are one: set it once
 	if measuring {
 		ws, we := window()
 		res.Elapsed = we.Sub(ws)
 	}
-	seen := map[string]bool{}
-	for i := range recs {
-		r := &recs[i]
-		res.Requests += r.reqs
-		res.Errors += r.errs
-		res.Cut += r.cut
-		res.Latencies = append(res.Latencies, r.lat...)
-		for _, s := range r.samples {
-			if !seen[s] && len(res.ErrorSamples) < maxErrorSamples {
-				seen[s] = true
-				res.ErrorSamples = append(res.ErrorSamples, s)
-			}
-		}
-	}
-	slices.Sort(res.Latencies)
 	return res, runErr
 }
 

@@ -48,7 +48,7 @@ func NewKeyring(keys ...Key) (*Keyring, error) {
 	}
 	k := &Keyring{current: keys[0].ID, aeads: make(map[string]cipher.AEAD, len(keys))}
 	for _, key := range keys {
-		if err := validID(key.ID); err != nil {
+		if err := ValidKeyID(key.ID); err != nil {
 			return nil, err
 		}
 		if len(key.Key) != 32 {
@@ -88,7 +88,7 @@ func ParseKeys(s string) ([]Key, error) {
 		if !ok {
 			return nil, errors.New("seal: master key must look like \"k1:<64 hex characters>\" (an id, a colon, the key)")
 		}
-		if err := validID(id); err != nil {
+		if err := ValidKeyID(id); err != nil {
 			return nil, err
 		}
 		if seen[id] {
@@ -107,7 +107,8 @@ func ParseKeys(s string) ([]Key, error) {
 	return keys, nil
 }
 
-func validID(id string) error {
+// ValidKeyID checks a key id: 1 to 16 of [A-Za-z0-9_-].
+func ValidKeyID(id string) error {
 	if id == "" || len(id) > 16 {
 		return fmt.Errorf("seal: key id %q must be 1 to 16 characters", id)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/seal"
 	"github.com/bunqtpp/tpp/sqlite"
 )
 
@@ -45,15 +46,7 @@ func TestClientsCommandLifecycle(t *testing.T) {
 	}
 
 	// The printed key and secret are the real ones.
-	db, err := sqlite.Open(ctx, dbPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	kr, err := openKeyring(testMasterKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, kr := openClientsDB(t, dbPath)
 	svc := sqlite.NewClientService(db, kr)
 	if c, err := svc.Authenticate(ctx, key[1]); err != nil || c.ID != id[1] {
 		t.Fatalf("printed key does not authenticate: %v", err)
@@ -187,15 +180,7 @@ func TestClientsRevokeRevokesConsents(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := reClientID.FindStringSubmatch(out)[1]
-	db, err := sqlite.Open(ctx, dbPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	kr, err := openKeyring(testMasterKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, kr := openClientsDB(t, dbPath)
 	consents := sqlite.NewConsentService(db, kr)
 	var ids []string
 	for i := range 2 {
@@ -235,4 +220,20 @@ func TestClientsRevokeRevokesConsents(t *testing.T) {
 	if err != nil || len(queued) != 2 {
 		t.Errorf("queued for the janitor: %v, %v; want both consents", queued, err)
 	}
+}
+
+// openClientsDB opens the database the clients command wrote, with its
+// keyring, closed when the test ends.
+func openClientsDB(t *testing.T, dbPath string) (*sqlite.DB, *seal.Keyring) {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), dbPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	kr, err := openKeyring(testMasterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, kr
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bunqtpp/tpp/seal"
 )
 
 // config is the typed configuration of 'tpp serve' and 'tpp demo'. Every
@@ -226,26 +228,12 @@ func maskKeyIDs(v string) string {
 	var ids []string
 	for _, item := range strings.Split(v, ",") {
 		id, _, ok := strings.Cut(strings.TrimSpace(item), ":")
-		if !ok || !validKeyID(id) {
+		if !ok || seal.ValidKeyID(id) != nil { // a key written before its id never passes
 			id = "?"
 		}
 		ids = append(ids, id+":****")
 	}
 	return strings.Join(ids, ",")
-}
-
-// validKeyID is seal's rule for key ids: 1 to 16 of [A-Za-z0-9_-]. A
-// 32-byte key (64 hex or 44 base64 characters) never passes.
-func validKeyID(id string) bool {
-	if id == "" || len(id) > 16 {
-		return false
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // maskURLPassword masks a password in a URL's user info and in its query

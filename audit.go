@@ -30,9 +30,12 @@ const (
 	AuditConsentCreated    = "consent.created"
 	AuditConsentTransition = "consent.status_changed"
 	AuditConsentToken      = "consent.token_changed"
-	AuditPaymentCreated    = "payment.created"
-	AuditPaymentTransition = "payment.status_changed"
-	AuditPaymentBankID     = "payment.bank_id_recorded"
+	// AuditConsentAuthRefused: an authorization came back but was not used
+	// (its code belongs to another flow, or bunq's answer named no flow).
+	AuditConsentAuthRefused = "consent.authorization_refused"
+	AuditPaymentCreated     = "payment.created"
+	AuditPaymentTransition  = "payment.status_changed"
+	AuditPaymentBankID      = "payment.bank_id_recorded"
 )
 
 // AuditFilter selects audit records; set exactly one field.

@@ -98,6 +98,9 @@ type ExchangeError struct {
 	Code   string // OAuth error code from the bank, or "" for transport errors
 	Status int    // HTTP status, 0 when there was no answer
 	Err    error  // the cause, already free of secrets
+	// Transient is a failure that may pass: no answer (timeout, dropped
+	// connection) or a 5xx or 429 from the token endpoint.
+	Transient bool
 }
 
 func (e *ExchangeError) Error() string {
@@ -126,15 +129,16 @@ func (e *Exchanger) Exchange(ctx context.Context, code string) (*oauth2.Token, e
 			if re.Response != nil {
 				status = re.Response.StatusCode
 			}
-			return nil, &ExchangeError{Code: re.ErrorCode, Status: status, Err: errors.New("token endpoint refused the code")}
+			transient := status >= 500 || status == http.StatusTooManyRequests || re.ErrorCode == "temporarily_unavailable"
+			return nil, &ExchangeError{Code: re.ErrorCode, Status: status, Transient: transient, Err: errors.New("token endpoint refused the code")}
 		}
 		if ctx.Err() != nil {
-			return nil, &ExchangeError{Err: ctx.Err()}
+			return nil, &ExchangeError{Err: ctx.Err(), Transient: true}
 		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			// url.Error quotes the URL; keep only the operation and cause.
-			return nil, &ExchangeError{Err: fmt.Errorf("%s token endpoint: %w", ue.Op, ue.Err)}
+			return nil, &ExchangeError{Err: fmt.Errorf("%s token endpoint: %w", ue.Op, ue.Err), Transient: true}
 		}
 		return nil, &ExchangeError{Err: errors.New("token endpoint answer not understood")}
 	}
@@ -142,6 +146,13 @@ func (e *Exchanger) Exchange(ctx context.Context, code string) (*oauth2.Token, e
 		return nil, &ExchangeError{Err: fmt.Errorf("unexpected token type %q", tok.TokenType)}
 	}
 	return tok, nil
+}
+
+// TokenState is the state bunq's token answer carries (bunq-api.md §4.3):
+// the state the code was issued with. "" when the answer has none.
+func TokenState(tok *oauth2.Token) string {
+	s, _ := tok.Extra("state").(string)
+	return s
 }
 
 // defaultExchangeTimeout bounds a token request when the caller gave none.

@@ -304,17 +304,19 @@ func (s *Service) callback(ctx context.Context, in CallbackRequest) (_ *Callback
 	if in.State == "" {
 		return nil, "", errStateGone
 	}
-	st, err := s.states.Take(ctx, in.State)
-	if errors.Is(err, redis.ErrNotFound) {
+	// The browser's cookie is checked before the state is used up, so a
+	// foreign browser (a forwarded or stolen link) cannot burn the state
+	// of the user who started the flow.
+	st, err := s.states.Take(ctx, in.State, browserHash(in.Cookie(stateCookieName(in.State))))
+	switch {
+	case errors.Is(err, redis.ErrNotFound):
 		return nil, "", errStateGone
-	}
-	if err != nil {
+	case errors.Is(err, redis.ErrForeignBrowser):
+		return nil, "", errForeignBrowser
+	case err != nil:
 		return nil, "", s.unavailable(err)
 	}
 	res := &CallbackResult{ClearCookie: s.cookies.clearState(in.State)}
-	if !nonceMatches(in.Cookie(stateCookieName(in.State)), st.BrowserHash) {
-		return nil, "", errForeignBrowser
-	}
 	consentID = st.ConsentID
 	if s.clock.Now().Sub(st.CreatedAt) > s.states.TTL() {
 		return nil, consentID, errStateGone
@@ -351,7 +353,13 @@ func (s *Service) callback(ctx context.Context, in CallbackRequest) (_ *Callback
 	if in.Code == "" {
 		return fail("bank_error", "callback without code", errors.New("callback without code or error"))
 	}
-	tok, err := s.exchange.Exchange(ctx, in.Code)
+	tok, err := s.redeem(ctx, c, in)
+	var pe *PageError
+	if errors.As(err, &pe) {
+		// Not this flow's code, or bunq may answer later: the consent
+		// stays as it is.
+		return nil, consentID, pe
+	}
 	if err != nil {
 		return fail("bank_error", "code exchange failed", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	goredis "github.com/redis/go-redis/v9"
@@ -106,6 +107,7 @@ func newHarnessWith(t testing.TB, env *banktest.Env, keySource bankctx.Keys, mod
 		PublicURL: s.URL, Clock: clock, Logger: s.Log,
 		Bank:     BankOAuth{ClientID: s.Bank.ClientID, ClientSecret: s.Bank.ClientSecret, AuthURL: s.AuthURL(), TokenURL: s.TokenURL()},
 		Consents: s.Consents, Clients: s.Clients, States: s.States(), BankContexts: s.Provider,
+		Audit: s.Audit, Sealer: s.Keyring, ExchangeBackoff: time.Millisecond,
 	}
 	for _, m := range mods {
 		m(h, &cfg)
@@ -137,13 +139,19 @@ func newHarnessWith(t testing.TB, env *banktest.Env, keySource bankctx.Keys, mod
 
 func (h *harness) call(method, path string, body any) (int, map[string]any) {
 	h.t.Helper()
+	return h.callAs(h.apiKey, method, path, body)
+}
+
+// callAs calls the API with another client's key.
+func (h *harness) callAs(apiKey, method, path string, body any) (int, map[string]any) {
+	h.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, h.srv.URL+path, rd)
-	req.Header.Set("Authorization", "Bearer "+h.apiKey)
+	req.Header.Set("Authorization", "Bearer "+apiKey)
 	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -143,20 +143,25 @@ func TestErrorPagesWithoutReturn(t *testing.T) {
 	h := newHarness(t)
 
 	id, au := h.createConsent()
-	cb := h.decide(h.newBrowser().toBank(au), "approve")
+	owner := h.newBrowser()
+	cb := h.decide(owner.toBank(au), "approve")
 	p := h.newBrowser().get(cb)
 	if p.status != http.StatusBadRequest {
 		t.Fatalf("foreign browser: %d", p.status)
 	}
 	wantNoReturn(t, "foreign browser", p, id, "start again in this browser")
+	if c := h.consent(id); c.Status != tpp.ConsentPending {
+		t.Fatalf("consent after a foreign callback %s", c.Status)
+	}
+	// The foreign try left the state to its browser, which finishes.
+	if p := owner.get(cb); p.status != http.StatusSeeOther || !strings.Contains(p.location, "status=active") {
+		t.Fatalf("owner's callback after a foreign one: %d %s", p.status, p.location)
+	}
 
 	// The same state again: now unknown.
 	wantNoReturn(t, "used state", h.newBrowser().get(cb), id, "start the connection again")
 	wantNoReturn(t, "no state", h.newBrowser().get(h.srv.URL+CallbackPath+"?code=x"), "", "start the connection again")
 	wantNoReturn(t, "unknown consent", h.newBrowser().get(h.srv.URL+"/connect/con_unknown"), "", "start again")
-	if c := h.consent(id); c.Status != tpp.ConsentPending {
-		t.Fatalf("consent %s", c.Status)
-	}
 
 	// A revoked client's app is not linked to: the operator may have cut
 	// it off for what lies behind its URL.

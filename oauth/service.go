@@ -16,6 +16,7 @@ import (
 	"github.com/bunqtpp/tpp/bankctx"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
+	"github.com/bunqtpp/tpp/seal"
 )
 
 // Consents is the consent store (the sqlite store implements it).
@@ -43,10 +44,16 @@ type Clients interface {
 	Client(ctx context.Context, id string) (*tpp.FintechClient, error)
 }
 
-// States keeps OAuth states single-use and short-lived (*redis.StateStore).
+// States keeps OAuth states single-use, short-lived and bound to the
+// browser (*redis.StateStore).
 type States interface {
 	Put(ctx context.Context, state string, st redis.State) error
-	Take(ctx context.Context, state string) (redis.State, error)
+	// Take uses state up only for the browser whose cookie hashes to
+	// browserHash (redis.ErrForeignBrowser otherwise, the state stays).
+	Take(ctx context.Context, state, browserHash string) (redis.State, error)
+	// Park keeps a blob for a live state; TakeParked reads it once.
+	Park(ctx context.Context, state string, blob []byte) (bool, error)
+	TakeParked(ctx context.Context, state string) ([]byte, error)
 	TTL() time.Duration
 }
 
@@ -71,6 +78,15 @@ type Config struct {
 	// are Secure when it is https; plain http is for local development only.
 	PublicURL string
 	Bank      BankOAuth
+	// AcceptTokenWithoutState accepts a token answer from bunq that names
+	// no state (an older answer). Off by default: the code of such an
+	// answer cannot be proven to belong to the callback's flow.
+	AcceptTokenWithoutState bool
+	// ExchangeAttempts bounds the token requests for one callback when
+	// bunq's token endpoint fails in a way that may pass (default 3), with
+	// ExchangeBackoff (default 200ms) times the attempt between them.
+	ExchangeAttempts int
+	ExchangeBackoff  time.Duration
 	// CSRFKey signs the consent page's form tokens. Replicas must share it;
 	// at least 32 bytes. Empty means a random key per process (one replica).
 	CSRFKey []byte
@@ -83,6 +99,12 @@ type Config struct {
 	// Closes, when set, takes the revoked consents whose bunq session or
 	// Redis context could not be closed at once, for the janitor to retry.
 	Closes CloseQueue
+	// Audit, when set, records authorizations that came back but were not
+	// used (and why).
+	Audit AuditLog
+	// Sealer seals a token kept in Redis for its own flow (see redeem).
+	// Replicas must share it; nil means a random key per process.
+	Sealer Sealer
 	// CallbackKey, when set, is the bank's server public key: notification
 	// callbacks must then carry a valid X-Bunq-Server-Signature, so forged
 	// ones are refused before any work (see bankctx.ServerKey). Without it
@@ -105,9 +127,15 @@ type Service struct {
 	bank     BankContexts
 	hooks    Callbacks
 	closes   CloseQueue
+	audit    AuditLog
+	sealer   Sealer
 	cbKey    *rsa.PublicKey
-	clock    tpp.Clock
-	log      *slog.Logger
+
+	acceptNoState    bool
+	exchangeAttempts int
+	exchangeBackoff  time.Duration
+	clock            tpp.Clock
+	log              *slog.Logger
 }
 
 // CallbackPath is the OAuth redirect path registered at bunq.
@@ -146,13 +174,32 @@ func New(cfg Config) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	sealer := cfg.Sealer
+	if sealer == nil {
+		mk := make([]byte, 32)
+		if _, err := rand.Read(mk); err != nil {
+			return nil, fmt.Errorf("oauth: sealing key: %w", err)
+		}
+		if sealer, err = seal.NewKeyring(seal.Key{ID: "oauth", Key: mk}); err != nil {
+			return nil, fmt.Errorf("oauth: sealing key: %w", err)
+		}
+	}
+	attempts, backoff := cfg.ExchangeAttempts, cfg.ExchangeBackoff
+	if attempts <= 0 {
+		attempts = 3
+	}
+	if backoff <= 0 {
+		backoff = 200 * time.Millisecond
+	}
 	if pu.Scheme == "http" && !isLoopback(pu.Hostname()) {
 		log.Warn("oauth: the public URL is plain http: cookies cannot be Secure; use https outside development", "public_url", pu.String())
 	}
 	return &Service{
 		public: pu, exchange: ex, csrfKey: key, cookies: cookies{secure: pu.Scheme == "https"},
 		consents: cfg.Consents, clients: cfg.Clients, states: cfg.States, bank: cfg.BankContexts,
-		hooks: cfg.Callbacks, closes: cfg.Closes, cbKey: cfg.CallbackKey, clock: clock, log: log,
+		hooks: cfg.Callbacks, closes: cfg.Closes, audit: cfg.Audit, sealer: sealer, cbKey: cfg.CallbackKey,
+		acceptNoState: cfg.AcceptTokenWithoutState, exchangeAttempts: attempts, exchangeBackoff: backoff,
+		clock: clock, log: log,
 	}, nil
 }
 

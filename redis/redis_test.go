@@ -162,10 +162,10 @@ func TestEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 	ss := NewStateStore(rdb, keys, 0, nil)
-	if err := ss.Put(ctx, "s", State{ConsentID: "c1"}); err != nil {
+	if err := ss.Put(ctx, "s", State{ConsentID: "c1", BrowserHash: "b"}); err != nil {
 		t.Fatal(err)
 	}
-	if st, err := ss.Take(ctx, "s"); err != nil || st.ConsentID != "c1" {
+	if st, err := ss.Take(ctx, "s", "b"); err != nil || st.ConsentID != "c1" {
 		t.Fatalf("Take = %+v, %v", st, err)
 	}
 }
@@ -224,10 +224,10 @@ func TestStoresOnCluster(t *testing.T) {
 		t.Fatalf("context Get = %q, %v", v, err)
 	}
 	ss := NewStateStore(rdb, keys, 0, nil)
-	if err := ss.Put(ctx, "s", State{ConsentID: "1"}); err != nil {
+	if err := ss.Put(ctx, "s", State{ConsentID: "1", BrowserHash: "b"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ss.Take(ctx, "s"); err != nil {
+	if _, err := ss.Take(ctx, "s", "b"); err != nil {
 		t.Fatal(err)
 	}
 	lk, err := NewLocker(rdb, keys).Acquire(ctx, "l", time.Second)

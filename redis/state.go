@@ -55,12 +55,56 @@ func NewStateStore(rdb goredis.UniversalClient, keys Keys, ttl time.Duration, cl
 func (s *StateStore) TTL() time.Duration { return s.ttl }
 
 func (s *StateStore) key(state string) string {
+	return s.keys.Key("oauth", "state", hashState(state))
+}
+
+// MaxStatesPerConsent is how many live states one consent holds at most.
+// Each press of Continue makes one; a further one drops the oldest (its
+// callback then finds the state gone), so a loop of Continue posts cannot
+// fill Redis, while a user with a few tabs open still finishes in the
+// newest.
+const MaxStatesPerConsent = 5
+
+// ErrForeignBrowser is returned by Take when the state exists but the
+// browser hash does not match: the state stays, for the browser that
+// started the flow.
+var ErrForeignBrowser = errors.New("redis: oauth state belongs to another browser")
+
+// trimStatesScript adds a state hash (ARGV[1]) to the consent's list of
+// states (KEYS[1]), keeps the list at ARGV[2] entries and returns the state
+// hashes it dropped; the caller deletes their keys. One key per script, so
+// it runs on Redis Cluster too.
+var trimStatesScript = goredis.NewScript(`
+redis.call('LPUSH', KEYS[1], ARGV[1])
+local dropped = redis.call('LRANGE', KEYS[1], tonumber(ARGV[2]), -1)
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return dropped
+`)
+
+// takeStateScript deletes and returns the state (KEYS[1]) only when its
+// browser hash is ARGV[1]: {0} unknown, {1} another browser's, {2, payload}.
+var takeStateScript = goredis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return {0} end
+local st = cjson.decode(v)
+if st['browser_hash'] ~= ARGV[1] then return {1} end
+redis.call('DEL', KEYS[1])
+return {2, v}
+`)
+
+func hashState(state string) string {
 	sum := sha256.Sum256([]byte(state))
-	return s.keys.Key("oauth", "state", hex.EncodeToString(sum[:]))
+	return hex.EncodeToString(sum[:])
+}
+
+func (s *StateStore) consentKey(consentID string) string {
+	return s.keys.Key("oauth", "consent-states", consentID)
 }
 
 // Put stores st under state for the store's TTL. A zero CreatedAt is set
-// from the clock.
+// from the clock. The consent keeps at most MaxStatesPerConsent live
+// states: the oldest beyond that is deleted.
 func (s *StateStore) Put(ctx context.Context, state string, st State) error {
 	if state == "" {
 		return errors.New("redis: oauth state: empty state")
@@ -79,26 +123,88 @@ func (s *StateStore) Put(ctx context.Context, state string, st State) error {
 	if !ok {
 		return ErrStateExists
 	}
+	dropped, err := trimStatesScript.Run(ctx, s.rdb, []string{s.consentKey(st.ConsentID)},
+		hashState(state), MaxStatesPerConsent, s.ttl.Milliseconds()).StringSlice()
+	if err != nil {
+		return fmt.Errorf("redis: count oauth states of consent: %w", err)
+	}
+	for _, h := range dropped {
+		if err := s.rdb.Del(ctx, s.keys.Key("oauth", "state", h)).Err(); err != nil {
+			return fmt.Errorf("redis: drop oldest oauth state: %w", err)
+		}
+	}
 	return nil
 }
 
-// Take returns and deletes the payload of state in one step (GETDEL), so a
-// state can be used once: a second Take, or a Take after expiry, gets
-// ErrNotFound.
-func (s *StateStore) Take(ctx context.Context, state string) (State, error) {
+// Take returns and deletes the payload of state in one step, but only for
+// the browser whose cookie hashes to browserHash: a state can be used once,
+// and only by the browser that started the flow. A second Take, or a Take
+// after expiry, gets ErrNotFound; a Take from another browser gets
+// ErrForeignBrowser and leaves the state for the right one.
+func (s *StateStore) Take(ctx context.Context, state, browserHash string) (State, error) {
 	if state == "" {
 		return State{}, ErrNotFound
 	}
-	b, err := s.rdb.GetDel(ctx, s.key(state)).Bytes()
-	if errors.Is(err, goredis.Nil) {
-		return State{}, ErrNotFound
+	if browserHash == "" {
+		browserHash = "\x00" // matches no stored hash, not even an empty one
 	}
+	res, err := takeStateScript.Run(ctx, s.rdb, []string{s.key(state)}, browserHash).Slice()
 	if err != nil {
 		return State{}, fmt.Errorf("redis: take oauth state: %w", err)
 	}
+	if len(res) == 0 {
+		return State{}, errors.New("redis: take oauth state: empty answer")
+	}
+	switch code, _ := res[0].(int64); {
+	case code == 0:
+		return State{}, ErrNotFound
+	case code == 1:
+		return State{}, ErrForeignBrowser
+	case len(res) < 2:
+		return State{}, errors.New("redis: take oauth state: answer without payload")
+	}
+	raw, _ := res[1].(string)
 	var st State
-	if err := json.Unmarshal(b, &st); err != nil {
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
 		return State{}, fmt.Errorf("redis: decode oauth state: %w", err)
 	}
+	// The consent's list only bounds live states; a stale entry there is
+	// harmless (it is the first to be dropped), so this may fail quietly.
+	_ = s.rdb.LRem(ctx, s.consentKey(st.ConsentID), 0, hashState(state)).Err()
 	return st, nil
+}
+
+// Park keeps blob for state while that state lives (for the flow it
+// belongs to; see oauth). It reports false when the state is gone.
+func (s *StateStore) Park(ctx context.Context, state string, blob []byte) (bool, error) {
+	ttl, err := s.rdb.PTTL(ctx, s.key(state)).Result()
+	if err != nil {
+		return false, fmt.Errorf("redis: park for oauth state: %w", err)
+	}
+	if ttl <= 0 {
+		return false, nil // gone (or, impossibly, without expiry)
+	}
+	// Should the state be taken meanwhile, the blob is never read and
+	// expires with the state's time.
+	if err := s.rdb.Set(ctx, s.parkedKey(state), blob, ttl).Err(); err != nil {
+		return false, fmt.Errorf("redis: park for oauth state: %w", err)
+	}
+	return true, nil
+}
+
+// TakeParked returns and deletes what was parked for state; ErrNotFound
+// when nothing was.
+func (s *StateStore) TakeParked(ctx context.Context, state string) ([]byte, error) {
+	b, err := s.rdb.GetDel(ctx, s.parkedKey(state)).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis: take parked oauth answer: %w", err)
+	}
+	return b, nil
+}
+
+func (s *StateStore) parkedKey(state string) string {
+	return s.keys.Key("oauth", "parked", hashState(state))
 }

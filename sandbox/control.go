@@ -78,6 +78,19 @@ func (b *Bank) serveControl(w http.ResponseWriter, r *http.Request) {
 		b.rateOn = *in.Enabled
 		b.hits = map[string][]time.Time{}
 		writeJSON(w, 200, obj{"enabled": b.rateOn})
+	case key == "PUT token-state":
+		var in struct {
+			Enabled *bool `json:"enabled"`
+		}
+		if !dec(&in) {
+			return
+		}
+		if in.Enabled == nil {
+			controlErr(w, 400, `send {"enabled": true|false}`)
+			return
+		}
+		b.noTokenState = !*in.Enabled
+		writeJSON(w, 200, obj{"enabled": !b.noTokenState})
 	case key == "POST clock":
 		var in struct {
 			AdvanceSeconds int64 `json:"advance_seconds"`

@@ -396,7 +396,13 @@ func (b *Bank) serveToken(w http.ResponseWriter, r *http.Request) {
 		token: randomHex(64), created: now, redirectURI: ac.redirectURI}
 	b.st.grants[g.id] = g
 	b.st.apiKeys[g.token] = keyOwner{kind: "grant", id: g.id}
-	writeJSON(w, 200, obj{"access_token": g.token, "token_type": "bearer", "state": ac.state})
+	// The state is the one the code was issued with, whatever the caller
+	// sends: it tells the client which flow the code belongs to.
+	answer := obj{"access_token": g.token, "token_type": "bearer", "state": ac.state}
+	if b.noTokenState {
+		delete(answer, "state")
+	}
+	writeJSON(w, 200, answer)
 }
 
 func urlEscape(s string) string { return url.QueryEscape(s) }

@@ -584,3 +584,44 @@ func TestPSPDraftAuthorizationActsOnItsDraft(t *testing.T) {
 		t.Fatalf("app accept as alice: %d, draft %s", resp.StatusCode, status(first))
 	}
 }
+
+// A code is bound to the flow it was issued in (bunq-api.md §4.3, RFC 6749
+// §5.2 invalid_grant): the answer names the state it was issued with, never
+// one the caller sends, and another client or redirect_uri is refused.
+func TestTokenCodeBoundToItsFlow(t *testing.T) {
+	t.Parallel()
+	env := banktest.Start(t)
+	const redirect, otherRedirect = "https://tpp.example/cb", "https://other.example/cb"
+	_, clientID, secret := oauthTPP(t, env, redirect)
+	_, otherID, otherSecret := oauthTPPNamed(t, env, otherRedirect, "Other TPP AISP")
+	alice := seeded(t, env, 0)
+	codeFor := func(state string) string {
+		loc := env.Authorize(t, banktest.AuthorizeRequest{ClientID: clientID, RedirectURI: redirect, State: state, UserID: alice.ID})
+		u, _ := url.Parse(loc)
+		return u.Query().Get("code")
+	}
+	code := codeFor("victim-state")
+	params := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect}, "client_id": {clientID}, "client_secret": {secret}}
+	foreign := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {otherRedirect}, "client_id": {otherID}, "client_secret": {otherSecret}}
+	if st, a := exchange(t, env, false, foreign); st != 400 || a.Error != "invalid_grant" || a.AccessToken != "" {
+		t.Fatalf("another client's exchange: %d %+v, want invalid_grant", st, a)
+	}
+	foreign.Set("redirect_uri", redirect)
+	if st, a := exchange(t, env, false, foreign); st != 400 || a.Error != "invalid_grant" {
+		t.Fatalf("another client with the right redirect_uri: %d %+v, want invalid_grant", st, a)
+	}
+	// The caller's own state is ignored: the answer names the code's.
+	params.Set("state", "attacker-state")
+	if st, a := exchange(t, env, false, params); st != 200 || a.State != "victim-state" {
+		t.Fatalf("exchange with a state parameter: %d %+v, want state victim-state", st, a)
+	}
+	if st, a := exchange(t, env, false, params); st != 400 || a.Error != "invalid_grant" {
+		t.Fatalf("used code: %d %+v", st, a)
+	}
+	// The switch for older answers leaves state out.
+	env.SetTokenState(t, false)
+	params.Set("code", codeFor("s3"))
+	if st, a := exchange(t, env, false, params); st != 200 || a.State != "" || a.AccessToken == "" {
+		t.Fatalf("exchange with token-state off: %d %+v", st, a)
+	}
+}

@@ -65,12 +65,16 @@ type Bank struct {
 	st    *state // guarded by mu
 	table []route
 	// knobs, guarded by mu
-	offset     time.Duration
-	rateOn     bool
-	faults     []*fault
-	stats      map[string]int
-	hits       map[string][]time.Time // rate-limit windows per client+endpoint
-	deliveries []callbackRecord
+	offset time.Duration
+	rateOn bool
+	// noTokenState leaves state out of token answers (PUT
+	// /_sandbox/token-state): bunq's documented answer carries it
+	// (bunq-api.md §4.3), an older one may not.
+	noTokenState bool
+	faults       []*fault
+	stats        map[string]int
+	hits         map[string][]time.Time // rate-limit windows per client+endpoint
+	deliveries   []callbackRecord
 
 	ctx    context.Context
 	cancel context.CancelFunc

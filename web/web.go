@@ -70,6 +70,9 @@ type ErrorData struct {
 	// safe to show (see oauth); a plain link works without JavaScript.
 	ReturnURL  string
 	ClientName string
+	// RetryURL, when set, is a "Try again" link that restarts the flow
+	// (a failure that may pass; the request is still open).
+	RetryURL string
 }
 
 // page is what every template sees: the layout's fields plus the page's data.

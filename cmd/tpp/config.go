@@ -36,9 +36,12 @@ type config struct {
 	LogFormat     string
 	CacheTTL      time.Duration
 	SignAll       bool
-	PermittedIPs  string
-	PollInterval  time.Duration
-	ShutdownGrace time.Duration
+	// AcceptTokenWithoutState accepts bunq token answers that name no
+	// state (see docs/OPERATIONS.md, Security model).
+	AcceptTokenWithoutState bool
+	PermittedIPs            string
+	PollInterval            time.Duration
+	ShutdownGrace           time.Duration
 }
 
 // setting describes one configuration value.
@@ -71,6 +74,7 @@ func (c *config) settings() []setting {
 		{flag: "cache-ttl", env: "TPP_CACHE_TTL", def: "30s", usage: "how long account reads are cached", dur: &c.CacheTTL},
 		{flag: "bank-rate-budget", env: "TPP_BANK_RATE_BUDGET", def: "shared", usage: "how calls are kept under bunq's rate limits: shared (in Redis, across replicas), local (this process only) or off (load tests against a bank without limits; refused for sandbox and production)", str: &c.RateBudget},
 		{flag: "sign-all", env: "TPP_SIGN_ALL", def: "false", usage: "sign every bunq request, as bunq's SDKs do (costs ~1 ms CPU per call)", boolean: &c.SignAll},
+		{flag: "accept-token-without-state", env: "TPP_ACCEPT_TOKEN_WITHOUT_STATE", def: "false", usage: "accept a bunq token answer without state; its code cannot be proven to belong to the callback's flow (see docs/OPERATIONS.md, Security model)", boolean: &c.AcceptTokenWithoutState},
 		{flag: "permitted-ips", env: "TPP_PERMITTED_IPS", def: "", usage: "comma-separated IPs the bunq device registration is bound to (empty: the caller's IP)", str: &c.PermittedIPs},
 		{flag: "poll-interval", env: "TPP_POLL_INTERVAL", def: "30s", usage: "how often pending payments are re-checked at the bank (covers lost callbacks)", dur: &c.PollInterval},
 		{flag: "shutdown-grace", env: "TPP_SHUTDOWN_GRACE", def: "20s", usage: "how long in-flight requests may take to finish at shutdown", dur: &c.ShutdownGrace},

@@ -191,6 +191,13 @@ func (e *Env) SetRateLimits(t testing.TB, on bool) {
 	e.Control(t, http.MethodPut, "/_sandbox/rate-limits", map[string]bool{"enabled": on}, nil)
 }
 
+// SetTokenState makes the token host's answers carry the code's state (on,
+// the default, as bunq documents) or leave it out (an older answer).
+func (e *Env) SetTokenState(t testing.TB, on bool) {
+	t.Helper()
+	e.Control(t, http.MethodPut, "/_sandbox/token-state", map[string]bool{"enabled": on}, nil)
+}
+
 // AdvanceClock moves the emulator's clock forward by d (whole seconds).
 func (e *Env) AdvanceClock(t testing.TB, d time.Duration) {
 	t.Helper()

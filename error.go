@@ -92,6 +92,9 @@ const (
 	EAccountNotFound       = "account_not_found"
 	EPaymentNotFound       = "payment_not_found"
 	EPaymentNotCancellable = "payment_not_cancellable"
+	// EPaymentInProgress: another single payment from the same debtor IBAN
+	// is not finished yet (bunq would show both on one authorization page).
+	EPaymentInProgress = "payment_in_progress"
 
 	EIdempotencyKeyRequired = "idempotency_key_required"
 	EIdempotencyKeyReused   = "idempotency_key_reused"

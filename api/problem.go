@@ -53,6 +53,7 @@ var statuses = map[string]int{
 	tpp.EConflict:               http.StatusConflict,
 	tpp.EConsentNotActive:       http.StatusConflict,
 	tpp.EPaymentNotCancellable:  http.StatusConflict,
+	tpp.EPaymentInProgress:      http.StatusConflict,
 	tpp.EIdempotencyInFlight:    http.StatusConflict,
 	tpp.EBodyTooLarge:           http.StatusRequestEntityTooLarge,
 	tpp.EIdempotencyKeyReused:   http.StatusUnprocessableEntity,

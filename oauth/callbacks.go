@@ -26,6 +26,16 @@ type Callbacks struct {
 	// OnDraftPayment receives DRAFT_PAYMENT notifications (pisp). An error
 	// makes the endpoint answer 500 so that bunq retries.
 	OnDraftPayment func(ctx context.Context, n Notification) error
+	// OnContinue runs as the user continues from our consent page to the
+	// bank, before a state is made; an error stops the trip with an error
+	// page. pisp makes a single payment's PSP draft here: bunq shows every
+	// pending PSP draft on its page, so none may exist before its flow.
+	OnContinue func(ctx context.Context, c *tpp.Consent) error
+	// AfterBank runs after every trip back from the bank that this browser
+	// started, whatever its outcome, before the browser is sent on. pisp
+	// settles the PSP drafts bunq's page decided (all of them, not only
+	// this consent's).
+	AfterBank func(ctx context.Context, consentID, requestID string)
 }
 
 // MaxCallbackBytes caps a notification body; bunq's are a few KiB.

@@ -212,6 +212,11 @@ func (s *Service) Begin(ctx context.Context, id string) (authURL string, cookie 
 	if err != nil {
 		return "", nil, s.withReturn(ctx, err, id)
 	}
+	if s.hooks.OnContinue != nil {
+		if err := s.hooks.OnContinue(ctx, c); err != nil {
+			return "", nil, s.withReturn(ctx, s.continueFailed(ctx, c.ID, err), id)
+		}
+	}
 	state, nonce := newState(), randomToken(32)
 	if err := s.states.Put(ctx, state, redis.State{ConsentID: c.ID, BrowserHash: hashNonce(nonce), CreatedAt: s.clock.Now().UTC()}); err != nil {
 		return "", nil, s.withReturn(ctx, s.unavailable(err), id)
@@ -292,6 +297,12 @@ var (
 // and the consent becomes active.
 func (s *Service) Callback(ctx context.Context, in CallbackRequest) (*CallbackResult, error) {
 	res, consentID, err := s.callback(ctx, in)
+	if consentID != "" && s.hooks.AfterBank != nil {
+		s.hooks.AfterBank(ctx, consentID, in.RequestID)
+		if err == nil {
+			res.Redirect = s.settledOutcome(ctx, consentID, res.Redirect)
+		}
+	}
 	if err != nil {
 		// consentID is known only once this browser proved it started the
 		// flow: a foreign or unknown state's page offers no way back.
@@ -389,6 +400,27 @@ func (s *Service) callback(ctx context.Context, in CallbackRequest) (_ *Callback
 	}
 	res.Redirect = s.outcomeURL(ctx, nc, "")
 	return res, consentID, nil
+}
+
+// continueFailed is the page for a trip to the bank that OnContinue
+// stopped: the consent's own page once it is no longer waiting (a single
+// payment the bank refused), otherwise "try again".
+func (s *Service) continueFailed(ctx context.Context, id string, err error) error {
+	if c, gerr := s.consents.ConsentByID(ctx, id); gerr == nil &&
+		c.Status != tpp.ConsentPending && c.Status != tpp.ConsentReauthRequired {
+		return statusPage(c)
+	}
+	return s.unavailable(err)
+}
+
+// settledOutcome re-reads a single payment's outcome once AfterBank has
+// settled it, so the return URL reports the payment's final status.
+func (s *Service) settledOutcome(ctx context.Context, consentID, redirect string) string {
+	c, err := s.consents.ConsentByID(ctx, consentID)
+	if err != nil || !c.Internal() {
+		return redirect
+	}
+	return s.outcomeURL(ctx, c, "")
 }
 
 // safeToken keeps a bank-supplied error code loggable: short, plain ASCII.

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,6 +51,7 @@ type harness struct {
 	audit    *sqlite.AuditLog
 	clients  *sqlite.ClientService
 	provider *bankctx.Provider
+	singles  atomic.Int64 // single payments made, for distinct debtors
 	psd2     *psd2.Client
 	svc      *Service
 	srv      *httptest.Server

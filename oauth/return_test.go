@@ -178,6 +178,10 @@ func TestErrorPagesWithoutReturn(t *testing.T) {
 
 // single is a single payment as pisp makes it: a hidden consent and a
 // pending payment under it.
+// debtors are valid IBANs: one unfinished single payment per debtor.
+var debtors = []string{"NL91ABNA0417164300", "NL02ABNA0123456789", "NL20INGB0001234567", "NL39RABO0300065264",
+	"GB82WEST12345698765432", "FR1420041010050500013M02606", "BE68539007547034"}
+
 func (h *harness) single(t *testing.T) (*tpp.Consent, *tpp.Payment) {
 	t.Helper()
 	ctx := context.Background()
@@ -190,7 +194,7 @@ func (h *harness) single(t *testing.T) (*tpp.Consent, *tpp.Payment) {
 	}
 	p, err := sqlite.NewPaymentService(h.db).CreatePayment(ctx, tpp.NewPayment{
 		ConsentID: c.ID, ClientID: h.client.ID, Kind: tpp.PaymentSingle, AmountMinor: 2500, Currency: "EUR",
-		DebtorIBAN: "NL91ABNA0417164300", DebtorName: "Emma Visser", CounterpartyIBAN: "DE89370400440532013000",
+		DebtorIBAN: debtors[h.singles.Add(1)%int64(len(debtors))], DebtorName: "Emma Visser", CounterpartyIBAN: "DE89370400440532013000",
 		CounterpartyName: "Bakkerij", Description: "Order 1043", ReturnURL: returnURL0,
 		Actor: tpp.ActorClient(h.client.ID),
 	})

@@ -101,6 +101,10 @@ func newHarness(t *testing.T, o options) *harness {
 		Consents: h.consents, Clients: h.clients, States: s.States(), BankContexts: h.provider,
 		Callbacks: oauth.Callbacks{OnDraftPayment: func(ctx context.Context, n oauth.Notification) error {
 			return svc.OnDraftPayment(ctx, n.ObjectType, n.Object, api.RequestIDFromContext(ctx))
+		}, OnContinue: func(ctx context.Context, c *tpp.Consent) error {
+			return svc.PrepareSingle(ctx, c, api.RequestIDFromContext(ctx))
+		}, AfterBank: func(ctx context.Context, consentID, requestID string) {
+			svc.AfterAuthorization(ctx, consentID, requestID)
 		}},
 	})
 	if err != nil {
@@ -110,7 +114,7 @@ func newHarness(t *testing.T, o options) *harness {
 		Payments: h.payments, Consents: h.consents, Idempotency: sqlite.NewIdempotencyStore(s.DB),
 		Bank: h.bc, Contexts: h.provider,
 		TPP:          pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return h.bank.Context, nil }),
-		AuthorizeURL: h.oauth.AuthorizeURL, PollInterval: o.pollInterval, Clock: h.clock, Logger: s.Log,
+		AuthorizeURL: h.oauth.AuthorizeURL, Events: sqlite.NewOutbox(s.DB), PollInterval: o.pollInterval, Clock: h.clock, Logger: s.Log,
 	})
 	if err != nil {
 		t.Fatal(err)

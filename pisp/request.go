@@ -101,6 +101,10 @@ func (r *SinglePaymentRequest) validate(client *tpp.FintechClient) (singleInput,
 	if in.debtorIBAN, err = iban("debtor_iban", r.DebtorIBAN); err != nil {
 		return in, err
 	}
+	if !bunqIBAN(in.debtorIBAN) {
+		return in, tpp.Errorf(tpp.EInvalidIBAN, "debtor_iban must be the IBAN of a bunq account (NLxx BUNQ …): "+
+			"bunq takes single payments only from its own accounts")
+	}
 	if in.debtorName, err = name("debtor_name", r.DebtorName); err != nil {
 		return in, err
 	}
@@ -127,6 +131,12 @@ func (r *SinglePaymentRequest) validate(client *tpp.FintechClient) (singleInput,
 	}
 	in.returnURL = r.ReturnURL
 	return in, nil
+}
+
+// bunqIBAN reports whether an IBAN (electronic form) is one bunq issues:
+// Dutch with bank code BUNQ. bunq refuses a PSP draft from any other.
+func bunqIBAN(iban string) bool {
+	return len(iban) == 18 && strings.HasPrefix(iban, "NL") && iban[4:8] == "BUNQ"
 }
 
 func money(m *tpp.Money) (int64, string, error) {

@@ -72,6 +72,7 @@ type Consents interface {
 	ConsentByID(ctx context.Context, id string) (*tpp.Consent, error)
 	CreateConsent(ctx context.Context, in tpp.NewConsent) (*tpp.Consent, error)
 	TransitionConsent(ctx context.Context, t tpp.ConsentTransition) (*tpp.Consent, error)
+	SinglePaymentOf(ctx context.Context, consentID string) (*tpp.Payment, error)
 }
 
 // SinglePaymentUserRef is the user_ref of the consents single payments
@@ -105,6 +106,9 @@ type Config struct {
 	// ((*oauth.Service).AuthorizeURL): the authorize_url of single payments.
 	AuthorizeURL func(consentID string) string
 
+	// Events, when set, receives EventPaymentDecidedOutsideFlow.
+	Events Events
+
 	// PollInterval is the poller's period (DefaultPollInterval when 0).
 	PollInterval time.Duration
 	// OrphanGrace: see DefaultOrphanGrace.
@@ -123,6 +127,7 @@ type Service struct {
 	contexts     Contexts
 	tpp          TPPContexts
 	authorizeURL func(string) string
+	events       Events
 	interval     time.Duration
 	grace        time.Duration
 	clock        tpp.Clock
@@ -136,7 +141,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{
 		payments: cfg.Payments, consents: cfg.Consents, idem: cfg.Idempotency, bank: cfg.Bank,
-		contexts: cfg.Contexts, tpp: cfg.TPP, authorizeURL: cfg.AuthorizeURL,
+		contexts: cfg.Contexts, tpp: cfg.TPP, authorizeURL: cfg.AuthorizeURL, events: cfg.Events,
 		interval: cfg.PollInterval, grace: cfg.OrphanGrace, clock: cfg.Clock, log: cfg.Logger,
 	}
 	if s.interval <= 0 {

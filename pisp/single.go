@@ -3,7 +3,9 @@ package pisp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"time"
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/bankerr"
@@ -19,18 +21,21 @@ type CreateSingleInput struct {
 	RequestID   string
 }
 
-// CreateSinglePayment prepares a single payment: a PSP draft payment made
+// CreateSinglePayment records a single payment: a PSP draft payment made
 // with the TPP's own context, and a consent (scope payments, marked with
-// SinglePaymentUserRef) through which the user authorizes at bunq. bunq
-// shows the payment on its authorization page; approving the
-// authorization approves the payment. authorize_url is the consent's
-// /connect page, so the state, browser binding and code exchange are the
-// OAuth flow's, and the browser ends at return_url.
+// SinglePaymentUserRef) through which the user authorizes at bunq.
+// authorize_url is the consent's /connect page, so the state, browser
+// binding and code exchange are the OAuth flow's, and the browser ends at
+// return_url.
 //
-// Idempotency and failures work as in CreatePayment. PSP drafts read back
-// without a description, so after an ambiguous failure the draft is found
-// by sender, receiver, amount and pending status among those no payment
-// has claimed yet.
+// Nothing goes to the bank here. bunq's authorization page shows all of a
+// PSP's pending drafts for the user, whatever the authorization is for,
+// and decides them together: a draft made now would be shown, and
+// approved, inside the next authorization of that user, even another
+// fintech's accounts-only one. The PSP draft is made when the user
+// continues from our consent page (PrepareSingle), and at most one
+// unfinished single payment per debtor IBAN exists at a time (the store
+// refuses a second with payment_in_progress).
 func (s *Service) CreateSinglePayment(ctx context.Context, in CreateSingleInput) (*Created, error) {
 	d, err := in.Request.validate(in.Client)
 	if err != nil {
@@ -45,8 +50,8 @@ func (s *Service) CreateSinglePayment(ctx context.Context, in CreateSingleInput)
 	if !fresh {
 		return replay(rec, SinglePaymentLocation), nil
 	}
-	p, keep, err := s.createSingle(ctx, in, d)
-	return s.finish(ctx, in.Client.ID, in.Key, keep, err, func() (*Created, error) {
+	p, err := s.createSingle(ctx, in, d)
+	return s.finish(ctx, in.Client.ID, in.Key, false, err, func() (*Created, error) {
 		body, err := json.Marshal(singleView(p, s.authorizeURL(p.ConsentID)))
 		if err != nil {
 			return nil, err
@@ -55,10 +60,13 @@ func (s *Service) CreateSinglePayment(ctx context.Context, in CreateSingleInput)
 	})
 }
 
-func (s *Service) createSingle(ctx context.Context, in CreateSingleInput, d singleInput) (p *tpp.Payment, keep bool, err error) {
-	bc, err := s.tppContext(ctx)
-	if err != nil {
-		return nil, false, bankerr.FromBank(err)
+// InProgressRetry is the Retry-After of payment_in_progress: the earlier
+// payment ends within its consent's 15 minutes, usually much sooner.
+const InProgressRetry = time.Minute
+
+func (s *Service) createSingle(ctx context.Context, in CreateSingleInput, d singleInput) (*tpp.Payment, error) {
+	if s.tpp == nil {
+		return nil, &tpp.Error{Code: tpp.EBankUnavailable, Message: "Single payments are not configured on this TPP."}
 	}
 	actor := tpp.ActorClient(in.Client.ID)
 	c, err := s.consents.CreateConsent(ctx, tpp.NewConsent{
@@ -66,9 +74,9 @@ func (s *Service) createSingle(ctx context.Context, in CreateSingleInput, d sing
 		ReturnURL: d.returnURL, Actor: actor, RequestID: in.RequestID,
 	})
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	p, err = s.payments.CreatePayment(ctx, tpp.NewPayment{
+	p, err := s.payments.CreatePayment(ctx, tpp.NewPayment{
 		ConsentID: c.ID, ClientID: in.Client.ID, Kind: tpp.PaymentSingle,
 		AmountMinor: d.amountMinor, Currency: d.currency, DebtorIBAN: d.debtorIBAN, DebtorName: d.debtorName,
 		CounterpartyIBAN: d.creditorIBAN, CounterpartyName: d.creditorName, Description: d.description,
@@ -76,32 +84,89 @@ func (s *Service) createSingle(ctx context.Context, in CreateSingleInput, d sing
 	})
 	if err != nil {
 		s.closeConsent(ctx, c.ID, tpp.ErrorCode(err), in.RequestID)
-		return nil, false, err
+		var te *tpp.Error
+		if errors.As(err, &te) && te.Code == tpp.EPaymentInProgress {
+			te.RetryAfter = InProgressRetry
+		}
+		return nil, err
 	}
-	id, err := s.bank.CreatePSPDraftPayment(ctx, bc, pspRequest(p))
+	return p, nil
+}
+
+// PrepareSingle makes the PSP draft of the single payment consent c was
+// made for, as the user continues from our consent page to bunq (see
+// CreateSinglePayment). Other consents need nothing. A draft made on an
+// earlier continue is kept; a draft the bank may hold from an earlier
+// attempt whose answer was lost is found first, so none is made twice.
+// Two continues at once may both make one: the store records the first
+// bank id only, and the other draft is cancelled at once.
+func (s *Service) PrepareSingle(ctx context.Context, c *tpp.Consent, requestID string) error {
+	if !c.Internal() {
+		return nil
+	}
+	p, err := s.consents.SinglePaymentOf(ctx, c.ID)
 	if err != nil {
-		if ambiguous(err) {
-			found, lerr := s.findPSPDraft(ctx, bc, p)
-			switch {
-			case lerr != nil:
-				s.log.WarnContext(ctx, "PSP draft payment outcome unknown; the poller will reconcile it",
-					"payment_id", p.ID, "error", err, "list_error", lerr)
-				return nil, true, bankerr.FromBank(err)
-			case found != 0:
-				id, err = found, nil
+		return err
+	}
+	if p.Status != tpp.PaymentPending {
+		return tpp.Errorf(tpp.EConflict, "payment %s is %s", p.ID, p.Status)
+	}
+	if p.BunqID != 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+	defer cancel()
+	bc, err := s.tppContext(ctx)
+	if err != nil {
+		return bankerr.FromBank(err)
+	}
+	id, err := s.findPSPDraft(ctx, bc, p)
+	if err != nil {
+		return bankerr.FromBank(err)
+	}
+	if id == 0 {
+		if id, err = s.makePSPDraft(ctx, bc, p, requestID); err != nil {
+			return err
+		}
+	}
+	if _, err := s.recordBankID(ctx, p, id, requestID); err != nil {
+		if np, gerr := s.payments.PaymentByID(ctx, p.ID); gerr == nil && np.BunqID != 0 && np.BunqID != id {
+			// Another continue recorded its draft first: this one must
+			// not linger on bunq's page.
+			if cerr := s.bank.UpdatePSPDraftPayment(ctx, bc, id, psd2.StatusCancelled); cerr != nil {
+				s.log.ErrorContext(ctx, "cancelling a second PSP draft failed", "payment_id", p.ID, "bunq_id", id, "error", cerr)
 			}
+			return nil
 		}
-		if err != nil {
-			mapped := s.failCreate(ctx, p, err, in.RequestID)
-			s.closeConsent(ctx, c.ID, tpp.ErrorCode(mapped), in.RequestID)
-			return nil, false, mapped
+		return err
+	}
+	return nil
+}
+
+// makePSPDraft creates p's PSP draft. After an ambiguous failure the bank's
+// drafts are searched before anything else; a refusal fails the payment
+// and closes its consent.
+func (s *Service) makePSPDraft(ctx context.Context, bc *psd2.Context, p *tpp.Payment, requestID string) (int64, error) {
+	id, err := s.bank.CreatePSPDraftPayment(ctx, bc, pspRequest(p))
+	if err == nil {
+		return id, nil
+	}
+	if ambiguous(err) {
+		found, lerr := s.findPSPDraft(ctx, bc, p)
+		switch {
+		case lerr != nil:
+			s.log.WarnContext(ctx, "PSP draft payment outcome unknown; the next continue or the poller looks again",
+				"payment_id", p.ID, "error", err, "list_error", lerr)
+			return 0, bankerr.FromBank(err)
+		case found != 0:
+			return found, nil
 		}
+		// Not at the bank: nothing happened; the user may try again.
+		return 0, bankerr.FromBank(err)
 	}
-	p, err = s.recordBankID(ctx, p, id, in.RequestID)
-	if err != nil {
-		return nil, true, err
-	}
-	return p, false, nil
+	mapped := s.failCreate(ctx, p, err, requestID)
+	s.closeConsent(ctx, p.ConsentID, tpp.ErrorCode(mapped), requestID)
+	return 0, mapped
 }
 
 // closeConsent rejects the consent of a single payment that never reached

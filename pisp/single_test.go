@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -43,15 +44,17 @@ func TestSinglePaymentApproved(t *testing.T) {
 	if !strings.HasPrefix(au, h.srv.URL+"/connect/con_") {
 		t.Fatalf("authorize_url %q", au)
 	}
-	if h.env.Stats(t)[pspCreate] != 1 {
-		t.Fatalf("stats: %v", h.env.Stats(t))
+	// Nothing at the bank before the user continues to it: bunq would
+	// show the draft on any other authorization of this user.
+	if h.env.Stats(t)[pspCreate] != 0 {
+		t.Fatalf("a PSP draft was made at POST: %v", h.env.Stats(t))
 	}
 	if d := r.body["debtor"].(map[string]any); d["iban"] != from.IBAN {
 		t.Fatalf("debtor IBAN not normalised: %v", d)
 	}
 	// Replay: same response, no second PSP draft.
 	again := h.req("POST", "/v1/single-payments", body, key("s-1"))
-	if again.status != 201 || string(again.raw) != string(r.raw) || again.header.Get("Idempotent-Replayed") != "true" || h.env.Stats(t)[pspCreate] != 1 {
+	if again.status != 201 || string(again.raw) != string(r.raw) || again.header.Get("Idempotent-Replayed") != "true" || h.env.Stats(t)[pspCreate] != 0 {
 		t.Fatalf("replay: %d %s", again.status, again.raw)
 	}
 	id := r.str("id")
@@ -73,8 +76,11 @@ func TestSinglePaymentApproved(t *testing.T) {
 	}
 
 	back := h.authorize(au, "approve")
-	if !strings.HasPrefix(back, returnURL0) {
+	if !strings.HasPrefix(back, returnURL0) || !strings.Contains(back, "status=executed") {
 		t.Fatalf("browser ends at %s", back)
+	}
+	if n := h.env.Stats(t)[pspCreate]; n != 1 {
+		t.Fatalf("PSP draft POSTs = %d, want 1", n)
 	}
 	g := h.req("GET", "/v1/single-payments/"+id, "", nil)
 	if g.status != 200 || g.str("status") != "executed" || g.body["authorize_url"] != nil {
@@ -130,6 +136,8 @@ func TestSinglePaymentExpires(t *testing.T) {
 		t.Fatalf("create: %d %s", r.status, r.raw)
 	}
 	id := r.str("id")
+	// The user continues to bunq (the PSP draft is made) and never decides.
+	h.stack.NewBrowser().ToBank(r.str("authorize_url"))
 	if n, err := h.svc.Poll(context.Background()); err != nil || n != 0 {
 		t.Fatalf("early poll: %d %v", n, err)
 	}
@@ -150,39 +158,45 @@ func TestSinglePaymentExpires(t *testing.T) {
 	}
 }
 
-// The PSP draft is made but its answer is lost: found by listing, no second one.
+// The PSP draft is made as the user continues, but its answer is lost:
+// found by listing, no second one.
 func TestSinglePaymentAmbiguousFailure(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, options{})
 	h.env.ResetStats(t)
-	h.env.Fault(t, banktest.Fault{Method: "POST", Path: "/v1/user/*/payment-service-provider-draft-payment", Kind: banktest.FaultDrop, Count: 1})
 	body := h.singleBody("6.50", "Dropped")
 	r := h.req("POST", "/v1/single-payments", body, key("s-drop"))
-	if r.status != 201 || h.env.Stats(t)[pspCreate] != 1 {
+	if r.status != 201 || h.env.Stats(t)[pspCreate] != 0 {
 		t.Fatalf("create: %d %s stats %v", r.status, r.raw, h.env.Stats(t))
 	}
+	h.env.Fault(t, banktest.Fault{Method: "POST", Path: "/v1/user/*/payment-service-provider-draft-payment", Kind: banktest.FaultDrop, Count: 1})
+	h.stack.NewBrowser().ToBank(r.str("authorize_url"))
 	p := h.payment(r.str("id"))
-	if p.BunqID == 0 {
-		t.Fatal("no bank id after reconciliation")
+	if p.BunqID == 0 || h.env.Stats(t)[pspCreate] != 1 {
+		t.Fatalf("no bank id after reconciliation (stats %v)", h.env.Stats(t))
 	}
 	// The user authorizes the reconciled draft: it executes.
 	h.authorize(r.str("authorize_url"), "approve")
 	if g := h.req("GET", "/v1/single-payments/"+r.str("id"), "", nil); g.str("status") != "executed" {
 		t.Fatalf("get: %s", g.raw)
 	}
-	// Drop before sending: nothing at the bank; failed, key released,
-	// consent closed; the retry makes it.
+	// Dropped before sending: nothing at the bank; the continue shows an
+	// error page and the payment stays pending; the next continue makes it.
 	h.env.Fault(t, banktest.Fault{Method: "POST", Path: "/v1/user/*/payment-service-provider-draft-payment", Kind: banktest.FaultDropBefore, Count: 1})
-	body2 := h.singleBody("6.60", "Dropped before")
-	if f := h.req("POST", "/v1/single-payments", body2, key("s-drop2")); f.status != 502 {
-		t.Fatalf("drop before: %d %s", f.status, f.raw)
+	r2 := h.req("POST", "/v1/single-payments", h.singleBody("6.60", "Dropped before"), key("s-drop2"))
+	if r2.status != 201 {
+		t.Fatalf("create: %d %s", r2.status, r2.raw)
 	}
-	var rejected int
-	if err := h.db.GetContext(context.Background(), &rejected, `SELECT count(*) FROM consents WHERE status = 'rejected'`); err != nil || rejected != 1 {
-		t.Fatalf("consent of the failed single payment not closed: %d %v", rejected, err)
+	b := h.stack.NewBrowser()
+	_, tok := b.Open(r2.str("authorize_url"))
+	if c := b.Post(r2.str("authorize_url")+"/continue", url.Values{"csrf_token": {tok}}); c.Status != http.StatusServiceUnavailable {
+		t.Fatalf("continue while the bank drops the create: %d %s", c.Status, c.Body)
 	}
-	if ok := h.req("POST", "/v1/single-payments", body2, key("s-drop2")); ok.status != 201 {
-		t.Fatalf("retry: %d %s", ok.status, ok.raw)
+	if p := h.payment(r2.str("id")); p.Status != tpp.PaymentPending || p.BunqID != 0 {
+		t.Fatalf("payment after a failed continue: %s %d", p.Status, p.BunqID)
+	}
+	if back := h.authorize(r2.str("authorize_url"), "approve"); !strings.Contains(back, "status=executed") {
+		t.Fatalf("retry: browser ends at %s", back)
 	}
 	if n := h.env.Stats(t)[pspCreate]; n != 3 {
 		t.Fatalf("PSP draft POSTs = %d, want 3", n)

@@ -74,13 +74,18 @@ func (s *Service) Sync(ctx context.Context, p *tpp.Payment, requestID string) (*
 	case tpp.PaymentDraft:
 		to, code, detail, err = s.draftStatus(ctx, p)
 	case tpp.PaymentSingle:
-		to, code, detail, err = s.singleStatus(ctx, p, requestID)
+		return s.syncSingle(ctx, p, "", requestID)
 	default:
 		return p, fmt.Errorf("pisp: payment %s has unknown kind %q", p.ID, p.Kind)
 	}
 	if err != nil || to == tpp.PaymentPending {
 		return p, err
 	}
+	return s.record(ctx, p, to, code, detail, requestID)
+}
+
+// record moves p to a status the bank reported.
+func (s *Service) record(ctx context.Context, p *tpp.Payment, to tpp.PaymentStatus, code, detail, requestID string) (*tpp.Payment, error) {
 	np, err := s.payments.TransitionPayment(ctx, tpp.PaymentTransition{
 		ID: p.ID, To: to, ErrorCode: code, Actor: tpp.ActorBank, RequestID: requestID, Detail: detail,
 	})
@@ -120,24 +125,63 @@ func (s *Service) draftStatus(ctx context.Context, p *tpp.Payment) (tpp.PaymentS
 	return to, code, "bank draft payment status " + d.Status, nil
 }
 
-func (s *Service) singleStatus(ctx context.Context, p *tpp.Payment, requestID string) (tpp.PaymentStatus, string, string, error) {
+// syncSingle reads p's PSP draft with the TPP's context and settles p
+// (settleSingle).
+func (s *Service) syncSingle(ctx context.Context, p *tpp.Payment, during, requestID string) (*tpp.Payment, error) {
 	bc, err := s.tppContext(ctx)
 	if err != nil {
-		return "", "", "", bankerr.FromBank(err)
+		return p, bankerr.FromBank(err)
 	}
 	d, err := s.bank.GetPSPDraftPayment(ctx, bc, p.BunqID)
 	if err != nil {
-		return "", "", "", bankerr.FromBank(err)
+		return p, bankerr.FromBank(err)
 	}
 	if d.ID != p.BunqID || !pspMatches(&d, p) {
 		s.log.ErrorContext(ctx, "bank PSP draft does not match payment", "payment_id", p.ID, "bunq_id", p.BunqID)
-		return "", "", "", errMismatch
+		return p, errMismatch
 	}
+	return s.settleSingle(ctx, bc, p, &d, during, requestID)
+}
+
+// settleSingle records what p's PSP draft d says. A decided draft belongs
+// to p's own flow once p's consent came back from bunq (active or
+// rejected). While that consent can still come back, a decision waits for
+// it (bunq's callback may overtake the browser), unless during names the
+// other authorization that just came back: bunq showed and decided d on
+// that one's page. Then, as for a consent that ran out, the payment gets
+// the real outcome, audited as decided outside its flow and reported to
+// its fintech (EventPaymentDecidedOutsideFlow), never attributed to the
+// other consent. A pending draft whose authorization has ended is
+// cancelled (abandoned).
+func (s *Service) settleSingle(ctx context.Context, bc *psd2.Context, p *tpp.Payment, d *psd2.PSPDraftPayment, during, requestID string) (*tpp.Payment, error) {
 	to, code := pspOutcome(d.Status)
 	if to == tpp.PaymentPending {
-		return s.abandoned(ctx, bc, p)
+		to, code, detail, err := s.abandoned(ctx, bc, p)
+		if err != nil || to == tpp.PaymentPending {
+			return p, err
+		}
+		return s.record(ctx, p, to, code, detail, requestID)
 	}
-	return to, code, "bank PSP draft payment status " + d.Status, nil
+	c, err := s.consents.ConsentByID(ctx, p.ConsentID)
+	if err != nil {
+		return p, err
+	}
+	detail := "bank PSP draft payment status " + d.Status
+	switch {
+	case c.Status == tpp.ConsentActive || c.Status == tpp.ConsentRejected:
+		return s.record(ctx, p, to, code, detail, requestID)
+	case during == "" && c.Status == tpp.ConsentPending && s.clock.Now().Before(c.ExpiresAt):
+		return p, nil
+	case during != "":
+		detail += fmt.Sprintf(", decided outside its own authorization (on bunq's page of consent %s); not attributed to that consent", during)
+	default:
+		detail += ", decided outside its own authorization (which never came back from bunq)"
+	}
+	np, err := s.record(ctx, p, to, code, detail, requestID)
+	if err == nil && np.Status == to && np.Status != p.Status {
+		s.reportOutsideFlow(ctx, np, during)
+	}
+	return np, err
 }
 
 // abandoned ends a pending single payment whose consent the user can no
@@ -347,6 +391,9 @@ func (s *Service) Poll(ctx context.Context) (int, error) {
 // the bank's drafts are searched for it; found, it gets its bank id and its
 // idempotency key the response; not found, it fails and the key is freed.
 func (s *Service) reconcile(ctx context.Context, p *tpp.Payment) (*tpp.Payment, error) {
+	if p.Kind == tpp.PaymentSingle {
+		return s.reconcileSingle(ctx, p)
+	}
 	found, looked, err := s.locate(ctx, p)
 	if err != nil || !looked {
 		return p, err
@@ -358,9 +405,6 @@ func (s *Service) reconcile(ctx context.Context, p *tpp.Payment) (*tpp.Payment, 
 		})
 		if err != nil {
 			return nil, err
-		}
-		if p.Kind == tpp.PaymentSingle {
-			s.closeConsent(ctx, p.ConsentID, tpp.EBankUnavailable, "")
 		}
 		if p.IdempotencyKey != "" {
 			if err := s.idem.ReleaseIdempotent(ctx, p.ClientID, p.IdempotencyKey); err != nil {
@@ -374,12 +418,7 @@ func (s *Service) reconcile(ctx context.Context, p *tpp.Payment) (*tpp.Payment, 
 		return nil, err
 	}
 	if p.IdempotencyKey != "" {
-		var body []byte
-		if np.Kind == tpp.PaymentSingle {
-			body, err = json.Marshal(singleView(np, s.authorizeURL(np.ConsentID)))
-		} else {
-			body, err = json.Marshal(PaymentView(np))
-		}
+		body, err := json.Marshal(PaymentView(np))
 		if err == nil {
 			err = s.idem.CompleteIdempotent(ctx, p.ClientID, p.IdempotencyKey, http.StatusCreated, body)
 		}
@@ -388,6 +427,41 @@ func (s *Service) reconcile(ctx context.Context, p *tpp.Payment) (*tpp.Payment, 
 		}
 	}
 	return np, nil
+}
+
+// reconcileSingle settles a single payment without a PSP draft id. Its
+// draft is made when the user continues to bunq (PrepareSingle), so while
+// the consent can still be authorized there is nothing to do. Later the
+// bank's drafts are searched (a continue whose answer was lost): found,
+// the id is recorded and the next look reads its status; not found, the
+// payment ends as its authorization did (never given: failed with
+// consent_expired; declined: rejected). Its POST was answered at once, so
+// no idempotency record waits for it.
+func (s *Service) reconcileSingle(ctx context.Context, p *tpp.Payment) (*tpp.Payment, error) {
+	c, err := s.consents.ConsentByID(ctx, p.ConsentID)
+	if err != nil {
+		return p, err
+	}
+	if c.Status == tpp.ConsentPending && s.clock.Now().Before(c.ExpiresAt) {
+		return p, nil
+	}
+	found, _, err := s.locate(ctx, p)
+	if err != nil {
+		return p, err
+	}
+	if found != 0 {
+		return s.recordBankID(ctx, p, found, "")
+	}
+	to, code, detail := tpp.PaymentFailed, tpp.EConsentExpired, "authorization not given in time; no PSP draft was made"
+	switch c.Status {
+	case tpp.ConsentRejected:
+		to, code, detail = tpp.PaymentRejected, c.ErrorCode, "authorization declined; no PSP draft was made"
+	case tpp.ConsentActive:
+		to, code, detail = tpp.PaymentFailed, tpp.EBankUnavailable, "authorized, but the bank has no PSP draft for it"
+	}
+	return s.payments.TransitionPayment(ctx, tpp.PaymentTransition{
+		ID: p.ID, To: to, ErrorCode: code, Actor: tpp.ActorSystem, Detail: detail,
+	})
 }
 
 // locate searches the bank for the draft made for p. looked is false when

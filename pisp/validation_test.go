@@ -128,6 +128,7 @@ func TestBadInputs(t *testing.T) {
 		{"single: no idempotency key", "POST", "/v1/single-payments", single("description", "x"), nil, 400, tpp.EIdempotencyKeyRequired},
 		{"single: unknown field", "POST", "/v1/single-payments", single("debtor_bic", "BUNQNL2A"), k, 400, tpp.EInvalid},
 		{"single: debtor IBAN invalid", "POST", "/v1/single-payments", single("debtor_iban", "NL00BUNQ0000000000"), k, 400, tpp.EInvalidIBAN},
+		{"single: debtor not at bunq", "POST", "/v1/single-payments", single("debtor_iban", "NL91ABNA0417164300"), k, 400, tpp.EInvalidIBAN},
 		{"single: creditor IBAN missing", "POST", "/v1/single-payments", single("creditor_iban", nil), k, 400, tpp.EInvalidIBAN},
 		{"single: same debtor and creditor", "POST", "/v1/single-payments", single("creditor_iban", goodSingle["debtor_iban"]), k, 400, tpp.EInvalidIBAN},
 		{"single: debtor name missing", "POST", "/v1/single-payments", single("debtor_name", nil), k, 400, tpp.EInvalid},

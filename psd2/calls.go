@@ -218,14 +218,23 @@ func (c *Client) UpdateDraftPayment(ctx context.Context, bc *Context, accountID,
 	if err != nil {
 		return err
 	}
+	if u.Status == StatusAccepted {
+		return ErrUserAcceptsDrafts
+	}
 	if u.NumberOfRequiredAccepts == 0 {
 		u.NumberOfRequiredAccepts = 1
 	}
 	if u.Entries == nil {
 		u.Entries = []DraftPaymentEntry{}
 	}
-	return c.update(ctx, bc, path, u, u.Status == StatusAccepted)
+	return c.update(ctx, bc, path, u, false)
 }
+
+// ErrUserAcceptsDrafts refuses, before anything is sent, an update that
+// would accept a draft payment: the user approves drafts in the bunq app,
+// never the TPP (bunq answers a grant's attempt with 403; bunq-api.md
+// §12.6).
+var ErrUserAcceptsDrafts = errors.New("psd2: a draft payment is accepted by the user in the bunq app, never by the TPP")
 
 // ---- payment-service-provider draft payments
 

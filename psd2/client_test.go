@@ -371,6 +371,17 @@ func TestOAuthContextPISPAndCBPII(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The user accepts drafts in the app, never the TPP: the client
+	// refuses before sending (the bank would answer 403).
+	env.ResetStats(t)
+	if err := c.UpdateDraftPayment(ctx, uc, acc.ID, did2, psd2.DraftPaymentUpdate{Status: psd2.StatusAccepted}); !errors.Is(err, psd2.ErrUserAcceptsDrafts) {
+		t.Fatalf("accepting a draft as the TPP: %v", err)
+	}
+	for call, n := range env.Stats(t) {
+		if strings.HasPrefix(call, "PUT ") && n > 0 {
+			t.Fatalf("the refused accept reached the bank: %v", env.Stats(t))
+		}
+	}
 	if err := c.UpdateDraftPayment(ctx, uc, acc.ID, did2, psd2.DraftPaymentUpdate{Status: psd2.StatusCancelled, Entries: []psd2.DraftPaymentEntry{entry}}); err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/bunqtpp/tpp"
 )
 
 // Banking endpoints: monetary accounts, payments, request inquiries (sugar
@@ -199,8 +197,8 @@ func (st *state) resolve(p pointer) (counterparty, *reply) {
 	}
 	switch strings.ToUpper(p.Type) {
 	case "IBAN":
-		iban, err := tpp.NormalizeIBAN(p.Value)
-		if err != nil {
+		iban, ok := normalIBAN(p.Value)
+		if !ok {
 			return fail("The IBAN " + p.Value + " of the counterparty is not valid.")
 		}
 		if a := st.accountByIBAN(iban); a != nil {
@@ -380,7 +378,9 @@ func (c *call) entries(in []entryIn, field string, scheduleOnly bool) ([]draftEn
 		p := e.CounterpartyAlias
 		p.Type = strings.ToUpper(p.Type)
 		if p.Type == "IBAN" {
-			p.Value, _ = tpp.NormalizeIBAN(p.Value)
+			if v, ok := normalIBAN(p.Value); ok {
+				p.Value = v
+			}
 		}
 		out = append(out, draftEntry{id: c.st.next("payment"), amount: amt, currency: "EUR", alias: p,
 			description: e.Description, merchantRef: e.MerchantReference})
@@ -471,6 +471,11 @@ func (b *Bank) hDraftUpdate(c *call) reply {
 	}
 	switch in.Status {
 	case "ACCEPTED":
+		// The user approves a draft in the bunq app, never the TPP
+		// holding their grant (bunq-api.md §12.6).
+		if c.grant() != nil {
+			return bunqErr(403, "A draft payment can only be accepted by the user in the bunq app.")
+		}
 		// Accepting executes the payment, so it needs a signature (§2.2).
 		if r := c.checkSignature(); r != nil {
 			return *r

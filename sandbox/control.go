@@ -155,8 +155,8 @@ func (b *Bank) serveControl(w http.ResponseWriter, r *http.Request) {
 			controlErr(w, 400, `decision must be "approve" or "deny"`)
 			return
 		}
-		d := b.st.pspDraftToAuthorize(oc.pspID, u)
-		writeJSON(w, 200, obj{"redirect_url": b.decideLocked(oc, in.RedirectURI, in.State, u, in.Decision == "approve", d)})
+		ds := b.st.pspDraftsToAuthorize(oc.pspID, u)
+		writeJSON(w, 200, obj{"redirect_url": b.decideLocked(oc, in.RedirectURI, in.State, u, in.Decision == "approve", ds)})
 	case key == "POST oauth" && len(segs) == 2 && segs[1] == "revoke":
 		var in struct {
 			UserID   int64  `json:"user_id"`

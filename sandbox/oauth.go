@@ -82,15 +82,16 @@ th,td{text-align:left;padding:8px 4px;border-bottom:1px solid #eceef2;font-size:
 {{define "consent"}}{{template "top" .}}<h1>Connect {{.TPP}}?</h1>
 <p>Hi {{.UserName}}. <strong>{{.TPP}}</strong> asks for access to your bunq account:</p>
 <ul>{{range .Access}}<li>{{.}}</li>{{end}}</ul>
-{{with .Draft}}<h2>Payment to approve</h2>
-<p class="muted">Approving the connection also approves this payment.</p>
+{{if .Drafts}}<h2>Payments to approve</h2>
+<p class="muted">Approving the connection also approves {{if gt (len .Drafts) 1}}all of these payments{{else}}this payment{{end}}; denying it declines them.</p>
 <table><thead><tr><th scope="col">From</th><th scope="col">To</th><th scope="col">Description</th><th scope="col">Amount</th></tr></thead><tbody>
-<tr><td>{{.From}}</td><td>{{.To}}</td><td>{{.Description}}</td><td>€ {{.Amount}}</td></tr>
-</tbody></table>{{end}}
+{{range .Drafts}}<tr><td>{{.From}}</td><td>{{.To}}</td><td>{{.Description}}</td><td>€ {{.Amount}}</td></tr>
+{{end}}</tbody></table>{{end}}
 <form method="post" action="/auth">
 {{template "hidden" .}}
 <input type="hidden" name="user_id" value="{{.UserID}}">
-{{with .Draft}}<input type="hidden" name="psp_draft_payment_id" value="{{.ID}}">{{end}}
+{{range .Drafts}}<input type="hidden" name="psp_draft_payment_id" value="{{.ID}}">
+{{end}}
 <button class="primary" type="submit" name="decision" value="approve">Approve</button>
 <button class="secondary" type="submit" name="decision" value="deny">Deny</button>
 </form>{{template "bottom" .}}{{end}}
@@ -208,23 +209,29 @@ func (b *Bank) authPage(w http.ResponseWriter, r *http.Request) {
 				access = append(access, a)
 			}
 		}
-		// The page shows the one PSP draft payment it is for and names it
-		// in the form, so the decision acts on that draft alone.
-		if d := b.st.pspDraftToAuthorize(oc.pspID, u); d != nil {
-			data["Draft"] = pageDraft{ID: d.id, From: d.senderIBAN, To: d.counterName + " (" + d.counterIBAN + ")", Description: d.description, Amount: amountText(d.amount)}
+		// bunq shows all of the PSP's pending drafts from the user's
+		// accounts, whatever the authorization is for, and decides them
+		// together (bunq-api.md §12.5). The form names the drafts shown,
+		// so one made while the page is open is not decided unseen.
+		var drafts []pageDraft
+		for _, d := range b.st.pspDraftsToAuthorize(oc.pspID, u) {
+			drafts = append(drafts, pageDraft{ID: d.id, From: d.senderIBAN, To: d.counterName + " (" + d.counterIBAN + ")", Description: d.description, Amount: amountText(d.amount)})
 		}
+		data["Drafts"] = drafts
 		data["UserID"], data["UserName"], data["Access"] = u.id, u.name, access
 		b.render(w, 200, "consent", data)
 	case "approve", "deny":
-		var d *pspDraft
-		if s := get("psp_draft_payment_id"); s != "" {
+		var ds []*pspDraft
+		for _, s := range r.Form["psp_draft_payment_id"] {
 			id, _ := strconv.ParseInt(s, 10, 64)
-			if d = b.st.pspDrafts[id]; d == nil || !b.st.debitsUser(d, oc.pspID, u.id) {
+			d := b.st.pspDrafts[id]
+			if d == nil || !b.st.debitsUser(d, oc.pspID, u.id) {
 				b.errorPage(w, 400, "Unknown payment.")
 				return
 			}
+			ds = append(ds, d)
 		}
-		http.Redirect(w, r, b.decideLocked(oc, get("redirect_uri"), get("state"), u, get("decision") == "approve", d), http.StatusFound)
+		http.Redirect(w, r, b.decideLocked(oc, get("redirect_uri"), get("state"), u, get("decision") == "approve", ds), http.StatusFound)
 	default:
 		b.errorPage(w, 400, "Unknown decision.")
 	}

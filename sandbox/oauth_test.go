@@ -77,8 +77,8 @@ func signIn(t testing.TB, env *banktest.Env, clientID, redirect, state string, u
 	if resp.StatusCode != 200 || !strings.Contains(string(page), "Test TPP B.V.") || !strings.Contains(string(page), `value="approve"`) {
 		t.Fatalf("consent page %d: %s", resp.StatusCode, page)
 	}
-	if m := pspDraftField.FindStringSubmatch(string(page)); m != nil {
-		form.Set("psp_draft_payment_id", m[1])
+	for _, m := range pspDraftField.FindAllStringSubmatch(string(page), -1) {
+		form.Add("psp_draft_payment_id", m[1])
 	}
 	return string(page), form
 }
@@ -497,7 +497,9 @@ func TestDraftPaymentCallbacks(t *testing.T) {
 // TestPSPDraftAuthorizationActsOnItsDraft: an authorization request acts on
 // the one PSP draft payment it shows, never on the user's other pending
 // drafts, including one made while the page was open.
-func TestPSPDraftAuthorizationActsOnItsDraft(t *testing.T) {
+// bunq shows all of the PSP's pending drafts for the user on any of its
+// authorization pages and decides them together (bunq-api.md §12.5).
+func TestPSPDraftAuthorizationShowsAllPending(t *testing.T) {
 	t.Parallel()
 	env := banktest.Start(t)
 	const redirect = "https://tpp.example/cb"
@@ -516,52 +518,56 @@ func TestPSPDraftAuthorizationActsOnItsDraft(t *testing.T) {
 	}
 	before := balance()
 
-	// Two pending drafts: the page is for the newest and shows it alone.
+	// Two pending drafts: the page shows both and names both in its form.
 	first, second := mk("Order 1", "3.00"), mk("Order 2", "4.00")
 	page, form := signIn(t, env, clientID, redirect, "s1", alice.ID)
-	if !strings.Contains(page, "Order 2") || strings.Contains(page, "Order 1") || form.Get("psp_draft_payment_id") != itoa(second) {
-		t.Fatalf("consent page for draft %q:\n%s", form.Get("psp_draft_payment_id"), page)
+	if !strings.Contains(page, "Order 2") || !strings.Contains(page, "Order 1") ||
+		strings.Join(form["psp_draft_payment_id"], ",") != itoa(first)+","+itoa(second) {
+		t.Fatalf("consent page for drafts %q:\n%s", form["psp_draft_payment_id"], page)
 	}
-	third := mk("Order 3", "5.00") // made while the page is open
+	third := mk("Order 3", "5.00") // made while the page is open: not shown, not decided
 	if loc := decide(t, env, form, "approve"); !strings.Contains(loc, "code=") {
 		t.Fatalf("approve redirect %q", loc)
 	}
-	if s1, s2, s3 := status(first), status(second), status(third); s1 != "PENDING" || s2 != "ACCEPTED" || s3 != "PENDING" {
-		t.Fatalf("after approving the page for draft 2: %s %s %s", s1, s2, s3)
+	if s1, s2, s3 := status(first), status(second), status(third); s1 != "ACCEPTED" || s2 != "ACCEPTED" || s3 != "PENDING" {
+		t.Fatalf("after approving the page of drafts 1 and 2: %s %s %s", s1, s2, s3)
 	}
-	if got := balance(); got != minus(t, before, 400) {
-		t.Fatalf("balance %s, want %s less 4.00", got, before)
+	if got := balance(); got != minus(t, before, 700) {
+		t.Fatalf("balance %s, want %s less 7.00", got, before)
 	}
 
-	// Denying rejects the page's draft only.
+	// Denying rejects what the page showed.
+	fourth := mk("Order 4", "1.00")
 	_, form = signIn(t, env, clientID, redirect, "s2", alice.ID)
-	if form.Get("psp_draft_payment_id") != itoa(third) {
-		t.Fatalf("page for draft %q, want %d", form.Get("psp_draft_payment_id"), third)
+	if strings.Join(form["psp_draft_payment_id"], ",") != itoa(third)+","+itoa(fourth) {
+		t.Fatalf("page for drafts %q", form["psp_draft_payment_id"])
 	}
 	decide(t, env, form, "deny")
-	if s1, s3 := status(first), status(third); s1 != "PENDING" || s3 != "REJECTED" {
-		t.Fatalf("after denying the page for draft 3: %s %s", s1, s3)
+	if s3, s4 := status(third), status(fourth); s3 != "REJECTED" || s4 != "REJECTED" {
+		t.Fatalf("after denying: %s %s", s3, s4)
 	}
 
 	// A form naming a draft that does not debit the signed-in user is refused.
+	fifth := mk("Order 5", "1.00")
 	_, form = signIn(t, env, clientID, redirect, "s3", bob.ID)
-	form.Set("psp_draft_payment_id", itoa(first))
+	form.Set("psp_draft_payment_id", itoa(fifth))
 	form.Set("decision", "approve")
 	resp, err := noRedirect.PostForm(env.OAuthURL+"/auth", form)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 400 || status(first) != "PENDING" {
-		t.Fatalf("bob approving alice's draft: %d, draft %s", resp.StatusCode, status(first))
+	if resp.StatusCode != 400 || status(fifth) != "PENDING" {
+		t.Fatalf("bob approving alice's draft: %d, draft %s", resp.StatusCode, status(fifth))
 	}
 
-	// Without a page (the control endpoint) the same choice: the newest.
-	fourth := mk("Order 4", "1.00")
+	// Without a page (the control endpoint) the same: every pending draft.
+	sixth := mk("Order 6", "1.00")
 	env.Authorize(t, banktest.AuthorizeRequest{ClientID: clientID, RedirectURI: redirect, UserID: alice.ID})
-	if s1, s4 := status(first), status(fourth); s1 != "PENDING" || s4 != "ACCEPTED" {
-		t.Fatalf("after control approval: %s %s", s1, s4)
+	if s5, s6 := status(fifth), status(sixth); s5 != "ACCEPTED" || s6 != "ACCEPTED" {
+		t.Fatalf("after control approval: %s %s", s5, s6)
 	}
+	first = mk("Order 7", "1.00")
 
 	// In the app, only a holder of the debited account may answer.
 	app := env.OAuthURL + "/app/psp-draft-payments/" + itoa(first) + "/accept"

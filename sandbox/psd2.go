@@ -1,11 +1,11 @@
 package sandbox
 
 import (
+	"cmp"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
-
-	"github.com/bunqtpp/tpp"
 )
 
 // PSD2 endpoints: PSP draft payments, confirmation of funds, OAuth clients
@@ -61,12 +61,15 @@ func (b *Bank) hPSPDraftCreate(c *call) reply {
 	if r := decode(c.body, &in); r != nil {
 		return *r
 	}
-	sender, err := tpp.NormalizeIBAN(in.SenderIBAN)
-	if err != nil {
+	sender, ok := normalIBAN(in.SenderIBAN)
+	if !ok {
 		return badRequest("The field sender_iban is not a valid IBAN.")
 	}
-	counter, err := tpp.NormalizeIBAN(in.CounterpartyIBAN)
-	if err != nil {
+	if !bunqIBAN(sender) {
+		return badRequest("The sender_iban must be an IBAN of a bunq account.")
+	}
+	counter, ok := normalIBAN(in.CounterpartyIBAN)
+	if !ok {
 		return badRequest("The field counterparty_iban is not a valid IBAN.")
 	}
 	if strings.TrimSpace(in.CounterpartyName) == "" {
@@ -190,8 +193,8 @@ func (b *Bank) hConfirmFunds(c *call) reply {
 	}
 	var a *account
 	if in.PointerIBAN.Type == "" || strings.EqualFold(in.PointerIBAN.Type, "IBAN") {
-		iban, err := tpp.NormalizeIBAN(in.PointerIBAN.Value)
-		if err != nil {
+		iban, ok := normalIBAN(in.PointerIBAN.Value)
+		if !ok {
 			return badRequest("The field pointer_iban does not hold a valid IBAN.")
 		}
 		a = c.st.accountByIBAN(iban)
@@ -400,25 +403,26 @@ func (st *state) debitsUser(d *pspDraft, pspID, userID int64) bool {
 	return d.pspID == pspID && a != nil && a.heldBy(userID)
 }
 
-// pspDraftToAuthorize returns the PSP draft payment an authorization
-// request of pspID is for when u signs in: the PSP's newest pending draft
-// from u's accounts (the single-payment flow creates the draft, then sends
-// the user to /auth; the request itself names no draft). nil when none.
-func (st *state) pspDraftToAuthorize(pspID int64, u *user) *pspDraft {
-	var found *pspDraft
+// pspDraftsToAuthorize returns the PSP draft payments bunq shows on an
+// authorization page of pspID when u signs in: all of the PSP's pending
+// drafts from u's accounts, oldest first, whatever the authorization is
+// for (the request itself names no draft; bunq-api.md §12.5).
+func (st *state) pspDraftsToAuthorize(pspID int64, u *user) []*pspDraft {
+	var out []*pspDraft
 	for _, d := range st.pspDrafts {
-		if d.status == "PENDING" && st.debitsUser(d, pspID, u.id) && (found == nil || d.id > found.id) {
-			found = d
+		if d.status == "PENDING" && st.debitsUser(d, pspID, u.id) {
+			out = append(out, d)
 		}
 	}
-	return found
+	slices.SortFunc(out, func(a, b *pspDraft) int { return cmp.Compare(a.id, b.id) })
+	return out
 }
 
 // decideLocked records the user's decision on an authorization request
-// and returns the redirect URL. The decision also approves or rejects d,
-// the PSP draft payment the request was shown with (nil: none); never
-// another of the user's pending drafts.
-func (b *Bank) decideLocked(oc *oauthClient, redirectURI, state string, u *user, approve bool, d *pspDraft) string {
+// and returns the redirect URL. The decision also approves or rejects ds,
+// the PSP draft payments the page showed, all together; never a draft
+// the page did not show.
+func (b *Bank) decideLocked(oc *oauthClient, redirectURI, state string, u *user, approve bool, ds []*pspDraft) string {
 	st := b.st
 	now := b.now()
 	q := url.Values{}
@@ -426,15 +430,20 @@ func (b *Bank) decideLocked(oc *oauthClient, redirectURI, state string, u *user,
 		code := randomHex(64)
 		st.codes[code] = &authCode{clientID: oc.clientID, redirectURI: redirectURI, state: state, userID: u.id, expires: now.Add(10 * time.Minute)}
 		q.Set("code", code)
-		if d != nil {
+		for _, d := range ds {
+			if d.status != "PENDING" {
+				continue
+			}
 			if r := b.acceptPSPDraftLocked(d, u.id, now); r != nil {
 				b.log.Info("sandbox: PSP draft payment not executed on approval", "draft", d.id)
 			}
 		}
 	} else {
 		q.Set("error", "access_denied")
-		if d != nil {
-			_ = b.closePSPDraftLocked(d, "REJECTED", now)
+		for _, d := range ds {
+			if d.status == "PENDING" {
+				_ = b.closePSPDraftLocked(d, "REJECTED", now)
+			}
 		}
 	}
 	if state != "" {

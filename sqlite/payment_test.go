@@ -144,9 +144,22 @@ func TestCreatePaymentChecksConsent(t *testing.T) {
 	if err != nil || sp.Kind != tpp.PaymentSingle || sp.DebtorIBAN != ibanDE || sp.BunqID != 900 {
 		t.Fatalf("single payment = %+v, %v", sp, err)
 	}
+	// A second unfinished single payment from the same debtor is refused,
+	// whichever client asks (bunq would decide both on one page).
+	_, err = f.payments.CreatePayment(ctx, in)
+	wantCode(t, err, tpp.EPaymentInProgress)
 	// The same bank id cannot be recorded twice.
+	in.DebtorIBAN = "NL20INGB0001234567"
 	_, err = f.payments.CreatePayment(ctx, in)
 	wantCode(t, err, tpp.EConflict)
+	// Once the first is final, the debtor may pay again.
+	if _, err := f.payments.TransitionPayment(ctx, tpp.PaymentTransition{ID: sp.ID, To: tpp.PaymentExecuted, Actor: tpp.ActorBank}); err != nil {
+		t.Fatal(err)
+	}
+	in.DebtorIBAN, in.BunqID = ibanDE, 901
+	if _, err := f.payments.CreatePayment(ctx, in); err != nil {
+		t.Fatalf("single payment after the first was final: %v", err)
+	}
 }
 
 func TestPaymentScopingAndList(t *testing.T) {

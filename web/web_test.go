@@ -85,7 +85,8 @@ func TestConnectPageForAPayment(t *testing.T) {
 	body := w.Body.String()
 	for _, want := range []string{
 		"<title>Approve a payment for Shop", "Approve a payment for", "€ 12.50", "Bakkerij &lt;b&gt;",
-		"NL02 ABNA 0123 4567 89", "NL06 BUNQ 2048 7114 46", "Order 1042", "this one payment only",
+		"NL02 ABNA 0123 4567 89", "NL06 BUNQ 2048 7114 46", "Order 1042", "bunq asks you to give access to your bunq account",
+		"together with any other payment still waiting", "for this payment only",
 		`<form method="post" action="/connect/c2/continue">`,
 	} {
 		if !strings.Contains(body, want) {

@@ -601,7 +601,8 @@ func TestE2EOpsMetrics(t *testing.T) {
 	}
 
 	// A session renewal: the bank expires the TPP's own session under a
-	// single payment's creation; the client renews it and retries.
+	// single payment's PSP draft (made as the user continues to bunq); the
+	// client renews it and retries.
 	o.Env.Fault(t, banktest.Fault{Method: http.MethodPost, Path: opsPSPPath, Kind: banktest.FaultExpireSession, Count: 1})
 	sp := o.apiAs(o.APIKey, http.MethodPost, "/v1/single-payments", map[string]any{
 		"debtor_iban": o.person().Accounts[0].IBAN, "debtor_name": "Debtor", "creditor_iban": to.IBAN, "creditor_name": "Creditor",
@@ -610,6 +611,7 @@ func TestE2EOpsMetrics(t *testing.T) {
 	if sp.Status != http.StatusCreated {
 		t.Fatalf("single payment: %d %v\nlogs:\n%s", sp.Status, sp.Body, tail(o.logs.String(), 3000))
 	}
+	o.newJarBrowser().toBank(sp.Body.str("authorize_url"))
 
 	// The user accepts: the callback makes the payment executed, which is
 	// a payment.updated webhook (the consent's activation was a

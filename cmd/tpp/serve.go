@@ -487,6 +487,10 @@ func (a *app) services(ctx context.Context) error {
 		Closes:                  consents,
 		Callbacks: oauth.Callbacks{OnDraftPayment: func(ctx context.Context, n oauth.Notification) error {
 			return payments.OnDraftPayment(ctx, n.ObjectType, n.Object, api.RequestIDFromContext(ctx))
+		}, OnContinue: func(ctx context.Context, c *tpp.Consent) error {
+			return payments.PrepareSingle(ctx, c, api.RequestIDFromContext(ctx))
+		}, AfterBank: func(ctx context.Context, consentID, requestID string) {
+			payments.AfterAuthorization(ctx, consentID, requestID)
 		}},
 		Clock:  a.clock,
 		Logger: a.log,
@@ -555,6 +559,7 @@ func (a *app) services(ctx context.Context) error {
 		Contexts:     a.ctxs,
 		TPP:          pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return a.tppCtx, nil }),
 		AuthorizeURL: svc.AuthorizeURL,
+		Events:       sqlite.NewOutbox(a.db),
 		PollInterval: cfg.PollInterval,
 		Clock:        a.clock,
 		Logger:       a.log,

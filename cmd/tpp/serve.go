@@ -582,6 +582,7 @@ func (a *app) services(ctx context.Context) error {
 	a.workers = append(a.workers, func(ctx context.Context) error { return payments.RunExclusive(ctx, pollLocks) })
 	sweeper := &janitor.Janitor{
 		Consents:    consents,
+		Expiring:    consents,
 		Idempotency: sqlite.NewIdempotencyStore(a.db),
 		Contexts:    a.ctxs,
 		Closes:      consents,

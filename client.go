@@ -60,6 +60,9 @@ func (n NewClient) Validate() error {
 	if len(n.Name) > 200 {
 		return Errorf(EInvalid, "client name is longer than 200 characters")
 	}
+	if err := CheckDisplayText("client name", EInvalid, n.Name); err != nil {
+		return err
+	}
 	if len(n.ReturnURLs) == 0 {
 		return Errorf(EInvalidReturnURL, "at least one return URL is required")
 	}

@@ -87,3 +87,15 @@ func TestNewWebhookSecret(t *testing.T) {
 		t.Fatalf("secret %q", s)
 	}
 }
+
+func TestNewClientRefusesInvisibleFormatting(t *testing.T) {
+	for _, name := range []string{"Acme\u202E", "Ac\u200Dme", "\u2066Acme\u2069", "Acme\nBank"} {
+		err := NewClient{Name: name, ReturnURLs: []string{"https://x.example/r"}}.Validate()
+		if ErrorCode(err) != EInvalid {
+			t.Errorf("%q: %v, want %s", name, err, EInvalid)
+		}
+	}
+	if err := (NewClient{Name: "Acme Café", ReturnURLs: []string{"https://x.example/r"}}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

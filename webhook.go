@@ -15,7 +15,15 @@ import (
 const (
 	EventConsentUpdated = "consent.updated"
 	EventPaymentUpdated = "payment.updated"
+	// EventConsentExpiring warns ConsentExpiringNotice before an active
+	// consent's re-authentication date, once per authorization period.
+	EventConsentExpiring = "consent.expiring"
 )
+
+// ConsentExpiringNotice is how long before reauth_due_at the
+// consent.expiring event is sent: time for the fintech to bring the user
+// back before access stops.
+const ConsentExpiringNotice = 7 * 24 * time.Hour
 
 // WebhookEvent is a notification for a fintech client, stored in the
 // outbox in the same transaction as the change it reports.
@@ -46,6 +54,13 @@ type ConsentEventData struct {
 	Status         string `json:"status"`
 	PreviousStatus string `json:"previous_status"`
 	ErrorCode      string `json:"error_code,omitempty"`
+}
+
+// ConsentExpiringData is the data of a consent.expiring event.
+type ConsentExpiringData struct {
+	ConsentID   string `json:"consent_id"`
+	UserRef     string `json:"user_ref"`
+	ReauthDueAt string `json:"reauth_due_at"` // RFC 3339
 }
 
 // PaymentEventData is the data of a payment.updated event.

@@ -96,7 +96,7 @@ func (h *Handler) listAccounts(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "private, no-store")
-	c.JSON(http.StatusOK, gin.H{"data": accs})
+	api.JSON(c, http.StatusOK, gin.H{"data": accs})
 }
 
 func (h *Handler) getAccount(c *gin.Context) {
@@ -112,7 +112,7 @@ func (h *Handler) getAccount(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "private, no-store")
-	c.JSON(http.StatusOK, acc)
+	api.JSON(c, http.StatusOK, acc)
 }
 
 func (h *Handler) listTransactions(c *gin.Context) {
@@ -139,5 +139,5 @@ func (h *Handler) listTransactions(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "private, no-store")
-	c.JSON(http.StatusOK, page)
+	api.JSON(c, http.StatusOK, page)
 }

@@ -115,3 +115,38 @@ func TestRequestIDKeptOrReplaced(t *testing.T) {
 		t.Errorf("invalid incoming id not replaced: %q", got)
 	}
 }
+
+func TestNoStoreOnEveryAPIAnswer(t *testing.T) {
+	e := api.NewEngine(api.Options{})
+	e.GET("/v1/things", func(c *gin.Context) { api.JSON(c, 200, gin.H{"ok": true}) })
+	e.GET("/v1/fail", func(c *gin.Context) { api.Error(c, tpp.Errorf(tpp.EInvalid, "no")) })
+	e.GET("/v1/panic", func(c *gin.Context) { panic("boom") })
+	e.GET("/docs", func(c *gin.Context) { c.String(200, "docs") })
+	for _, path := range []string{"/v1/things", "/v1/fail", "/v1/panic", "/v1/nothing-here", "/v1"} {
+		rec, _ := do(t, e, "GET", path, "", nil)
+		if got := rec.Header().Get("Cache-Control"); got != "no-store" {
+			t.Errorf("GET %s (%d): Cache-Control = %q, want no-store", path, rec.Code, got)
+		}
+	}
+	rec, _ := do(t, e, "POST", "/v1/things", "", nil)
+	if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Cache-Control") != "no-store" {
+		t.Errorf("POST /v1/things: %d, Cache-Control %q", rec.Code, rec.Header().Get("Cache-Control"))
+	}
+	for _, path := range []string{"/docs", "/v1x"} {
+		if rec, _ := do(t, e, "GET", path, "", nil); rec.Header().Get("Cache-Control") != "" {
+			t.Errorf("GET %s: Cache-Control = %q, want none (not the API)", path, rec.Header().Get("Cache-Control"))
+		}
+	}
+}
+
+func TestJSONIsNotHTMLEscaped(t *testing.T) {
+	e := api.NewEngine(api.Options{})
+	e.GET("/v1/url", func(c *gin.Context) { api.JSON(c, 200, gin.H{"url": "https://x.example/r?a=1&b=<2>"}) })
+	rec, m := do(t, e, "GET", "/v1/url", "", nil)
+	if !strings.Contains(rec.Body.String(), `"https://x.example/r?a=1&b=<2>"`) {
+		t.Fatalf("body %s: want & < > unescaped", rec.Body.String())
+	}
+	if m["url"] != "https://x.example/r?a=1&b=<2>" || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+		t.Fatalf("decoded %v, content type %q", m, rec.Header().Get("Content-Type"))
+	}
+}

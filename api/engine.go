@@ -26,7 +26,7 @@ func NewEngine(o Options) *gin.Engine {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
-	e.Use(RequestIDMiddleware(log), AccessLog(o.Observe), Recover(), LimitBody())
+	e.Use(RequestIDMiddleware(log), NoStoreAPI(), AccessLog(o.Observe), Recover(), LimitBody())
 	e.NoRoute(func(c *gin.Context) {
 		Error(c, tpp.Errorf(tpp.ENotFound, "no such endpoint; see /docs"))
 	})

@@ -85,6 +85,22 @@ func RequestIDMiddleware(log *slog.Logger) gin.HandlerFunc {
 	}
 }
 
+// APIPrefix starts every path of the fintech API.
+const APIPrefix = "/v1"
+
+// NoStoreAPI marks every answer under /v1 (resources, problems and 404s
+// alike) Cache-Control: no-store: they hold account data, payment states and
+// authorize URLs that no shared or browser cache may keep. Set before the
+// handler runs, so an abort or a panic keeps it too.
+func NoStoreAPI() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if p := c.Request.URL.Path; p == APIPrefix || strings.HasPrefix(p, APIPrefix+"/") {
+			c.Header("Cache-Control", "no-store")
+		}
+		c.Next()
+	}
+}
+
 // RequestID returns the request's id.
 func RequestID(c *gin.Context) string {
 	return c.GetString(ctxRequestID)

@@ -46,5 +46,5 @@ func (h *Handler) confirm(c *gin.Context) {
 		aisp.WriteError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, res)
+	api.JSON(c, http.StatusOK, res)
 }

@@ -14,7 +14,7 @@ import (
 // Event is one verified webhook the TPP sent to the demo.
 type Event struct {
 	ID         string    // the webhook-id header
-	Type       string    // consent.updated or payment.updated
+	Type       string    // consent.updated, consent.expiring or payment.updated
 	Timestamp  string    // when the change happened, from the body
 	ReceivedAt time.Time // when the demo received it
 	Data       EventData

@@ -2,7 +2,9 @@
 // consents whose 15 minutes ran out become expired, active consents past
 // their 180-day re-authentication date become reauth_required (their bank
 // context is purged: the token is gone with the transition), and expired
-// idempotency records are deleted. Requests apply the same rules when they
+// idempotency records are deleted. Seven days before a consent's
+// re-authentication date it stores a consent.expiring webhook, once per
+// authorization period. Requests apply the same rules when they
 // touch a consent; the janitor makes the metrics and webhooks timely.
 //
 // It also closes what a revocation could not: 'tpp clients revoke' revokes
@@ -25,6 +27,12 @@ import (
 type Consents interface {
 	DueConsents(ctx context.Context, now time.Time, limit int) ([]*tpp.Consent, error)
 	TransitionConsent(ctx context.Context, t tpp.ConsentTransition) (*tpp.Consent, error)
+}
+
+// Expiring sends the consent.expiring webhook tpp.ConsentExpiringNotice
+// before a consent's re-authentication date (*sqlite.ConsentService).
+type Expiring interface {
+	NotifyExpiring(ctx context.Context, now time.Time, notice time.Duration, limit int) (int, error)
 }
 
 // Idempotency purges expired idempotency records.
@@ -58,6 +66,7 @@ type Sessions interface {
 // second delete at the bank, nothing more.
 type Janitor struct {
 	Consents    Consents
+	Expiring    Expiring // optional
 	Idempotency Idempotency
 	Contexts    Contexts
 	// Closes and Sessions, both set, close the sessions of consents
@@ -103,6 +112,8 @@ func (j *Janitor) Run(ctx context.Context) error {
 // Result counts what one sweep did.
 type Result struct {
 	Expired, ReauthRequired int
+	// ExpiringNotified counts consent.expiring events stored.
+	ExpiringNotified int
 	// Closed counts revoked consents whose session and context were closed.
 	Closed            int
 	IdempotencyPurged int64
@@ -143,6 +154,13 @@ func (j *Janitor) Sweep(ctx context.Context) (Result, error) {
 			}
 		}
 	}
+	if j.Expiring != nil {
+		n, err := j.Expiring.NotifyExpiring(ctx, now, tpp.ConsentExpiringNotice, batch)
+		res.ExpiringNotified = n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if j.Closes != nil && j.Sessions != nil {
 		n, err := j.closeRevoked(ctx)
 		res.Closed = n
@@ -159,6 +177,7 @@ func (j *Janitor) Sweep(ctx context.Context) (Result, error) {
 	}
 	if res != (Result{}) {
 		j.log().Info("janitor sweep", "expired", res.Expired, "reauth_required", res.ReauthRequired,
+			"expiring_notified", res.ExpiringNotified,
 			"sessions_closed", res.Closed, "idempotency_purged", res.IdempotencyPurged)
 	}
 	return res, errors.Join(errs...)

@@ -15,11 +15,15 @@ import (
 const Redacted = "[REDACTED]"
 
 // secretKeys are attribute names (lower case, compared after removing '-'
-// and '_') whose values are always secret.
+// and '_') whose values are always secret. A bare "code" is not among them:
+// it is the API's error code (invalid_iban), which operators need; an OAuth
+// authorization code is logged, if ever, as "auth_code" or inside a URL's
+// query, and both are redacted.
 var secretKeys = map[string]bool{
 	"token": true, "accesstoken": true, "sessiontoken": true, "installationtoken": true,
 	"secret": true, "clientsecret": true, "apikey": true, "key": true, "privatekey": true,
-	"password": true, "authorization": true, "code": true, "signature": true,
+	"password": true, "authorization": true, "authcode": true, "authorizationcode": true,
+	"oauthcode": true, "signature": true,
 	"xbunqclientauthentication": true, "xbunqclientsignature": true, "cookie": true, "setcookie": true,
 	"masterkey": true, "webhooksecret": true, "tokenvalue": true,
 }

@@ -34,3 +34,21 @@ func TestRedactURLUnparseable(t *testing.T) {
 		t.Fatalf("RedactURL(bad) = %q, want %q", got, Redacted)
 	}
 }
+
+// The error code attribute is what operators search for; the OAuth code is
+// a secret wherever it appears.
+func TestErrorCodeIsLoggedOAuthCodeIsNot(t *testing.T) {
+	var buf bytes.Buffer
+	log := New(&buf, Options{})
+	log.Info("request refused", "code", "invalid_iban", "auth_code", "c0de789", "authorization_code", "c0de790",
+		"url", "https://tpp.example/oauth/callback?code=c0de791&state=s")
+	out := buf.String()
+	if !strings.Contains(out, `"code":"invalid_iban"`) {
+		t.Errorf("error code redacted: %s", out)
+	}
+	for _, secret := range []string{"c0de789", "c0de790", "c0de791"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log contains OAuth code %q: %s", secret, out)
+		}
+	}
+}

@@ -53,7 +53,7 @@ var httpMethods = map[string]bool{
 }
 
 // webhookTypes are the event types that become label values.
-var webhookTypes = map[string]bool{tpp.EventConsentUpdated: true, tpp.EventPaymentUpdated: true}
+var webhookTypes = map[string]bool{tpp.EventConsentUpdated: true, tpp.EventConsentExpiring: true, tpp.EventPaymentUpdated: true}
 
 // Option configures New.
 type Option func(*Metrics)

@@ -432,7 +432,7 @@ func TestLabelCardinalityStaysBounded(t *testing.T) {
 		"tpp_bank_budget_waits_total":       1,
 		"tpp_http_request_duration_seconds": 1,
 		"tpp_bank_context_rebuilds_total":   2, // ok, error
-		"tpp_webhook_deliveries_total":      5, // 2 known types × 2 results, plus other/ok
+		"tpp_webhook_deliveries_total":      7, // 3 known types × 2 results, plus other/ok
 	} {
 		if got := len(f[name].GetMetric()); got != want {
 			t.Errorf("%s has %d series after %d users, want %d", name, got, users, want)

@@ -90,6 +90,8 @@ func TestCreateConsentValidation(t *testing.T) {
 		{"no scopes", map[string]any{"user_ref": "u", "scopes": []string{}, "return_url": returnURL0}, "invalid_scope"},
 		{"unknown field", map[string]any{"user_ref": "u", "scopes": []string{"accounts"}, "return_url": returnURL0, "admin": true}, "invalid_request"},
 		{"no user_ref", map[string]any{"scopes": []string{"accounts"}, "return_url": returnURL0}, "invalid_request"},
+		{"user_ref with right-to-left override", map[string]any{"user_ref": "user\u202E1", "scopes": []string{"accounts"}, "return_url": returnURL0}, "invalid_request"},
+		{"user_ref with zero-width joiner", map[string]any{"user_ref": "us\u200Der", "scopes": []string{"accounts"}, "return_url": returnURL0}, "invalid_request"},
 		{"long user_ref", map[string]any{"user_ref": strings.Repeat("x", 129), "scopes": []string{"accounts"}, "return_url": returnURL0}, "invalid_request"},
 	}
 	for _, tc := range cases {

@@ -157,7 +157,7 @@ func (h *Handler) createConsent(c *gin.Context) {
 		return
 	}
 	c.Header("Location", "/v1/consents/"+cons.ID)
-	c.JSON(http.StatusCreated, h.svc.ConsentView(cons))
+	api.JSON(c, http.StatusCreated, h.svc.ConsentView(cons))
 }
 
 func (h *Handler) getConsent(c *gin.Context) {
@@ -166,7 +166,7 @@ func (h *Handler) getConsent(c *gin.Context) {
 		api.Error(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, h.svc.ConsentView(cons))
+	api.JSON(c, http.StatusOK, h.svc.ConsentView(cons))
 }
 
 func (h *Handler) listConsents(c *gin.Context) {
@@ -194,7 +194,7 @@ func (h *Handler) listConsents(c *gin.Context) {
 	if page.NextCursor != "" {
 		out.NextCursor = &page.NextCursor
 	}
-	c.JSON(http.StatusOK, out)
+	api.JSON(c, http.StatusOK, out)
 }
 
 func (h *Handler) revokeConsent(c *gin.Context) {
@@ -203,7 +203,7 @@ func (h *Handler) revokeConsent(c *gin.Context) {
 		api.Error(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, h.svc.ConsentView(cons))
+	api.JSON(c, http.StatusOK, h.svc.ConsentView(cons))
 }
 
 // ---- browser

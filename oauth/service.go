@@ -229,6 +229,9 @@ func (s *Service) CreateConsent(ctx context.Context, client *tpp.FintechClient, 
 	if len(in.UserRef) > maxUserRef {
 		return nil, tpp.Errorf(tpp.EInvalid, "user_ref is longer than %d characters", maxUserRef)
 	}
+	if err := tpp.CheckDisplayText("user_ref", tpp.EInvalid, in.UserRef); err != nil {
+		return nil, err
+	}
 	if strings.HasPrefix(ref, tpp.InternalUserRefPrefix) {
 		return nil, tpp.Errorf(tpp.EInvalid, "user_ref must not start with %q: the prefix is reserved", tpp.InternalUserRefPrefix)
 	}

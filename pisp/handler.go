@@ -165,7 +165,7 @@ func (h *Handler) getPayment(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, PaymentView(p))
+	api.JSON(c, http.StatusOK, PaymentView(p))
 }
 
 func (h *Handler) cancelPayment(c *gin.Context) {
@@ -178,7 +178,7 @@ func (h *Handler) cancelPayment(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, PaymentView(p))
+	api.JSON(c, http.StatusOK, PaymentView(p))
 }
 
 func (h *Handler) listPayments(c *gin.Context) {
@@ -203,7 +203,7 @@ func (h *Handler) listPayments(c *gin.Context) {
 	if page.NextCursor != "" {
 		out.NextCursor = &page.NextCursor
 	}
-	c.JSON(http.StatusOK, out)
+	api.JSON(c, http.StatusOK, out)
 }
 
 func pageRequest(c *gin.Context) (tpp.PageRequest, error) {
@@ -231,5 +231,5 @@ func (h *Handler) getSinglePayment(c *gin.Context) {
 		api.Error(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, singleView(p, authURL))
+	api.JSON(c, http.StatusOK, singleView(p, authURL))
 }

@@ -2,7 +2,6 @@ package pisp
 
 import (
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/bunqtpp/tpp"
@@ -168,38 +167,26 @@ func name(field, s string) (string, error) {
 	if strings.TrimSpace(s) == "" {
 		return "", tpp.Errorf(tpp.EInvalid, "%s is required", field)
 	}
-	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxName {
-		return "", tpp.Errorf(tpp.EInvalid, "%s is longer than %d characters", field, maxName)
+	if err := tpp.CheckDisplayText(field, tpp.EInvalid, s); err != nil {
+		return "", err
 	}
-	if hasControl(s) {
-		return "", tpp.Errorf(tpp.EInvalid, "%s contains control characters", field)
+	if utf8.RuneCountInString(s) > maxName {
+		return "", tpp.Errorf(tpp.EInvalid, "%s is longer than %d characters", field, maxName)
 	}
 	return s, nil
 }
 
 // text checks a description or reference: the bank shows it to people, so
-// no control characters (newlines included) and a bounded length.
+// nothing tpp.CheckDisplayText refuses and a bounded length.
 func text(field, s string, max int, required bool) (string, error) {
 	if required && strings.TrimSpace(s) == "" {
 		return "", tpp.Errorf(tpp.EInvalidDescription, "%s is required", field)
 	}
-	if !utf8.ValidString(s) {
-		return "", tpp.Errorf(tpp.EInvalidDescription, "%s is not valid UTF-8", field)
+	if err := tpp.CheckDisplayText(field, tpp.EInvalidDescription, s); err != nil {
+		return "", err
 	}
 	if n := utf8.RuneCountInString(s); n > max {
 		return "", tpp.Errorf(tpp.EInvalidDescription, "%s has %d characters; at most %d are allowed", field, n, max)
 	}
-	if hasControl(s) {
-		return "", tpp.Errorf(tpp.EInvalidDescription, "%s contains control characters", field)
-	}
 	return s, nil
-}
-
-func hasControl(s string) bool {
-	for _, r := range s {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == utf8.RuneError {
-			return true
-		}
-	}
-	return false
 }

@@ -256,6 +256,57 @@ func (s *ConsentService) DueConsents(ctx context.Context, now time.Time, limit i
 	return out, nil
 }
 
+// NotifyExpiring stores a consent.expiring event for each active consent
+// (of a fintech, not the TPP's own) whose re-authentication date falls
+// within notice of now and that has not had one in its current
+// authorization period, at most limit per call. Marking the consent and
+// storing the event happen in one transaction, and the mark is conditional,
+// so replicas sweeping at once send one event. It returns how many it sent.
+func (s *ConsentService) NotifyExpiring(ctx context.Context, now time.Time, notice time.Duration, limit int) (int, error) {
+	if limit <= 0 {
+		limit = tpp.DefaultPageLimit
+	}
+	var sent int
+	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		var rows []consentRow
+		if err := tx.SelectContext(ctx, &rows, `SELECT `+consentColumns+` FROM consents
+			WHERE status = 'active' AND reauth_due_at > ? AND reauth_due_at <= ?
+			AND (expiring_notified_at IS NULL OR expiring_notified_at < authorized_at)
+			AND user_ref NOT LIKE ? ESCAPE '\'
+			ORDER BY reauth_due_at, id LIMIT ?`,
+			formatTime(now), formatTime(now.Add(notice)), likePrefix(tpp.InternalUserRefPrefix), limit); err != nil {
+			return fmt.Errorf("sqlite: expiring consents: %w", err)
+		}
+		for _, r := range rows {
+			res, err := tx.ExecContext(ctx, `UPDATE consents SET expiring_notified_at = ?
+				WHERE id = ? AND status = 'active' AND (expiring_notified_at IS NULL OR expiring_notified_at < authorized_at)`,
+				formatTime(now), r.ID)
+			if err != nil {
+				return fmt.Errorf("sqlite: mark consent expiring: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				continue
+			}
+			if _, err := insertEvent(ctx, tx, now, r.ClientID, tpp.EventConsentExpiring, tpp.ConsentExpiringData{
+				ConsentID: r.ID, UserRef: r.UserRef, ReauthDueAt: r.ReauthDueAt.Time.UTC().Format(time.RFC3339),
+			}); err != nil {
+				return err
+			}
+			sent++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return sent, nil
+}
+
+// likePrefix is a LIKE pattern matching strings that start with p.
+func likePrefix(p string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(p) + "%"
+}
+
 // statusError explains why a consent in status cur cannot do what was asked.
 func statusError(id string, cur, to tpp.ConsentStatus) error {
 	switch cur {

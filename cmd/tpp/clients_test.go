@@ -118,6 +118,8 @@ func TestClientsCommandErrors(t *testing.T) {
 		{"fragment", []string{"clients", "create", "--db", dbPath, "--master-key", testMasterKey,
 			"--name", "x", "--return-url", "https://x.example/r#f"}, "fragment"},
 		{"no return url", []string{"clients", "create", "--db", dbPath, "--master-key", testMasterKey, "--name", "x"}, "return URL"},
+		{"name with right-to-left override", []string{"clients", "create", "--db", dbPath, "--master-key", testMasterKey,
+			"--name", "Acme \u202Ekcab", "--return-url", "https://x.example/r"}, "U+202E"},
 		{"bad webhook", []string{"clients", "create", "--db", dbPath, "--master-key", testMasterKey,
 			"--name", "x", "--return-url", "https://x.example/r", "--webhook-url", "http://x.example/h"}, "webhook URL"},
 	}

@@ -334,11 +334,30 @@ func (a *app) connectBank(ctx context.Context, out io.Writer) error {
 	if reg.CallbackURL != wantCallback {
 		return fmt.Errorf("the OAuth callback registered at the bank is %s, but --public-url gives %s: run 'tpp register --public-url %s' again", reg.CallbackURL, wantCallback, cfg.PublicURL)
 	}
+	if err := certificateInForce(reg, a.clock.Now()); err != nil {
+		return err
+	}
 	a.reg = reg
 	a.metrics.SetCertificateExpiry(reg.CertNotAfter)
 	a.tppCtx = new(psd2.Context)
 	if err := json.Unmarshal(reg.Context, a.tppCtx); err != nil {
 		return fmt.Errorf("stored TPP context: %w", err)
+	}
+	return nil
+}
+
+// certificateInForce refuses to serve on a registration whose QSeal
+// certificate has expired: bunq refuses such a TPP's calls, and a service
+// that starts anyway only fails its users one request at a time. ('tpp
+// register' refuses a certificate that is not yet valid, so a stored one
+// always started before its registration.)
+func certificateInForce(reg *tpp.Registration, now time.Time) error {
+	if reg.CertNotAfter.IsZero() {
+		return fmt.Errorf("the registration with %s records no certificate: run 'tpp register' again", reg.APIBaseURL)
+	}
+	if !now.Before(reg.CertNotAfter) {
+		return fmt.Errorf("the QSeal certificate registered with %s (%s) expired at %s: renew it (or make a test one with 'tpp certs generate') and run 'tpp register' again with it",
+			reg.APIBaseURL, reg.CertSubject, reg.CertNotAfter.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
@@ -572,6 +591,7 @@ func (a *app) services(ctx context.Context) error {
 	a.workers = append(a.workers, func(ctx context.Context) error { return payments.RunExclusive(ctx, pollLocks) })
 	sweeper := &janitor.Janitor{
 		Consents:    consents,
+		Expiring:    consents,
 		Idempotency: sqlite.NewIdempotencyStore(a.db),
 		Contexts:    a.ctxs,
 		Closes:      consents,

@@ -21,6 +21,7 @@ import (
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/internal/browsertest"
 	"github.com/bunqtpp/tpp/internal/stacktest"
+	"github.com/bunqtpp/tpp/internal/testenv"
 )
 
 // demoRun is one 'tpp demo' running in this process.
@@ -216,6 +217,7 @@ func TestDemoKeepsItsClientAndResets(t *testing.T) {
 // a funds check both ways; a form error; the page without JavaScript;
 // the webhook events; revoke; and the not-found page.
 func TestDemoInABrowser(t *testing.T) {
+	testenv.Heavy(t)
 	t.Parallel()
 	d := startDemo(t, demoArgs(t, t.TempDir(), "127.0.0.1:0")...)
 	// Started second, so it closes first (cleanups run last in, first

@@ -9,8 +9,16 @@ func TestSummaryNamesEachReasonOnce(t *testing.T) {
 	if got := Summary("./x"); got != "" {
 		t.Fatalf("summary before any skip = %q, want empty", got)
 	}
-	t.Run("a", func(t *testing.T) { t.Setenv("CI", ""); t.Setenv("TPP_TEST_ALL", ""); Missing(t, "redis-server not found") })
-	t.Run("b", func(t *testing.T) { t.Setenv("CI", ""); t.Setenv("TPP_TEST_ALL", ""); Missing(t, "redis-server not found") })
+	t.Run("a", func(t *testing.T) {
+		t.Setenv("CI", "")
+		t.Setenv("TPP_TEST_ALL", "")
+		Missing(t, "redis-server not found")
+	})
+	t.Run("b", func(t *testing.T) {
+		t.Setenv("CI", "")
+		t.Setenv("TPP_TEST_ALL", "")
+		Missing(t, "redis-server not found")
+	})
 	t.Run("c", func(t *testing.T) { t.Setenv("CI", ""); t.Setenv("TPP_TEST_ALL", ""); Heavy(t) })
 	got := Summary("./x")
 	for _, want := range []string{"SKIP ./x: 3 tests skipped", "redis-server not found (TestSummaryNamesEachReasonOnce/a and 1 more)", "whole-system test"} {

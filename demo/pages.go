@@ -23,6 +23,7 @@ type view struct {
 	CSRF       string
 	Flash      string // a success or info line
 	FlashKey   string // which of flashes it is, so the script can retire it
+	FlashInfo  bool   // news that is not a success (not approved, disconnected)
 	Error      string // a humane error line
 	Message    string // the error page's text
 	BankAppURL string
@@ -80,6 +81,9 @@ var flashes = map[string]string{
 	"payment_created": "Payment prepared. Approve it in the bunq app; its status here updates by itself.",
 }
 
+// infoFlashes are the flashes that report no success: shown neutral, not green.
+var infoFlashes = map[string]bool{"rejected": true, "disconnected": true}
+
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"money": fmtMoney,
@@ -112,7 +116,47 @@ func fmtMoney(amount, currency string) string {
 	case "":
 		sym = ""
 	}
-	return sign + sym + amount
+	return sign + sym + groupThousands(amount)
+}
+
+// groupThousands puts a comma between thousands of the whole part:
+// "1234567.50" becomes "1,234,567.50". The decimal point stays a point, as
+// in the amounts the forms take.
+func groupThousands(amount string) string {
+	whole, frac, hasFrac := strings.Cut(amount, ".")
+	var b strings.Builder
+	for i, r := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if hasFrac {
+		b.WriteString("." + frac)
+	}
+	return b.String()
+}
+
+// normalAmount accepts an amount as people type it: "12,50" (a decimal
+// comma, as in most of the euro area) and "1,250.00" or "1 250,00"
+// (grouped thousands) become "12.50", "1250.00" and "1250.00". Anything
+// else is passed on unchanged for the API to judge.
+func normalAmount(s string) string {
+	s = strings.ReplaceAll(strings.TrimSpace(s), " ", "")
+	switch {
+	case strings.Contains(s, ".") && strings.Contains(s, ","):
+		if strings.LastIndex(s, ",") > strings.LastIndex(s, ".") { // 1.250,00
+			s = strings.ReplaceAll(s, ".", "")
+			return strings.Replace(s, ",", ".", 1)
+		}
+		return strings.ReplaceAll(s, ",", "") // 1,250.00
+	case strings.Count(s, ",") == 1:
+		if i := strings.Index(s, ","); len(s)-i-1 <= 2 { // 12,5 or 12,50: a decimal comma
+			return s[:i] + "." + s[i+1:]
+		}
+		return strings.Replace(s, ",", "", 1) // 1,250: grouped thousands
+	}
+	return s
 }
 
 // fmtTime shows an RFC 3339 time briefly, in UTC.
@@ -182,7 +226,7 @@ func (a *App) dashboard(w http.ResponseWriter, r *http.Request) {
 	v := a.base(user, "Your money")
 	q := r.URL.Query()
 	if f, ok := flashes[q.Get("msg")]; ok {
-		v.Flash, v.FlashKey = f, q.Get("msg")
+		v.Flash, v.FlashKey, v.FlashInfo = f, q.Get("msg"), infoFlashes[q.Get("msg")]
 	}
 	v.Filter = txFilter{From: q.Get("from"), To: q.Get("to"), Cursor: q.Get("cursor")}
 	a.show(w, r, user, &v, q.Get("account"), q.Get("fresh") == "1")
@@ -202,6 +246,9 @@ func (a *App) show(w http.ResponseWriter, r *http.Request, user string, v *view,
 	if cur == nil {
 		v.Title = "Connect your bank"
 		v.Disconnected = len(all) > 0 && all[0].Status == "revoked"
+		if v.Disconnected && v.FlashKey == "disconnected" {
+			v.Flash, v.FlashKey = "", "" // the page itself says so: once is enough
+		}
 		a.render(w, "landing", *v)
 		return
 	}
@@ -386,6 +433,9 @@ func filterDates(from, to string) (string, string, string) {
 		if err != nil {
 			return "", "", "The end date is not a date."
 		}
+		if from != "" && from > to { // both YYYY-MM-DD: text order is date order
+			return "", "", "The start date is after the end date. Pick a start date on or before the end date."
+		}
 		to = d.Add(24*time.Hour - time.Second).Format(time.RFC3339)
 	}
 	return from, to, ""
@@ -446,7 +496,7 @@ func (a *App) pay(w http.ResponseWriter, r *http.Request) {
 	}
 	f := payForm{
 		AccountID:   r.PostFormValue("account_id"),
-		Amount:      strings.TrimSpace(r.PostFormValue("amount")),
+		Amount:      normalAmount(r.PostFormValue("amount")),
 		IBAN:        strings.TrimSpace(r.PostFormValue("iban")),
 		Name:        strings.TrimSpace(r.PostFormValue("name")),
 		Description: strings.TrimSpace(r.PostFormValue("description")),
@@ -611,7 +661,7 @@ func (a *App) funds(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	accountID := r.PostFormValue("account_id")
-	amount := strings.TrimSpace(r.PostFormValue("amount"))
+	amount := normalAmount(r.PostFormValue("amount"))
 	v := a.base(user, "Your money")
 	res, err := a.checkFunds(ctx, r, user, accountID, amount)
 	if err != nil {

@@ -360,7 +360,7 @@ func TestDemoInABrowser(t *testing.T) {
 	b.Run("pay with a bad amount",
 		chromedp.Navigate(d.appURL),
 		chromedp.WaitVisible("#pay-submit"),
-		chromedp.SendKeys("#amount", "12,50"),
+		chromedp.SendKeys("#amount", "12.505"),
 		chromedp.SendKeys("#iban", "NL02 ABNA 0123 4567 89"),
 		chromedp.SendKeys("#name", "Bakkerij de Korenschoof"),
 		chromedp.SendKeys("#description", "Demo order 1043"),
@@ -440,10 +440,18 @@ func TestDemoInABrowser(t *testing.T) {
 	b.Screenshot("16-events")
 
 	// Revoke: the app shows it is disconnected.
-	b.Run("revoke", chromedp.Click("#revoke"), chromedp.WaitVisible("#state"))
+	// Disconnect asks first; a "no" changes nothing.
+	b.Run("revoke, then think again",
+		chromedp.Evaluate[chromedp.Void](`window.confirm = function (m) { window.asked = m; return false; }`),
+		chromedp.Click("#revoke"))
+	if asked := browsertest.Get(b, "asked", chromedp.Evaluate[string](`String(window.asked)`)); !strings.Contains(asked, "Disconnect") {
+		t.Errorf("Disconnect did not ask first: %q", asked)
+	}
+	b.Run("revoke", chromedp.Evaluate[chromedp.Void](`window.confirm = function () { return true; }`),
+		chromedp.Click("#revoke"), chromedp.WaitVisible("#state"))
 	b.Screenshot("17-disconnected")
-	if got := b.Text(); !strings.Contains(got, "disconnected") {
-		t.Errorf("after revoke: %q", got)
+	if got := b.Text(); !strings.Contains(got, "disconnected") || strings.Count(got, "disconnected your bunq account") > 0 {
+		t.Errorf("after revoke (said once, by the page): %q", got)
 	}
 
 	// A page that does not exist says so, with a way back.
@@ -534,7 +542,7 @@ func shownMinor(t *testing.T, s string) int64 {
 	s = strings.TrimSpace(s)
 	rest, neg := strings.CutPrefix(s, "−")
 	rest, ok := strings.CutPrefix(rest, "€ ")
-	m, err := tpp.ParseMinor(rest)
+	m, err := tpp.ParseMinor(strings.ReplaceAll(rest, ",", ""))
 	if !ok || err != nil {
 		t.Fatalf("amount %q as shown: %v", s, err)
 	}
@@ -544,12 +552,17 @@ func shownMinor(t *testing.T, s string) int64 {
 	return m
 }
 
-// shownEUR shows minor units as the demo does.
+// shownEUR shows minor units as the demo does ("€ 1,234.50").
 func shownEUR(minor int64) string {
+	sign := ""
 	if minor < 0 {
-		return "−€ " + tpp.FormatMinor(-minor)
+		sign, minor = "−", -minor
 	}
-	return "€ " + tpp.FormatMinor(minor)
+	whole, frac, _ := strings.Cut(tpp.FormatMinor(minor), ".")
+	for i := len(whole) - 3; i > 0; i -= 3 {
+		whole = whole[:i] + "," + whole[i:]
+	}
+	return sign + "€ " + whole + "." + frac
 }
 
 // demoTail returns the last n lines of s.

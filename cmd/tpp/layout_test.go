@@ -19,6 +19,8 @@ func TestPagesFitAPhone(t *testing.T) {
 	d := startDemo(t, demoArgs(t, t.TempDir(), "127.0.0.1:0")...)
 	b := browsertest.New(t)
 
+	b.Run("home", chromedp.Navigate(d.publicURL+"/"), chromedp.WaitVisible(`//a[@href="/demo/"]`))
+	b.CheckLayout("home")
 	b.Run("landing", chromedp.Navigate(d.appURL), chromedp.WaitVisible("#connect"))
 	b.CheckLayout("demo-landing")
 	b.Run("connect", chromedp.Click("#connect"), chromedp.WaitVisible(`//button[contains(., "Continue to bunq")]`))

@@ -503,6 +503,7 @@ func (a *app) services(ctx context.Context) error {
 		return err
 	}
 	apidoc.Register(a.engine)
+	apidoc.RegisterHome(a.engine)
 	h, err := oauth.NewHandler(oauth.HandlerConfig{Service: svc, Pages: pages, Auth: auth, Client: api.ClientFromGin, Logger: a.log})
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -76,11 +77,33 @@ func summaryOut() io.Writer {
 	if err != nil || strings.TrimSpace(string(comm)) != "go" {
 		return os.Stderr
 	}
-	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/2", ppid), os.O_WRONLY|os.O_APPEND, 0)
+	target := fmt.Sprintf("/proc/%d/fd/2", ppid)
+	// Reopening a regular file gives a new file offset, and the go
+	// command's next write would overwrite the line, unless it appends.
+	if st, err := os.Stat(target); err != nil || (st.Mode().IsRegular() && !appends(ppid, 2)) {
+		return os.Stderr
+	}
+	f, err := os.OpenFile(target, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return os.Stderr
 	}
 	return f
+}
+
+// appends reports whether process pid opened its file descriptor fd with
+// O_APPEND (from /proc/<pid>/fdinfo/<fd>, whose flags are octal).
+func appends(pid, fd int) bool {
+	info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", pid, fd))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(info), "\n") {
+		if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			flags, err := strconv.ParseInt(strings.TrimSpace(v), 8, 64)
+			return err == nil && flags&int64(os.O_APPEND) != 0
+		}
+	}
+	return false
 }
 
 // packageName is the test's directory relative to the repository root, as

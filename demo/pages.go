@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -21,11 +22,12 @@ type view struct {
 	Title      string
 	ClientName string
 	CSRF       string
-	Flash      string // a success or info line
-	FlashKey   string // which of flashes it is, so the script can retire it
-	FlashInfo  bool   // news that is not a success (not approved, disconnected)
-	Error      string // a humane error line
-	Message    string // the error page's text
+	Flash      string     // a success or info line
+	FlashKey   string     // which of flashes it is, so the script can retire it
+	FlashInfo  bool       // news that is not a success (not approved, disconnected)
+	Error      string     // a humane error line
+	Message    string     // the error page's text
+	Elsewhere  *elsewhere // a consent that came back here but is not this browser's
 	BankAppURL string
 	Status     int
 
@@ -49,6 +51,12 @@ type view struct {
 	Funds         *fundsResult
 	FundsErr      string
 	Events        []Event
+}
+
+// elsewhere is what the return page shows of a consent started outside
+// this browser (with curl, say): its id and status, nothing of its owner.
+type elsewhere struct {
+	ID, Status, AccountsURL string
 }
 
 type accountView struct {
@@ -92,7 +100,7 @@ func parsePages() (map[string]*template.Template, error) {
 		"neg":   func(s string) bool { return strings.HasPrefix(s, "-") },
 	}
 	out := map[string]*template.Template{}
-	for _, name := range []string{"landing", "dashboard", "error"} {
+	for _, name := range []string{"landing", "dashboard", "error", "elsewhere"} {
 		t, err := template.New(name).Funcs(funcs).Option("missingkey=error").
 			ParseFS(assets, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
@@ -261,8 +269,29 @@ func (a *App) show(w http.ResponseWriter, r *http.Request, user string, v *view,
 		ids[c.ID] = true
 	}
 	v.Events = a.events.forConsents(ids, 8)
-	a.load(ctx, r, v, selected, fresh)
+	if err := a.load(ctx, r, v, selected, fresh); connectionEnded(err) {
+		// The bank ended the connection (a restarted emulated bank forgets
+		// its users): show the page of someone not connected, not
+		// "Connected as …" beside "your connection has ended".
+		nv := a.base(user, "Connect your bank")
+		nv.Error = humane(err)
+		a.render(w, "landing", nv)
+		return
+	}
 	a.render(w, "dashboard", *v)
+}
+
+// connectionEnded reports whether err says the consent can no longer be used.
+func connectionEnded(err error) bool {
+	var p *Problem
+	if !errors.As(err, &p) {
+		return false
+	}
+	switch p.Code {
+	case "consent_revoked", "consent_expired", "consent_not_active", "consent_not_found", "consent_reauth_required":
+		return true
+	}
+	return false
 }
 
 const (
@@ -273,7 +302,8 @@ const (
 // load fills the dashboard: accounts, a chart per account, a page of the
 // selected account's transactions and the recent payments. Reads carry the
 // browser's IP: the user is present.
-func (a *App) load(ctx context.Context, r *http.Request, v *view, selected string, fresh bool) {
+// It returns the error of the accounts read, without which nothing shows.
+func (a *App) load(ctx context.Context, r *http.Request, v *view, selected string, fresh bool) error {
 	ip := clientIP(r)
 	consentID := v.Consent.ID
 	// Payments first: one that settled a moment ago moved money, so the
@@ -286,7 +316,7 @@ func (a *App) load(ctx context.Context, r *http.Request, v *view, selected strin
 	accounts, err := a.api.accounts(ctx, consentID, attended(ip, fresh))
 	if err != nil {
 		v.Error = humane(err)
-		return
+		return err
 	}
 	if perr != nil {
 		v.Error = humane(perr) // the rest of the page still shows
@@ -374,6 +404,7 @@ func (a *App) load(ctx context.Context, r *http.Request, v *view, selected strin
 	}
 	rq.Set("fresh", "1")
 	v.Reload = BasePath + "/?" + rq.Encode()
+	return nil
 }
 
 // settledFresh is how long after a payment settled the dashboard reads
@@ -467,7 +498,7 @@ func (a *App) connect(w http.ResponseWriter, r *http.Request) {
 func (a *App) returned(w http.ResponseWriter, r *http.Request) {
 	user := a.user(w, r, false)
 	id := r.URL.Query().Get("consent_id")
-	if user == "" || id == "" {
+	if id == "" {
 		a.fail(w, r, http.StatusBadRequest, "This link is not complete. Go to the start page and connect again.")
 		return
 	}
@@ -476,8 +507,13 @@ func (a *App) returned(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusBadGateway, humane(err))
 		return
 	}
-	if c.UserRef != user {
-		a.fail(w, r, http.StatusForbidden, "This connection was started in another browser. Please connect again here.")
+	if user == "" || c.UserRef != user {
+		// Not this browser's: show that it arrived and how its owner goes
+		// on (the printed curl walk-through ends here), never its data.
+		v := a.base(user, "Connection made outside this browser")
+		v.Message = "bunq sent this connection back here, but it was not started in this browser: it was created through the API (as in the curl walk-through) or in another browser. This app shows only connections started here."
+		v.Elsewhere = &elsewhere{ID: c.ID, Status: c.Status, AccountsURL: a.cfg.PublicURL + "/v1/consents/" + url.PathEscape(c.ID) + "/accounts"}
+		a.render(w, "elsewhere", v)
 		return
 	}
 	msg := "rejected"

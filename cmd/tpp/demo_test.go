@@ -185,6 +185,9 @@ func TestDemoKeepsItsClientAndResets(t *testing.T) {
 	if !strings.Contains(r2.out.String(), "reusing the demo fintech client") {
 		t.Errorf("second run did not reuse the client:\n%s", r2.out)
 	}
+	if !strings.Contains(r2.out.String(), "connections made in an earlier run have ended") {
+		t.Errorf("second run did not say the emulated bank forgot the last run's connections:\n%s", r2.out)
+	}
 	if got := apiStatus(t, r2.publicURL, first.APIKey, "/v1/consents"); got != http.StatusOK {
 		t.Fatalf("second run: GET /v1/consents with the first key = %d", got)
 	}

@@ -310,9 +310,9 @@ func humane(err error) string {
 	case "account_not_found":
 		msg = "That account is no longer available."
 	case "invalid_iban":
-		msg = "That IBAN does not look right. Please check it. (" + p.Detail + ")"
+		msg = "That IBAN does not look right: check it for a missing or swapped character. An IBAN starts with two letters for the country, for example NL02 ABNA 0123 4567 89."
 	case "invalid_amount":
-		msg = "Please enter an amount above zero with at most two decimals, for example 12.50."
+		msg = "Please enter an amount above zero with at most two decimals, for example 12.50 or 12,50."
 	case "invalid_currency":
 		msg = "That currency is not supported."
 	case "invalid_description":

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -21,10 +22,12 @@ type view struct {
 	Title      string
 	ClientName string
 	CSRF       string
-	Flash      string // a success or info line
-	FlashKey   string // which of flashes it is, so the script can retire it
-	Error      string // a humane error line
-	Message    string // the error page's text
+	Flash      string     // a success or info line
+	FlashKey   string     // which of flashes it is, so the script can retire it
+	FlashInfo  bool       // news that is not a success (not approved, disconnected)
+	Error      string     // a humane error line
+	Message    string     // the error page's text
+	Elsewhere  *elsewhere // a consent that came back here but is not this browser's
 	BankAppURL string
 	Status     int
 
@@ -48,6 +51,12 @@ type view struct {
 	Funds         *fundsResult
 	FundsErr      string
 	Events        []Event
+}
+
+// elsewhere is what the return page shows of a consent started outside
+// this browser (with curl, say): its id and status, nothing of its owner.
+type elsewhere struct {
+	ID, Status, AccountsURL string
 }
 
 type accountView struct {
@@ -80,6 +89,9 @@ var flashes = map[string]string{
 	"payment_created": "Payment prepared. Approve it in the bunq app; its status here updates by itself.",
 }
 
+// infoFlashes are the flashes that report no success: shown neutral, not green.
+var infoFlashes = map[string]bool{"rejected": true, "disconnected": true}
+
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"money": fmtMoney,
@@ -88,7 +100,7 @@ func parsePages() (map[string]*template.Template, error) {
 		"neg":   func(s string) bool { return strings.HasPrefix(s, "-") },
 	}
 	out := map[string]*template.Template{}
-	for _, name := range []string{"landing", "dashboard", "error"} {
+	for _, name := range []string{"landing", "dashboard", "error", "elsewhere"} {
 		t, err := template.New(name).Funcs(funcs).Option("missingkey=error").
 			ParseFS(assets, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
@@ -112,7 +124,47 @@ func fmtMoney(amount, currency string) string {
 	case "":
 		sym = ""
 	}
-	return sign + sym + amount
+	return sign + sym + groupThousands(amount)
+}
+
+// groupThousands puts a comma between thousands of the whole part:
+// "1234567.50" becomes "1,234,567.50". The decimal point stays a point, as
+// in the amounts the forms take.
+func groupThousands(amount string) string {
+	whole, frac, hasFrac := strings.Cut(amount, ".")
+	var b strings.Builder
+	for i, r := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if hasFrac {
+		b.WriteString("." + frac)
+	}
+	return b.String()
+}
+
+// normalAmount accepts an amount as people type it: "12,50" (a decimal
+// comma, as in most of the euro area) and "1,250.00" or "1 250,00"
+// (grouped thousands) become "12.50", "1250.00" and "1250.00". Anything
+// else is passed on unchanged for the API to judge.
+func normalAmount(s string) string {
+	s = strings.ReplaceAll(strings.TrimSpace(s), " ", "")
+	switch {
+	case strings.Contains(s, ".") && strings.Contains(s, ","):
+		if strings.LastIndex(s, ",") > strings.LastIndex(s, ".") { // 1.250,00
+			s = strings.ReplaceAll(s, ".", "")
+			return strings.Replace(s, ",", ".", 1)
+		}
+		return strings.ReplaceAll(s, ",", "") // 1,250.00
+	case strings.Count(s, ",") == 1:
+		if i := strings.Index(s, ","); len(s)-i-1 <= 2 { // 12,5 or 12,50: a decimal comma
+			return s[:i] + "." + s[i+1:]
+		}
+		return strings.Replace(s, ",", "", 1) // 1,250: grouped thousands
+	}
+	return s
 }
 
 // fmtTime shows an RFC 3339 time briefly, in UTC.
@@ -182,7 +234,7 @@ func (a *App) dashboard(w http.ResponseWriter, r *http.Request) {
 	v := a.base(user, "Your money")
 	q := r.URL.Query()
 	if f, ok := flashes[q.Get("msg")]; ok {
-		v.Flash, v.FlashKey = f, q.Get("msg")
+		v.Flash, v.FlashKey, v.FlashInfo = f, q.Get("msg"), infoFlashes[q.Get("msg")]
 	}
 	v.Filter = txFilter{From: q.Get("from"), To: q.Get("to"), Cursor: q.Get("cursor")}
 	a.show(w, r, user, &v, q.Get("account"), q.Get("fresh") == "1")
@@ -202,6 +254,9 @@ func (a *App) show(w http.ResponseWriter, r *http.Request, user string, v *view,
 	if cur == nil {
 		v.Title = "Connect your bank"
 		v.Disconnected = len(all) > 0 && all[0].Status == "revoked"
+		if v.Disconnected && v.FlashKey == "disconnected" {
+			v.Flash, v.FlashKey = "", "" // the page itself says so: once is enough
+		}
 		a.render(w, "landing", *v)
 		return
 	}
@@ -214,8 +269,29 @@ func (a *App) show(w http.ResponseWriter, r *http.Request, user string, v *view,
 		ids[c.ID] = true
 	}
 	v.Events = a.events.forConsents(ids, 8)
-	a.load(ctx, r, v, selected, fresh)
+	if err := a.load(ctx, r, v, selected, fresh); connectionEnded(err) {
+		// The bank ended the connection (a restarted emulated bank forgets
+		// its users): show the page of someone not connected, not
+		// "Connected as …" beside "your connection has ended".
+		nv := a.base(user, "Connect your bank")
+		nv.Error = humane(err)
+		a.render(w, "landing", nv)
+		return
+	}
 	a.render(w, "dashboard", *v)
+}
+
+// connectionEnded reports whether err says the consent can no longer be used.
+func connectionEnded(err error) bool {
+	var p *Problem
+	if !errors.As(err, &p) {
+		return false
+	}
+	switch p.Code {
+	case "consent_revoked", "consent_expired", "consent_not_active", "consent_not_found", "consent_reauth_required":
+		return true
+	}
+	return false
 }
 
 const (
@@ -226,7 +302,8 @@ const (
 // load fills the dashboard: accounts, a chart per account, a page of the
 // selected account's transactions and the recent payments. Reads carry the
 // browser's IP: the user is present.
-func (a *App) load(ctx context.Context, r *http.Request, v *view, selected string, fresh bool) {
+// It returns the error of the accounts read, without which nothing shows.
+func (a *App) load(ctx context.Context, r *http.Request, v *view, selected string, fresh bool) error {
 	ip := clientIP(r)
 	consentID := v.Consent.ID
 	// Payments first: one that settled a moment ago moved money, so the
@@ -239,7 +316,7 @@ func (a *App) load(ctx context.Context, r *http.Request, v *view, selected strin
 	accounts, err := a.api.accounts(ctx, consentID, attended(ip, fresh))
 	if err != nil {
 		v.Error = humane(err)
-		return
+		return err
 	}
 	if perr != nil {
 		v.Error = humane(perr) // the rest of the page still shows
@@ -327,6 +404,7 @@ func (a *App) load(ctx context.Context, r *http.Request, v *view, selected strin
 	}
 	rq.Set("fresh", "1")
 	v.Reload = BasePath + "/?" + rq.Encode()
+	return nil
 }
 
 // settledFresh is how long after a payment settled the dashboard reads
@@ -386,6 +464,9 @@ func filterDates(from, to string) (string, string, string) {
 		if err != nil {
 			return "", "", "The end date is not a date."
 		}
+		if from != "" && from > to { // both YYYY-MM-DD: text order is date order
+			return "", "", "The start date is after the end date. Pick a start date on or before the end date."
+		}
 		to = d.Add(24*time.Hour - time.Second).Format(time.RFC3339)
 	}
 	return from, to, ""
@@ -417,7 +498,7 @@ func (a *App) connect(w http.ResponseWriter, r *http.Request) {
 func (a *App) returned(w http.ResponseWriter, r *http.Request) {
 	user := a.user(w, r, false)
 	id := r.URL.Query().Get("consent_id")
-	if user == "" || id == "" {
+	if id == "" {
 		a.fail(w, r, http.StatusBadRequest, "This link is not complete. Go to the start page and connect again.")
 		return
 	}
@@ -426,8 +507,13 @@ func (a *App) returned(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusBadGateway, humane(err))
 		return
 	}
-	if c.UserRef != user {
-		a.fail(w, r, http.StatusForbidden, "This connection was started in another browser. Please connect again here.")
+	if user == "" || c.UserRef != user {
+		// Not this browser's: show that it arrived and how its owner goes
+		// on (the printed curl walk-through ends here), never its data.
+		v := a.base(user, "Connection made outside this browser")
+		v.Message = "bunq sent this connection back here, but it was not started in this browser: it was created through the API (as in the curl walk-through) or in another browser. This app shows only connections started here."
+		v.Elsewhere = &elsewhere{ID: c.ID, Status: c.Status, AccountsURL: a.cfg.PublicURL + "/v1/consents/" + url.PathEscape(c.ID) + "/accounts"}
+		a.render(w, "elsewhere", v)
 		return
 	}
 	msg := "rejected"
@@ -446,7 +532,7 @@ func (a *App) pay(w http.ResponseWriter, r *http.Request) {
 	}
 	f := payForm{
 		AccountID:   r.PostFormValue("account_id"),
-		Amount:      strings.TrimSpace(r.PostFormValue("amount")),
+		Amount:      normalAmount(r.PostFormValue("amount")),
 		IBAN:        strings.TrimSpace(r.PostFormValue("iban")),
 		Name:        strings.TrimSpace(r.PostFormValue("name")),
 		Description: strings.TrimSpace(r.PostFormValue("description")),
@@ -611,7 +697,7 @@ func (a *App) funds(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	accountID := r.PostFormValue("account_id")
-	amount := strings.TrimSpace(r.PostFormValue("amount"))
+	amount := normalAmount(r.PostFormValue("amount"))
 	v := a.base(user, "Your money")
 	res, err := a.checkFunds(ctx, r, user, accountID, amount)
 	if err != nil {

@@ -28,11 +28,13 @@ func TestRecentlySettled(t *testing.T) {
 
 func TestShownMoneyAndTimes(t *testing.T) {
 	for in, want := range map[[2]string]string{
-		{"12.50", "EUR"}:   "€ 12.50",
-		{"-3.00", "EUR"}:   "−€ 3.00",
-		{"7.00", "USD"}:    "USD 7.00",
-		{"-0.01", ""}:      "−0.01",
-		{"1000.00", "GBP"}: "GBP 1000.00",
+		{"12.50", "EUR"}:       "€ 12.50",
+		{"-3.00", "EUR"}:       "−€ 3.00",
+		{"7.00", "USD"}:        "USD 7.00",
+		{"-0.01", ""}:          "−0.01",
+		{"1000.00", "GBP"}:     "GBP 1,000.00",
+		{"-1234567.89", "EUR"}: "−€ 1,234,567.89",
+		{"999.99", "EUR"}:      "€ 999.99",
 	} {
 		if got := fmtMoney(in[0], in[1]); got != want {
 			t.Errorf("fmtMoney(%q, %q) = %q, want %q", in[0], in[1], got, want)
@@ -43,5 +45,33 @@ func TestShownMoneyAndTimes(t *testing.T) {
 	}
 	if got := fmtClock("not a time"); got != "not a time" {
 		t.Errorf("fmtClock of a bad time = %q", got)
+	}
+}
+
+func TestAmountsAsPeopleTypeThem(t *testing.T) {
+	for in, want := range map[string]string{
+		"12.50":    "12.50",
+		"12,50":    "12.50",
+		"12,5":     "12.5",
+		" 7 ":      "7",
+		"1,250.00": "1250.00",
+		"1.250,00": "1250.00",
+		"1 250,00": "1250.00",
+		"1,250":    "1250",
+		"12.505":   "12.505", // the API refuses it, with its own message
+		"abc":      "abc",
+	} {
+		if got := normalAmount(in); got != want {
+			t.Errorf("normalAmount(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestFilterDatesFlagsFromAfterTo(t *testing.T) {
+	if _, _, msg := filterDates("2026-11-22", "2026-11-01"); msg == "" {
+		t.Error("a start date after the end date passes")
+	}
+	if _, _, msg := filterDates("2026-11-01", "2026-11-01"); msg != "" {
+		t.Errorf("one day: %q", msg)
 	}
 }

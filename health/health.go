@@ -68,6 +68,8 @@ type Options struct {
 	MaxAge time.Duration
 	// Clock tells the age of a result (tpp.SystemClock when nil).
 	Clock tpp.Clock
+	// Version is the build's version, shown by /healthz (omitted when empty).
+	Version string
 }
 
 // Result is one check's outcome.
@@ -93,6 +95,7 @@ type Checker struct {
 	timeout time.Duration
 	maxAge  time.Duration
 	clock   tpp.Clock
+	version string
 
 	mu     sync.Mutex
 	last   *Report
@@ -128,7 +131,7 @@ func NewWithOptions(o Options, checks ...Check) *Checker {
 	if o.Clock == nil {
 		o.Clock = tpp.SystemClock{}
 	}
-	return &Checker{checks: append([]Check(nil), checks...), timeout: o.Timeout, maxAge: o.MaxAge, clock: o.Clock}
+	return &Checker{checks: append([]Check(nil), checks...), timeout: o.Timeout, maxAge: o.MaxAge, clock: o.Clock, version: o.Version}
 }
 
 // Check returns the readiness report: the last one if it is younger than
@@ -261,8 +264,9 @@ func (c *Checker) Register(r gin.IRoutes) {
 func (c *Checker) Liveness() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, struct {
-			Status string `json:"status"`
-		}{StatusOK})
+			Status  string `json:"status"`
+			Version string `json:"version,omitempty"`
+		}{StatusOK, c.version})
 	})
 }
 

@@ -144,6 +144,15 @@ func TestLiveness(t *testing.T) {
 	}
 }
 
+func TestLivenessShowsTheVersion(t *testing.T) {
+	t.Parallel()
+	url, client := serve(t, health.NewWithOptions(health.Options{Version: "v1.2.3 abc"}))
+	code, b := get(t, client, url+"/healthz")
+	if code != http.StatusOK || b.raw != "{\"status\":\"ok\",\"version\":\"v1.2.3 abc\"}\n" {
+		t.Errorf("/healthz = %d %s", code, b.raw)
+	}
+}
+
 func TestReadyWhenEverythingWorks(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/internal/banktest"
+	"github.com/bunqtpp/tpp/internal/testenv"
 	"github.com/bunqtpp/tpp/sandbox"
 )
 
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) {
 		runEmulatorProcess()
 		return
 	}
-	os.Exit(m.Run())
+	testenv.Main(m)
 }
 
 func runEmulatorProcess() {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,20 +18,14 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/bunqtpp/tpp/internal/banktest"
+	"github.com/bunqtpp/tpp/internal/testenv"
 	"github.com/bunqtpp/tpp/psd2"
 )
 
-// specPath is bunq's OpenAPI document, checked out next to the repository
-// (/work/main and /work/shared; CI uses the same layout).
-const specPath = "../../shared/bunq/openapi.json"
-
 // loadSpec loads bunq's document and patches, in memory only, the places
 // where it is wrong about correct traffic (reference §8.2, §8.3).
-func loadSpec(apiURL string) (*openapi3.T, routers.Router, error) {
+func loadSpec(specPath, apiURL string) (*openapi3.T, routers.Router, error) {
 	abs, _ := filepath.Abs(specPath)
-	if _, err := os.Stat(specPath); err != nil {
-		return nil, nil, fmt.Errorf("bunq OpenAPI document not found at %s (%s): the repository must be checked out next to shared/: %w", specPath, abs, err)
-	}
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromFile(specPath)
 	if err != nil {
@@ -91,6 +84,7 @@ func loadSpec(apiURL string) (*openapi3.T, routers.Router, error) {
 // records them on the wire and validates each against bunq's document.
 func TestContract(t *testing.T) {
 	t.Parallel()
+	specPath := testenv.BunqSpecFile(t, "openapi.json")
 	env := banktest.Start(t)
 	// Loading the 1.3 MB document takes seconds: do it while the calls run.
 	type loaded struct {
@@ -100,7 +94,7 @@ func TestContract(t *testing.T) {
 	}
 	specc := make(chan loaded, 1)
 	go func() {
-		doc, router, err := loadSpec(env.APIURL)
+		doc, router, err := loadSpec(specPath, env.APIURL)
 		specc <- loaded{doc, router, err}
 	}()
 	rec := &recorder{next: http.DefaultTransport}

@@ -31,24 +31,6 @@ var collectionDefects = map[[2]string]string{
 	{"Create a savings account", "Response has MonetaryAccountBank. We are setting monetary_account_id in environment variables."}:  "copy-pasted test",
 }
 
-func projectRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
-}
-
 type newmanReport struct {
 	Run struct {
 		Executions []struct {
@@ -88,11 +70,8 @@ type newmanReport struct {
 // hand their exported environment to the Payments run (§9.4).
 func TestNewmanCollection(t *testing.T) {
 	newman := testenv.LookPath(t, "runs bunq's Postman collection", "newman")
-	shared := filepath.Join(projectRoot(t), "..", "shared", "bunq", "postman")
-	collection := filepath.Join(shared, "bunq_public_API_collection.json")
-	if _, err := os.Stat(collection); err != nil {
-		testenv.Missing(t, "bunq Postman collection not found at %s", collection)
-	}
+	collection := testenv.BunqSpecFile(t, "postman/bunq_public_API_collection.json")
+	shared := filepath.Dir(collection)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	srv, err := sandbox.Start(ctx, sandbox.Config{RateLimits: true}, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")

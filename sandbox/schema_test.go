@@ -3,8 +3,6 @@ package sandbox_test
 import (
 	"encoding/json"
 	"net/url"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -19,10 +17,7 @@ import (
 // the envelope by hand, the inner objects with VisitJSON.
 func TestResponsesMatchOpenAPI(t *testing.T) {
 	t.Parallel()
-	specPath := filepath.Join(projectRoot(t), "..", "shared", "bunq", "openapi.json")
-	if _, err := os.Stat(specPath); err != nil {
-		testenv.Missing(t, "bunq OpenAPI document not found at %s", specPath)
-	}
+	specPath := testenv.BunqSpecFile(t, "openapi.json")
 	doc, err := openapi3.NewLoader().LoadFromFile(specPath)
 	if err != nil {
 		t.Fatal(err)

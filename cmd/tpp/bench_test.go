@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bunqtpp/tpp/internal/redistest"
+	"github.com/bunqtpp/tpp/internal/testenv"
 )
 
 // benchLine is one row of the bench's table.
@@ -141,9 +142,7 @@ func runBenchSmoke(t *testing.T, extra ...string) string {
 }
 
 func TestBenchSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a bench run takes ~15 s")
-	}
+	testenv.Heavy(t) // a bench run takes ~15 s
 	t.Parallel()
 	out := runBenchSmoke(t)
 	if !strings.Contains(out, "redis: embedded") {
@@ -154,9 +153,7 @@ func TestBenchSmoke(t *testing.T) {
 // TestBenchSmokeRealRedis reads accounts and transactions through a real
 // redis-server.
 func TestBenchSmokeRealRedis(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a bench run takes ~15 s")
-	}
+	testenv.Heavy(t) // a bench run takes ~15 s
 	t.Parallel()
 	rs := redistest.Start(t)
 	out := runBenchSmoke(t, "--redis-url", rs.URL, "--op", "mixed")

@@ -123,15 +123,20 @@ func clientsMain(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	// Parse the master key before touching the database, and only require
 	// it where a secret is sealed.
 	var svc *sqlite.ClientService
-	kr, kerr := openKeyring(common.masterKey)
+	kr, kerr := openKeyringFor(common.masterKey, common.db)
 	if kerr != nil && (sub == "create" || strings.TrimSpace(common.masterKey) != "") {
 		return kerr
 	}
-	db, err := openDB(ctx, common.db, tpp.SystemClock{})
+	db, err := openExistingDB(ctx, common.db, tpp.SystemClock{})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if kerr == nil && sub != "list" {
+		if err := checkKeyOpensSecrets(ctx, db, kr, common.db); err != nil {
+			return err
+		}
+	}
 	svc = sqlite.NewClientService(db, kr)
 
 	switch sub {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -29,10 +30,75 @@ var (
 	reSecret   = regexp.MustCompile(`(?m)^  (whsec_[A-Za-z0-9+/=]+)$`)
 )
 
+// newTestDB creates the service's database at path, as 'tpp serve' or
+// 'tpp register' would, and returns path.
+func newTestDB(t *testing.T, path string) string {
+	t.Helper()
+	db, err := openDB(context.Background(), path, tpp.SystemClock{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	return path
+}
+
+// TestClientsNeverCreateADatabase: the clients, rekey and register --status
+// commands on a missing file say so, name the path and create nothing.
+func TestClientsNeverCreateADatabase(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "data", "tpp.db")
+	for _, args := range [][]string{
+		{"clients", "list", "--db", dbPath},
+		{"clients", "create", "--db", dbPath, "--master-key", testMasterKey, "--name", "Acme", "--return-url", "https://acme.example/return"},
+		{"rekey", "--db", dbPath, "--master-key", testMasterKey},
+		{"register", "--status", "--db", dbPath, "--master-key", testMasterKey},
+	} {
+		_, _, err := runClientsCmd(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), dbPath) {
+			t.Errorf("%v: err = %v, want it to name the missing %s", args[:2], err, dbPath)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the commands created %s/data: %v", dir, err)
+	}
+}
+
+// TestClientsBesideTheDemo: without --master-key beside a demo's data, the
+// error says where the demo keeps its key; a key that does not open the
+// secrets already there is refused before anything is written.
+func TestClientsBesideTheDemo(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dbPath := newTestDB(t, filepath.Join(dir, "tpp.db"))
+	keyFile := filepath.Join(dir, "master.key")
+	if err := os.WriteFile(keyFile, []byte(testMasterKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	create := func(key string) error {
+		_, _, err := runClientsCmd(t, "clients", "create", "--db", dbPath, "--master-key", key, "--name", "Acme", "--return-url", "https://acme.example/return")
+		return err
+	}
+	if err := create(""); err == nil || !strings.Contains(err.Error(), keyFile) {
+		t.Errorf("without a master key: %v, want it to point at %s", err, keyFile)
+	}
+	if err := create(testMasterKey); err != nil {
+		t.Fatal(err)
+	}
+	other := "k9:" + strings.Repeat("ee", 32)
+	if err := create(other); err == nil || !strings.Contains(err.Error(), "does not open") || !strings.Contains(err.Error(), "k1") {
+		t.Errorf("with a key that does not open the secrets: %v", err)
+	}
+	out, _, err := runClientsCmd(t, "clients", "list", "--db", dbPath)
+	if err != nil || strings.Count(out, "cli_") != 1 {
+		t.Errorf("after the refused create, list shows:\n%s (%v)", out, err)
+	}
+}
+
 func TestClientsCommandLifecycle(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbPath := filepath.Join(t.TempDir(), "data", "tpp.db")
+	dbPath := newTestDB(t, filepath.Join(t.TempDir(), "data", "tpp.db"))
 
 	out, _, err := runClientsCmd(t, "clients", "create", "--db", dbPath, "--master-key", testMasterKey,
 		"--name", "Acme Budget", "--return-url", "https://acme.example/return",
@@ -103,7 +169,7 @@ func TestClientsCommandLifecycle(t *testing.T) {
 func TestClientsCommandErrors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "tpp.db")
+	dbPath := newTestDB(t, filepath.Join(dir, "tpp.db"))
 	create := []string{"clients", "create", "--db", dbPath, "--name", "x", "--return-url", "https://x.example/r"}
 
 	cases := []struct {
@@ -151,7 +217,7 @@ func TestClientsCommandErrors(t *testing.T) {
 
 // TestClientsCommandEnv checks that the settings come from the environment.
 func TestClientsCommandEnv(t *testing.T) {
-	dbPath := filepath.Join(t.TempDir(), "env.db")
+	dbPath := newTestDB(t, filepath.Join(t.TempDir(), "env.db"))
 	env := map[string]string{"TPP_DB_PATH": dbPath, "TPP_MASTER_KEY": testMasterKey}
 	var out, errw bytes.Buffer
 	err := clientsMain(context.Background(), []string{"create", "--name", "E", "--return-url", "https://e.example/r"},
@@ -175,7 +241,7 @@ func TestClientsCommandEnv(t *testing.T) {
 func TestClientsRevokeRevokesConsents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbPath := filepath.Join(t.TempDir(), "tpp.db")
+	dbPath := newTestDB(t, filepath.Join(t.TempDir(), "tpp.db"))
 	out, _, err := runClientsCmd(t, "clients", "create", "--db", dbPath, "--master-key", testMasterKey,
 		"--name", "Acme", "--return-url", "https://acme.example/return")
 	if err != nil {

@@ -92,6 +92,12 @@ func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (*
 		}
 		val := v
 		raw[s.flag] = &val
+		if s.boolean != nil {
+			// A plain --sign-all means true, as with any boolean flag;
+			// --sign-all=false turns it off again.
+			fs.Var(boolFlag{&val}, s.flag, s.usage+" ($"+s.env+")")
+			continue
+		}
 		fs.StringVar(raw[s.flag], s.flag, v, s.usage+" ($"+s.env+")")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -121,6 +127,19 @@ func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (*
 	}
 	return c, c.validate()
 }
+
+// boolFlag is a boolean flag kept as text until parseConfig checks it, so a
+// bad value from the environment gets the same error as one from a flag.
+type boolFlag struct{ v *string }
+
+func (b boolFlag) String() string {
+	if b.v == nil {
+		return ""
+	}
+	return *b.v
+}
+func (b boolFlag) Set(s string) error { *b.v = s; return nil }
+func (b boolFlag) IsBoolFlag() bool   { return true }
 
 // validate checks settings that can be checked without I/O and names the
 // setting and the fix in every error.
@@ -152,6 +171,12 @@ func (c *config) validate() error {
 	}
 	if n > 1 {
 		errs = append(errs, errors.New("settings --redis-url, --redis-sentinel and --redis-cluster exclude each other: set one"))
+	}
+	if c.RedisURL != "" {
+		// The value is not repeated: it may hold a password.
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			errs = append(errs, errors.New("setting --redis-url ($TPP_REDIS_URL) is not a valid Redis URL: use redis://host:6379/0, or rediss://user:password@host:6380/0 for TLS"))
+		}
 	}
 	switch c.RateBudget {
 	case "shared", "local":

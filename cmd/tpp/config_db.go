@@ -2,7 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/seal"
@@ -34,4 +39,68 @@ func openKeyring(masterKey string) (*seal.Keyring, error) {
 		return nil, fmt.Errorf("setting --master-key ($TPP_MASTER_KEY): %w", err)
 	}
 	return kr, nil
+}
+
+// openExistingDB opens the database of a command that only works on an
+// existing one (clients, rekey, register --status): a missing file is an
+// error naming the path, never a new empty database.
+func openExistingDB(ctx context.Context, path string, clock tpp.Clock) (*sqlite.DB, error) {
+	if path == "" {
+		return nil, fmt.Errorf("setting --db ($TPP_DB_PATH) is empty: give a file path, e.g. data/tpp.db")
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		abs, _ := filepath.Abs(path)
+		return nil, fmt.Errorf("database %s (--db, $TPP_DB_PATH) does not exist: point --db at the service's database ('tpp serve' and 'tpp demo' create it)", abs)
+	}
+	return openDB(ctx, path, clock)
+}
+
+// demoKeyHint says where the demo keeps its development master key when
+// one lies beside the database, for commands run without --master-key.
+func demoKeyHint(masterKey, dbPath string) string {
+	if strings.TrimSpace(masterKey) != "" {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(dbPath), "master.key")
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("; the demo keeps its development key in %s: add --master-key \"$(cat %s)\"", p, p)
+}
+
+// openKeyringFor parses --master-key for a command on the database at
+// dbPath, pointing at the demo's key file when the setting is empty.
+func openKeyringFor(masterKey, dbPath string) (*seal.Keyring, error) {
+	kr, err := openKeyring(masterKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w%s", err, demoKeyHint(masterKey, dbPath))
+	}
+	return kr, nil
+}
+
+// checkKeyOpensSecrets refuses a keyring that does not open the secrets
+// already sealed in db: a client created under the wrong key would have a
+// webhook secret the service cannot read.
+func checkKeyOpensSecrets(ctx context.Context, db *sqlite.DB, kr *seal.Keyring, dbPath string) error {
+	counts, err := sqlite.Rekey(ctx, db, kr, true)
+	if err != nil {
+		return err
+	}
+	unreadable, ids := 0, map[string]bool{}
+	for _, c := range counts {
+		unreadable += c.Unreadable
+		for id := range c.ByKey {
+			ids[id] = true
+		}
+	}
+	if unreadable == 0 {
+		return nil
+	}
+	var list []string
+	for id := range ids {
+		list = append(list, id)
+	}
+	sort.Strings(list)
+	return fmt.Errorf("setting --master-key ($TPP_MASTER_KEY) does not open %d secret(s) already in %s (sealed under key id(s) %s): use the master key the service uses%s",
+		unreadable, dbPath, strings.Join(list, ", "), demoKeyHint("", dbPath))
 }

@@ -43,7 +43,9 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{[]string{"--bank", "http://127.0.0.1:5000"}, "--bank-oauth-url"},
 		{[]string{"--public-url", "not a url"}, "--public-url ($TPP_PUBLIC_URL)"},
 		{[]string{"--cache-ttl", "soon"}, "--cache-ttl ($TPP_CACHE_TTL)"},
-		{[]string{"--sign-all", "maybe"}, "--sign-all ($TPP_SIGN_ALL)"},
+		{[]string{"--sign-all=maybe"}, "--sign-all ($TPP_SIGN_ALL)"},
+		{[]string{"--redis-url", "ht tp://user:pw@x"}, "--redis-url ($TPP_REDIS_URL) is not a valid Redis URL"},
+		{[]string{"--redis-url", "http://x:6379"}, "--redis-url ($TPP_REDIS_URL) is not a valid Redis URL"},
 		{[]string{"--log-level", "loud"}, "--log-level ($TPP_LOG_LEVEL)"},
 		{[]string{"--redis-url", "redis://a", "--redis-cluster", "b:1"}, "exclude each other"},
 	}
@@ -52,6 +54,32 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: err = %v, want it to name %q", tt.args, err, tt.want)
 		}
+	}
+}
+
+// TestBooleanSettingsArePlainFlags: a boolean flag needs no value, so the
+// next flag is not taken for one.
+func TestBooleanSettingsArePlainFlags(t *testing.T) {
+	c, err := parseTestConfig(t, nil, "--sign-all", "--redis-url", "redis://127.0.0.1:6379/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.SignAll || c.RedisURL != "redis://127.0.0.1:6379/0" {
+		t.Errorf("--sign-all --redis-url X: SignAll %v, RedisURL %q", c.SignAll, c.RedisURL)
+	}
+	c, err = parseTestConfig(t, map[string]string{"TPP_SIGN_ALL": "true"}, "--sign-all=false")
+	if err != nil || c.SignAll {
+		t.Errorf("--sign-all=false over TPP_SIGN_ALL=true: SignAll %v, err %v", c != nil && c.SignAll, err)
+	}
+	if _, err := parseTestConfig(t, map[string]string{"TPP_SIGN_ALL": "maybe"}); err == nil || !strings.Contains(err.Error(), "--sign-all ($TPP_SIGN_ALL)") {
+		t.Errorf("TPP_SIGN_ALL=maybe: %v", err)
+	}
+}
+
+func TestConfigErrorsDoNotRepeatARedisPassword(t *testing.T) {
+	_, err := parseTestConfig(t, nil, "--redis-url", "ht tp://user:hunter2@x")
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("err = %v", err)
 	}
 }
 
@@ -150,5 +178,15 @@ func TestRateBudgetOffOnlyAgainstOwnBank(t *testing.T) {
 	}
 	if _, err := parseTestConfig(t, nil, "--bank-rate-budget", "off"); err != nil {
 		t.Errorf("off against the emulated bank: %v", err)
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	var out, errs strings.Builder
+	if err := run(t.Context(), []string{"--version"}, &out, &errs); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.HasPrefix(got, "tpp ") || !strings.Contains(got, "go1.") {
+		t.Errorf("tpp --version printed %q", got)
 	}
 }

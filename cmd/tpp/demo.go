@@ -29,6 +29,7 @@ type demoClient struct {
 	APIKey        string `json:"api_key"`
 	WebhookSecret string `json:"webhook_secret"`
 	PublicURL     string `json:"public_url"`
+	reused        bool   // loaded from an earlier run, not created now
 }
 
 // runDemo runs the whole product on embedded defaults (the emulated bank,
@@ -135,6 +136,9 @@ func prepareDemo(ctx context.Context, a *app, out io.Writer) (*demoSetup, error)
 		return nil, err
 	}
 	d := &demoSetup{client: dc, dataDir: dataDir}
+	if a.bank.Emulated && dc.reused {
+		fmt.Fprintln(out, "demo: the emulated bank keeps its users and connections in memory only: bunq connections made in an earlier run have ended. Connect again at /demo/.")
+	}
 	if a.bank.Emulated {
 		// The emulator's OAuth host also serves its "bunq app" page.
 		d.bankApp = strings.TrimSuffix(a.bank.OAuth, "/auth") + "/app"
@@ -175,6 +179,7 @@ func ensureDemoClient(ctx context.Context, clients *sqlite.ClientService, path, 
 		switch {
 		case err == nil && c.ID == dc.ClientID && c.AllowsReturnURL(returnURL) && c.WebhookURL == hookURL:
 			fmt.Fprintf(out, "demo: reusing the demo fintech client %q (%s) from %s\n", c.Name, c.ID, path)
+			dc.reused = true
 			return dc, nil
 		case err == nil:
 			fmt.Fprintf(out, "demo: the public URL changed (%s, was %s): replacing the demo fintech client\n", publicURL, dc.PublicURL)
@@ -229,9 +234,11 @@ func (d *demoSetup) printWelcome(w io.Writer, publicURL string) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "demo: API key of \"Demo Fintech\": %s\n", d.client.APIKey)
-	fmt.Fprintln(w, "demo: try the API, e.g. create a consent and open its authorize_url:")
+	fmt.Fprintln(w, "demo: try the API: create a consent, open its authorize_url in your browser and approve it at the")
+	fmt.Fprintln(w, "      emulated bunq; you come back to a page that shows the consent and the next command.")
 	body := fmt.Sprintf(`{"user_ref":"curl-user","scopes":["accounts","payments","funds"],"return_url":"%s%s"}`, publicURL, demo.ReturnPath)
-	fmt.Fprintf(w, "  curl -s %s/v1/consents -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '%s'\n", publicURL, d.client.APIKey, body)
+	fmt.Fprintf(w, "  export TPP_API_KEY=%s\n", d.client.APIKey)
+	fmt.Fprintf(w, "  curl -s %s/v1/consents -H \"Authorization: Bearer $TPP_API_KEY\" -H 'Content-Type: application/json' -d '%s'\n", publicURL, body)
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "demo: press Ctrl-C to stop. The data stays in %s; 'tpp demo --reset' starts fresh.\n", d.dataDir)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/internal/browsertest"
 	"github.com/bunqtpp/tpp/internal/stacktest"
+	"github.com/bunqtpp/tpp/internal/testenv"
 )
 
 // demoRun is one 'tpp demo' running in this process.
@@ -184,6 +185,9 @@ func TestDemoKeepsItsClientAndResets(t *testing.T) {
 	if !strings.Contains(r2.out.String(), "reusing the demo fintech client") {
 		t.Errorf("second run did not reuse the client:\n%s", r2.out)
 	}
+	if !strings.Contains(r2.out.String(), "connections made in an earlier run have ended") {
+		t.Errorf("second run did not say the emulated bank forgot the last run's connections:\n%s", r2.out)
+	}
 	if got := apiStatus(t, r2.publicURL, first.APIKey, "/v1/consents"); got != http.StatusOK {
 		t.Fatalf("second run: GET /v1/consents with the first key = %d", got)
 	}
@@ -216,6 +220,7 @@ func TestDemoKeepsItsClientAndResets(t *testing.T) {
 // a funds check both ways; a form error; the page without JavaScript;
 // the webhook events; revoke; and the not-found page.
 func TestDemoInABrowser(t *testing.T) {
+	testenv.Heavy(t)
 	t.Parallel()
 	d := startDemo(t, demoArgs(t, t.TempDir(), "127.0.0.1:0")...)
 	// Started second, so it closes first (cleanups run last in, first
@@ -358,7 +363,7 @@ func TestDemoInABrowser(t *testing.T) {
 	b.Run("pay with a bad amount",
 		chromedp.Navigate(d.appURL),
 		chromedp.WaitVisible("#pay-submit"),
-		chromedp.SendKeys("#amount", "12,50"),
+		chromedp.SendKeys("#amount", "12.505"),
 		chromedp.SendKeys("#iban", "NL02 ABNA 0123 4567 89"),
 		chromedp.SendKeys("#name", "Bakkerij de Korenschoof"),
 		chromedp.SendKeys("#description", "Demo order 1043"),
@@ -438,10 +443,18 @@ func TestDemoInABrowser(t *testing.T) {
 	b.Screenshot("16-events")
 
 	// Revoke: the app shows it is disconnected.
-	b.Run("revoke", chromedp.Click("#revoke"), chromedp.WaitVisible("#state"))
+	// Disconnect asks first; a "no" changes nothing.
+	b.Run("revoke, then think again",
+		chromedp.Evaluate[chromedp.Void](`window.confirm = function (m) { window.asked = m; return false; }`),
+		chromedp.Click("#revoke"))
+	if asked := browsertest.Get(b, "asked", chromedp.Evaluate[string](`String(window.asked)`)); !strings.Contains(asked, "Disconnect") {
+		t.Errorf("Disconnect did not ask first: %q", asked)
+	}
+	b.Run("revoke", chromedp.Evaluate[chromedp.Void](`window.confirm = function () { return true; }`),
+		chromedp.Click("#revoke"), chromedp.WaitVisible("#state"))
 	b.Screenshot("17-disconnected")
-	if got := b.Text(); !strings.Contains(got, "disconnected") {
-		t.Errorf("after revoke: %q", got)
+	if got := b.Text(); !strings.Contains(got, "disconnected") || strings.Count(got, "disconnected your bunq account") > 0 {
+		t.Errorf("after revoke (said once, by the page): %q", got)
 	}
 
 	// A page that does not exist says so, with a way back.
@@ -532,7 +545,7 @@ func shownMinor(t *testing.T, s string) int64 {
 	s = strings.TrimSpace(s)
 	rest, neg := strings.CutPrefix(s, "−")
 	rest, ok := strings.CutPrefix(rest, "€ ")
-	m, err := tpp.ParseMinor(rest)
+	m, err := tpp.ParseMinor(strings.ReplaceAll(rest, ",", ""))
 	if !ok || err != nil {
 		t.Fatalf("amount %q as shown: %v", s, err)
 	}
@@ -542,12 +555,17 @@ func shownMinor(t *testing.T, s string) int64 {
 	return m
 }
 
-// shownEUR shows minor units as the demo does.
+// shownEUR shows minor units as the demo does ("€ 1,234.50").
 func shownEUR(minor int64) string {
+	sign := ""
 	if minor < 0 {
-		return "−€ " + tpp.FormatMinor(-minor)
+		sign, minor = "−", -minor
 	}
-	return "€ " + tpp.FormatMinor(minor)
+	whole, frac, _ := strings.Cut(tpp.FormatMinor(minor), ".")
+	for i := len(whole) - 3; i > 0; i -= 3 {
+		whole = whole[:i] + "," + whole[i:]
+	}
+	return sign + "€ " + whole + "." + frac
 }
 
 // demoTail returns the last n lines of s.

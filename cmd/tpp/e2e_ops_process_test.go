@@ -22,10 +22,8 @@ import (
 // is at the bank. It must finish that request, exit 0, and leave data that
 // a restarted server serves without duplicating the payment.
 func TestE2EOpsSIGTERMProcess(t *testing.T) {
+	testenv.Heavy(t) // builds the tpp binary
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("builds the tpp binary; skipped with -short")
-	}
 	gobin := testenv.LookPath(t, "building the tpp binary for the SIGTERM test", "go")
 	bin := filepath.Join(t.TempDir(), "tpp")
 	built := time.Now()

@@ -31,6 +31,7 @@ import (
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/bankctx"
 	"github.com/bunqtpp/tpp/internal/banktest"
+	"github.com/bunqtpp/tpp/internal/testenv"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/webhook"
@@ -222,6 +223,7 @@ func (o *opsHarness) bankDrafts(t *testing.T, consentID string, accountID int64)
 // draft is being lost, restarts it on the same data, and checks that
 // nothing was lost, half-written or duplicated.
 func TestE2EOpsShutdownDuringPayment(t *testing.T) {
+	testenv.Heavy(t)
 	t.Parallel()
 	o := newOpsHarness(t, opsOptions{})
 	first := o.serve(t, "--poll-interval", "1s")
@@ -561,6 +563,7 @@ func sumSeries(ms map[string][]sample, name string, want map[string]string) (tot
 // TestE2EOpsMetrics runs a flow through every part of the service and
 // checks that the metrics listener shows it.
 func TestE2EOpsMetrics(t *testing.T) {
+	testenv.Heavy(t)
 	t.Parallel()
 	hooks := newWebhookReceiver(t)
 	o := newOpsHarness(t, opsOptions{webhookURL: hooks.URL})

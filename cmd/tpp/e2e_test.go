@@ -22,6 +22,7 @@ import (
 	"github.com/bunqtpp/tpp/bankctx"
 	"github.com/bunqtpp/tpp/internal/banktest"
 	"github.com/bunqtpp/tpp/internal/browsertest"
+	"github.com/bunqtpp/tpp/internal/testenv"
 )
 
 // TestE2EConsentInBrowser is the done-when: a consent created
@@ -29,6 +30,7 @@ import (
 // and the bank's, and the fintech sees it active with the bunq user's name.
 // The failure paths of the flow share the same running service.
 func TestE2EConsentInBrowser(t *testing.T) {
+	testenv.Heavy(t)
 	t.Parallel()
 	h := startHarness(t)
 	b := browsertest.New(t)

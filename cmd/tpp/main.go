@@ -62,6 +62,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "version" {
+		fmt.Fprintln(stdout, "tpp", version())
+		return nil
+	}
 	c, ok := cmds[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "tpp: unknown command %q\n\n", args[0])
@@ -84,5 +88,5 @@ func usage(w io.Writer, cmds map[string]command) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'tpp <command> -h' for the flags of a command.")
+	fmt.Fprintln(w, "Run 'tpp <command> -h' for the flags of a command, 'tpp --version' for the build.")
 }

@@ -100,11 +100,15 @@ func registerMain(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		}
 	}
 	// The master key first: nothing is touched without it.
-	kr, err := openKeyring(f.masterKey)
+	kr, err := openKeyringFor(f.masterKey, f.db)
 	if err != nil {
 		return err
 	}
-	db, err := openDB(ctx, f.db, clock)
+	open := openDB
+	if f.status {
+		open = openExistingDB // showing never creates a database
+	}
+	db, err := open(ctx, f.db, clock)
 	if err != nil {
 		return err
 	}

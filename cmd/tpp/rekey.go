@@ -56,11 +56,11 @@ func rekeyMain(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		rekeyUsage(stderr)
 		return errUsage
 	}
-	kr, err := openKeyring(common.masterKey)
+	kr, err := openKeyringFor(common.masterKey, common.db)
 	if err != nil {
 		return err
 	}
-	db, err := openDB(ctx, common.db, tpp.SystemClock{})
+	db, err := openExistingDB(ctx, common.db, tpp.SystemClock{})
 	if err != nil {
 		return err
 	}

@@ -115,7 +115,7 @@ func TestRekeyRotatesTheMasterKey(t *testing.T) {
 
 func TestRekeyCommandErrors(t *testing.T) {
 	t.Parallel()
-	dbPath := t.TempDir() + "/tpp.db"
+	dbPath := newTestDB(t, t.TempDir()+"/tpp.db")
 	if _, _, err := runClientsCmd(t, "rekey", "--db", dbPath); err == nil || !strings.Contains(err.Error(), "--master-key") {
 		t.Errorf("without a master key: %v", err)
 	}

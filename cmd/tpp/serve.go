@@ -293,13 +293,25 @@ func (a *app) openRedis(ctx context.Context) error {
 		a.closers = append(a.closers, func() { stop() })
 		return nil
 	}
+	redis.RouteLibraryLogs(a.log) // the error below says it once; no per-retry lines
 	rdb, err := redis.NewClient(ctx, rc)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", redisSetting(cfg), err)
 	}
 	a.rdb = rdb
 	a.closers = append(a.closers, func() { rdb.Close() })
 	return nil
+}
+
+// redisSetting names the setting that chose the Redis, for errors.
+func redisSetting(cfg *config) string {
+	switch {
+	case cfg.RedisSentinel != "":
+		return "setting --redis-sentinel ($TPP_REDIS_SENTINEL)"
+	case cfg.RedisCluster != "":
+		return "setting --redis-cluster ($TPP_REDIS_CLUSTER)"
+	}
+	return "setting --redis-url ($TPP_REDIS_URL)"
 }
 
 // connectBank resolves the bank's URLs and loads the registration.
@@ -530,6 +542,7 @@ func (a *app) services(ctx context.Context) error {
 		return err
 	}
 	apidoc.Register(a.engine)
+	apidoc.RegisterHome(a.engine)
 	h, err := oauth.NewHandler(oauth.HandlerConfig{Service: svc, Pages: pages, Auth: auth, Client: api.ClientFromGin, Logger: a.log})
 	if err != nil {
 		return err
@@ -629,7 +642,7 @@ func mount(rg *gin.RouterGroup) func(h routes, err error) error {
 func (a *app) health() *health.Checker {
 	bank := health.Bank(&http.Client{Timeout: 2 * time.Second}, a.bank.API+"/v1")
 	bank.Optional = true
-	return health.New(
+	return health.NewWithOptions(health.Options{Version: version()},
 		health.SQLite(a.db),
 		health.Redis(redis.Health{Client: a.rdb}),
 		bank,

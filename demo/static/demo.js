@@ -1,3 +1,29 @@
+// Times: the server writes them in UTC, in a <time datetime> element;
+// here they are shown in the browser's own time zone, in the same format.
+function demoLocalTimes(root) {
+  "use strict";
+  var months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+  Array.prototype.forEach.call(root.querySelectorAll("time[datetime][data-fmt]"), function (el) {
+    var d = new Date(el.getAttribute("datetime"));
+    if (isNaN(d.getTime())) return;
+    var day = d.getDate() + " " + months[d.getMonth()] + " " + d.getFullYear() + " " + two(d.getHours()) + ":" + two(d.getMinutes());
+    el.textContent = el.getAttribute("data-fmt") === "clock" ? two(d.getHours()) + ":" + two(d.getMinutes()) + ":" + two(d.getSeconds()) : day;
+    el.title = day;
+  });
+}
+
+// Forms with data-confirm ask first (Disconnect).
+(function () {
+  "use strict";
+  demoLocalTimes(document);
+  Array.prototype.forEach.call(document.querySelectorAll("form[data-confirm]"), function (f) {
+    f.addEventListener("submit", function (e) {
+      if (!window.confirm(f.getAttribute("data-confirm"))) e.preventDefault();
+    });
+  });
+})();
+
 // Progressive enhancement: while payments are pending, ask the app for
 // their status and update the page in place — the status badge, its
 // history and, once money moved, the balances — without a reload. Polling
@@ -42,12 +68,14 @@
       st.textContent = h.status;
       var t = document.createElement("time");
       t.setAttribute("datetime", h.at);
+      t.setAttribute("data-fmt", "clock");
       t.textContent = h.shown;
       li.appendChild(st);
       li.appendChild(document.createTextNode(" "));
       li.appendChild(t);
       ol.appendChild(li);
     });
+    demoLocalTimes(ol);
   }
 
   function balances() {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +224,49 @@ func repoRoot() string {
 		if parent := filepath.Dir(d); parent == d || strings.TrimSpace(parent) == "" {
 			return dir
 		}
+	}
+}
+
+// Phone is the viewport the layout checks use: a common phone, in CSS pixels.
+const (
+	PhoneWidth  = 390
+	PhoneHeight = 844
+)
+
+// overflowScript reports how wide the page is beyond the viewport and the
+// elements that stick out on the right, widest first, so a failure says
+// which part of the page to fix.
+// A mobile browser widens its layout viewport to fit wide content, so the
+// phone's width is compared with, not window.innerWidth.
+const overflowScript = `((vw) => {
+  const sw = document.documentElement.scrollWidth;
+  if (sw <= vw) return "";
+  const out = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    const r = el.getBoundingClientRect();
+    if (r.right > vw + 0.5 && r.width > 0) {
+      const cls = typeof el.className === "string" && el.className ? "." + el.className.trim().split(/\s+/).join(".") : "";
+      out.push({w: Math.round(r.right), d: el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + cls});
+    }
+  }
+  out.sort((a, b) => b.w - a.w);
+  return "page is " + sw + " px wide in a " + vw + " px viewport; sticking out: " +
+    out.slice(0, 6).map(o => o.d + " (to " + o.w + " px)").join(", ");
+})`
+
+// CheckLayout screenshots the current page at phone width (390×844, as a
+// mobile browser) and at the desktop width, and fails the test when the page
+// is wider than the phone's viewport (horizontal scrolling). The browser is
+// back at the desktop width afterwards.
+func (b *Browser) CheckLayout(name string) {
+	b.t.Helper()
+	b.Run("phone width "+name, chromedp.EmulateViewport(PhoneWidth, PhoneHeight, chromedp.EmulateMobile, chromedp.EmulatePortrait))
+	overflow := Get(b, "overflow "+name, chromedp.Evaluate[string](overflowScript+"("+strconv.Itoa(PhoneWidth)+")"))
+	b.Screenshot(name + "-phone")
+	b.Run("desktop width "+name, chromedp.EmulateViewport(1280, 900))
+	b.Screenshot(name + "-desktop")
+	b.Run("reset the viewport "+name, chromedp.ResetViewport())
+	if overflow != "" {
+		b.t.Errorf("%s overflows at %d px: %s", name, PhoneWidth, overflow)
 	}
 }

@@ -70,3 +70,35 @@ func TestContinueLoopKeepsFewStates(t *testing.T) {
 		t.Fatalf("callback of the newest state: %d %s", p.status, p.location)
 	}
 }
+
+// The consent keeps where it was granted from: the IP address and user
+// agent of the browser whose callback activated it, also in its audit
+// record (PSD2 record; issue 10).
+func TestGrantRecordsBrowserOrigin(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	id, au := h.createConsent("accounts")
+	b := h.newBrowser()
+	req, _ := http.NewRequest("GET", h.decide(b.toBank(au), "approve"), nil)
+	req.Header.Set("User-Agent", "TestBrowser/1.0 \u202egnp.exe")
+	if p := b.b.Do(req); p.Status != http.StatusSeeOther || !strings.Contains(p.Location, "status=active") {
+		t.Fatalf("callback: %d %s", p.Status, p.Location)
+	}
+	c := h.consent(id)
+	if c.GrantedIP != "127.0.0.1" || c.GrantedUserAgent != "TestBrowser/1.0 ?gnp.exe" {
+		t.Fatalf("granted from %q with %q, want 127.0.0.1 and the cleaned user agent", c.GrantedIP, c.GrantedUserAgent)
+	}
+	recs, err := h.audit.ListAudit(context.Background(), tpp.AuditFilter{ConsentID: id}, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, r := range recs {
+		if r.Action == tpp.AuditConsentTransition && r.To == string(tpp.ConsentActive) {
+			found = strings.Contains(r.Detail, "127.0.0.1") && strings.Contains(r.Detail, "TestBrowser/1.0")
+		}
+	}
+	if !found {
+		t.Fatalf("no activation audit record naming the browser: %+v", recs)
+	}
+}

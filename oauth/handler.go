@@ -324,7 +324,10 @@ func (h *Handler) callback(c *gin.Context) {
 			v, _ := c.Cookie(name)
 			return v
 		},
-		RequestID: api.RequestID(c),
+		RequestID:    api.RequestID(c),
+		RemoteIP:     c.RemoteIP(),
+		ForwardedFor: c.GetHeader("X-Forwarded-For"),
+		UserAgent:    c.Request.UserAgent(),
 	})
 	if err != nil {
 		h.pageError(c, err)

@@ -86,6 +86,11 @@ func ValidateClientURL(s string) error {
 	if len(s) > 2000 {
 		return Errorf(EInvalid, "URL is longer than 2000 characters")
 	}
+	// Browsers read a backslash as a slash and drop whitespace: the URL
+	// they follow would not be the one registered.
+	if strings.IndexFunc(s, func(r rune) bool { return r == '\\' || r <= ' ' || r == 0x7f }) >= 0 {
+		return Errorf(EInvalid, "must not contain backslashes, spaces or control characters")
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return Errorf(EInvalid, "not a valid URL")

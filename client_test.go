@@ -99,3 +99,33 @@ func TestNewClientRefusesInvisibleFormatting(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Regression (issue 10 item 6): return URLs that a browser would follow
+// somewhere other than where they seem to lead are refused at
+// registration.
+func TestReturnURLVariantsRefusedAtRegistration(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{
+		"//evil.example/cb",                            // scheme-relative
+		"https:evil.example/cb",                        // no authority
+		"https:\\\\evil.example\\cb",                   // backslashes for slashes
+		"https://fintech.example\\@evil.example/cb",    // backslash before userinfo
+		"https://evil.example\\.fintech.example/cb",    // backslash in the host
+		"https://fintech.example/cb\\..\\..\\x",        // backslash path walk
+		"https://fintech.example%2F%2Fevil.example/cb", // encoded slashes in the host
+		"https://fintech.example%2f@evil.example/cb",   // encoded slash before userinfo
+		"https://fintech.example@evil.example/cb",      // userinfo
+		"https://fintech.example/cb#@evil.example",     // fragment
+		"https://fintech.example/cb ",                  // trailing space
+		" https://fintech.example/cb",                  // leading space
+		"https://fintech.example/c\tb",                 // tab
+		"http://fintech.example/cb",                    // plain http off loopback
+		"javascript://fintech.example/%0aalert(1)",     // not http(s)
+		"https://fintech.example/cb\x00.evil.example",  // NUL
+	} {
+		err := (NewClient{Name: "Acme", ReturnURLs: []string{u}}).Validate()
+		if ErrorCode(err) != EInvalidReturnURL {
+			t.Errorf("return URL %q at registration: %v, want %s", u, err, EInvalidReturnURL)
+		}
+	}
+}

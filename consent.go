@@ -132,6 +132,11 @@ type Consent struct {
 	HasToken     bool       // a sealed OAuth access token is stored
 	ErrorCode    string     // why the consent was rejected, if it was
 	RevokedAt    *time.Time
+	// GrantedIP and GrantedUserAgent are where the last (re-)authorization
+	// came from: the browser whose callback activated the consent (PSD2
+	// record; never shown to fintechs).
+	GrantedIP        string
+	GrantedUserAgent string
 }
 
 // Internal reports whether the TPP made c for itself (InternalUserRefPrefix).
@@ -173,6 +178,10 @@ type ConsentTransition struct {
 	BunqUserID   int64
 	BunqUserName string
 	AccessToken  string
+	// For To == active: the IP address and user agent of the browser that
+	// granted it, stored with the consent (PSD2 record).
+	PSUIP        string
+	PSUUserAgent string
 	// For To == rejected: the error code to report to the fintech.
 	ErrorCode string
 

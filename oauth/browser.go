@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -20,7 +21,11 @@ const (
 	stateCookiePath   = "/oauth"
 	csrfCookieName    = "tpp_csrf"
 	csrfCookiePath    = "/connect"
-	csrfFormField     = "csrf_token"
+	// hostCSRFCookieName is the CSRF cookie's name under https: the
+	// __Host- prefix makes the browser refuse it unless it is Secure, has
+	// Path=/ and no Domain, so a sibling subdomain cannot plant one.
+	hostCSRFCookieName = "__Host-tpp_csrf"
+	csrfFormField      = "csrf_token"
 )
 
 // randomToken returns n random bytes, base64url without padding.
@@ -81,13 +86,49 @@ func (c cookies) clearState(state string) *http.Cookie {
 	}
 }
 
+// csrfName is the CSRF cookie's name: __Host- prefixed under https.
+func (c cookies) csrfName() string {
+	if c.secure {
+		return hostCSRFCookieName
+	}
+	return csrfCookieName
+}
+
 func (c cookies) csrf(value string) *http.Cookie {
+	path := csrfCookiePath
+	if c.secure {
+		path = "/" // required by the __Host- prefix
+	}
 	return &http.Cookie{
-		Name: csrfCookieName, Value: value, Path: csrfCookiePath, MaxAge: 3600,
+		Name: c.csrfName(), Value: value, Path: path, MaxAge: 3600,
 		Secure: c.secure, HttpOnly: true,
 		// Strict: the forms post from our own page only.
 		SameSite: http.SameSiteStrictMode,
 	}
+}
+
+// newCSRFCookie returns a fresh CSRF cookie value: a random nonce and its
+// HMAC tag, so a value the browser (or someone planting cookies) chose is
+// told apart from one we issued.
+func newCSRFCookie(key []byte) string {
+	nonce := randomToken(24)
+	return nonce + "." + csrfCookieTag(key, nonce)
+}
+
+func csrfCookieTag(key []byte, nonce string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("csrf-cookie\x00"))
+	m.Write([]byte(nonce))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+}
+
+// csrfCookieIssued reports whether v is a CSRF cookie value we issued.
+func csrfCookieIssued(key []byte, v string) bool {
+	nonce, tag, ok := strings.Cut(v, ".")
+	if !ok || len(nonce) < 32 || tag == "" {
+		return false
+	}
+	return hmac.Equal([]byte(csrfCookieTag(key, nonce)), []byte(tag))
 }
 
 // csrfToken binds a form to the browser's CSRF cookie and to one consent:
@@ -103,7 +144,7 @@ func csrfToken(key []byte, cookieValue, consentID string) string {
 }
 
 func csrfValid(key []byte, cookieValue, consentID, token string) bool {
-	if cookieValue == "" || token == "" {
+	if !csrfCookieIssued(key, cookieValue) || token == "" {
 		return false
 	}
 	return hmac.Equal([]byte(csrfToken(key, cookieValue, consentID)), []byte(token))

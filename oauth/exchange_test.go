@@ -193,11 +193,16 @@ func TestBrowserBinding(t *testing.T) {
 		t.Fatal("cookie names collide")
 	}
 	key := []byte("0123456789abcdef0123456789abcdef")
-	tok := csrfToken(key, "cookie", "con_1")
-	if !csrfValid(key, "cookie", "con_1", tok) {
+	cookie := newCSRFCookie(key)
+	tok := csrfToken(key, cookie, "con_1")
+	if !csrfValid(key, cookie, "con_1", tok) {
 		t.Fatal("valid token refused")
 	}
-	for _, c := range [][3]string{{"other", "con_1", tok}, {"cookie", "con_2", tok}, {"", "con_1", tok}, {"cookie", "con_1", ""}} {
+	// A cookie value we did not issue is refused even with its matching
+	// token (only the key's holder makes those, but the value must be ours).
+	planted := strings.Repeat("a", 40)
+	for _, c := range [][3]string{{newCSRFCookie(key), "con_1", tok}, {cookie, "con_2", tok}, {"", "con_1", tok}, {cookie, "con_1", ""},
+		{planted, "con_1", csrfToken(key, planted, "con_1")}, {cookie + "x", "con_1", csrfToken(key, cookie+"x", "con_1")}} {
 		if csrfValid(key, c[0], c[1], c[2]) {
 			t.Errorf("accepted %v", c)
 		}
@@ -206,7 +211,20 @@ func TestBrowserBinding(t *testing.T) {
 	if !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/oauth" || ck.MaxAge != 600 {
 		t.Fatalf("state cookie %+v", ck)
 	}
-	if c := (cookies{}).csrf("v"); c.Secure || c.SameSite != http.SameSiteStrictMode || !c.HttpOnly {
+	if c := (cookies{}).csrf("v"); c.Secure || c.SameSite != http.SameSiteStrictMode || !c.HttpOnly || c.Name != "tpp_csrf" || c.Path != "/connect" {
 		t.Fatalf("csrf cookie %+v", c)
+	}
+}
+
+// Under https the CSRF cookie carries the __Host- prefix (and so Secure,
+// Path=/ and no Domain), so a sibling subdomain cannot plant it (issue 10).
+func TestCSRFCookieHostPrefixUnderHTTPS(t *testing.T) {
+	t.Parallel()
+	c := cookies{secure: true}.csrf("v")
+	if c.Name != "__Host-tpp_csrf" || !c.Secure || c.Path != "/" || c.Domain != "" || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("csrf cookie under https %+v", c)
+	}
+	if err := c.Valid(); err != nil {
+		t.Fatal(err)
 	}
 }

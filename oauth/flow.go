@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/redis"
@@ -273,6 +277,11 @@ type CallbackRequest struct {
 	// Cookie returns the named cookie's value, "" when absent.
 	Cookie    func(name string) string
 	RequestID string
+	// RemoteIP, ForwardedFor and UserAgent describe the browser, recorded
+	// with the consent it activates (PSD2 record of the authorization).
+	RemoteIP     string
+	ForwardedFor string // X-Forwarded-For as received; not trusted, only recorded
+	UserAgent    string
 }
 
 // CallbackResult says where the browser goes next.
@@ -381,7 +390,8 @@ func (s *Service) callback(ctx context.Context, in CallbackRequest) (_ *Callback
 	nc, err := s.consents.TransitionConsent(ctx, tpp.ConsentTransition{
 		ID: c.ID, From: c.Status, To: tpp.ConsentActive,
 		BunqUserID: user.ID, BunqUserName: user.DisplayName, AccessToken: tok.AccessToken,
-		Actor: tpp.ActorPSU, RequestID: in.RequestID, Detail: "authorized at bunq",
+		PSUIP: in.RemoteIP, PSUUserAgent: printable(in.UserAgent, maxUserAgent),
+		Actor: tpp.ActorPSU, RequestID: in.RequestID, Detail: grantDetail(in),
 	})
 	if err != nil {
 		// The context must not outlive a consent that did not activate.
@@ -421,6 +431,35 @@ func (s *Service) settledOutcome(ctx context.Context, consentID, redirect string
 		return redirect
 	}
 	return s.outcomeURL(ctx, c, "")
+}
+
+// maxUserAgent bounds the user agent kept with a consent.
+const maxUserAgent = 256
+
+// grantDetail is the audit text of an authorization: where it came from.
+func grantDetail(in CallbackRequest) string {
+	d := "authorized at bunq from " + in.RemoteIP
+	if in.ForwardedFor != "" {
+		d += " (forwarded for " + printable(in.ForwardedFor, 128) + ")"
+	}
+	return d + ", user agent " + strconv.Quote(printable(in.UserAgent, maxUserAgent))
+}
+
+// printable keeps browser-supplied text storable and loggable: at most n
+// bytes of valid UTF-8, control and format characters replaced.
+func printable(s string, n int) string {
+	s = strings.ToValidUTF8(s, "?")
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			r = '?'
+		}
+		if b.Len()+utf8.RuneLen(r) > n {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // safeToken keeps a bank-supplied error code loggable: short, plain ASCII.

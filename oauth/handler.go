@@ -238,10 +238,12 @@ func (h *Handler) connectPage(c *gin.Context) {
 		h.pageError(c, err)
 		return
 	}
-	// One CSRF cookie per browser; reuse it so two tabs keep working.
-	cookie, _ := c.Cookie(csrfCookieName)
-	if len(cookie) < 32 {
-		cookie = randomToken(32)
+	// One CSRF cookie per browser; reuse it so two tabs keep working, but
+	// only a value we issued: never one the browser (or a planted cookie)
+	// chose.
+	cookie, _ := c.Cookie(h.svc.cookies.csrfName())
+	if !csrfCookieIssued(h.svc.csrfKey, cookie) {
+		cookie = newCSRFCookie(h.svc.csrfKey)
 	}
 	http.SetCookie(c.Writer, h.svc.cookies.csrf(cookie))
 	expires := ""
@@ -274,7 +276,7 @@ var errCSRF = pageErr(http.StatusForbidden, "Please start again from the page",
 	"Go back, reload the page and press the button again. If you came from another app, start again there.", nil)
 
 func (h *Handler) checkCSRF(c *gin.Context) bool {
-	cookie, _ := c.Cookie(csrfCookieName)
+	cookie, _ := c.Cookie(h.svc.cookies.csrfName())
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 4<<10)
 	if !csrfValid(h.svc.csrfKey, cookie, c.Param("id"), c.PostForm(csrfFormField)) {
 		// The link back reports the consent unchanged; whoever posted
@@ -322,7 +324,10 @@ func (h *Handler) callback(c *gin.Context) {
 			v, _ := c.Cookie(name)
 			return v
 		},
-		RequestID: api.RequestID(c),
+		RequestID:    api.RequestID(c),
+		RemoteIP:     c.RemoteIP(),
+		ForwardedFor: c.GetHeader("X-Forwarded-For"),
+		UserAgent:    c.Request.UserAgent(),
 	})
 	if err != nil {
 		h.pageError(c, err)

@@ -95,6 +95,9 @@ func (s *Service) redeem(ctx context.Context, c *tpp.Consent, in CallbackRequest
 // (at most exchangeAttempts calls). A refusal after such a failure is
 // reported as the failure: the lost answer may have used the code up.
 func (s *Service) exchangeCode(ctx context.Context, code string) (*oauth2.Token, error) {
+	// The user waits on this page: all attempts together get one budget.
+	ctx, cancel := context.WithTimeout(ctx, exchangeBudget)
+	defer cancel()
 	var first error
 	for attempt := range s.exchangeAttempts {
 		if attempt > 0 {
@@ -124,6 +127,10 @@ func (s *Service) exchangeCode(ctx context.Context, code string) (*oauth2.Token,
 	}
 	return nil, first
 }
+
+// exchangeBudget bounds the token requests of one callback, retries
+// included.
+const exchangeBudget = 20 * time.Second
 
 // refused records why an authorization was not used; the consent stays as
 // it was.

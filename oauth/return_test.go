@@ -325,3 +325,49 @@ func TestSinglePaymentReturn(t *testing.T) {
 		t.Error("the page names the hidden consent")
 	}
 }
+
+// Regression (issue 10 item 6): a consent's return_url must be exactly one
+// of the client's registered URLs; each near variant is refused with
+// invalid_return_url and creates nothing.
+func TestReturnURLVariantsRefusedAtConsentCreation(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	const reg = returnURL0 // https://app.example/bunq/return
+	for _, u := range []string{
+		"https://app.example:443/bunq/return",          // default port spelled out
+		"https://app.example:8443/bunq/return",         // another port
+		"http://app.example/bunq/return",               // scheme
+		"HTTPS://app.example/bunq/return",              // scheme case
+		"https://APP.example/bunq/return",              // host case
+		"https://app.example/Bunq/Return",              // path case
+		"https://app.example/bunq/return?x=1",          // added query
+		"https://app.example/bunq/return?",             // empty query
+		"https://app.example/bunq/return/",             // trailing slash
+		"https://app.example/bunq/return#x",            // fragment
+		"//evil.example/bunq/return",                   // scheme-relative
+		"https://app.example//evil.example/",           // double slash path
+		"https://app.example\\@evil.example/",          // backslash
+		"https:\\\\evil.example\\bunq\\return",         // backslashes
+		"https://app.example%2F%2Fevil.example/",       // encoded slashes in the host
+		"https://app.example/bunq%2Freturn",            // encoded slash in the path
+		"https://app.example/bunq/./return",            // dot segment
+		"https://app.example/bunq/x/../return",         // dot-dot segment
+		"https://app.example@evil.example/bunq/return", // userinfo
+		"https://evil.example/bunq/return",             // other host
+		"https://app.example.evil.example/bunq/return", // suffix host
+		" https://app.example/bunq/return",             // leading space
+		"https://app.example/bunq/return ",             // trailing space
+	} {
+		st, out := h.call("POST", "/v1/consents", map[string]any{"user_ref": "u-1", "scopes": []string{"accounts"}, "return_url": u})
+		if st != http.StatusBadRequest || out["code"] != tpp.EInvalidReturnURL {
+			t.Errorf("return_url %q: %d %v, want 400 %s", u, st, out, tpp.EInvalidReturnURL)
+		}
+	}
+	st, out := h.call("GET", "/v1/consents", nil)
+	if st != http.StatusOK || len(out["data"].([]any)) != 0 {
+		t.Fatalf("consents after refused creations: %d %v", st, out)
+	}
+	if st, _ := h.call("POST", "/v1/consents", map[string]any{"user_ref": "u-1", "scopes": []string{"accounts"}, "return_url": reg}); st != http.StatusCreated {
+		t.Fatalf("the registered URL itself: %d", st)
+	}
+}

@@ -108,6 +108,9 @@ type Config struct {
 
 	// Events, when set, receives EventPaymentDecidedOutsideFlow.
 	Events Events
+	// OnUnknownStatus, when set, counts a bank draft status pisp does not
+	// know (kind: draft or single); the payment stays pending.
+	OnUnknownStatus func(kind string)
 
 	// PollInterval is the poller's period (DefaultPollInterval when 0).
 	PollInterval time.Duration
@@ -128,6 +131,7 @@ type Service struct {
 	tpp          TPPContexts
 	authorizeURL func(string) string
 	events       Events
+	onUnknown    func(kind string)
 	interval     time.Duration
 	grace        time.Duration
 	clock        tpp.Clock
@@ -142,7 +146,8 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{
 		payments: cfg.Payments, consents: cfg.Consents, idem: cfg.Idempotency, bank: cfg.Bank,
 		contexts: cfg.Contexts, tpp: cfg.TPP, authorizeURL: cfg.AuthorizeURL, events: cfg.Events,
-		interval: cfg.PollInterval, grace: cfg.OrphanGrace, clock: cfg.Clock, log: cfg.Logger,
+		onUnknown: cfg.OnUnknownStatus,
+		interval:  cfg.PollInterval, grace: cfg.OrphanGrace, clock: cfg.Clock, log: cfg.Logger,
 	}
 	if s.interval <= 0 {
 		s.interval = DefaultPollInterval

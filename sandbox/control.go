@@ -142,7 +142,7 @@ func (b *Bank) serveControl(w http.ResponseWriter, r *http.Request) {
 			controlErr(w, 400, `decision must be "approve" or "deny"`)
 			return
 		}
-		ds := b.st.pspDraftsToAuthorize(oc.pspID, u)
+		ds := b.st.pspDraftsToAuthorize(oc.pspID, u, b.now())
 		writeJSON(w, 200, obj{"redirect_url": b.decideLocked(oc, in.RedirectURI, in.State, u, in.Decision == "approve", ds)})
 	case key == "POST oauth" && len(segs) == 2 && segs[1] == "revoke":
 		var in struct {

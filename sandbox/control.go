@@ -78,6 +78,19 @@ func (b *Bank) serveControl(w http.ResponseWriter, r *http.Request) {
 		b.rateOn = *in.Enabled
 		b.hits = map[string][]time.Time{}
 		writeJSON(w, 200, obj{"enabled": b.rateOn})
+	case key == "PUT merchant-reference":
+		var in struct {
+			Echo *bool `json:"echo"`
+		}
+		if !dec(&in) {
+			return
+		}
+		if in.Echo == nil {
+			controlErr(w, 400, `send {"echo": true|false}`)
+			return
+		}
+		b.st.dropMerchantRef = !*in.Echo
+		writeJSON(w, 200, obj{"echo": *in.Echo})
 	case key == "POST clock":
 		var in struct {
 			AdvanceSeconds int64 `json:"advance_seconds"`

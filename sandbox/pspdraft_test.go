@@ -104,3 +104,34 @@ func TestPSPDraftCompletesAndExpires(t *testing.T) {
 		t.Fatalf("an expired draft is shown for authorization:\n%s", page)
 	}
 }
+
+// bunq does not document echoing a draft entry's merchant_reference: the
+// emulator echoes it by default and reads null with the switch off.
+func TestMerchantReferenceEchoSwitch(t *testing.T) {
+	t.Parallel()
+	env := banktest.Start(t)
+	alice := seeded(t, env, 0)
+	acc := accountOf(t, alice, "MonetaryAccountBank")
+	_, grant := connectAs(t, env, "Test TPP AISP PISP", alice)
+	drafts := userPath(grant.userID, "/monetary-account/", itoa(acc.ID), "/draft-payment")
+	id := num(grant.post(drafts, map[string]any{"number_of_required_accepts": 1, "entries": []map[string]any{{
+		"amount":             map[string]string{"value": "2.00", "currency": "EUR"},
+		"counterparty_alias": map[string]string{"type": "IBAN", "value": "NL91ABNA0417164300", "name": "Shop"},
+		"description":        "Ref", "merchant_reference": "pay_123"}}}, true).must(t, 200).elems(t)[0].obj["id"])
+	ref := func() any {
+		t.Helper()
+		e := grant.get(drafts + "/" + itoa(id)).must(t, 200).elems(t)[0].obj["entries"].([]any)[0].(map[string]any)
+		v, ok := e["merchant_reference"]
+		if !ok {
+			t.Fatal("entry without a merchant_reference field")
+		}
+		return v
+	}
+	if v := ref(); v != "pay_123" {
+		t.Fatalf("echo on: %v", v)
+	}
+	env.SetMerchantReferenceEcho(t, false)
+	if v := ref(); v != nil {
+		t.Fatalf("echo off: %v, want null", v)
+	}
+}

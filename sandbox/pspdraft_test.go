@@ -120,7 +120,7 @@ func TestMerchantReferenceEchoSwitch(t *testing.T) {
 		"description":        "Ref", "merchant_reference": "pay_123"}}}, true).must(t, 200).elems(t)[0].obj["id"])
 	ref := func() any {
 		t.Helper()
-		e := grant.get(drafts + "/" + itoa(id)).must(t, 200).elems(t)[0].obj["entries"].([]any)[0].(map[string]any)
+		e := grant.get(drafts+"/"+itoa(id)).must(t, 200).elems(t)[0].obj["entries"].([]any)[0].(map[string]any)
 		v, ok := e["merchant_reference"]
 		if !ok {
 			t.Fatal("entry without a merchant_reference field")

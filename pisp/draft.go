@@ -122,6 +122,9 @@ func (s *Service) createDraft(ctx context.Context, in CreatePaymentInput, d draf
 	if err != nil {
 		return nil, false, s.bankError(ctx, c, err)
 	}
+	if err := s.checkAccount(ctx, c, bc, d); err != nil {
+		return nil, false, err
+	}
 	p, err = s.payments.CreatePayment(ctx, tpp.NewPayment{
 		ConsentID: c.ID, ClientID: in.Client.ID, Kind: tpp.PaymentDraft, AccountID: d.accountID,
 		AmountMinor: d.amountMinor, Currency: d.currency, CounterpartyIBAN: d.iban, CounterpartyName: d.name,
@@ -154,6 +157,25 @@ func (s *Service) createDraft(ctx context.Context, in CreatePaymentInput, d draf
 		return nil, true, err
 	}
 	return p, false, nil
+}
+
+// checkAccount refuses, before anything is recorded, a payment from an
+// account the consent does not see or in a currency the account does not
+// hold: a request the bank would refuse leaves no payment behind.
+func (s *Service) checkAccount(ctx context.Context, c *tpp.Consent, bc *psd2.Context, d draftInput) error {
+	a, err := s.bank.GetMonetaryAccount(ctx, bc, d.accountID)
+	if err != nil {
+		mapped := s.bankError(ctx, c, err)
+		if tpp.ErrorCode(mapped) == tpp.ENotFound {
+			return tpp.Wrap(err, tpp.EAccountNotFound, "no account %q under this consent", tpp.AccountID(d.accountID))
+		}
+		return mapped
+	}
+	if a.Currency != "" && a.Currency != d.currency {
+		return tpp.Errorf(tpp.EInvalidCurrency, "account %q holds %s; the payment's currency must be %s",
+			tpp.AccountID(d.accountID), a.Currency, a.Currency)
+	}
+	return nil
 }
 
 // recordBankID stores the bank's id of a payment.

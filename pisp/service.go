@@ -34,6 +34,7 @@ import (
 
 // Bank is the part of the bunq client pisp uses (*psd2.Client).
 type Bank interface {
+	GetMonetaryAccount(ctx context.Context, bc *psd2.Context, id int64) (psd2.MonetaryAccount, error)
 	CreateDraftPayment(ctx context.Context, bc *psd2.Context, accountID int64, d psd2.DraftPaymentRequest) (int64, error)
 	ListDraftPayments(ctx context.Context, bc *psd2.Context, accountID int64, p psd2.Page) (*psd2.Listing[psd2.DraftPayment], error)
 	GetDraftPayment(ctx context.Context, bc *psd2.Context, accountID, id int64) (psd2.DraftPayment, error)

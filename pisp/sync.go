@@ -203,6 +203,9 @@ func (s *Service) settleSingle(ctx context.Context, bc *psd2.Context, p *tpp.Pay
 	}
 	switch {
 	case c.Status == tpp.ConsentActive || c.Status == tpp.ConsentRejected:
+		if to == tpp.PaymentRejected && code == "" {
+			code = c.ErrorCode // why the authorization was declined
+		}
 		return s.record(ctx, p, to, code, detail, requestID)
 	case during == "" && c.Status == tpp.ConsentPending && s.clock.Now().Before(c.ExpiresAt):
 		return p, nil

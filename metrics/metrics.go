@@ -74,17 +74,18 @@ type Metrics struct {
 	reg   *prometheus.Registry
 	clock tpp.Clock
 
-	httpDuration *prometheus.HistogramVec
-	bankRequests *prometheus.CounterVec
-	bankDuration *prometheus.HistogramVec
-	budgetWait   *prometheus.HistogramVec
-	budgetWaits  *prometheus.CounterVec
-	renewals     prometheus.Counter
-	rebuilds     *prometheus.CounterVec
-	webhookTotal *prometheus.CounterVec
-	webhookDur   *prometheus.HistogramVec
-	endpoints    *boundedSet
-	certificate  *expiryCollector
+	httpDuration  *prometheus.HistogramVec
+	bankRequests  *prometheus.CounterVec
+	bankDuration  *prometheus.HistogramVec
+	budgetWait    *prometheus.HistogramVec
+	budgetWaits   *prometheus.CounterVec
+	renewals      prometheus.Counter
+	unknownStatus *prometheus.CounterVec
+	rebuilds      *prometheus.CounterVec
+	webhookTotal  *prometheus.CounterVec
+	webhookDur    *prometheus.HistogramVec
+	endpoints     *boundedSet
+	certificate   *expiryCollector
 }
 
 // New returns Metrics with a fresh registry holding the Go runtime and
@@ -125,6 +126,10 @@ func New(opts ...Option) *Metrics {
 		Name: "tpp_bank_context_rebuilds_total",
 		Help: "Per-consent bunq contexts rebuilt from the sealed access token, by result (ok, error).",
 	}, []string{"result"})
+	m.unknownStatus = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tpp_bank_unknown_status_total",
+		Help: "Bank draft payment statuses the TPP does not know (the payment stays pending; alert on any), by payment kind.",
+	}, []string{"kind"})
 	m.webhookTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tpp_webhook_deliveries_total",
 		Help: "Webhook delivery attempts, by event type and result (ok, failed).",
@@ -143,8 +148,11 @@ func New(opts ...Option) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpDuration, m.bankRequests, m.bankDuration, m.budgetWait, m.budgetWaits,
-		m.renewals, m.rebuilds, m.webhookTotal, m.webhookDur, m.certificate,
+		m.renewals, m.rebuilds, m.webhookTotal, m.webhookDur, m.certificate, m.unknownStatus,
 	)
+	for _, k := range []string{"draft", "single"} {
+		m.unknownStatus.WithLabelValues(k)
+	}
 	// Series known in advance start at zero, so rate() and alerts work
 	// before the first event.
 	for _, r := range []string{"ok", "error"} {
@@ -223,6 +231,16 @@ func (m *Metrics) ObserveBudgetWait(key string, d time.Duration) {
 	ep := m.budgetEndpoint(key)
 	m.budgetWaits.WithLabelValues(ep).Inc()
 	m.budgetWait.WithLabelValues(ep).Observe(d.Seconds())
+}
+
+// UnknownBankStatus counts a draft status the TPP does not know, for a
+// payment of kind (draft or single). It has the signature of
+// pisp.Config's OnUnknownStatus.
+func (m *Metrics) UnknownBankStatus(kind string) {
+	if kind != "draft" && kind != "single" {
+		kind = Other
+	}
+	m.unknownStatus.WithLabelValues(kind).Inc()
 }
 
 // SessionRenewed counts one renewed bunq session (call it from

@@ -542,6 +542,11 @@ func TestMetricNamesAreStable(t *testing.T) {
 	m.ObserveBankCall("GET", "/x", 200, 0)
 	m.ObserveBudgetWait("k GET /x", time.Second)
 	m.ObserveWebhook(tpp.EventConsentUpdated, true, time.Second)
+	m.UnknownBankStatus("single")
+	m.UnknownBankStatus("anything")
+	if v := scrape(t, m.Handler()).counter(t, "tpp_bank_unknown_status_total", map[string]string{"kind": "single"}); v != 1 {
+		t.Errorf("unknown statuses of single payments: %v", v)
+	}
 	var names []string
 	for n := range scrape(t, m.Handler()) {
 		if strings.HasPrefix(n, "tpp_") {
@@ -552,7 +557,7 @@ func TestMetricNamesAreStable(t *testing.T) {
 	want := []string{
 		"tpp_bank_budget_wait_seconds", "tpp_bank_budget_waits_total", "tpp_bank_context_rebuilds_total",
 		"tpp_bank_request_duration_seconds", "tpp_bank_requests_total", "tpp_bank_session_renewals_total",
-		"tpp_certificate_expiry_days", "tpp_http_request_duration_seconds",
+		"tpp_bank_unknown_status_total", "tpp_certificate_expiry_days", "tpp_http_request_duration_seconds",
 		"tpp_webhook_deliveries_total", "tpp_webhook_delivery_duration_seconds",
 	}
 	if strings.Join(names, ",") != strings.Join(want, ",") {

@@ -3,6 +3,7 @@ package pisp_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -131,16 +132,23 @@ func TestSinglePaymentDecidedOutsideItsFlow(t *testing.T) {
 		t.Fatalf("audit detail %q", detail)
 	}
 	var rows []struct {
+		ID      string `db:"id"`
 		Client  string `db:"client_id"`
 		Payload string `db:"payload"`
 	}
-	if err := h.db.SelectContext(context.Background(), &rows, `SELECT client_id, payload FROM webhook_events WHERE type = ?`,
+	if err := h.db.SelectContext(context.Background(), &rows, `SELECT id, client_id, payload FROM webhook_events WHERE type = ?`,
 		pisp.EventPaymentDecidedOutsideFlow); err != nil {
 		t.Fatal(err)
 	}
 	if len(rows) != 1 || rows[0].Client != clientB.ID {
 		t.Fatalf("decided-outside-flow events: %+v", rows)
 	}
+	hdr := http.Header{}
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("webhook-id", rows[0].ID)
+	hdr.Set("webhook-timestamp", "1795341600")
+	hdr.Set("webhook-signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=")
+	h.v.CheckWebhook(t, hdr, []byte(rows[0].Payload))
 	var ev struct {
 		Data pisp.DecidedOutsideFlowData `json:"data"`
 	}

@@ -122,6 +122,9 @@ func (s *Service) createDraft(ctx context.Context, in CreatePaymentInput, d draf
 	if err != nil {
 		return nil, false, s.bankError(ctx, c, err)
 	}
+	if err := s.checkAccount(ctx, c, bc, d); err != nil {
+		return nil, false, err
+	}
 	p, err = s.payments.CreatePayment(ctx, tpp.NewPayment{
 		ConsentID: c.ID, ClientID: in.Client.ID, Kind: tpp.PaymentDraft, AccountID: d.accountID,
 		AmountMinor: d.amountMinor, Currency: d.currency, CounterpartyIBAN: d.iban, CounterpartyName: d.name,
@@ -154,6 +157,25 @@ func (s *Service) createDraft(ctx context.Context, in CreatePaymentInput, d draf
 		return nil, true, err
 	}
 	return p, false, nil
+}
+
+// checkAccount refuses, before anything is recorded, a payment from an
+// account the consent does not see or in a currency the account does not
+// hold: a request the bank would refuse leaves no payment behind.
+func (s *Service) checkAccount(ctx context.Context, c *tpp.Consent, bc *psd2.Context, d draftInput) error {
+	a, err := s.bank.GetMonetaryAccount(ctx, bc, d.accountID)
+	if err != nil {
+		mapped := s.bankError(ctx, c, err)
+		if tpp.ErrorCode(mapped) == tpp.ENotFound {
+			return tpp.Wrap(err, tpp.EAccountNotFound, "no account %q under this consent", tpp.AccountID(d.accountID))
+		}
+		return mapped
+	}
+	if a.Currency != "" && a.Currency != d.currency {
+		return tpp.Errorf(tpp.EInvalidCurrency, "account %q holds %s; the payment's currency must be %s",
+			tpp.AccountID(d.accountID), a.Currency, a.Currency)
+	}
+	return nil
 }
 
 // recordBankID stores the bank's id of a payment.
@@ -216,23 +238,41 @@ func draftRequest(p *tpp.Payment) psd2.DraftPaymentRequest {
 	}
 }
 
-// draftMatches reports whether a bank draft is the one made for p.
+// draftMatches reports whether a bank draft is the one made for p: one
+// entry with p's amount, counterparty and description, and p's id as its
+// merchant_reference when the bank echoes one. bunq does not document the
+// echo (real payloads show null), so an empty reference is no mismatch.
 func draftMatches(d *psd2.DraftPayment, p *tpp.Payment) bool {
 	if len(d.Entries) != 1 {
 		return false
 	}
 	e := d.Entries[0]
+	if e.MerchantReference != "" && e.MerchantReference != p.ID {
+		return false
+	}
 	minor, err := tpp.ParseMinor(e.Amount.Value)
 	if err != nil {
 		return false
 	}
 	cp, _ := tpp.NormalizeIBAN(e.CounterpartyAlias.IBAN)
-	return e.MerchantReference == p.ID && minor == p.AmountMinor && e.Amount.Currency == p.Currency &&
-		cp == p.CounterpartyIBAN
+	return minor == p.AmountMinor && e.Amount.Currency == p.Currency && cp == p.CounterpartyIBAN &&
+		e.Description == p.Description
 }
 
-// findDraft searches the account's recent drafts for p's; 0 when absent.
+// reconcileSkew widens the window around a payment's creation in which an
+// unreferenced draft may have been made for it: the create call lasts up
+// to createTimeout, and the bank's clock is not ours.
+const reconcileSkew = 5 * time.Minute
+
+// findDraft searches the account's recent drafts for p's; 0 when absent. A
+// draft carrying p's id as merchant_reference is p's. Without the echo, a
+// draft is taken for p only by content (draftMatches), still pending,
+// made within the create window and claimed by no other payment; of
+// several, the oldest (identical drafts are interchangeable; the others
+// stay unclaimed).
 func (s *Service) findDraft(ctx context.Context, bc *psd2.Context, p *tpp.Payment) (int64, error) {
+	from, to := p.CreatedAt.Add(-reconcileSkew), p.CreatedAt.Add(createTimeout+reconcileSkew)
+	var found int64
 	page := psd2.Page{Count: 200}
 	for range reconcilePages {
 		l, err := s.bank.ListDraftPayments(ctx, bc, p.AccountID, page)
@@ -240,17 +280,31 @@ func (s *Service) findDraft(ctx context.Context, bc *psd2.Context, p *tpp.Paymen
 			return 0, err
 		}
 		for i := range l.Items {
-			if draftMatches(&l.Items[i], p) {
-				return l.Items[i].ID, nil
+			d := &l.Items[i]
+			if !draftMatches(d, p) {
+				continue
+			}
+			if d.Entries[0].MerchantReference == p.ID {
+				return d.ID, nil
+			}
+			if d.Status != psd2.StatusPending || d.Created.Before(from) || d.Created.After(to) {
+				continue
+			}
+			switch _, err := s.payments.PaymentByBunqID(ctx, tpp.PaymentDraft, d.ID); tpp.ErrorCode(err) {
+			case tpp.EPaymentNotFound:
+				found = d.ID // listings are newest first: the last seen is the oldest
+			case "":
+			default:
+				return 0, err
 			}
 		}
 		next, ok := l.Pagination.Older()
 		if !ok {
-			return 0, nil
+			break
 		}
 		page = next
 	}
-	return 0, nil
+	return found, nil
 }
 
 // usableConsent returns a client's consent that may make payments now.

@@ -34,6 +34,7 @@ import (
 
 // Bank is the part of the bunq client pisp uses (*psd2.Client).
 type Bank interface {
+	GetMonetaryAccount(ctx context.Context, bc *psd2.Context, id int64) (psd2.MonetaryAccount, error)
 	CreateDraftPayment(ctx context.Context, bc *psd2.Context, accountID int64, d psd2.DraftPaymentRequest) (int64, error)
 	ListDraftPayments(ctx context.Context, bc *psd2.Context, accountID int64, p psd2.Page) (*psd2.Listing[psd2.DraftPayment], error)
 	GetDraftPayment(ctx context.Context, bc *psd2.Context, accountID, id int64) (psd2.DraftPayment, error)
@@ -108,6 +109,9 @@ type Config struct {
 
 	// Events, when set, receives EventPaymentDecidedOutsideFlow.
 	Events Events
+	// OnUnknownStatus, when set, counts a bank draft status pisp does not
+	// know (kind: draft or single); the payment stays pending.
+	OnUnknownStatus func(kind string)
 
 	// PollInterval is the poller's period (DefaultPollInterval when 0).
 	PollInterval time.Duration
@@ -128,6 +132,7 @@ type Service struct {
 	tpp          TPPContexts
 	authorizeURL func(string) string
 	events       Events
+	onUnknown    func(kind string)
 	interval     time.Duration
 	grace        time.Duration
 	clock        tpp.Clock
@@ -142,7 +147,8 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{
 		payments: cfg.Payments, consents: cfg.Consents, idem: cfg.Idempotency, bank: cfg.Bank,
 		contexts: cfg.Contexts, tpp: cfg.TPP, authorizeURL: cfg.AuthorizeURL, events: cfg.Events,
-		interval: cfg.PollInterval, grace: cfg.OrphanGrace, clock: cfg.Clock, log: cfg.Logger,
+		onUnknown: cfg.OnUnknownStatus,
+		interval:  cfg.PollInterval, grace: cfg.OrphanGrace, clock: cfg.Clock, log: cfg.Logger,
 	}
 	if s.interval <= 0 {
 		s.interval = DefaultPollInterval

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/bunqtpp/tpp"
@@ -21,39 +22,61 @@ var errMismatch = errors.New("pisp: the bank's draft does not match the payment"
 
 // draftOutcome maps a bunq draft payment to a payment status: ACCEPTED is
 // executed once the draft holds the resulting payment (until then it is
-// still pending here), REJECTED rejected, CANCELLED cancelled, PENDING
-// pending, and anything else failed.
-func draftOutcome(d *psd2.DraftPayment) (tpp.PaymentStatus, string) {
-	switch d.Status {
-	case psd2.StatusPending:
-		return tpp.PaymentPending, ""
-	case psd2.StatusAccepted:
+// still pending here), COMPLETED executed, REJECTED rejected, CANCELLED
+// cancelled, EXPIRED failed (consent_expired: never answered in time),
+// PENDING pending. known is false for any other status: the payment then
+// stays pending (the caller logs and counts it), as a guess could report
+// moved money as failed.
+func draftOutcome(d *psd2.DraftPayment) (to tpp.PaymentStatus, code string, known bool) {
+	if d.Status == psd2.StatusAccepted {
 		if _, ok := d.PaymentID(); ok {
-			return tpp.PaymentExecuted, ""
+			return tpp.PaymentExecuted, "", true
 		}
-		return tpp.PaymentPending, ""
-	case psd2.StatusRejected:
-		return tpp.PaymentRejected, ""
-	case psd2.StatusCancelled:
-		return tpp.PaymentCancelled, ""
+		return tpp.PaymentPending, "", true
 	}
-	return tpp.PaymentFailed, tpp.EBankRejected
+	return pspOutcome(d.Status)
 }
 
 // pspOutcome maps a PSP draft payment's status. bunq shows no resulting
-// payment on PSP drafts: ACCEPTED is executed.
-func pspOutcome(status string) (tpp.PaymentStatus, string) {
+// payment on PSP drafts: ACCEPTED and COMPLETED are executed (bunq-api.md
+// §12.1). known as in draftOutcome.
+func pspOutcome(status string) (to tpp.PaymentStatus, code string, known bool) {
 	switch status {
 	case psd2.StatusPending:
-		return tpp.PaymentPending, ""
-	case psd2.StatusAccepted:
-		return tpp.PaymentExecuted, ""
+		return tpp.PaymentPending, "", true
+	case psd2.StatusAccepted, psd2.StatusCompleted:
+		return tpp.PaymentExecuted, "", true
 	case psd2.StatusRejected:
-		return tpp.PaymentRejected, ""
+		return tpp.PaymentRejected, "", true
 	case psd2.StatusCancelled:
-		return tpp.PaymentCancelled, ""
+		return tpp.PaymentCancelled, "", true
+	case psd2.StatusExpired:
+		return tpp.PaymentFailed, tpp.EConsentExpired, true
 	}
-	return tpp.PaymentFailed, tpp.EBankRejected
+	return tpp.PaymentPending, "", false
+}
+
+// unknownStatus reports a bank status pisp does not know: logged and
+// counted (Config.OnUnknownStatus), the payment left pending.
+func (s *Service) unknownStatus(ctx context.Context, p *tpp.Payment, status string) {
+	s.log.ErrorContext(ctx, "bank reports a draft status this TPP does not know; the payment stays pending",
+		"payment_id", p.ID, "kind", p.Kind, "bank_status", safeStatus(status))
+	if s.onUnknown != nil {
+		s.onUnknown(string(p.Kind))
+	}
+}
+
+// safeStatus keeps a bank-supplied status loggable.
+func safeStatus(v string) string {
+	if len(v) > 32 {
+		v = v[:32]
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' {
+			return r
+		}
+		return '?'
+	}, v)
 }
 
 // Sync brings a pending payment up to date with the bank: it reads the
@@ -121,7 +144,10 @@ func (s *Service) draftStatus(ctx context.Context, p *tpp.Payment) (tpp.PaymentS
 		s.log.ErrorContext(ctx, "bank draft does not match payment", "payment_id", p.ID, "bunq_id", p.BunqID)
 		return "", "", "", errMismatch
 	}
-	to, code := draftOutcome(&d)
+	to, code, known := draftOutcome(&d)
+	if !known {
+		s.unknownStatus(ctx, p, d.Status)
+	}
 	return to, code, "bank draft payment status " + d.Status, nil
 }
 
@@ -154,7 +180,11 @@ func (s *Service) syncSingle(ctx context.Context, p *tpp.Payment, during, reques
 // other consent. A pending draft whose authorization has ended is
 // cancelled (abandoned).
 func (s *Service) settleSingle(ctx context.Context, bc *psd2.Context, p *tpp.Payment, d *psd2.PSPDraftPayment, during, requestID string) (*tpp.Payment, error) {
-	to, code := pspOutcome(d.Status)
+	to, code, known := pspOutcome(d.Status)
+	if !known {
+		s.unknownStatus(ctx, p, d.Status)
+		return p, nil
+	}
 	if to == tpp.PaymentPending {
 		to, code, detail, err := s.abandoned(ctx, bc, p)
 		if err != nil || to == tpp.PaymentPending {
@@ -162,13 +192,20 @@ func (s *Service) settleSingle(ctx context.Context, bc *psd2.Context, p *tpp.Pay
 		}
 		return s.record(ctx, p, to, code, detail, requestID)
 	}
+	detail := "bank PSP draft payment status " + d.Status
+	if to != tpp.PaymentExecuted && to != tpp.PaymentRejected {
+		// Not the user's decision (cancelled by us, expired at the bank).
+		return s.record(ctx, p, to, code, detail, requestID)
+	}
 	c, err := s.consents.ConsentByID(ctx, p.ConsentID)
 	if err != nil {
 		return p, err
 	}
-	detail := "bank PSP draft payment status " + d.Status
 	switch {
 	case c.Status == tpp.ConsentActive || c.Status == tpp.ConsentRejected:
+		if to == tpp.PaymentRejected && code == "" {
+			code = c.ErrorCode // why the authorization was declined
+		}
 		return s.record(ctx, p, to, code, detail, requestID)
 	case during == "" && c.Status == tpp.ConsentPending && s.clock.Now().Before(c.ExpiresAt):
 		return p, nil

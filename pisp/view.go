@@ -9,18 +9,20 @@ import (
 
 // PaymentJSON is a payment as the API shows it (schema Payment).
 type PaymentJSON struct {
-	ID            string             `json:"id"`
-	ConsentID     string             `json:"consent_id"`
-	Status        string             `json:"status"`
-	AccountID     string             `json:"account_id"`
-	Amount        tpp.Money          `json:"amount"`
-	Counterparty  Party              `json:"counterparty"`
-	Description   string             `json:"description"`
-	Reference     *string            `json:"reference"`
-	BankDraftID   *int64             `json:"bank_draft_id"`
-	StatusHistory []StatusChangeJSON `json:"status_history"`
-	CreatedAt     string             `json:"created_at"`
-	UpdatedAt     string             `json:"updated_at"`
+	ID             string             `json:"id"`
+	ConsentID      string             `json:"consent_id"`
+	Status         string             `json:"status"`
+	AccountID      string             `json:"account_id"`
+	Amount         tpp.Money          `json:"amount"`
+	Counterparty   Party              `json:"counterparty"`
+	Description    string             `json:"description"`
+	Reference      *string            `json:"reference"`
+	BankDraftID    *int64             `json:"bank_draft_id"`
+	FailureReason  *string            `json:"failure_reason"`
+	FailureMessage *string            `json:"failure_message"`
+	StatusHistory  []StatusChangeJSON `json:"status_history"`
+	CreatedAt      string             `json:"created_at"`
+	UpdatedAt      string             `json:"updated_at"`
 }
 
 // StatusChangeJSON is one entry of a status history.
@@ -32,16 +34,18 @@ type StatusChangeJSON struct {
 // SinglePaymentJSON is a single payment as the API shows it (schema
 // SinglePayment).
 type SinglePaymentJSON struct {
-	ID            string             `json:"id"`
-	Status        string             `json:"status"`
-	AuthorizeURL  *string            `json:"authorize_url"`
-	Debtor        Party              `json:"debtor"`
-	Creditor      Party              `json:"creditor"`
-	Amount        tpp.Money          `json:"amount"`
-	Description   string             `json:"description"`
-	StatusHistory []StatusChangeJSON `json:"status_history"`
-	CreatedAt     string             `json:"created_at"`
-	UpdatedAt     string             `json:"updated_at"`
+	ID             string             `json:"id"`
+	Status         string             `json:"status"`
+	AuthorizeURL   *string            `json:"authorize_url"`
+	Debtor         Party              `json:"debtor"`
+	Creditor       Party              `json:"creditor"`
+	Amount         tpp.Money          `json:"amount"`
+	Description    string             `json:"description"`
+	FailureReason  *string            `json:"failure_reason"`
+	FailureMessage *string            `json:"failure_message"`
+	StatusHistory  []StatusChangeJSON `json:"status_history"`
+	CreatedAt      string             `json:"created_at"`
+	UpdatedAt      string             `json:"updated_at"`
 }
 
 // PaymentListJSON is one page of payments.
@@ -64,6 +68,46 @@ func history(p *tpp.Payment) []StatusChangeJSON {
 	return out
 }
 
+// RejectedByUser is the failure_reason of a payment the user declined in
+// the bunq app (the bank gives no code).
+const RejectedByUser = "rejected_by_user"
+
+// failureMessages say in words what each failure_reason means.
+var failureMessages = map[string]string{
+	tpp.EConsentExpired:  "The user did not authorize the payment in time, or bunq let it expire unanswered.",
+	"access_denied":      "The user declined at bunq.",
+	"cancelled":          "The user cancelled on the consent page.",
+	"bank_error":         "The authorization at bunq failed.",
+	RejectedByUser:       "The user declined the payment in the bunq app.",
+	tpp.EBankRejected:    "bunq refused the payment.",
+	tpp.EBankUnavailable: "bunq could not be reached or did not take the payment.",
+	tpp.EAccountNotFound: "The account is not one of the user's accounts under this consent.",
+	tpp.EConsentRevoked:  "The user withdrew the consent at bunq.",
+	tpp.EBankRateLimited: "bunq was rate limiting requests.",
+	tpp.EInvalidIBAN:     "bunq refused an IBAN of the payment.",
+	tpp.EInvalidCurrency: "The account does not hold the payment's currency.",
+}
+
+// failure is why a failed or rejected payment did not go ahead: a stable
+// code and a sentence. Both nil otherwise.
+func failure(p *tpp.Payment) (reason, message *string) {
+	if p.Status != tpp.PaymentFailed && p.Status != tpp.PaymentRejected {
+		return nil, nil
+	}
+	code := p.ErrorCode
+	if code == "" && p.Status == tpp.PaymentRejected {
+		code = RejectedByUser
+	}
+	if code == "" {
+		code = tpp.EBankRejected
+	}
+	msg, ok := failureMessages[code]
+	if !ok {
+		msg = "The payment did not go ahead (" + code + ")."
+	}
+	return &code, &msg
+}
+
 // PaymentView renders a draft payment.
 func PaymentView(p *tpp.Payment) PaymentJSON {
 	j := PaymentJSON{
@@ -77,6 +121,7 @@ func PaymentView(p *tpp.Payment) PaymentJSON {
 		r := p.Reference
 		j.Reference = &r
 	}
+	j.FailureReason, j.FailureMessage = failure(p)
 	if p.BunqID != 0 {
 		id := p.BunqID
 		j.BankDraftID = &id
@@ -97,6 +142,7 @@ func singleView(p *tpp.Payment, authorizeURL string) SinglePaymentJSON {
 	if authorizeURL != "" {
 		j.AuthorizeURL = &authorizeURL
 	}
+	j.FailureReason, j.FailureMessage = failure(p)
 	return j
 }
 

@@ -292,12 +292,16 @@ type Schedule struct {
 	RecurrenceSize int    `json:"recurrence_size"`
 }
 
-// Draft payment statuses (working assumption of the reference, §5.4).
+// Draft and PSP draft payment statuses (bunq-api.md §5.4, corrected by
+// §12.1: real PSP drafts also reach COMPLETED, money moved, and EXPIRED,
+// never answered). Others may exist: readers must not guess.
 const (
 	StatusPending   = "PENDING"
 	StatusAccepted  = "ACCEPTED"
+	StatusCompleted = "COMPLETED"
 	StatusRejected  = "REJECTED"
 	StatusCancelled = "CANCELLED"
+	StatusExpired   = "EXPIRED"
 )
 
 // DraftPaymentRequest is the body that creates a draft payment.

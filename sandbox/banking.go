@@ -564,6 +564,7 @@ func (b *Bank) answerDraftLocked(psp bool, id, userID int64, accept bool) (obj, 
 		if d == nil {
 			return fail(notFound("Payment service provider draft payment"))
 		}
+		agePSPDraft(d, now)
 		if a := st.accountByIBAN(d.senderIBAN); userID != 0 && (a == nil || !a.heldBy(userID)) {
 			return fail(bunqErr(403, "This payment belongs to another user."))
 		}

@@ -91,6 +91,19 @@ func (b *Bank) serveControl(w http.ResponseWriter, r *http.Request) {
 		}
 		b.noTokenState = !*in.Enabled
 		writeJSON(w, 200, obj{"enabled": !b.noTokenState})
+	case key == "PUT merchant-reference":
+		var in struct {
+			Echo *bool `json:"echo"`
+		}
+		if !dec(&in) {
+			return
+		}
+		if in.Echo == nil {
+			controlErr(w, 400, `send {"echo": true|false}`)
+			return
+		}
+		b.st.dropMerchantRef = !*in.Echo
+		writeJSON(w, 200, obj{"echo": *in.Echo})
 	case key == "POST clock":
 		var in struct {
 			AdvanceSeconds int64 `json:"advance_seconds"`
@@ -155,7 +168,7 @@ func (b *Bank) serveControl(w http.ResponseWriter, r *http.Request) {
 			controlErr(w, 400, `decision must be "approve" or "deny"`)
 			return
 		}
-		ds := b.st.pspDraftsToAuthorize(oc.pspID, u)
+		ds := b.st.pspDraftsToAuthorize(oc.pspID, u, b.now())
 		writeJSON(w, 200, obj{"redirect_url": b.decideLocked(oc, in.RedirectURI, in.State, u, in.Decision == "approve", ds)})
 	case key == "POST oauth" && len(segs) == 2 && segs[1] == "revoke":
 		var in struct {

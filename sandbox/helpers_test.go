@@ -33,6 +33,7 @@ type tclient struct {
 	userID    int64
 	user      map[string]any // the session-server user element
 	userType  string
+	secret    string // the API key or credential token of context
 }
 
 type tresp struct {
@@ -235,6 +236,7 @@ func (c *tclient) context(secret string) {
 		c.install()
 	}
 	c.call("POST", "/v1/device-server", map[string]any{"description": "test", "secret": secret, "permitted_ips": []string{"*"}}, c.instToken, "").must(c.t, 200)
+	c.secret = secret
 	c.session(secret)
 }
 

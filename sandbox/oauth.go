@@ -214,7 +214,7 @@ func (b *Bank) authPage(w http.ResponseWriter, r *http.Request) {
 		// together (bunq-api.md §12.5). The form names the drafts shown,
 		// so one made while the page is open is not decided unseen.
 		var drafts []pageDraft
-		for _, d := range b.st.pspDraftsToAuthorize(oc.pspID, u) {
+		for _, d := range b.st.pspDraftsToAuthorize(oc.pspID, u, b.now()) {
 			drafts = append(drafts, pageDraft{ID: d.id, From: d.senderIBAN, To: d.counterName + " (" + d.counterIBAN + ")", Description: d.description, Amount: amountText(d.amount)})
 		}
 		data["Drafts"] = drafts

@@ -91,12 +91,35 @@ func (b *Bank) hPSPDraftCreate(c *call) reply {
 	return idReply(d.id)
 }
 
+// The life of a PSP draft after creation: ACCEPTED becomes COMPLETED once
+// the money has moved, and a draft nobody answers becomes EXPIRED
+// (bunq-api.md §12.1 names both statuses; bunq documents neither delay,
+// these are the emulator's). Changes happen when a draft is next looked
+// at, on the emulator's clock; they send no callback.
+const (
+	pspDraftCompletes = time.Minute
+	pspDraftExpires   = time.Hour
+)
+
+// agePSPDraft moves d along its life up to now.
+func agePSPDraft(d *pspDraft, now time.Time) {
+	switch {
+	case d.status == "ACCEPTED" && !now.Before(d.updated.Add(pspDraftCompletes)):
+		d.status, d.updated = "COMPLETED", d.updated.Add(pspDraftCompletes)
+	case d.status == "PENDING" && !now.Before(d.created.Add(pspDraftExpires)):
+		d.status, d.updated = "EXPIRED", d.created.Add(pspDraftExpires)
+	}
+}
+
 func (b *Bank) hPSPDraftList(c *call) reply {
 	psp, r := c.pisp()
 	if r != nil {
 		return *r
 	}
-	ids := idsWhere(c.st.pspDrafts, func(d *pspDraft) bool { return d.pspID == psp.id })
+	ids := idsWhere(c.st.pspDrafts, func(d *pspDraft) bool {
+		agePSPDraft(d, c.now)
+		return d.pspID == psp.id
+	})
 	return c.listing(ids, func(id int64) obj {
 		return item("PaymentServiceProviderDraftPayment", c.st.renderPSPDraft(c.st.pspDrafts[id]))
 	})
@@ -112,6 +135,7 @@ func (c *call) pspDraft() (*pspDraft, *reply) {
 		rep := notFound("Payment service provider draft payment")
 		return nil, &rep
 	}
+	agePSPDraft(d, c.now)
 	return d, nil
 }
 
@@ -407,9 +431,10 @@ func (st *state) debitsUser(d *pspDraft, pspID, userID int64) bool {
 // authorization page of pspID when u signs in: all of the PSP's pending
 // drafts from u's accounts, oldest first, whatever the authorization is
 // for (the request itself names no draft; bunq-api.md §12.5).
-func (st *state) pspDraftsToAuthorize(pspID int64, u *user) []*pspDraft {
+func (st *state) pspDraftsToAuthorize(pspID int64, u *user, now time.Time) []*pspDraft {
 	var out []*pspDraft
 	for _, d := range st.pspDrafts {
+		agePSPDraft(d, now)
 		if d.status == "PENDING" && st.debitsUser(d, pspID, u.id) {
 			out = append(out, d)
 		}

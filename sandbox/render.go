@@ -205,11 +205,17 @@ func (st *state) pointerLabel(p pointer) obj {
 }
 
 func (st *state) renderEntry(a *account, e draftEntry) obj {
-	return obj{
+	o := obj{
 		"id": e.id, "amount": amount(e.amount, e.currency), "alias": st.accountLabel(a),
 		"counterparty_alias": st.pointerLabel(e.alias), "description": e.description,
 		"merchant_reference": e.merchantRef, "type": "PAYMENT", "attachment": []obj{},
 	}
+	if st.dropMerchantRef {
+		// Whether bunq echoes a draft entry's merchant_reference is not
+		// documented; real payloads show null (bunq-api.md §12.8).
+		o["merchant_reference"] = nil
+	}
+	return o
 }
 
 func (st *state) renderDraft(d *draftPayment) obj {

@@ -43,6 +43,10 @@ type Config struct {
 	Seed int64
 	// RateLimits turns on bunq's per-endpoint rate limits.
 	RateLimits bool
+	// DropMerchantReference reads draft payment entries back with a null
+	// merchant_reference: bunq does not document echoing it (a switch,
+	// also PUT /_sandbox/merchant-reference).
+	DropMerchantReference bool
 	// Clock tells the time; nil means time.Now. Expiry logic uses it plus the
 	// offset set through POST /_sandbox/clock.
 	Clock func() time.Time
@@ -119,6 +123,7 @@ func New(cfg Config) (*Bank, error) {
 		cancel: cancel,
 	}
 	b.st = newState(cfg.Seed, b.now())
+	b.st.dropMerchantRef = cfg.DropMerchantReference
 	b.table = b.routes()
 	return b, nil
 }

@@ -17,6 +17,9 @@ import (
 type state struct {
 	rng *mrand.Rand // seeded: users, IBANs, API keys, histories
 	ids map[string]int64
+	// dropMerchantRef reads draft entries back without their
+	// merchant_reference (Config.DropMerchantReference, a switch).
+	dropMerchantRef bool
 
 	users    map[int64]*user // persons, companies, PSPs
 	order    []int64         // users in creation order

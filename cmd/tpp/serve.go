@@ -584,17 +584,18 @@ func (a *app) services(ctx context.Context) error {
 	}
 
 	payments, err = pisp.New(pisp.Config{
-		Payments:     sqlite.NewPaymentService(a.db),
-		Consents:     consents,
-		Idempotency:  sqlite.NewIdempotencyStore(a.db),
-		Bank:         a.psd2,
-		Contexts:     a.ctxs,
-		TPP:          pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return a.tppCtx, nil }),
-		AuthorizeURL: svc.AuthorizeURL,
-		Events:       sqlite.NewOutbox(a.db),
-		PollInterval: cfg.PollInterval,
-		Clock:        a.clock,
-		Logger:       a.log,
+		Payments:        sqlite.NewPaymentService(a.db),
+		Consents:        consents,
+		Idempotency:     sqlite.NewIdempotencyStore(a.db),
+		Bank:            a.psd2,
+		Contexts:        a.ctxs,
+		TPP:             pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return a.tppCtx, nil }),
+		AuthorizeURL:    svc.AuthorizeURL,
+		Events:          sqlite.NewOutbox(a.db),
+		OnUnknownStatus: a.metrics.UnknownBankStatus,
+		PollInterval:    cfg.PollInterval,
+		Clock:           a.clock,
+		Logger:          a.log,
 	})
 	if err != nil {
 		return err

@@ -198,6 +198,14 @@ func (e *Env) SetTokenState(t testing.TB, on bool) {
 	e.Control(t, http.MethodPut, "/_sandbox/token-state", map[string]bool{"enabled": on}, nil)
 }
 
+// SetMerchantReferenceEcho sets whether draft payment entries read back
+// with the merchant_reference they were made with (bunq does not document
+// it; off reads null).
+func (e *Env) SetMerchantReferenceEcho(t testing.TB, on bool) {
+	t.Helper()
+	e.Control(t, http.MethodPut, "/_sandbox/merchant-reference", map[string]bool{"echo": on}, nil)
+}
+
 // AdvanceClock moves the emulator's clock forward by d (whole seconds).
 func (e *Env) AdvanceClock(t testing.TB, d time.Duration) {
 	t.Helper()

@@ -130,6 +130,42 @@ func findParam(item *openapi3.PathItem, op *openapi3.Operation, in, name string)
 	return nil
 }
 
+// TestErrorCodeRowsAreWellFormed: every x-error-codes row has exactly code,
+// status and meaning, with the right types. A YAML flow mapping splits an
+// unquoted meaning at its comma into a stray key (as "invalid_iban" once did).
+func TestErrorCodeRowsAreWellFormed(t *testing.T) {
+	t.Parallel()
+	doc := load(t)
+	b, err := json.Marshal(doc.Extensions["x-error-codes"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(b, &rows); err != nil || len(rows) == 0 {
+		t.Fatalf("x-error-codes is not a list of objects: %v", err)
+	}
+	for i, row := range rows {
+		var keys []string
+		for k := range row {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		if !slices.Equal(keys, []string{"code", "meaning", "status"}) {
+			t.Errorf("x-error-codes[%d] (%v) has keys %q, want exactly code, status, meaning", i, row["code"], keys)
+			continue
+		}
+		code, _ := row["code"].(string)
+		meaning, _ := row["meaning"].(string)
+		status, isNum := row["status"].(float64)
+		if code == "" || strings.TrimSpace(meaning) == "" || !isNum || status != float64(int(status)) || status < 400 || status > 599 {
+			t.Errorf("x-error-codes[%d]: %v: want a code, an HTTP error status and a meaning", i, row)
+		}
+		if !strings.HasSuffix(meaning, ".") {
+			t.Errorf("x-error-codes[%d] %s: meaning %q is cut short (an unquoted comma?)", i, code, meaning)
+		}
+	}
+}
+
 // TestErrorCodesMatchService holds the document's error contract to the one
 // mapping the service uses (api.Codes): same codes, same statuses, in the
 // Problem enum, the error table and the per-status problem responses.

@@ -326,3 +326,38 @@ func article(word string) string {
 	}
 	return "a"
 }
+
+// Page sizes of the lists of consents and payments (the API document's
+// Limit parameter). Transactions have their own (aisp.DefaultTxLimit).
+const (
+	DefaultListLimit = 20
+	MaxListLimit     = 100
+)
+
+// PageQuery reads a list's limit and cursor query parameters: each at most
+// once and not empty, the limit a whole number from 1 to max (def when
+// absent). Every list reads them through it, so they answer alike.
+func PageQuery(c *gin.Context, def, max int) (tpp.PageRequest, error) {
+	for _, k := range []string{"limit", "cursor"} {
+		if err := SingleQueryParam(c, k); err != nil {
+			return tpp.PageRequest{}, err
+		}
+	}
+	limit, err := tpp.ParseLimit(c.Query("limit"), def, max)
+	if err != nil {
+		return tpp.PageRequest{}, err
+	}
+	cursor := c.Query("cursor")
+	if len(cursor) > 512 {
+		return tpp.PageRequest{}, tpp.Errorf(tpp.EInvalidCursor, "cursor is not one this API returned")
+	}
+	return tpp.PageRequest{Limit: limit, Cursor: cursor}, nil
+}
+
+// SingleQueryParam refuses a query parameter given twice or empty.
+func SingleQueryParam(c *gin.Context, name string) error {
+	if vs, ok := c.GetQueryArray(name); ok && (len(vs) != 1 || vs[0] == "") {
+		return tpp.Errorf(tpp.EInvalid, "query parameter %s must be given once and not be empty", name)
+	}
+	return nil
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"golang.org/x/net/html"
 
+	"github.com/bunqtpp/tpp/aisp"
 	"github.com/bunqtpp/tpp/api"
 	"github.com/bunqtpp/tpp/apidoc"
 	"github.com/bunqtpp/tpp/internal/apitest"
@@ -128,6 +129,49 @@ func findParam(item *openapi3.PathItem, op *openapi3.Operation, in, name string)
 		}
 	}
 	return nil
+}
+
+// TestPageLimitsDocumentedAsServed: every paged list documents the limit
+// bounds and default its handler applies.
+func TestPageLimitsDocumentedAsServed(t *testing.T) {
+	t.Parallel()
+	doc := load(t)
+	want := map[string][2]int{ // operationId → default, max
+		"listConsents":     {api.DefaultListLimit, api.MaxListLimit},
+		"listPayments":     {api.DefaultListLimit, api.MaxListLimit},
+		"listTransactions": {aisp.DefaultTxLimit, aisp.MaxTxLimit},
+	}
+	seen := 0
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			for _, p := range op.Parameters {
+				if p.Value == nil || p.Value.Name != "limit" {
+					continue
+				}
+				seen++
+				w, ok := want[op.OperationID]
+				if !ok {
+					t.Errorf("%s %s (%s) takes a limit this test does not know", method, path, op.OperationID)
+					continue
+				}
+				sc := p.Value.Schema.Value
+				if sc.Min == nil || *sc.Min != 1 || sc.Max == nil || int(*sc.Max) != w[1] || sc.Default == nil || int(sc.Default.(float64)) != w[0] {
+					t.Errorf("%s: limit documented as min %v max %v default %v; served as 1..%d, default %d",
+						op.OperationID, ptrVal(sc.Min), ptrVal(sc.Max), sc.Default, w[1], w[0])
+				}
+			}
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("%d operations document a limit, want %d", seen, len(want))
+	}
+}
+
+func ptrVal(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 // TestErrorCodeRowsAreWellFormed: every x-error-codes row has exactly code,

@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -272,6 +273,20 @@ const (
 	MaxPageLimit     = 200
 )
 
+// ParseLimit reads the limit query parameter of a list: empty means def,
+// anything but a whole number from 1 to max is refused, in the same words
+// for every list.
+func ParseLimit(s string, def, max int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > max {
+		return 0, Errorf(EInvalid, "limit must be a whole number from 1 to %d", max)
+	}
+	return n, nil
+}
+
 // PageRequest asks for one page of a list, newest first.
 type PageRequest struct {
 	Limit  int    // 0 means DefaultPageLimit; capped at MaxPageLimit
@@ -284,7 +299,7 @@ func (p PageRequest) Normalize() (int, Cursor, error) {
 	limit := p.Limit
 	switch {
 	case limit < 0:
-		return 0, Cursor{}, Errorf(EInvalid, "limit must be between 1 and %d", MaxPageLimit)
+		return 0, Cursor{}, Errorf(EInvalid, "limit must be a whole number from 1 to %d", MaxPageLimit)
 	case limit == 0:
 		limit = DefaultPageLimit
 	case limit > MaxPageLimit:

@@ -122,8 +122,8 @@ func (h *Handler) listTransactions(c *gin.Context) {
 		return
 	}
 	for _, k := range []string{"from", "to", "limit", "cursor"} {
-		if vs, ok := c.GetQueryArray(k); ok && (len(vs) != 1 || vs[0] == "") {
-			WriteError(c, tpp.Errorf(tpp.EInvalid, "query parameter %s must be given once and not be empty", k))
+		if err := api.SingleQueryParam(c, k); err != nil {
+			WriteError(c, err)
 			return
 		}
 	}

@@ -76,12 +76,8 @@ func ParseTxQuery(from, to, limit, cursor string) (TxQuery, error) {
 	if !q.From.IsZero() && !q.To.IsZero() && q.From.After(q.To) {
 		return TxQuery{}, tpp.Errorf(tpp.EInvalid, "from (%s) is after to (%s)", from, to)
 	}
-	if limit != "" {
-		n, err := strconv.Atoi(limit)
-		if err != nil || n < 1 || n > MaxTxLimit {
-			return TxQuery{}, tpp.Errorf(tpp.EInvalid, "limit must be an integer from 1 to %d", MaxTxLimit)
-		}
-		q.Limit = n
+	if q.Limit, err = tpp.ParseLimit(limit, DefaultTxLimit, MaxTxLimit); err != nil {
+		return TxQuery{}, err
 	}
 	if len(cursor) > 512 {
 		return TxQuery{}, tpp.Errorf(tpp.EInvalidCursor, "cursor is not one this API returned")

@@ -150,3 +150,39 @@ func TestJSONIsNotHTMLEscaped(t *testing.T) {
 		t.Fatalf("decoded %v, content type %q", m, rec.Header().Get("Content-Type"))
 	}
 }
+
+// TestPageQueryOneRule: every list reads limit and cursor alike, with the
+// same words for the same mistake.
+func TestPageQueryOneRule(t *testing.T) {
+	e := api.NewEngine(api.Options{})
+	e.GET("/v1/list", func(c *gin.Context) {
+		p, err := api.PageQuery(c, api.DefaultListLimit, api.MaxListLimit)
+		if err != nil {
+			api.Error(c, err)
+			return
+		}
+		api.JSON(c, 200, gin.H{"limit": p.Limit, "cursor": p.Cursor})
+	})
+	for q, want := range map[string]string{
+		"":                    `{"cursor":"","limit":20}`,
+		"?limit=100&cursor=x": `{"cursor":"x","limit":100}`,
+		"?limit=1":            `{"cursor":"","limit":1}`,
+	} {
+		if rec, _ := do(t, e, "GET", "/v1/list"+q, "", nil); rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != want {
+			t.Errorf("%s: %d %s, want %s", q, rec.Code, rec.Body, want)
+		}
+	}
+	for q, want := range map[string]string{
+		"?limit=0":         "limit must be a whole number from 1 to 100",
+		"?limit=101":       "limit must be a whole number from 1 to 100",
+		"?limit=ten":       "limit must be a whole number from 1 to 100",
+		"?limit=":          "query parameter limit must be given once and not be empty",
+		"?limit=1&limit=2": "query parameter limit must be given once and not be empty",
+		"?cursor=":         "query parameter cursor must be given once and not be empty",
+	} {
+		rec, m := do(t, e, "GET", "/v1/list"+q, "", nil)
+		if rec.Code != 400 || m["code"] != tpp.EInvalid || m["detail"] != want {
+			t.Errorf("%s: %d %v, want 400 invalid_request %q", q, rec.Code, m, want)
+		}
+	}
+}

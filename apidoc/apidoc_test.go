@@ -20,6 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"golang.org/x/net/html"
 
+	"github.com/bunqtpp/tpp/aisp"
 	"github.com/bunqtpp/tpp/api"
 	"github.com/bunqtpp/tpp/apidoc"
 	"github.com/bunqtpp/tpp/internal/apitest"
@@ -128,6 +129,85 @@ func findParam(item *openapi3.PathItem, op *openapi3.Operation, in, name string)
 		}
 	}
 	return nil
+}
+
+// TestPageLimitsDocumentedAsServed: every paged list documents the limit
+// bounds and default its handler applies.
+func TestPageLimitsDocumentedAsServed(t *testing.T) {
+	t.Parallel()
+	doc := load(t)
+	want := map[string][2]int{ // operationId → default, max
+		"listConsents":     {api.DefaultListLimit, api.MaxListLimit},
+		"listPayments":     {api.DefaultListLimit, api.MaxListLimit},
+		"listTransactions": {aisp.DefaultTxLimit, aisp.MaxTxLimit},
+	}
+	seen := 0
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			for _, p := range op.Parameters {
+				if p.Value == nil || p.Value.Name != "limit" {
+					continue
+				}
+				seen++
+				w, ok := want[op.OperationID]
+				if !ok {
+					t.Errorf("%s %s (%s) takes a limit this test does not know", method, path, op.OperationID)
+					continue
+				}
+				sc := p.Value.Schema.Value
+				if sc.Min == nil || *sc.Min != 1 || sc.Max == nil || int(*sc.Max) != w[1] || sc.Default == nil || int(sc.Default.(float64)) != w[0] {
+					t.Errorf("%s: limit documented as min %v max %v default %v; served as 1..%d, default %d",
+						op.OperationID, ptrVal(sc.Min), ptrVal(sc.Max), sc.Default, w[1], w[0])
+				}
+			}
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("%d operations document a limit, want %d", seen, len(want))
+	}
+}
+
+func ptrVal(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// TestErrorCodeRowsAreWellFormed: every x-error-codes row has exactly code,
+// status and meaning, with the right types. A YAML flow mapping splits an
+// unquoted meaning at its comma into a stray key (as "invalid_iban" once did).
+func TestErrorCodeRowsAreWellFormed(t *testing.T) {
+	t.Parallel()
+	doc := load(t)
+	b, err := json.Marshal(doc.Extensions["x-error-codes"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(b, &rows); err != nil || len(rows) == 0 {
+		t.Fatalf("x-error-codes is not a list of objects: %v", err)
+	}
+	for i, row := range rows {
+		var keys []string
+		for k := range row {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		if !slices.Equal(keys, []string{"code", "meaning", "status"}) {
+			t.Errorf("x-error-codes[%d] (%v) has keys %q, want exactly code, status, meaning", i, row["code"], keys)
+			continue
+		}
+		code, _ := row["code"].(string)
+		meaning, _ := row["meaning"].(string)
+		status, isNum := row["status"].(float64)
+		if code == "" || strings.TrimSpace(meaning) == "" || !isNum || status != float64(int(status)) || status < 400 || status > 599 {
+			t.Errorf("x-error-codes[%d]: %v: want a code, an HTTP error status and a meaning", i, row)
+		}
+		if !strings.HasSuffix(meaning, ".") {
+			t.Errorf("x-error-codes[%d] %s: meaning %q is cut short (an unquoted comma?)", i, code, meaning)
+		}
+	}
 }
 
 // TestErrorCodesMatchService holds the document's error contract to the one

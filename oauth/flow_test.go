@@ -169,6 +169,12 @@ func TestListConsentsPaged(t *testing.T) {
 		ids = append(ids, out["id"].(string))
 		h.clock.Advance(1e6)
 	}
+	// The paging rule of every list: 1 to 100, in the same words.
+	for _, l := range []string{"0", "101", "x"} {
+		if st, out := h.call("GET", "/v1/consents?limit="+l, nil); st != 400 || out["detail"] != "limit must be a whole number from 1 to 100" {
+			t.Fatalf("limit=%s: %d %v", l, st, out)
+		}
+	}
 	var got []string
 	cursor := ""
 	for range 10 {

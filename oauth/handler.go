@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -170,14 +169,10 @@ func (h *Handler) getConsent(c *gin.Context) {
 }
 
 func (h *Handler) listConsents(c *gin.Context) {
-	p := tpp.PageRequest{Cursor: c.Query("cursor")}
-	if l := c.Query("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 {
-			api.Error(c, tpp.Errorf(tpp.EInvalid, "limit must be a whole number between 1 and %d", tpp.MaxPageLimit))
-			return
-		}
-		p.Limit = n
+	p, err := api.PageQuery(c, api.DefaultListLimit, api.MaxListLimit)
+	if err != nil {
+		api.Error(c, err)
+		return
 	}
 	page, err := h.svc.ListConsents(c.Request.Context(), h.client(c).ID, c.Query("user_ref"), p)
 	if err != nil {

@@ -5,18 +5,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/api"
-)
-
-// Page sizes of the payments list (the API document's limit parameter).
-const (
-	defaultListLimit = 20
-	maxListLimit     = 100
 )
 
 // Handler exposes the Service as the payments API.
@@ -207,18 +200,7 @@ func (h *Handler) listPayments(c *gin.Context) {
 }
 
 func pageRequest(c *gin.Context) (tpp.PageRequest, error) {
-	pr := tpp.PageRequest{Limit: defaultListLimit, Cursor: c.Query("cursor")}
-	if s, ok := c.GetQuery("limit"); ok {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxListLimit {
-			return pr, tpp.Errorf(tpp.EInvalid, "limit must be a whole number from 1 to %d", maxListLimit)
-		}
-		pr.Limit = n
-	}
-	if _, ok := c.GetQuery("cursor"); ok && (pr.Cursor == "" || len(pr.Cursor) > 512) {
-		return pr, tpp.Errorf(tpp.EInvalidCursor, "cursor is not one this API returned")
-	}
-	return pr, nil
+	return api.PageQuery(c, api.DefaultListLimit, api.MaxListLimit)
 }
 
 func (h *Handler) getSinglePayment(c *gin.Context) {

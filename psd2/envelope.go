@@ -64,6 +64,10 @@ func decodeEnvelope(body []byte) (*envelope, error) {
 	return env, nil
 }
 
+// idFromURL reads the id param and the count of a Pagination URL. Ids and
+// counts that are not positive read as absent: a page asked for with such
+// an id would lose its position (Page.query drops it) and a listing would
+// start over from the newest item.
 func idFromURL(u, param string) (id int64, count int) {
 	parsed, err := url.Parse(u)
 	if err != nil {
@@ -72,7 +76,7 @@ func idFromURL(u, param string) (id int64, count int) {
 	q := parsed.Query()
 	id, _ = strconv.ParseInt(q.Get(param), 10, 64)
 	count, _ = strconv.Atoi(q.Get("count"))
-	return id, count
+	return max(id, 0), max(count, 0)
 }
 
 // first returns the first element of type typ.

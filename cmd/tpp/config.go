@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -226,7 +227,12 @@ func (c *config) print(w io.Writer) {
 		case s.boolean != nil:
 			v = strconv.FormatBool(*s.boolean)
 		}
-		fmt.Fprintf(w, "  %-16s %s\n", s.flag, maskSetting(s, v))
+		shown := maskSetting(s, v)
+		if s.flag == "master-key" && v == "" && c.BankEnv == "emulated" {
+			// Never an empty line while a key seals the secrets.
+			shown = "(not set: a development key, kept in " + filepath.Join(filepath.Dir(c.DBPath), "master.key") + ")"
+		}
+		fmt.Fprintf(w, "  %-16s %s\n", s.flag, shown)
 	}
 }
 

@@ -190,3 +190,15 @@ func TestVersionFlag(t *testing.T) {
 		t.Errorf("tpp --version printed %q", got)
 	}
 }
+
+func TestConfigPrintNamesTheDevelopmentKey(t *testing.T) {
+	c, err := parseTestConfig(t, nil, "--db", "demo-data/tpp.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	c.print(&b)
+	if !strings.Contains(b.String(), "master-key       (not set: a development key, kept in demo-data/master.key)") {
+		t.Errorf("start-up shows the master key as:\n%s", b.String())
+	}
+}

@@ -52,6 +52,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	quietDemoLogs(fs, cfg, os.Getenv)
+	demoBranding(cfg)
 
 	// Every address first: a port in use must not leave a reset or a
 	// half-written data directory behind.
@@ -80,6 +81,24 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			d.printWelcome(stdout, publicURL)
 		},
 	})
+}
+
+// demoBranding fills in who runs the TPP with demo values where the
+// settings are empty: the consent pages show them.
+func demoBranding(cfg *config) {
+	for _, s := range []struct {
+		v    *string
+		demo string
+	}{
+		{&cfg.TPPName, "Open Banking Connect"},
+		{&cfg.TPPLegalEntity, "Demo TPP B.V. (a demo, not a company)"},
+		{&cfg.TPPLicence, "no licence: demo only"},
+		{&cfg.TPPPrivacyURL, "https://example.com/privacy"},
+	} {
+		if *s.v == "" {
+			*s.v = s.demo
+		}
+	}
 }
 
 // checkListenAddrs opens and closes every address the demo will listen on

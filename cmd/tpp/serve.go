@@ -506,7 +506,7 @@ func (a *app) services(ctx context.Context) error {
 	}
 	a.oauth = svc
 
-	pages, err := web.New("")
+	pages, err := web.NewBranded(web.Branding{Name: cfg.TPPName, LegalEntity: cfg.TPPLegalEntity, Licence: cfg.TPPLicence, PrivacyURL: cfg.TPPPrivacyURL})
 	if err != nil {
 		return err
 	}

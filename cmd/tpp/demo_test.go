@@ -314,6 +314,10 @@ func TestDemoInABrowser(t *testing.T) {
 	bank.Run("bunq app", chromedp.Click(`//a[contains(., "`+bankUser+`")]`),
 		chromedp.WaitVisible(`//button[starts-with(@aria-label, "Accept payment")]`))
 	bank.Screenshot("9-bunq-app")
+	if got := bank.Text(); !strings.Contains(got, "From") || !strings.Contains(got, "NL") {
+		t.Errorf("the bunq app does not show the draft's source account:\n%s", got)
+	}
+	bank.CheckLayout("bunq-app")
 	bank.Run("accept", chromedp.Click(`//button[starts-with(@aria-label, "Accept payment")]`),
 		chromedp.WaitVisible(`//p[@role="status" and contains(., "Payment accepted")]`))
 	bank.Screenshot("10-bunq-app-accepted")

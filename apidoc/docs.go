@@ -49,6 +49,7 @@ type operation struct {
 	Request                   *body
 	Responses                 []response
 	Errors                    []response
+	Curl                      string // a working example, with ServerPlaceholder for the host
 }
 
 type body struct {
@@ -222,6 +223,7 @@ func buildSections(doc *openapi3.T, p *page) error {
 					o.Responses = append(o.Responses, r)
 				}
 			}
+			o.Curl = curlFor(o, params)
 			byTag[op.Tags[0]] = append(byTag[op.Tags[0]], o)
 		}
 	}

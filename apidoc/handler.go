@@ -1,11 +1,13 @@
 package apidoc
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -71,7 +73,34 @@ func (s *site) serveDocs(c *gin.Context) {
 	c.Header("Content-Security-Policy", s.csp)
 	c.Header("X-Content-Type-Options", "nosniff")
 	c.Header("Referrer-Policy", "no-referrer")
-	s.serve(c, s.page, s.pageTag, ContentTypeHTML)
+	c.Header("Vary", "Host, X-Forwarded-Proto")
+	base := requestBase(c.Request)
+	if base == ServerPlaceholder {
+		s.serve(c, s.page, s.pageTag, ContentTypeHTML)
+		return
+	}
+	// The examples show the address the reader used (it is checked to be
+	// a plain host, so nothing else reaches the page).
+	page := bytes.ReplaceAll(s.page, []byte(ServerPlaceholder), []byte(base))
+	s.serve(c, page, etag(page), ContentTypeHTML)
+}
+
+// validHost is what a Host header may hold to be shown: a name or an
+// address, and a port.
+var validHost = regexp.MustCompile(`^[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`)
+
+// requestBase is the base URL the request reached this server by: https
+// behind TLS or a proxy saying so, http otherwise; ServerPlaceholder when
+// the host is not a plain one.
+func requestBase(r *http.Request) string {
+	if !validHost.MatchString(r.Host) {
+		return ServerPlaceholder
+	}
+	scheme := "http"
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
 }
 
 func (s *site) serve(c *gin.Context, body []byte, tag, contentType string) {

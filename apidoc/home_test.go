@@ -35,3 +35,48 @@ func TestHomeLinksDocsHealthAndTheDemoWhenThere(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsUseTheRequestsServer: the examples, a curl command per
+// endpoint among them, show the address the reader used; a host that is
+// not a plain one is never echoed.
+func TestDocsUseTheRequestsServer(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	apidoc.Register(e)
+	get := func(host, proto string) string {
+		req := httptest.NewRequest(http.MethodGet, "/docs", nil)
+		req.Host = host
+		if proto != "" {
+			req.Header.Set("X-Forwarded-Proto", proto)
+		}
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("GET /docs with Host %q: %d", host, rec.Code)
+		}
+		return rec.Body.String()
+	}
+	page := get("127.0.0.1:8080", "")
+	if strings.Contains(page, apidoc.ServerPlaceholder) {
+		t.Error("the page still shows the placeholder server")
+	}
+	for _, want := range []string{
+		`curl -s -X POST &#39;http://127.0.0.1:8080/v1/consents&#39;`,
+		`curl -s &#39;http://127.0.0.1:8080/v1/consents/`,
+		`-H &#34;Authorization: Bearer $TPP_API_KEY&#34;`,
+		`-H &#34;Idempotency-Key: $(uuidgen)&#34;`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	if n := strings.Count(page, `<pre class="curl">`); n < 10 {
+		t.Errorf("%d curl examples", n)
+	}
+	if page := get("tpp.acme.example", "https"); !strings.Contains(page, "https://tpp.acme.example/v1/consents") {
+		t.Error("behind a TLS proxy the examples do not use https and the host")
+	}
+	if page := get(`evil.example"><script>`, ""); strings.Contains(page, "<script>") || !strings.Contains(page, apidoc.ServerPlaceholder) {
+		t.Error("a host with markup reached the page")
+	}
+}

@@ -68,6 +68,7 @@ type App struct {
 	csrfKey []byte
 	pages   map[string]*template.Template
 	events  events
+	singles singles
 }
 
 //go:embed templates/*.html static/*

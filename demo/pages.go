@@ -87,10 +87,16 @@ var flashes = map[string]string{
 	"rejected":        "The connection was not approved at bunq. You can try again at any time.",
 	"disconnected":    "You disconnected your bunq account. Demo Fintech can no longer see your accounts or prepare payments.",
 	"payment_created": "Payment prepared. Approve it in the bunq app; its status here updates by itself.",
+	"single_executed": "Your single payment was approved at bunq and has been made.",
+	"single_pending":  "Your single payment is waiting at bunq. It is made once bunq has approved it.",
+	"single_rejected": "You did not approve the single payment at bunq. No money moved.",
+	"single_failed":   "bunq could not make the single payment. No money moved.",
+	"single_other":    "Your single payment came back from bunq; it did not go through. No money moved.",
 }
 
 // infoFlashes are the flashes that report no success: shown neutral, not green.
-var infoFlashes = map[string]bool{"rejected": true, "disconnected": true}
+var infoFlashes = map[string]bool{"rejected": true, "disconnected": true, "single_pending": true,
+	"single_rejected": true, "single_failed": true, "single_other": true}
 
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
@@ -497,6 +503,10 @@ func (a *App) connect(w http.ResponseWriter, r *http.Request) {
 // consent is read from the API, and must be this browser's.
 func (a *App) returned(w http.ResponseWriter, r *http.Request) {
 	user := a.user(w, r, false)
+	if pid := r.URL.Query().Get("payment_id"); pid != "" {
+		a.singleReturned(w, r, user, pid)
+		return
+	}
 	id := r.URL.Query().Get("consent_id")
 	if id == "" {
 		a.fail(w, r, http.StatusBadRequest, "This link is not complete. Go to the start page and connect again.")
@@ -542,6 +552,17 @@ func (a *App) pay(w http.ResponseWriter, r *http.Request) {
 	cur, _, err := a.currentConsent(ctx, user)
 	if err == nil && cur == nil {
 		err = &Problem{Code: "consent_not_active"}
+	}
+	if err == nil && r.PostFormValue("mode") == "single" {
+		bankUser := ""
+		if cur.BankUser != nil {
+			bankUser = cur.BankUser.DisplayName
+		}
+		var to string
+		if to, err = a.paySingle(ctx, r, user, cur.ID, bankUser, f); err == nil {
+			http.Redirect(w, r, to, http.StatusSeeOther)
+			return
+		}
 	}
 	var p *Payment
 	if err == nil {

@@ -57,6 +57,12 @@ ul{padding-left:20px}
 table{width:100%;border-collapse:collapse;margin:8px 0 16px}
 th,td{text-align:left;padding:8px 4px;border-bottom:1px solid #eceef2;font-size:.95rem}
 .error{border-left:4px solid #d93025;padding:8px 12px;background:#fdecea}
+dl.draft{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:6px 16px;margin:8px 0 16px}
+dl.draft dt{color:#5d6270}dl.draft dd{margin:0;overflow-wrap:anywhere}
+.draft-card{border:1px solid #eceef2;border-radius:10px;padding:12px 16px;margin:8px 0 16px}
+form.inline{display:inline}
+p[role=status]{border-left:4px solid #2a7de1;background:#eaf3fd;padding:8px 12px}
+@media (max-width:600px){main{margin:16px 12px;padding:20px}}
 </style></head><body><header role="banner">bunq <span>sandbox</span></header><main role="main">{{end}}
 {{define "bottom"}}</main></body></html>{{end}}
 
@@ -82,11 +88,10 @@ th,td{text-align:left;padding:8px 4px;border-bottom:1px solid #eceef2;font-size:
 {{define "consent"}}{{template "top" .}}<h1>Connect {{.TPP}}?</h1>
 <p>Hi {{.UserName}}. <strong>{{.TPP}}</strong> asks for access to your bunq account:</p>
 <ul>{{range .Access}}<li>{{.}}</li>{{end}}</ul>
-{{if .Drafts}}<h2>Payments to approve</h2>
+{{if .Drafts}}<h2>{{if gt (len .Drafts) 1}}Payments{{else}}Payment{{end}} to approve</h2>
 <p class="muted">Approving the connection also approves {{if gt (len .Drafts) 1}}all of these payments{{else}}this payment{{end}}; denying it declines them.</p>
-<table><thead><tr><th scope="col">From</th><th scope="col">To</th><th scope="col">Description</th><th scope="col">Amount</th></tr></thead><tbody>
-{{range .Drafts}}<tr><td>{{.From}}</td><td>{{.To}}</td><td>{{.Description}}</td><td>€ {{.Amount}}</td></tr>
-{{end}}</tbody></table>{{end}}
+{{range .Drafts}}<dl class="draft"><dt>From</dt><dd>{{.From}}</dd><dt>To</dt><dd>{{.To}}</dd><dt>Description</dt><dd>{{.Description}}</dd><dt>Amount</dt><dd>€ {{.Amount}}</dd></dl>
+{{end}}{{end}}
 <form method="post" action="/auth">
 {{template "hidden" .}}
 <input type="hidden" name="user_id" value="{{.UserID}}">
@@ -104,11 +109,11 @@ th,td{text-align:left;padding:8px 4px;border-bottom:1px solid #eceef2;font-size:
 {{define "app"}}{{template "top" .}}<h1>Hi {{.UserName}}</h1>
 {{if .Message}}<p role="status">{{.Message}}</p>{{end}}
 <h2>Payments waiting for you</h2>
-{{if .Drafts}}<table><thead><tr><th scope="col">To</th><th scope="col">Description</th><th scope="col">Amount</th><th scope="col">Action</th></tr></thead><tbody>
-{{range .Drafts}}<tr><td>{{.To}}</td><td>{{.Description}}</td><td>€ {{.Amount}}</td><td>
-<form method="post" action="{{.Action}}/accept"><input type="hidden" name="user_id" value="{{$.UserID}}"><button class="primary" type="submit" aria-label="Accept payment {{.ID}}">Accept</button></form>
-<form method="post" action="{{.Action}}/reject"><input type="hidden" name="user_id" value="{{$.UserID}}"><button class="secondary" type="submit" aria-label="Reject payment {{.ID}}">Reject</button></form>
-</td></tr>{{end}}</tbody></table>{{else}}<p class="muted">Nothing to approve.</p>{{end}}
+{{if .Drafts}}{{range .Drafts}}<section class="draft-card" aria-label="Payment {{.ID}}">
+<dl class="draft"><dt>From</dt><dd>{{.From}}</dd><dt>To</dt><dd>{{.To}}</dd><dt>Description</dt><dd>{{.Description}}</dd><dt>Amount</dt><dd>€ {{.Amount}}</dd></dl>
+<form method="post" action="{{.Action}}/accept" class="inline"><input type="hidden" name="user_id" value="{{$.UserID}}"><button class="primary" type="submit" aria-label="Accept payment {{.ID}}">Accept</button></form>
+<form method="post" action="{{.Action}}/reject" class="inline"><input type="hidden" name="user_id" value="{{$.UserID}}"><button class="secondary" type="submit" aria-label="Reject payment {{.ID}}">Reject</button></form>
+</section>{{end}}{{else}}<p class="muted">Nothing to approve.</p>{{end}}
 <h2>Connected apps</h2>
 {{if .Apps}}<ul>{{range .Apps}}<li>{{.Name}}
 <form method="post" action="/app/revoke"><input type="hidden" name="user_id" value="{{$.UserID}}"><input type="hidden" name="client_id" value="{{.ClientID}}">
@@ -266,7 +271,14 @@ func (b *Bank) appPage(w http.ResponseWriter, r *http.Request) {
 			}
 			to, desc = append(to, name), append(desc, e.description)
 		}
-		drafts = append(drafts, pageDraft{ID: id, To: strings.Join(to, ", "), Description: strings.Join(desc, "; "), Amount: amountText(total), Action: "/app/draft-payments/" + itoa(id)})
+		from := ""
+		if acc := b.st.accounts[d.accountID]; acc != nil {
+			from = acc.iban
+			if acc.description != "" {
+				from = acc.description + " (" + acc.iban + ")"
+			}
+		}
+		drafts = append(drafts, pageDraft{ID: id, From: from, To: strings.Join(to, ", "), Description: strings.Join(desc, "; "), Amount: amountText(total), Action: "/app/draft-payments/" + itoa(id)})
 	}
 	var apps []map[string]string
 	seen := map[string]bool{}

@@ -75,9 +75,18 @@ type ErrorData struct {
 	RetryURL string
 }
 
+// Branding is who runs this TPP, as the pages tell the people who use them.
+type Branding struct {
+	Name        string // the service's name, in the header, titles and footer
+	LegalEntity string // the company that holds the licence
+	Licence     string // the licence, e.g. "DNB licence R123456"
+	PrivacyURL  string // the privacy policy
+}
+
 // page is what every template sees: the layout's fields plus the page's data.
 type page struct {
 	Product       string
+	Brand         Branding
 	StylesheetURL string
 	RequestID     string
 	Data          any
@@ -86,16 +95,23 @@ type page struct {
 // Renderer renders the embedded pages. It is safe for concurrent use.
 type Renderer struct {
 	product string
+	brand   Branding
 	pages   map[string]*template.Template
 }
 
 // New parses the embedded templates. product names the service in the page
 // header and titles ("" means "Open Banking Connect").
 func New(product string) (*Renderer, error) {
-	if product == "" {
-		product = "Open Banking Connect"
+	return NewBranded(Branding{Name: product})
+}
+
+// NewBranded is New with the full branding: the footer names the legal
+// entity and its licence and links the privacy policy when they are set.
+func NewBranded(b Branding) (*Renderer, error) {
+	if b.Name == "" {
+		b.Name = "Open Banking Connect"
 	}
-	r := &Renderer{product: product, pages: map[string]*template.Template{}}
+	r := &Renderer{product: b.Name, brand: b, pages: map[string]*template.Template{}}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("web: list templates: %w", err)
@@ -126,7 +142,7 @@ func (r *Renderer) Render(w http.ResponseWriter, status int, name, requestID str
 	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", page{
-		Product: r.product, StylesheetURL: StylesheetPath, RequestID: requestID, Data: data,
+		Product: r.product, Brand: r.brand, StylesheetURL: StylesheetPath, RequestID: requestID, Data: data,
 	}); err != nil {
 		return fmt.Errorf("web: render %s: %w", name, err)
 	}

@@ -237,3 +237,38 @@ func luminance(hex string) float64 {
 	}
 	return 0.2126*c[0] + 0.7152*c[1] + 0.0722*c[2]
 }
+
+// TestBrandingInTheFooter: the footer names the service once, the company
+// that holds the licence and the licence, and links the privacy policy;
+// without them it claims no licence.
+func TestBrandingInTheFooter(t *testing.T) {
+	t.Parallel()
+	r, err := NewBranded(Branding{Name: "Acme Connect", LegalEntity: "Acme Payments B.V.", Licence: "DNB licence R123456", PrivacyURL: "https://acme.example/privacy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	if err := r.Render(w, http.StatusOK, PageError, "", ErrorData{Heading: "h", What: "w", Advice: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	body := w.Body.String()
+	for _, want := range []string{
+		"Acme Connect is an account information and payment initiation service of Acme Payments B.V., DNB licence R123456.",
+		`<a href="https://acme.example/privacy">Privacy policy</a>`,
+		"<title>", "· Acme Connect</title>",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "Open Banking Connect") {
+		t.Error("the page shows a second name")
+	}
+	w = httptest.NewRecorder()
+	if err := newRenderer(t).Render(w, http.StatusOK, PageError, "", ErrorData{Heading: "h", What: "w", Advice: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(w.Body.String(), "licensed") || strings.Contains(w.Body.String(), "Privacy policy") {
+		t.Errorf("without branding the footer claims a licence or links a policy:\n%s", w.Body.String())
+	}
+}

@@ -55,6 +55,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.op, "op", "accounts", "what to read: accounts, transactions, or mixed (alternating)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write CPU profiles of the whole process during each measured phase to PREFIX-{uncached,coalesced,cached,direct,budgeted}.pprof (uncached and direct: one PREFIX-{uncached,direct}.N.pprof per round with --rounds > 1; go tool pprof takes several)")
 	fs.BoolVar(&o.verbose, "v", false, "copy the TPP's and the bank's logs to stderr")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "address of the TPP under test (port 0: a free port), as in 'tpp serve'")
+	fs.StringVar(&o.emulatedAddr, "emulated-addr", "127.0.0.1:0", "address of the emulated bank's API host; its OAuth and token hosts take the next two ports (port 0: three free ports), as in 'tpp serve'")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: tpp bench [flags]
 
@@ -107,6 +109,18 @@ type benchOptions struct {
 	redisURL, op          string
 	cpuProfile            string
 	verbose               bool
+	listen, emulatedAddr  string // loopback addresses; port 0 picks free ports
+}
+
+// bankAddrs are the emulated bank's API, OAuth and token addresses.
+func (o *benchOptions) bankAddrs() [3]string {
+	host, port, _ := net.SplitHostPort(o.emulatedAddr)
+	p, _ := strconv.Atoi(port)
+	if p == 0 {
+		a := net.JoinHostPort(host, "0")
+		return [3]string{a, a, a}
+	}
+	return [3]string{net.JoinHostPort(host, strconv.Itoa(p)), net.JoinHostPort(host, strconv.Itoa(p+1)), net.JoinHostPort(host, strconv.Itoa(p+2))}
 }
 
 func (o *benchOptions) validate() error {
@@ -137,6 +151,14 @@ func (o *benchOptions) validate() error {
 	case "accounts", "transactions", "mixed":
 	default:
 		errs = append(errs, fmt.Errorf("--op %q: use accounts, transactions or mixed", o.op))
+	}
+	if _, _, err := net.SplitHostPort(o.listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q: use host:port, e.g. 127.0.0.1:8080 (port 0: a free port)", o.listen))
+	}
+	if host, port, err := net.SplitHostPort(o.emulatedAddr); err != nil || host == "" {
+		errs = append(errs, fmt.Errorf("--emulated-addr %q: use host:port, e.g. 127.0.0.1:5480 (port 0: free ports)", o.emulatedAddr))
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65533 {
+		errs = append(errs, fmt.Errorf("--emulated-addr %q: the port and the next two must be valid ports", o.emulatedAddr))
 	}
 	if o.redisURL != "" {
 		u, err := url.Parse(o.redisURL)
@@ -335,8 +357,9 @@ func pooledTransport(conns int) *http.Transport {
 }
 
 func (b *bench) startBank(ctx context.Context) error {
+	addrs := b.opt.bankAddrs()
 	bank, err := sandbox.Start(ctx, sandbox.Config{Seed: 1, RateLimits: false, Logger: newBenchLogger(b.logs, "emulated-bank")},
-		"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
+		addrs[0], addrs[1], addrs[2])
 	if err != nil {
 		return fmt.Errorf("start the emulated bank: %w", err)
 	}
@@ -348,9 +371,9 @@ func (b *bench) startBank(ctx context.Context) error {
 // startTPP registers a TPP with the bank and serves it on a free port, as
 // 'tpp register' and 'tpp serve' would, with a temporary database.
 func (b *bench) startTPP(ctx context.Context) error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", b.opt.listen)
 	if err != nil {
-		return err
+		return fmt.Errorf("--listen %s: %w", b.opt.listen, err)
 	}
 	listen := ln.Addr().String()
 	ln.Close() // serve listens again; the callback URL must be known first

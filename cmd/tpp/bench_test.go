@@ -144,9 +144,14 @@ func runBenchSmoke(t *testing.T, extra ...string) string {
 func TestBenchSmoke(t *testing.T) {
 	testenv.Heavy(t) // a bench run takes ~15 s
 	t.Parallel()
-	out := runBenchSmoke(t)
+	// Fixed ports, as an operator would give them.
+	bankPort, tppPort := demoPorts(t, 3), demoPorts(t, 1)
+	out := runBenchSmoke(t, "--emulated-addr", "127.0.0.1:"+strconv.Itoa(bankPort), "--listen", "127.0.0.1:"+strconv.Itoa(tppPort))
 	if !strings.Contains(out, "redis: embedded") {
 		t.Error("the output does not say the embedded Redis was used")
+	}
+	if !strings.Contains(out, "127.0.0.1:"+strconv.Itoa(bankPort)) {
+		t.Errorf("the bank is not on --emulated-addr %d:\n%s", bankPort, out)
 	}
 }
 
@@ -180,6 +185,9 @@ func TestBenchFlags(t *testing.T) {
 		{"--duration", "1s", "--rounds", "20"},
 		{"--op", "payments"},
 		{"--redis-url", "http://127.0.0.1:6379"},
+		{"--listen", "nowhere"},
+		{"--emulated-addr", "127.0.0.1"},
+		{"--emulated-addr", "127.0.0.1:65534"},
 		{"--bogus"},
 		{"extra"},
 	} {
@@ -189,7 +197,8 @@ func TestBenchFlags(t *testing.T) {
 		}
 	}
 	var errOut bytes.Buffer
-	if err := run(context.Background(), []string{"bench", "-h"}, io.Discard, &errOut); err != nil || !strings.Contains(errOut.String(), "-consents") {
+	if err := run(context.Background(), []string{"bench", "-h"}, io.Discard, &errOut); err != nil || !strings.Contains(errOut.String(), "-consents") ||
+		!strings.Contains(errOut.String(), "-listen") || !strings.Contains(errOut.String(), "-emulated-addr") {
 		t.Errorf("bench -h: %v\n%s", err, errOut.String())
 	}
 }

@@ -138,7 +138,10 @@ func runCertsGenerate(_ context.Context, args []string, stdout, stderr io.Writer
 	}
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout, "This is a test certificate: bunq's sandbox accepts it; production needs a QSeal from a QTSP.")
-	fmt.Fprintf(stdout, "Next step: tpp register --cert %s --key %s --chain %s\n", w.Cert, w.Key, w.Chain)
+	fmt.Fprintln(stdout, "Next step: register this TPP with bunq's sandbox (for 'tpp sandbox', --env is its API base URL,")
+	fmt.Fprintln(stdout, "such as http://127.0.0.1:5000). The master key seals every secret at rest: keep it.")
+	fmt.Fprintln(stdout, `  export TPP_MASTER_KEY="k1:$(openssl rand -hex 32)"`)
+	fmt.Fprintf(stdout, "  tpp register --env sandbox --cert %s --key %s --chain %s --public-url https://tpp.example.com\n", w.Cert, w.Key, w.Chain)
 	return nil
 }
 
@@ -160,11 +163,23 @@ func runCertsInspect(_ context.Context, args []string, stdout, stderr io.Writer)
 	keyPath := fs.String("key", "", "private key PEM file; checked to match the certificate and to have mode 0600")
 	chainPath := fs.String("chain", "", "chain PEM file; checked to verify the certificate")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: tpp certs inspect --cert cert.pem [--key key.pem] [--chain chain.pem]\n\nShows the certificate and checks it (validity, PSD2 roles, key, chain).\n\nFlags:\n")
+		fmt.Fprint(stderr, "Usage: tpp certs inspect [--cert] cert.pem [--key key.pem] [--chain chain.pem]\n\nShows the certificate and checks it (validity, PSD2 roles, key, chain).\n\nFlags:\n")
 		fs.PrintDefaults()
+	}
+	// 'tpp certs inspect FILE' is the same as --cert FILE.
+	var pos []string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		pos, args = args[:1], args[1:]
 	}
 	if help, err := parseCertsFlags(fs, args); help || err != nil {
 		return err
+	}
+	if len(pos) == 1 {
+		if *certPath != "" {
+			fmt.Fprintln(stderr, "tpp certs inspect: give the certificate once, as FILE or --cert FILE")
+			return errUsage
+		}
+		*certPath = pos[0]
 	}
 	if *certPath == "" {
 		fmt.Fprintln(stderr, "tpp certs inspect: --cert is required")

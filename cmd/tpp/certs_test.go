@@ -35,7 +35,8 @@ func TestCertsGenerateAndInspect(t *testing.T) {
 		"Roles:       AISP PISP CBPII (from the PSD2 QC statement)",
 		"PSD2 PSP_AI PSP_PI PSP_IC, NCA NL-DNB (De Nederlandsche Bank)",
 		"(20 days left, renew soon)",
-		"Next step: tpp register --cert " + cert + " --key " + key + " --chain " + chain,
+		`export TPP_MASTER_KEY="k1:$(openssl rand -hex 32)"`,
+		"tpp register --env sandbox --cert " + cert + " --key " + key + " --chain " + chain + " --public-url https://",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("generate output lacks %q:\n%s", want, stdout)
@@ -53,6 +54,10 @@ func TestCertsGenerateAndInspect(t *testing.T) {
 	}
 	if err := b.Validate(time.Now()); err != nil {
 		t.Fatal(err)
+	}
+	// 'tpp certs inspect FILE' works like --cert FILE.
+	if out, _, err := runCertsCLI(t, "certs", "inspect", cert, "--chain", chain); err != nil || !strings.Contains(out, "Check:       OK") {
+		t.Errorf("certs inspect FILE: %v\n%s", err, out)
 	}
 
 	// A second run refuses to overwrite, and says how to.
@@ -174,7 +179,7 @@ func TestCertsUsageAndFlagErrors(t *testing.T) {
 		t.Errorf("certs generate -h: err %v, stderr:\n%s", err, stderr)
 	}
 	_, stderr, err = runCertsCLI(t, "certs", "inspect", "-h")
-	if err != nil || !strings.Contains(stderr, "--cert cert.pem") {
+	if err != nil || !strings.Contains(stderr, "[--cert] cert.pem") {
 		t.Errorf("certs inspect -h: err %v, stderr:\n%s", err, stderr)
 	}
 
@@ -208,5 +213,24 @@ func TestCertsUsageAndFlagErrors(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("failed generate runs left %d files", len(entries))
+	}
+}
+
+// TestCertsGenerateRejectsBeforeWriting: every input certs generate
+// refuses leaves no folder and no file behind.
+func TestCertsGenerateRejectsBeforeWriting(t *testing.T) {
+	t.Parallel()
+	for _, bad := range [][]string{
+		{"--cn", "Foo"}, {"--key-bits", "1000"}, {"--country", "X"}, {"--roles", "FOO"}, {"--days", "-3"},
+		{"--org-id", "bad"}, {"--ca-file", "../x.pem"}, {"--cert-file", "ca.pem"},
+		{"--not-before", "2030-01-01T00:00:00Z", "--not-after", "2029-01-01T00:00:00Z"}, {"--not-before", "soon"},
+	} {
+		out := filepath.Join(t.TempDir(), "certs-out")
+		if _, _, err := runCertsCLI(t, append([]string{"certs", "generate", "--out", out}, bad...)...); err == nil {
+			t.Errorf("%v: accepted", bad)
+		}
+		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%v: rejected, but %s exists (%v)", bad, out, err)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +43,8 @@ type config struct {
 	PermittedIPs            string
 	PollInterval            time.Duration
 	ShutdownGrace           time.Duration
+	// Who runs this TPP, shown on the consent pages.
+	TPPName, TPPLegalEntity, TPPLicence, TPPPrivacyURL string
 }
 
 // setting describes one configuration value.
@@ -78,6 +81,10 @@ func (c *config) settings() []setting {
 		{flag: "permitted-ips", env: "TPP_PERMITTED_IPS", def: "", usage: "comma-separated IPs the bunq device registration is bound to (empty: the caller's IP)", str: &c.PermittedIPs},
 		{flag: "poll-interval", env: "TPP_POLL_INTERVAL", def: "30s", usage: "how often pending payments are re-checked at the bank (covers lost callbacks)", dur: &c.PollInterval},
 		{flag: "shutdown-grace", env: "TPP_SHUTDOWN_GRACE", def: "20s", usage: "how long in-flight requests may take to finish at shutdown", dur: &c.ShutdownGrace},
+		{flag: "tpp-name", env: "TPP_NAME", def: "", usage: "the service's name on the consent pages (default Open Banking Connect; required for sandbox and production)", str: &c.TPPName},
+		{flag: "tpp-legal-entity", env: "TPP_LEGAL_ENTITY", def: "", usage: "the company holding the PSD2 licence, shown on the consent pages (required for sandbox and production)", str: &c.TPPLegalEntity},
+		{flag: "tpp-licence", env: "TPP_LICENCE", def: "", usage: "the licence, e.g. \"DNB licence R123456\", shown on the consent pages (required for sandbox and production)", str: &c.TPPLicence},
+		{flag: "tpp-privacy-url", env: "TPP_PRIVACY_URL", def: "", usage: "the privacy policy's https URL, linked from the consent pages (required for sandbox and production)", str: &c.TPPPrivacyURL},
 	}
 }
 
@@ -192,6 +199,7 @@ func (c *config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("setting --webhook-targets ($TPP_WEBHOOK_TARGETS) = %q: use public, any or auto", c.WebhookHosts))
 	}
+	errs = append(errs, c.validateBranding()...)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -203,6 +211,30 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("setting --log-format ($TPP_LOG_FORMAT) = %q: use json or text", c.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// validateBranding requires who runs the TPP where real people see the
+// pages (sandbox and production); the emulated bank and a base URL may
+// leave it out.
+func (c *config) validateBranding() []error {
+	var errs []error
+	if c.TPPPrivacyURL != "" && !isHTTPURL(c.TPPPrivacyURL) {
+		errs = append(errs, fmt.Errorf("setting --tpp-privacy-url ($TPP_PRIVACY_URL) = %q: use an http(s) URL", c.TPPPrivacyURL))
+	}
+	if c.BankEnv != "sandbox" && c.BankEnv != "production" {
+		return errs
+	}
+	for _, s := range []struct{ v, flag, env string }{
+		{c.TPPName, "--tpp-name", "$TPP_NAME"},
+		{c.TPPLegalEntity, "--tpp-legal-entity", "$TPP_LEGAL_ENTITY"},
+		{c.TPPLicence, "--tpp-licence", "$TPP_LICENCE"},
+		{c.TPPPrivacyURL, "--tpp-privacy-url", "$TPP_PRIVACY_URL"},
+	} {
+		if s.v == "" {
+			errs = append(errs, fmt.Errorf("setting %s (%s) is required for --bank %s: the consent pages tell people who runs this service", s.flag, s.env, c.BankEnv))
+		}
+	}
+	return errs
 }
 
 // webhookDenyPrivate tells whether webhooks to private, loopback and
@@ -230,7 +262,12 @@ func (c *config) print(w io.Writer) {
 		case s.boolean != nil:
 			v = strconv.FormatBool(*s.boolean)
 		}
-		fmt.Fprintf(w, "  %-16s %s\n", s.flag, maskSetting(s, v))
+		shown := maskSetting(s, v)
+		if s.flag == "master-key" && v == "" && c.BankEnv == "emulated" {
+			// Never an empty line while a key seals the secrets.
+			shown = "(not set: a development key, kept in " + filepath.Join(filepath.Dir(c.DBPath), "master.key") + ")"
+		}
+		fmt.Fprintf(w, "  %-16s %s\n", s.flag, shown)
 	}
 }
 

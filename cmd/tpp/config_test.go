@@ -157,7 +157,7 @@ func TestWebhookTargets(t *testing.T) {
 		{"production", "any", false},
 		{"emulated", "public", true},
 	} {
-		c, err := parseTestConfig(t, nil, "--bank", tt.bank, "--webhook-targets", tt.targets)
+		c, err := parseTestConfig(t, brandingEnv, "--bank", tt.bank, "--webhook-targets", tt.targets)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,6 +167,31 @@ func TestWebhookTargets(t *testing.T) {
 	}
 	if _, err := parseTestConfig(t, nil, "--webhook-targets", "internal"); err == nil || !strings.Contains(err.Error(), "--webhook-targets") {
 		t.Errorf("bad value accepted: %v", err)
+	}
+}
+
+// brandingEnv is the branding sandbox and production require.
+var brandingEnv = map[string]string{"TPP_NAME": "Acme Connect", "TPP_LEGAL_ENTITY": "Acme B.V.", "TPP_LICENCE": "DNB licence R1", "TPP_PRIVACY_URL": "https://acme.example/privacy"}
+
+// TestBrandingRequiredForRealBanks: sandbox and production need to say who
+// runs the TPP; the emulated bank does not.
+func TestBrandingRequiredForRealBanks(t *testing.T) {
+	for _, bank := range []string{"sandbox", "production"} {
+		_, err := parseTestConfig(t, nil, "--bank", bank)
+		for _, want := range []string{"--tpp-name ($TPP_NAME)", "--tpp-legal-entity", "--tpp-licence", "--tpp-privacy-url"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("--bank %s without branding: err = %v, want it to name %s", bank, err, want)
+			}
+		}
+		if _, err := parseTestConfig(t, brandingEnv, "--bank", bank); err != nil {
+			t.Errorf("--bank %s with branding: %v", bank, err)
+		}
+	}
+	if _, err := parseTestConfig(t, nil); err != nil {
+		t.Errorf("emulated without branding: %v", err)
+	}
+	if _, err := parseTestConfig(t, nil, "--tpp-privacy-url", "privacy.html"); err == nil || !strings.Contains(err.Error(), "--tpp-privacy-url") {
+		t.Errorf("a relative privacy URL: %v", err)
 	}
 }
 
@@ -188,5 +213,17 @@ func TestVersionFlag(t *testing.T) {
 	}
 	if got := out.String(); !strings.HasPrefix(got, "tpp ") || !strings.Contains(got, "go1.") {
 		t.Errorf("tpp --version printed %q", got)
+	}
+}
+
+func TestConfigPrintNamesTheDevelopmentKey(t *testing.T) {
+	c, err := parseTestConfig(t, nil, "--db", "demo-data/tpp.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	c.print(&b)
+	if !strings.Contains(b.String(), "master-key       (not set: a development key, kept in demo-data/master.key)") {
+		t.Errorf("start-up shows the master key as:\n%s", b.String())
 	}
 }

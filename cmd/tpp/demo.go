@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -50,7 +52,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	quietDemoLogs(fs, cfg, os.Getenv)
+	demoBranding(cfg)
 
+	// Every address first: a port in use must not leave a reset or a
+	// half-written data directory behind.
+	if err := checkListenAddrs(cfg); err != nil {
+		return err
+	}
 	dataDir := filepath.Dir(cfg.DBPath)
 	if *reset {
 		if err := resetDemoData(cfg.DBPath, stdout); err != nil {
@@ -73,6 +81,53 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			d.printWelcome(stdout, publicURL)
 		},
 	})
+}
+
+// demoBranding fills in who runs the TPP with demo values where the
+// settings are empty: the consent pages show them.
+func demoBranding(cfg *config) {
+	for _, s := range []struct {
+		v    *string
+		demo string
+	}{
+		{&cfg.TPPName, "Open Banking Connect"},
+		{&cfg.TPPLegalEntity, "Demo TPP B.V. (a demo, not a company)"},
+		{&cfg.TPPLicence, "no licence: demo only"},
+		{&cfg.TPPPrivacyURL, "https://example.com/privacy"},
+	} {
+		if *s.v == "" {
+			*s.v = s.demo
+		}
+	}
+}
+
+// checkListenAddrs opens and closes every address the demo will listen on
+// (public, metrics, the emulated bank's three hosts), so a taken port is
+// reported, naming its setting, before anything is written.
+func checkListenAddrs(cfg *config) error {
+	type addr struct{ setting, value string }
+	addrs := []addr{{"--listen ($TPP_LISTEN)", cfg.Listen}}
+	if cfg.MetricsListen != "" {
+		addrs = append(addrs, addr{"--metrics-listen ($TPP_METRICS_LISTEN)", cfg.MetricsListen})
+	}
+	if cfg.BankEnv == "emulated" {
+		host, port, err := net.SplitHostPort(cfg.EmulatedAddr)
+		p, perr := strconv.Atoi(port)
+		if err != nil || perr != nil || p <= 0 || p > 65533 {
+			return fmt.Errorf("setting --emulated-addr ($TPP_EMULATED_ADDR) = %q must be host:port with a fixed port", cfg.EmulatedAddr)
+		}
+		for i, role := range []string{"API", "OAuth", "token"} {
+			addrs = append(addrs, addr{fmt.Sprintf("--emulated-addr ($TPP_EMULATED_ADDR; the emulated bank's %s host)", role), net.JoinHostPort(host, strconv.Itoa(p+i))})
+		}
+	}
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a.value)
+		if err != nil {
+			return fmt.Errorf("setting %s: cannot listen on %s: %w", a.setting, a.value, err)
+		}
+		ln.Close()
+	}
+	return nil
 }
 
 // quietDemoLogs keeps the terminal readable: unless the log settings were

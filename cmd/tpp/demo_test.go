@@ -177,6 +177,9 @@ func TestDemoKeepsItsClientAndResets(t *testing.T) {
 	if err := r1.stop(); err != nil {
 		t.Fatal(err)
 	}
+	if out := r1.out.String(); !strings.Contains(out, "tpp: shutting down") || !strings.HasSuffix(out, "tpp: stopped\n") {
+		t.Errorf("the demo did not say it shut down:\n%s", out)
+	}
 
 	r2 := startDemo(t, demoArgs(t, dir, listen)...)
 	if again := readDemoClient(t, dir); again != first {
@@ -311,6 +314,10 @@ func TestDemoInABrowser(t *testing.T) {
 	bank.Run("bunq app", chromedp.Click(`//a[contains(., "`+bankUser+`")]`),
 		chromedp.WaitVisible(`//button[starts-with(@aria-label, "Accept payment")]`))
 	bank.Screenshot("9-bunq-app")
+	if got := bank.Text(); !strings.Contains(got, "From") || !strings.Contains(got, "NL") {
+		t.Errorf("the bunq app does not show the draft's source account:\n%s", got)
+	}
+	bank.CheckLayout("bunq-app")
 	bank.Run("accept", chromedp.Click(`//button[starts-with(@aria-label, "Accept payment")]`),
 		chromedp.WaitVisible(`//p[@role="status" and contains(., "Payment accepted")]`))
 	bank.Screenshot("10-bunq-app-accepted")
@@ -575,4 +582,39 @@ func demoTail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestDemoChecksEveryAddressFirst: a taken port (here the metrics one)
+// stops the demo before it writes or deletes anything, naming the setting.
+func TestDemoChecksEveryAddressFirst(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := filepath.Join(t.TempDir(), "data")
+	args := append(demoArgs(t, dir, "127.0.0.1:0"), "--metrics-listen", taken.Addr().String())
+	var out, errs strings.Builder
+	err = run(context.Background(), append([]string{"demo"}, args...), &out, &errs)
+	if err == nil || !strings.Contains(err.Error(), "--metrics-listen") {
+		t.Fatalf("demo with a taken metrics port: %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the demo wrote %s before failing: %v", dir, err)
+	}
+	// --reset deletes nothing either.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	keep := filepath.Join(dir, "tpp.db")
+	if err := os.WriteFile(keep, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), append([]string{"demo", "--reset"}, args...), &out, &errs); err == nil {
+		t.Fatal("demo --reset with a taken port started")
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("--reset deleted data before the port check failed: %v", err)
+	}
 }

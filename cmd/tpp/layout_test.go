@@ -32,6 +32,8 @@ func TestPagesFitAPhone(t *testing.T) {
 	b.Run("approve", chromedp.Click(`//button[@value="approve"]`), chromedp.WaitVisible("#accounts"))
 	b.CheckLayout("demo-dashboard")
 
+	b.Run("docs", chromedp.Navigate(d.publicURL+"/docs#createConsent"), chromedp.WaitVisible("#createConsent"))
+	b.CheckLayout("docs")
 	b.Run("demo not found", chromedp.Navigate(d.appURL+"no-such-page"), chromedp.WaitVisible(`//a[@href="/demo/"]`))
 	b.CheckLayout("demo-not-found")
 	b.Run("consent not found", chromedp.Navigate(d.publicURL+"/connect/cns_no_such_consent"), chromedp.WaitVisible("h1"))

@@ -81,6 +81,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		u := users[0]
 		fmt.Fprintf(stdout, "Sandbox user: %s <%s>\n  API key: %s\n", u.DisplayName, u.Email, u.APIKey)
 	}
+	printSandboxNextSteps(stdout, srv.APIURL, srv.OAuthURL, srv.TokenURL)
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -89,4 +90,14 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintln(stdout, "bunq sandbox emulator stopped")
 	return nil
+}
+
+// printSandboxNextSteps shows how to point the TPP at this emulator: a test
+// certificate, registration, then the server.
+func printSandboxNextSteps(w io.Writer, apiURL, oauthURL, tokenURL string) {
+	fmt.Fprintln(w, "Point the TPP at it (in another terminal):")
+	fmt.Fprintln(w, "  tpp certs generate --out certs-out")
+	fmt.Fprintln(w, `  export TPP_MASTER_KEY="k1:$(openssl rand -hex 32)" TPP_PUBLIC_URL=http://127.0.0.1:8080`)
+	fmt.Fprintf(w, "  tpp register --env %s --cert certs-out/cert.pem --key certs-out/key.pem --chain certs-out/chain.pem\n", apiURL)
+	fmt.Fprintf(w, "  tpp serve --bank %s --bank-oauth-url %s/auth --bank-token-url %s/v1/token\n", apiURL, oauthURL, tokenURL)
 }

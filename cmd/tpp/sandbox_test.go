@@ -85,3 +85,30 @@ func TestSandboxCommandFlags(t *testing.T) {
 		t.Fatal("bad address accepted")
 	}
 }
+
+// TestSandboxNextStepsAreValidCommands: the serve line 'tpp sandbox'
+// prints parses as serve's own flags and points at the emulator.
+func TestSandboxNextStepsAreValidCommands(t *testing.T) {
+	var b strings.Builder
+	printSandboxNextSteps(&b, "http://127.0.0.1:5000", "http://127.0.0.1:5001", "http://127.0.0.1:5002")
+	var serveLine, registerLine string
+	for _, l := range strings.Split(b.String(), "\n") {
+		l = strings.TrimSpace(l)
+		if rest, ok := strings.CutPrefix(l, "tpp serve "); ok {
+			serveLine = rest
+		}
+		if strings.HasPrefix(l, "tpp register --env http://127.0.0.1:5000 ") {
+			registerLine = l
+		}
+	}
+	if serveLine == "" || registerLine == "" {
+		t.Fatalf("no serve or register line:\n%s", b.String())
+	}
+	c, err := parseTestConfig(t, nil, strings.Fields(serveLine)...)
+	if err != nil {
+		t.Fatalf("the printed serve line does not parse: %v", err)
+	}
+	if c.BankEnv != "http://127.0.0.1:5000" || c.BankOAuthURL != "http://127.0.0.1:5001/auth" || c.BankTokenURL != "http://127.0.0.1:5002/v1/token" {
+		t.Errorf("serve line points at %s, %s, %s", c.BankEnv, c.BankOAuthURL, c.BankTokenURL)
+	}
+}

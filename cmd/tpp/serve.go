@@ -184,6 +184,7 @@ func serve(ctx context.Context, cfg *config, env serveEnv) error {
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
+	fmt.Fprintf(env.stdout, "tpp: shutting down: finishing requests in flight (up to %s)\n", cfg.ShutdownGrace)
 	log.Info("shutting down", "grace", cfg.ShutdownGrace.String())
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
 	defer cancel()
@@ -197,6 +198,7 @@ func serve(ctx context.Context, cfg *config, env serveEnv) error {
 		return fmt.Errorf("graceful shutdown: %w", err)
 	}
 	log.Info("stopped")
+	fmt.Fprintln(env.stdout, "tpp: stopped")
 	return nil
 }
 
@@ -531,7 +533,7 @@ func (a *app) services(ctx context.Context) error {
 	}
 	a.oauth = svc
 
-	pages, err := web.New("")
+	pages, err := web.NewBranded(web.Branding{Name: cfg.TPPName, LegalEntity: cfg.TPPLegalEntity, Licence: cfg.TPPLicence, PrivacyURL: cfg.TPPPrivacyURL})
 	if err != nil {
 		return err
 	}

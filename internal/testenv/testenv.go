@@ -71,7 +71,7 @@ func BunqSpecFile(t testing.TB, name string) string {
 	path := filepath.Join(dir, filepath.FromSlash(name))
 	if _, err := os.Stat(path); err != nil {
 		abs, _ := filepath.Abs(path)
-		Missing(t, "bunq's %s not found at %s: put bunq's OpenAPI document (openapi.json) and Postman collection (postman/) in a directory and set %s to it (default ../shared/bunq beside the repository)", name, abs, BunqSpecEnv)
+		Missing(t, "bunq's %s not found at %s; set %s to the folder with bunq's openapi.json and postman/ (default ../shared/bunq beside the repository)", name, abs, BunqSpecEnv)
 	}
 	return path
 }

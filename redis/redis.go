@@ -31,7 +31,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	goredis "github.com/redis/go-redis/v9"
 )
 
@@ -224,23 +223,6 @@ func validAddrs(field string, addrs []string) error {
 		}
 	}
 	return nil
-}
-
-// Embedded starts an in-process Redis (miniredis) for demo and development
-// only: it is not shared between processes and forgets everything on exit.
-// The returned func closes the client and stops the server.
-func Embedded(ctx context.Context) (goredis.UniversalClient, func(), error) {
-	mr, err := miniredis.Run()
-	if err != nil {
-		return nil, nil, fmt.Errorf("redis: start embedded redis: %w", err)
-	}
-	rdb := goredis.NewClient(&goredis.Options{Addr: mr.Addr()})
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		_ = rdb.Close()
-		mr.Close()
-		return nil, nil, fmt.Errorf("redis: ping embedded redis: %w", err)
-	}
-	return rdb, func() { _ = rdb.Close(); mr.Close() }, nil
 }
 
 // Health reports whether Redis answers, for /readyz.

@@ -289,3 +289,31 @@ func TestAccessWindowPeekRemembers(t *testing.T) {
 		}
 	})
 }
+
+// Reset forgets a revoked consent's window in Redis and in memory.
+func TestAccessWindowReset(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, srv testServer) {
+		ctx := context.Background()
+		rdb := srv.Client(t)
+		aw, err := NewAccessWindow(rdb, Keys{}, 4, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := aw.Allow(ctx, "c1"); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := aw.Peek(ctx, "c1"); err != nil || d.Remaining != 3 {
+			t.Fatalf("Peek = %+v, %v", d, err)
+		}
+		if err := aw.Reset(ctx, "c1"); err != nil {
+			t.Fatal(err)
+		}
+		if rdb.Exists(ctx, "tpp:access:c1").Val() != 0 {
+			t.Fatal("the window survived Reset")
+		}
+		if d, err := aw.Peek(ctx, "c1"); err != nil || d.Remaining != 4 {
+			t.Fatalf("Peek after Reset = %+v, %v (remembered the old window?)", d, err)
+		}
+	})
+}

@@ -393,3 +393,72 @@ func TestCacheFreshStoresOnlyWhenRead(t *testing.T) {
 		}
 	})
 }
+
+// PurgeGroup deletes every value of one group (a revoked consent's cached
+// account answers), fresh and coalesced alike, and leaves other groups.
+func TestCachePurgeGroup(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, srv testServer) {
+		ctx := context.Background()
+		rdb := srv.Client(t)
+		var cacheErrs []error
+		c := NewCache(rdb, Keys{}, CacheOptions{GroupFields: 2, OnError: func(_ string, err error) { cacheErrs = append(cacheErrs, err) }})
+		l := &loader{}
+		for _, k := range []string{"aisp:c1:accounts", "aisp:c1:account:a", "aisp:c1:tx:a:cursor", "aisp:c2:accounts"} {
+			if _, _, err := c.GetOrLoad(ctx, k, time.Minute, false, l.load); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.GetOrLoad(ctx, "aisp:c1:accounts", time.Minute, true, l.load) // a fresh store, same key
+		if len(cacheErrs) > 0 {
+			t.Fatal(cacheErrs)
+		}
+		if ttl := rdb.TTL(ctx, "tpp:cacheidx:aisp:c1").Val(); ttl <= 0 || ttl > time.Minute+3*time.Second {
+			t.Fatalf("index TTL = %s, want just over the values' minute", ttl)
+		}
+
+		if err := c.PurgeGroup(ctx, "aisp:c1"); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"tpp:cache:aisp:c1:accounts", "tpp:cache:aisp:c1:account:a", "tpp:cache:aisp:c1:tx:a:cursor", "tpp:cacheidx:aisp:c1"} {
+			if rdb.Exists(ctx, k).Val() != 0 {
+				t.Errorf("%s survived PurgeGroup", k)
+			}
+		}
+		if rdb.Exists(ctx, "tpp:cache:aisp:c2:accounts").Val() != 1 {
+			t.Error("PurgeGroup of c1 deleted c2's value")
+		}
+		// Purging an empty group is fine; ungrouped keys are not indexed.
+		if err := c.PurgeGroup(ctx, "aisp:none"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.GetOrLoad(ctx, "plain", time.Minute, false, l.load); err != nil {
+			t.Fatal(err)
+		}
+		if n := rdb.Exists(ctx, "tpp:cacheidx:plain").Val(); n != 0 {
+			t.Error("a key without a group was indexed")
+		}
+	})
+}
+
+// The index trims entries whose values have expired, so a busy consent's
+// index does not grow with every transaction page ever read.
+func TestCacheGroupIndexTrims(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, srv testServer) {
+		ctx := context.Background()
+		rdb := srv.Client(t)
+		c := NewCache(rdb, Keys{}, CacheOptions{GroupFields: 2})
+		l := &loader{}
+		if _, _, err := c.GetOrLoad(ctx, "aisp:c1:old", time.Millisecond, false, l.load); err != nil {
+			t.Fatal(err)
+		}
+		// The old entry's index score is its expiry plus 2 s of slack.
+		eventually(t, 10*time.Second, "the old value's index entry ages out", func() bool {
+			if _, _, err := c.GetOrLoad(ctx, "aisp:c1:new", time.Minute, true, l.load); err != nil {
+				t.Fatal(err)
+			}
+			return rdb.ZScore(ctx, "tpp:cacheidx:aisp:c1", "tpp:cache:aisp:c1:old").Err() != nil
+		})
+	})
+}

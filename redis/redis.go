@@ -14,6 +14,7 @@
 //	<prefix>rate:<key>                     sorted set of admissions (RateBudget)
 //	<prefix>access:<consent id>            sorted set of unattended reads (AccessWindow)
 //	<prefix>cache:<key>                    cached value, sealed if a Sealer is set (Cache)
+//	<prefix>cacheidx:<group>               sorted set of a group's cache keys (Cache.PurgeGroup)
 //
 // Every command and script touches one key, so all of it works on Redis
 // Cluster as well as on a single server or behind Sentinel.

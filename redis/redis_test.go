@@ -257,8 +257,20 @@ func TestStoresOnCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	grouped := NewCache(rdb, keys, CacheOptions{GroupFields: 2, OnError: func(_ string, err error) { cacheErrs = append(cacheErrs, err) }})
+	for _, k := range []string{"aisp:1:accounts", "aisp:1:account:x", "aisp:1:tx:y"} {
+		if _, _, err := grouped.GetOrLoad(ctx, k, time.Minute, false, func(context.Context) ([]byte, error) { return []byte("v"), nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if len(cacheErrs) > 0 {
 		t.Fatalf("cache errors on cluster: %v", cacheErrs)
+	}
+	if err := grouped.PurgeGroup(ctx, "aisp:1"); err != nil {
+		t.Fatalf("PurgeGroup on cluster: %v", err)
+	}
+	if err := aw.Reset(ctx, "1"); err != nil {
+		t.Fatalf("access window Reset on cluster: %v", err)
 	}
 	if err := (Health{Client: rdb}).Ping(ctx); err != nil {
 		t.Fatal(err)

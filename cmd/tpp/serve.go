@@ -87,6 +87,8 @@ type app struct {
 	tppCtx  *psd2.Context
 	keys    *bankctx.KeyPool
 	ctxs    *bankctx.Provider
+	cache   *redis.Cache        // AISP answers, grouped per consent
+	access  *redis.AccessWindow // PSD2 unattended reads per consent
 	oauth   *oauth.Service
 	hooks   *webhook.Dispatcher
 	engine  *gin.Engine
@@ -378,6 +380,11 @@ func (a *app) bankClient(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The provider purges these with a consent's context (aisp uses them).
+	a.cache = redis.NewCache(a.rdb, keys, redis.CacheOptions{Sealer: a.keyring, GroupFields: 2})
+	if a.access, err = redis.NewAccessWindow(a.rdb, keys, 4, 24*time.Hour); err != nil {
+		return err
+	}
 	provider, err = bankctx.New(bankctx.Config{
 		Bank:         client,
 		Store:        store,
@@ -389,6 +396,7 @@ func (a *app) bankClient(ctx context.Context) error {
 		OnRebuild:    a.metrics.OnContextRebuild(),
 		Recheck:      bankctx.DefaultRecheck,
 		Clock:        a.clock,
+		Residue:      consentResidue{cache: a.cache, access: a.access},
 	})
 	if err != nil {
 		return err
@@ -409,6 +417,21 @@ func (a *app) rateBudget(keys redis.Keys) psd2.Budget {
 	b := redis.NewRateBudget(a.rdb, keys)
 	b.OnWait = a.metrics.ObserveBudgetWait
 	return b
+}
+
+// consentResidue deletes a consent's cached answers and access window
+// (bankctx.Residue).
+type consentResidue struct {
+	cache  *redis.Cache
+	access *redis.AccessWindow
+}
+
+func (r consentResidue) PurgeCached(ctx context.Context, consentID string) error {
+	return r.cache.PurgeGroup(ctx, aisp.CacheGroup(consentID))
+}
+
+func (r consentResidue) PurgeAccess(ctx context.Context, consentID string) error {
+	return r.access.Reset(ctx, consentID)
 }
 
 // unlimited admits every call at once.
@@ -515,15 +538,11 @@ func (a *app) services(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	access, err := redis.NewAccessWindow(a.rdb, keys, 4, 24*time.Hour)
-	if err != nil {
-		return err
-	}
 	accounts, err := aisp.New(aisp.Config{
 		Gate:      gate,
 		Bank:      a.psd2,
-		Cache:     redis.NewCache(a.rdb, keys, redis.CacheOptions{Sealer: a.keyring}),
-		Access:    access,
+		Cache:     a.cache,
+		Access:    a.access,
 		CursorKey: a.keyring.DeriveKey("aisp-cursor"),
 		CacheTTL:  cfg.CacheTTL,
 		Logger:    a.log,

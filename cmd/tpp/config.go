@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/seal"
 )
 
@@ -39,6 +40,10 @@ type config struct {
 	PermittedIPs  string
 	PollInterval  time.Duration
 	ShutdownGrace time.Duration
+	// ClientRate is "<n>/<s|m|h>" or "off"; ClientBurst an integer (empty:
+	// twice the rate). Parsed by clientLimit.
+	ClientRate  string
+	ClientBurst string
 }
 
 // setting describes one configuration value.
@@ -74,6 +79,8 @@ func (c *config) settings() []setting {
 		{flag: "permitted-ips", env: "TPP_PERMITTED_IPS", def: "", usage: "comma-separated IPs the bunq device registration is bound to (empty: the caller's IP)", str: &c.PermittedIPs},
 		{flag: "poll-interval", env: "TPP_POLL_INTERVAL", def: "30s", usage: "how often pending payments are re-checked at the bank (covers lost callbacks)", dur: &c.PollInterval},
 		{flag: "shutdown-grace", env: "TPP_SHUTDOWN_GRACE", def: "20s", usage: "how long in-flight requests may take to finish at shutdown", dur: &c.ShutdownGrace},
+		{flag: "client-rate-limit", env: "TPP_CLIENT_RATE_LIMIT", def: "50/s", usage: "requests per fintech client to the /v1 API, shared by all replicas in Redis, as <n>/s, <n>/m or <n>/h; off disables it", str: &c.ClientRate},
+		{flag: "client-rate-burst", env: "TPP_CLIENT_RATE_BURST", def: "", usage: "requests a client may send at once under --client-rate-limit (empty: twice the rate's n)", str: &c.ClientBurst},
 	}
 }
 
@@ -158,6 +165,12 @@ func (c *config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("setting --bank-rate-budget ($TPP_BANK_RATE_BUDGET) = %q: use shared, local or off", c.RateBudget))
 	}
+	if _, _, err := c.clientLimit(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, _, err := c.clientLimit(); err != nil {
+		errs = append(errs, err)
+	}
 	switch c.WebhookHosts {
 	case "auto", "public", "any":
 	default:
@@ -174,6 +187,29 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("setting --log-format ($TPP_LOG_FORMAT) = %q: use json or text", c.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// clientLimit parses --client-rate-limit and --client-rate-burst; on is
+// false when the limit is off.
+func (c *config) clientLimit() (l redis.ClientLimit, on bool, err error) {
+	if c.ClientRate == "off" {
+		return l, false, nil
+	}
+	n, unit, ok := strings.Cut(c.ClientRate, "/")
+	periods := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}
+	rate, rerr := strconv.Atoi(n)
+	if !ok || rerr != nil || rate < 1 || periods[unit] == 0 {
+		return l, false, fmt.Errorf("setting --client-rate-limit ($TPP_CLIENT_RATE_LIMIT) = %q: use <n>/s, <n>/m or <n>/h with n >= 1 (e.g. 50/s), or off", c.ClientRate)
+	}
+	l = redis.ClientLimit{Rate: rate, Period: periods[unit], Burst: 2 * rate}
+	if c.ClientBurst != "" {
+		b, err := strconv.Atoi(c.ClientBurst)
+		if err != nil || b < 1 {
+			return l, false, fmt.Errorf("setting --client-rate-burst ($TPP_CLIENT_RATE_BURST) = %q: use a whole number >= 1, or leave it empty", c.ClientBurst)
+		}
+		l.Burst = b
+	}
+	return l, true, nil
 }
 
 // webhookDenyPrivate tells whether webhooks to private, loopback and

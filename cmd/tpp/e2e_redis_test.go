@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"testing"
 )
 
@@ -54,4 +55,51 @@ func TestE2ERevocationPurgesRedis(t *testing.T) {
 	if len(cached(other)) == 0 || !window(other) {
 		t.Errorf("another consent lost its cache (%v) or window (%v)", cached(other), window(other))
 	}
+}
+
+// One fintech over its API rate limit gets 429 rate_limited with
+// Retry-After and the RateLimit headers; another client is not affected.
+// With Redis down the limit cannot be checked: 503 service_unavailable
+// with Retry-After, never unlimited service.
+func TestE2EClientRateLimit(t *testing.T) {
+	t.Parallel()
+	// One request per hour with bursts of 3: nothing refills meanwhile.
+	h := newHarness(t, harnessOptions{serveFlags: []string{"--client-rate-limit", "1/h", "--client-rate-burst", "3"}})
+	h.serve(t)
+	otherKey, _ := h.createClient("Other Fintech", h.ReturnURL)
+
+	for i := 1; i <= 3; i++ {
+		r := h.apiAs(h.APIKey, http.MethodGet, "/v1/consents", nil, nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("request %d within the burst: %d %v", i, r.Status, r.Body)
+		}
+		if got, want := r.Header.Get("RateLimit-Remaining"), strconv.Itoa(3-i); got != want {
+			t.Errorf("request %d: RateLimit-Remaining %q, want %s", i, got, want)
+		}
+	}
+	r := h.apiAs(h.APIKey, http.MethodGet, "/v1/consents", nil, nil)
+	if r.Status != http.StatusTooManyRequests || r.Body.str("code") != "rate_limited" {
+		t.Fatalf("4th request: %d %v, want 429 rate_limited", r.Status, r.Body)
+	}
+	if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 3600 {
+		t.Errorf("Retry-After = %q", r.Header.Get("Retry-After"))
+	}
+	for name, want := range map[string]string{"RateLimit-Policy": "1;w=3600;burst=3", "RateLimit-Limit": "3", "RateLimit-Remaining": "0"} {
+		if got := r.Header.Get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	if r.Header.Get("RateLimit-Reset") == "" {
+		t.Error("no RateLimit-Reset")
+	}
+	if r := h.apiAs(otherKey, http.MethodGet, "/v1/consents", nil, nil); r.Status != http.StatusOK {
+		t.Fatalf("another client was limited too: %d %v", r.Status, r.Body)
+	}
+
+	h.Redis.Stop(t)
+	r = h.apiAs(otherKey, http.MethodGet, "/v1/consents", nil, nil)
+	if r.Status != http.StatusServiceUnavailable || r.Body.str("code") != "service_unavailable" || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("with Redis down: %d %v (Retry-After %q), want 503 service_unavailable", r.Status, r.Body, r.Header.Get("Retry-After"))
+	}
+	h.Redis.Restart(t)
 }

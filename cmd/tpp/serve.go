@@ -519,7 +519,10 @@ func (a *app) services(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	auth := api.Authenticate(clients)
+	auth, err := a.authenticate(clients)
+	if err != nil {
+		return err
+	}
 	a.engine = api.NewEngine(api.Options{Logger: a.log, Observe: a.metrics.APIObserver()})
 	a.health().Register(a.engine)
 	if err := a.metrics.WatchConsents(metrics.SQLConsents{DB: a.db.DB}, 0); err != nil {
@@ -596,6 +599,26 @@ func (a *app) services(ctx context.Context) error {
 	}
 	ph.Register(a.engine)
 	return nil
+}
+
+// authenticate is the API-key check of the fintech API, followed by the
+// per-client rate limit unless --client-rate-limit is off.
+func (a *app) authenticate(clients api.Authenticator) (gin.HandlerFunc, error) {
+	l, on, err := a.cfg.clientLimit()
+	if err != nil || !on {
+		return api.Authenticate(clients), err
+	}
+	rl, err := redis.NewClientRateLimiter(a.rdb, a.rkeys, l)
+	if err != nil {
+		return nil, err
+	}
+	allow := func(ctx context.Context, clientID string) (api.RateDecision, error) {
+		d, err := rl.Allow(ctx, clientID)
+		return api.RateDecision(d), err
+	}
+	// IETF draft RateLimit-Policy: quota;w=window seconds (;burst is ours).
+	policy := fmt.Sprintf("%d;w=%d;burst=%d", l.Rate, int(l.Period/time.Second), l.Burst)
+	return api.AuthenticateLimited(clients, allow, policy), nil
 }
 
 // routes is a role's handler: it adds its routes to the /v1 group.

@@ -94,12 +94,15 @@ type Config struct {
 	// ClusterAddrs are seed addresses of a Redis Cluster.
 	ClusterAddrs []string
 
-	// Username, Password, DB and TLS apply to Sentinel and Cluster modes; a
-	// URL carries its own. DB must be 0 for Cluster.
+	// Username, Password and DB apply to Sentinel and Cluster modes; a URL
+	// carries its own. DB must be 0 for Cluster.
 	Username string
 	Password string
 	DB       int
-	TLS      *tls.Config
+	// TLS turns TLS on for Sentinel and Cluster modes. With a URL it
+	// needs rediss:// and replaces the URL's default TLS settings (to
+	// trust a private CA, say), keeping the host as the server name.
+	TLS *tls.Config
 
 	// PingTimeout bounds the connectivity check in NewClient (default 5 s).
 	PingTimeout time.Duration
@@ -143,12 +146,18 @@ func NewClient(ctx context.Context, cfg Config) (goredis.UniversalClient, error)
 				return nil, fmt.Errorf("redis: Config.URL %s: %w", where, err)
 			}
 			where = fmt.Sprintf("sentinel master %q via %s", opts.MasterName, strings.Join(opts.SentinelAddrs, ","))
+			if opts.TLSConfig, err = urlTLS(opts.TLSConfig, cfg.TLS, where); err != nil {
+				return nil, err
+			}
 			rdb = goredis.NewFailoverClient(opts)
 			break
 		}
 		opts, err := goredis.ParseURL(cfg.URL)
 		if err != nil {
 			return nil, fmt.Errorf("redis: Config.URL %s: %w", where, err)
+		}
+		if opts.TLSConfig, err = urlTLS(opts.TLSConfig, cfg.TLS, where); err != nil {
+			return nil, err
 		}
 		rdb = goredis.NewClient(opts)
 	case cfg.SentinelMaster != "" || len(cfg.SentinelAddrs) > 0:
@@ -202,6 +211,25 @@ func NewClient(ctx context.Context, cfg Config) (goredis.UniversalClient, error)
 		return nil, fmt.Errorf("redis: cannot reach Redis at %s: %w", where, err)
 	}
 	return rdb, nil
+}
+
+// urlTLS applies Config.TLS to the TLS settings parsed from a URL (nil for
+// redis://).
+func urlTLS(parsed, custom *tls.Config, where string) (*tls.Config, error) {
+	if custom == nil {
+		return parsed, nil
+	}
+	if parsed == nil {
+		return nil, fmt.Errorf("redis: Config.URL %s: TLS settings (a CA) need a rediss:// URL", where)
+	}
+	c := custom.Clone()
+	if c.ServerName == "" {
+		c.ServerName = parsed.ServerName
+	}
+	if c.MinVersion == 0 {
+		c.MinVersion = parsed.MinVersion
+	}
+	return c, nil
 }
 
 // redactURL returns u without its password and query (which may carry

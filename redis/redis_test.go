@@ -276,3 +276,38 @@ func TestStoresOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A TLS Redis with a password: the client connects with rediss://, the
+// password and the test CA; without the CA, with the wrong password, or
+// over plain redis:// it is refused at NewClient.
+func TestNewClientTLSAndPassword(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := redistest.StartTLS(t, "s3cret-pw")
+	rdb, err := NewClient(ctx, Config{URL: srv.URL, TLS: srv.TLSConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	if err := NewRateBudget(rdb, Keys{}).Wait(ctx, "k", 1, time.Second); err != nil {
+		t.Fatalf("a store over TLS: %v", err)
+	}
+	plain := strings.Replace(srv.URL, "rediss://", "redis://", 1)
+	wrongPW := strings.Replace(srv.URL, "s3cret-pw", "guess", 1)
+	for name, cfg := range map[string]Config{
+		"without the CA":   {URL: srv.URL},
+		"wrong password":   {URL: wrongPW, TLS: srv.TLSConfig()},
+		"plain redis://":   {URL: plain, PingTimeout: time.Second},
+		"CA with redis://": {URL: plain, TLS: srv.TLSConfig()},
+	} {
+		c, err := NewClient(ctx, cfg)
+		if err == nil {
+			c.Close()
+			t.Errorf("%s: connected", name)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret-pw") || strings.Contains(err.Error(), "guess") {
+			t.Errorf("%s: the error shows the password: %v", name, err)
+		}
+	}
+}

@@ -30,6 +30,7 @@ type config struct {
 	RedisSentinel string // master@host:port,host:port
 	RedisCluster  string // host:port,host:port
 	RedisPassword string // for Sentinel and Cluster; a URL carries its own
+	RedisCA       string // PEM file of CAs to trust for Redis TLS
 	WebhookHosts  string // private | public | auto
 	RateBudget    string // shared | local | off
 	MasterKey     string
@@ -69,6 +70,7 @@ func (c *config) settings() []setting {
 		{flag: "redis-sentinel", env: "TPP_REDIS_SENTINEL", def: "", usage: "Redis Sentinel as master@host:port,host:port (instead of --redis-url)", str: &c.RedisSentinel},
 		{flag: "redis-cluster", env: "TPP_REDIS_CLUSTER", def: "", usage: "Redis Cluster node addresses host:port,host:port (instead of --redis-url)", str: &c.RedisCluster},
 		{flag: "redis-password", env: "TPP_REDIS_PASSWORD", def: "", usage: "Redis password for --redis-sentinel and --redis-cluster (a --redis-url carries its own)", secret: true, str: &c.RedisPassword},
+		{flag: "redis-ca", env: "TPP_REDIS_CA", def: "", usage: "PEM file of the CA certificates to trust for Redis over TLS (a rediss:// --redis-url); with --redis-sentinel or --redis-cluster it also turns TLS on; empty: the system's CAs", str: &c.RedisCA},
 		{flag: "webhook-targets", env: "TPP_WEBHOOK_TARGETS", def: "auto", usage: "which webhook destinations are allowed: public (refuse private, loopback and link-local addresses), any, or auto (public against sandbox and production, any otherwise)", str: &c.WebhookHosts},
 		{flag: "master-key", env: "TPP_MASTER_KEY", def: "", usage: "master keys sealing secrets at rest, \"id:hex\" items, current first (generate: openssl rand -hex 32)", secret: true, str: &c.MasterKey},
 		{flag: "log-level", env: "TPP_LOG_LEVEL", def: "info", usage: "debug, info, warn or error", str: &c.LogLevel},
@@ -155,6 +157,9 @@ func (c *config) validate() error {
 	}
 	if n > 1 {
 		errs = append(errs, errors.New("settings --redis-url, --redis-sentinel and --redis-cluster exclude each other: set one"))
+	}
+	if n == 0 && c.RedisCA != "" {
+		errs = append(errs, errors.New("setting --redis-ca ($TPP_REDIS_CA) needs a Redis to trust it for: set --redis-url (rediss://), --redis-sentinel or --redis-cluster"))
 	}
 	switch c.RateBudget {
 	case "shared", "local":

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -295,6 +297,13 @@ func (a *app) openRedis(ctx context.Context) error {
 		a.closers = append(a.closers, func() { stop() })
 		return nil
 	}
+	if cfg.RedisCA != "" {
+		t, err := redisTLS(cfg.RedisCA)
+		if err != nil {
+			return err
+		}
+		rc.TLS = t
+	}
 	rdb, err := redis.NewClient(ctx, rc)
 	if err != nil {
 		return err
@@ -302,6 +311,19 @@ func (a *app) openRedis(ctx context.Context) error {
 	a.rdb = rdb
 	a.closers = append(a.closers, func() { rdb.Close() })
 	return nil
+}
+
+// redisTLS trusts the CA certificates in the PEM file path.
+func redisTLS(path string) (*tls.Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("setting --redis-ca ($TPP_REDIS_CA): %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("setting --redis-ca ($TPP_REDIS_CA) = %q holds no PEM certificate", path)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // connectBank resolves the bank's URLs and loads the registration.

@@ -427,18 +427,33 @@ func (a *app) bankClient(ctx context.Context) error {
 	return nil
 }
 
-// rateBudget keeps bank calls under bunq's limits, as configured.
+// rateBudget keeps bank calls under bunq's limits, as configured, shared
+// between fintech clients in round robin where they use one key (the
+// TPP's own installation, context creation).
 func (a *app) rateBudget(keys redis.Keys) psd2.Budget {
+	var b psd2.Budget
 	switch a.cfg.RateBudget {
 	case "local":
-		return a.metrics.WrapBudget(psd2.NewMemoryBudget(a.clock))
+		b = a.metrics.WrapBudget(psd2.NewMemoryBudget(a.clock))
 	case "off":
 		a.log.Warn("bank rate budget is off: only for load tests against a bank without rate limits")
 		return unlimited{}
+	default:
+		rb := redis.NewRateBudget(a.rdb, keys)
+		rb.OnWait = a.metrics.ObserveBudgetWait
+		b = rb
 	}
-	b := redis.NewRateBudget(a.rdb, keys)
-	b.OnWait = a.metrics.ObserveBudgetWait
-	return b
+	return psd2.NewFairBudget(b, budgetShare)
+}
+
+// budgetShare is the fintech client a bank call is made for (the API
+// request's client; "" for work without one, such as the browser flow and
+// background jobs, which share one turn).
+func budgetShare(ctx context.Context) string {
+	if cl := api.ClientFromContext(ctx); cl != nil {
+		return cl.ID
+	}
+	return ""
 }
 
 // consentResidue deletes a consent's cached answers and access window

@@ -37,15 +37,28 @@ type fairLine struct {
 
 type fairTurn struct{ ready chan struct{} }
 
-// NewFairBudget returns next shared in round robin between the shares
-// shareOf names for a call's context ("" is one share too).
+// NewFairBudget returns next shared in round robin between the shares of
+// calls: the one set with WithBudgetShare, else what shareOf names for the
+// call's context ("" is one share too).
 func NewFairBudget(next Budget, shareOf func(context.Context) string) *FairBudget {
 	return &FairBudget{next: next, shareOf: shareOf, lines: map[string]*fairLine{}}
 }
 
+type budgetShareKey struct{}
+
+// WithBudgetShare names the share (a fintech client id) the bank calls
+// made with ctx count for, where shareOf cannot tell: work done for a
+// client outside its API request, such as the browser flow of its consent.
+func WithBudgetShare(ctx context.Context, share string) context.Context {
+	return context.WithValue(ctx, budgetShareKey{}, share)
+}
+
 // Wait implements Budget.
 func (b *FairBudget) Wait(ctx context.Context, key string, limit int, window time.Duration) error {
-	share := b.shareOf(ctx)
+	share, ok := ctx.Value(budgetShareKey{}).(string)
+	if !ok {
+		share = b.shareOf(ctx)
+	}
 	b.mu.Lock()
 	line := b.lines[key]
 	if line == nil {

@@ -204,3 +204,28 @@ func BenchmarkFairShare(b *testing.B) {
 		})
 	}
 }
+
+// WithBudgetShare wins over shareOf: the caller queues under its share.
+func TestFairBudgetExplicitShare(t *testing.T) {
+	t.Parallel()
+	g := &gatedBudget{gate: make(chan struct{})}
+	b := NewFairBudget(g, shareOf)
+	ctx := context.Background()
+	done := make(chan error, 2)
+	go func() { done <- b.Wait(withShare(ctx, "first"), "k", 1, time.Second) }()
+	waitFor(t, "the first call waits on the budget", func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.order) == 1 })
+	go func() { done <- b.Wait(WithBudgetShare(withShare(ctx, "from-request"), "cli_1"), "k", 1, time.Second) }()
+	waitFor(t, "the second call queues", func() bool { return b.queued("k") == 1 })
+	b.mu.Lock()
+	_, named := b.lines["k"].waiting["cli_1"]
+	b.mu.Unlock()
+	if !named {
+		t.Error("the call did not queue under the share its context names")
+	}
+	for range 2 {
+		g.gate <- struct{}{}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -106,4 +106,10 @@ const (
 	EBankRejected    = "bank_rejected"
 	EBankUnavailable = "bank_unavailable"
 	EBankRateLimited = "bank_rate_limited"
+	// EBankBusy: the TPP's shared bank budget is queued up beyond the
+	// request's deadline; answered at once with Retry-After.
+	EBankBusy = "bank_busy"
+
+	// EServiceUnavailable: a dependency of ours (Redis) is down; retry.
+	EServiceUnavailable = "service_unavailable"
 )

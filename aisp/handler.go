@@ -81,6 +81,9 @@ func setAccess(c *gin.Context, a Access) {
 	}
 	c.Header("RateLimit-Limit", strconv.Itoa(a.Limit))
 	c.Header("RateLimit-Remaining", strconv.Itoa(a.Remaining))
+	// The client's API rate limit set a reset time; it does not belong
+	// to the PSD2 window now in Limit and Remaining.
+	c.Writer.Header().Del("RateLimit-Reset")
 }
 
 func (h *Handler) listAccounts(c *gin.Context) {

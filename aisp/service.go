@@ -165,10 +165,15 @@ func (s *Service) open(ctx context.Context, r Request, check func(c *tpp.Consent
 	return c, acc, nil
 }
 
+// CacheGroup is the prefix of every cache key of a consent's answers
+// ("aisp:<consent>"): its first two ':'-separated fields, so a cache
+// grouping keys by two fields can purge them together at revocation.
+func CacheGroup(consentID string) string { return "aisp:" + consentID }
+
 // cached serves key from the cache or load. The load runs once for
 // identical concurrent reads, with the bank context of c.
 func (s *Service) cached(ctx context.Context, c *tpp.Consent, fresh bool, key string, load func(context.Context, *psd2.Context) (any, error)) ([]byte, error) {
-	b, _, err := s.cache.GetOrLoad(ctx, "aisp:"+c.ID+":"+key, s.ttl, fresh, func(ctx context.Context) ([]byte, error) {
+	b, _, err := s.cache.GetOrLoad(ctx, CacheGroup(c.ID)+":"+key, s.ttl, fresh, func(ctx context.Context) ([]byte, error) {
 		bc, err := s.gate.Context(ctx, c)
 		if err != nil {
 			return nil, err

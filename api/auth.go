@@ -32,10 +32,18 @@ const AuthCacheTTL = time.Second
 // AuthCacheTTL ago is accepted again without asking a, which otherwise
 // costs a database read per request.
 func Authenticate(a Authenticator) gin.HandlerFunc {
-	return authenticate(newAuthCache(a, AuthCacheTTL, time.Now))
+	return authenticate(newAuthCache(a, AuthCacheTTL, time.Now), nil)
 }
 
-func authenticate(a Authenticator) gin.HandlerFunc {
+// AuthenticateLimited is Authenticate followed by RateLimit(allow, policy)
+// in one handler, for routes that take a single authentication handler.
+func AuthenticateLimited(a Authenticator, allow RateLimiter, policy string) gin.HandlerFunc {
+	return authenticate(newAuthCache(a, AuthCacheTTL, time.Now), func(c *gin.Context) bool { return limit(c, allow, policy) })
+}
+
+// authenticate checks the API key; then, if set, admit decides whether the
+// request goes on (it writes the refusal itself).
+func authenticate(a Authenticator, admit func(*gin.Context) bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		h := c.GetHeader("Authorization")
 		scheme, key, ok := strings.Cut(h, " ")
@@ -56,6 +64,9 @@ func authenticate(a Authenticator) gin.HandlerFunc {
 		}
 		c.Set(ctxClient, client)
 		c.Request = c.Request.WithContext(WithClient(c.Request.Context(), client))
+		if admit != nil && !admit(c) {
+			return
+		}
 		c.Next()
 	}
 }

@@ -62,7 +62,7 @@ func TestAuthCacheRevocation(t *testing.T) {
 
 	e := gin.New()
 	var seen *tpp.FintechClient
-	e.GET("/x", authenticate(ac), func(c *gin.Context) {
+	e.GET("/x", authenticate(ac, nil), func(c *gin.Context) {
 		seen = ClientFromGin(c)
 		c.Status(http.StatusNoContent)
 	})

@@ -66,6 +66,8 @@ var statuses = map[string]int{
 	tpp.EAccessLimitExceed:      http.StatusTooManyRequests,
 	tpp.EBankRateLimited:        http.StatusTooManyRequests,
 	tpp.EBankUnavailable:        http.StatusBadGateway,
+	tpp.EBankBusy:               http.StatusServiceUnavailable,
+	tpp.EServiceUnavailable:     http.StatusServiceUnavailable,
 	tpp.EInternal:               http.StatusInternalServerError,
 }
 
@@ -100,7 +102,7 @@ func NewProblem(err error, requestID string) Problem {
 		Detail:    tpp.ErrorMessage(err),
 		RequestID: requestID,
 	}
-	if status >= 500 && code != tpp.EBankUnavailable {
+	if status >= 500 && code != tpp.EBankUnavailable && code != tpp.EBankBusy && code != tpp.EServiceUnavailable {
 		p.Detail = "An internal error occurred. Quote the request id when you contact support."
 	}
 	return p

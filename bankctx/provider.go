@@ -93,6 +93,18 @@ type Config struct {
 	Recheck time.Duration
 	// Clock times Recheck; tpp.SystemClock when nil.
 	Clock tpp.Clock
+	// Residue, if set, deletes what else Redis holds about a consent:
+	// Purge drops its cached bank answers, Close (revocation) also its
+	// access window.
+	Residue Residue
+}
+
+// Residue is what Redis keeps about a consent besides its context.
+type Residue interface {
+	// PurgeCached deletes the consent's cached bank answers.
+	PurgeCached(ctx context.Context, consentID string) error
+	// PurgeAccess deletes the consent's PSD2 access window.
+	PurgeAccess(ctx context.Context, consentID string) error
 }
 
 // DefaultRecheck saves the hot path a Redis round trip per request while
@@ -393,8 +405,9 @@ func (p *Provider) OnRenew(ctx context.Context, bc *psd2.Context) error {
 	return p.save(ctx, id, bc)
 }
 
-// Purge forgets a consent's context (revocation). It takes the rebuild
-// lock so a rebuild in flight cannot write the context back afterwards.
+// Purge forgets a consent's context (revocation, re-authorization due) and
+// its cached bank answers. It takes the rebuild lock so a rebuild in
+// flight cannot write the context back afterwards.
 func (p *Provider) Purge(ctx context.Context, consentID string) error {
 	lock, err := p.cfg.Locker.Acquire(ctx, lockName(consentID), p.cfg.LockTTL)
 	if err != nil {
@@ -402,12 +415,20 @@ func (p *Provider) Purge(ctx context.Context, consentID string) error {
 	}
 	defer func() { _ = lock.Release(context.WithoutCancel(ctx)) }()
 	p.forget(consentID)
-	return p.cfg.Store.Delete(ctx, consentID)
+	if err := p.cfg.Store.Delete(ctx, consentID); err != nil {
+		return err
+	}
+	if p.cfg.Residue != nil {
+		if err := p.cfg.Residue.PurgeCached(ctx, consentID); err != nil {
+			return fmt.Errorf("bankctx: purge cached answers of consent %s: %w", consentID, err)
+		}
+	}
+	return nil
 }
 
 // Close ends the consent's session at the bank (DELETE /session/0) when a
-// context is stored, then purges it. A bank error is returned after the
-// purge: locally the context is gone either way.
+// context is stored, then purges it and its access window. A bank error is
+// returned after the purge: locally the context is gone either way.
 func (p *Provider) Close(ctx context.Context, consentID string) error {
 	var bankErr error
 	bc, err := p.load(ctx, consentID)
@@ -432,6 +453,12 @@ func (p *Provider) Close(ctx context.Context, consentID string) error {
 	}
 	if err := p.Purge(ctx, consentID); err != nil {
 		return err
+	}
+	if p.cfg.Residue != nil {
+		// Nothing is left to count for a revoked consent.
+		if err := p.cfg.Residue.PurgeAccess(ctx, consentID); err != nil {
+			return fmt.Errorf("bankctx: purge access window of consent %s: %w", consentID, err)
+		}
 	}
 	return bankErr
 }

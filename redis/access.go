@@ -133,6 +133,23 @@ func (a *AccessWindow) Allow(ctx context.Context, consentID string) (Decision, e
 	}, nil
 }
 
+// Reset deletes consentID's window (the consent was revoked: nothing is
+// left to count) and this process's memory of it.
+func (a *AccessWindow) Reset(ctx context.Context, consentID string) error {
+	if consentID == "" {
+		return errors.New("redis: access window: empty consent id")
+	}
+	err := a.rdb.Del(ctx, a.keys.Key("access", consentID)).Err()
+	a.allows.Add(1) // a Peek in flight must not remember the old log
+	a.mu.Lock()
+	delete(a.peeks, consentID)
+	a.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("redis: access window for consent %s: reset: %w", consentID, err)
+	}
+	return nil
+}
+
 // Peek tells how many unattended reads the window still allows, without
 // using one: attended reads report it in their RateLimit headers. It may
 // answer from memory (see PeekMaxAge). It reads the log and Redis's clock

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +33,12 @@ type CacheOptions struct {
 	// OnError, if set, hears about Redis errors the cache absorbed: the
 	// cache only saves work, so a Redis failure degrades it to loading.
 	OnError func(op string, err error)
+	// GroupFields, when above 0, groups keys by their first GroupFields
+	// ':'-separated fields ("aisp:<consent>" for 2), so PurgeGroup can
+	// delete a group's values (a revoked consent's account data). Each
+	// group keeps an index of its live keys; a value whose index entry
+	// cannot be written is not stored.
+	GroupFields int
 }
 
 // Cache is a read-through cache in Redis under "<prefix>cache:<key>" that
@@ -242,10 +250,77 @@ func (c *Cache) loadAndStore(ctx context.Context, key, rkey string, ttl time.Dur
 			return cacheResult{v, false}, nil
 		}
 	}
+	if group := c.groupOf(key); group != "" {
+		// Index first: a value in Redis is always one PurgeGroup finds.
+		if err := c.index(ctx, group, rkey, ttl); err != nil {
+			c.report("index", err)
+			return cacheResult{v, false}, nil
+		}
+	}
 	if err := c.rdb.Set(ctx, rkey, stored, ttl).Err(); err != nil {
 		c.report("set", err)
 	}
 	return cacheResult{v, false}, nil
+}
+
+// groupOf returns the group of key ("" when keys are not grouped or key has
+// fewer fields).
+func (c *Cache) groupOf(key string) string {
+	n := c.opts.GroupFields
+	if n <= 0 {
+		return ""
+	}
+	parts := strings.SplitN(key, ":", n+1)
+	if len(parts) <= n {
+		return ""
+	}
+	return strings.Join(parts[:n], ":")
+}
+
+// index records rkey in its group's index, a sorted set under
+// "<prefix>cacheidx:<group>" scored by the value's expiry (Unix ms). Stale
+// members are trimmed as it goes and the index lives as long as its
+// longest-lived value. Each command touches the index key only (Redis
+// Cluster); PurgeGroup deletes the members one key per command.
+func (c *Cache) index(ctx context.Context, group, rkey string, ttl time.Duration) error {
+	ikey := c.keys.Key("cacheidx", group)
+	now := time.Now()
+	// Slack covers clock skew between replicas and EXPIRE's whole seconds.
+	keep := ttl + 2*time.Second
+	pipe := c.rdb.Pipeline()
+	pipe.ZAdd(ctx, ikey, goredis.Z{Score: float64(now.Add(keep).UnixMilli()), Member: rkey})
+	pipe.ZRemRangeByScore(ctx, ikey, "-inf", "("+strconv.FormatInt(now.UnixMilli(), 10))
+	// NX sets the expiry of a new index, GT extends an existing one.
+	pipe.ExpireNX(ctx, ikey, keep)
+	pipe.ExpireGT(ctx, ikey, keep)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("redis: cache index %s: %w", group, err)
+	}
+	return nil
+}
+
+// PurgeGroup deletes every value stored under group (see
+// CacheOptions.GroupFields) and the group's index. A load in flight while
+// it runs may still store its value afterwards; that value expires with
+// its TTL.
+func (c *Cache) PurgeGroup(ctx context.Context, group string) error {
+	if group == "" {
+		return errors.New("redis: cache: empty group")
+	}
+	ikey := c.keys.Key("cacheidx", group)
+	members, err := c.rdb.ZRange(ctx, ikey, 0, -1).Result()
+	if err != nil {
+		return fmt.Errorf("redis: cache purge %s: %w", group, err)
+	}
+	pipe := c.rdb.Pipeline()
+	for _, m := range members {
+		pipe.Del(ctx, m) // one key per command: keys of a group may sit in different slots
+	}
+	pipe.Del(ctx, ikey)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("redis: cache purge %s: %w", group, err)
+	}
+	return nil
 }
 
 // read returns the cached value, or false when it is missing, unreadable

@@ -46,3 +46,42 @@ func eventually(t testing.TB, limit time.Duration, what string, cond func() bool
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// testServer is a Redis server a test can open clients of: a real
+// redis-server (redistest) or the embedded one.
+type testServer interface {
+	Client(t testing.TB) goredis.UniversalClient
+}
+
+// embeddedServer adapts EmbeddedRedis to testServer.
+type embeddedServer struct{ e *EmbeddedRedis }
+
+func (s embeddedServer) Client(t testing.TB) goredis.UniversalClient {
+	c := s.e.Client()
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// forEachServer runs test as parallel subtests against a real redis-server
+// and against the embedded Redis of 'tpp demo', so a behaviour the stores
+// rely on (expiry, scripts, TIME) cannot silently differ between them.
+func forEachServer(t *testing.T, test func(t *testing.T, srv testServer)) {
+	t.Helper()
+	servers := []struct {
+		name  string
+		start func(t testing.TB) testServer
+	}{
+		{"redis-server", func(t testing.TB) testServer { return redistest.Start(t) }},
+		{"embedded", func(t testing.TB) testServer {
+			e := StartEmbedded()
+			t.Cleanup(e.Close)
+			return embeddedServer{e}
+		}},
+	}
+	for _, s := range servers {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, s.start(t))
+		})
+	}
+}

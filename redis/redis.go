@@ -14,6 +14,7 @@
 //	<prefix>rate:<key>                     sorted set of admissions (RateBudget)
 //	<prefix>access:<consent id>            sorted set of unattended reads (AccessWindow)
 //	<prefix>cache:<key>                    cached value, sealed if a Sealer is set (Cache)
+//	<prefix>cacheidx:<group>               sorted set of a group's cache keys (Cache.PurgeGroup)
 //
 // Every command and script touches one key, so all of it works on Redis
 // Cluster as well as on a single server or behind Sentinel.
@@ -31,7 +32,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	goredis "github.com/redis/go-redis/v9"
 )
 
@@ -94,12 +94,15 @@ type Config struct {
 	// ClusterAddrs are seed addresses of a Redis Cluster.
 	ClusterAddrs []string
 
-	// Username, Password, DB and TLS apply to Sentinel and Cluster modes; a
-	// URL carries its own. DB must be 0 for Cluster.
+	// Username, Password and DB apply to Sentinel and Cluster modes; a URL
+	// carries its own. DB must be 0 for Cluster.
 	Username string
 	Password string
 	DB       int
-	TLS      *tls.Config
+	// TLS turns TLS on for Sentinel and Cluster modes. With a URL it
+	// needs rediss:// and replaces the URL's default TLS settings (to
+	// trust a private CA, say), keeping the host as the server name.
+	TLS *tls.Config
 
 	// PingTimeout bounds the connectivity check in NewClient (default 5 s).
 	PingTimeout time.Duration
@@ -143,12 +146,18 @@ func NewClient(ctx context.Context, cfg Config) (goredis.UniversalClient, error)
 				return nil, fmt.Errorf("redis: Config.URL %s: %w", where, err)
 			}
 			where = fmt.Sprintf("sentinel master %q via %s", opts.MasterName, strings.Join(opts.SentinelAddrs, ","))
+			if opts.TLSConfig, err = urlTLS(opts.TLSConfig, cfg.TLS, where); err != nil {
+				return nil, err
+			}
 			rdb = goredis.NewFailoverClient(opts)
 			break
 		}
 		opts, err := goredis.ParseURL(cfg.URL)
 		if err != nil {
 			return nil, fmt.Errorf("redis: Config.URL %s: %w", where, err)
+		}
+		if opts.TLSConfig, err = urlTLS(opts.TLSConfig, cfg.TLS, where); err != nil {
+			return nil, err
 		}
 		rdb = goredis.NewClient(opts)
 	case cfg.SentinelMaster != "" || len(cfg.SentinelAddrs) > 0:
@@ -204,6 +213,25 @@ func NewClient(ctx context.Context, cfg Config) (goredis.UniversalClient, error)
 	return rdb, nil
 }
 
+// urlTLS applies Config.TLS to the TLS settings parsed from a URL (nil for
+// redis://).
+func urlTLS(parsed, custom *tls.Config, where string) (*tls.Config, error) {
+	if custom == nil {
+		return parsed, nil
+	}
+	if parsed == nil {
+		return nil, fmt.Errorf("redis: Config.URL %s: TLS settings (a CA) need a rediss:// URL", where)
+	}
+	c := custom.Clone()
+	if c.ServerName == "" {
+		c.ServerName = parsed.ServerName
+	}
+	if c.MinVersion == 0 {
+		c.MinVersion = parsed.MinVersion
+	}
+	return c, nil
+}
+
 // redactURL returns u without its password and query (which may carry
 // password= too), fit for error messages and logs.
 func redactURL(u *url.URL) string {
@@ -224,23 +252,6 @@ func validAddrs(field string, addrs []string) error {
 		}
 	}
 	return nil
-}
-
-// Embedded starts an in-process Redis (miniredis) for demo and development
-// only: it is not shared between processes and forgets everything on exit.
-// The returned func closes the client and stops the server.
-func Embedded(ctx context.Context) (goredis.UniversalClient, func(), error) {
-	mr, err := miniredis.Run()
-	if err != nil {
-		return nil, nil, fmt.Errorf("redis: start embedded redis: %w", err)
-	}
-	rdb := goredis.NewClient(&goredis.Options{Addr: mr.Addr()})
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		_ = rdb.Close()
-		mr.Close()
-		return nil, nil, fmt.Errorf("redis: ping embedded redis: %w", err)
-	}
-	return rdb, func() { _ = rdb.Close(); mr.Close() }, nil
 }
 
 // Health reports whether Redis answers, for /readyz.

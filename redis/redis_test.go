@@ -257,10 +257,57 @@ func TestStoresOnCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	grouped := NewCache(rdb, keys, CacheOptions{GroupFields: 2, OnError: func(_ string, err error) { cacheErrs = append(cacheErrs, err) }})
+	for _, k := range []string{"aisp:1:accounts", "aisp:1:account:x", "aisp:1:tx:y"} {
+		if _, _, err := grouped.GetOrLoad(ctx, k, time.Minute, false, func(context.Context) ([]byte, error) { return []byte("v"), nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if len(cacheErrs) > 0 {
 		t.Fatalf("cache errors on cluster: %v", cacheErrs)
 	}
+	if err := grouped.PurgeGroup(ctx, "aisp:1"); err != nil {
+		t.Fatalf("PurgeGroup on cluster: %v", err)
+	}
+	if err := aw.Reset(ctx, "1"); err != nil {
+		t.Fatalf("access window Reset on cluster: %v", err)
+	}
 	if err := (Health{Client: rdb}).Ping(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A TLS Redis with a password: the client connects with rediss://, the
+// password and the test CA; without the CA, with the wrong password, or
+// over plain redis:// it is refused at NewClient.
+func TestNewClientTLSAndPassword(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := redistest.StartTLS(t, "s3cret-pw")
+	rdb, err := NewClient(ctx, Config{URL: srv.URL, TLS: srv.TLSConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	if err := NewRateBudget(rdb, Keys{}).Wait(ctx, "k", 1, time.Second); err != nil {
+		t.Fatalf("a store over TLS: %v", err)
+	}
+	plain := strings.Replace(srv.URL, "rediss://", "redis://", 1)
+	wrongPW := strings.Replace(srv.URL, "s3cret-pw", "guess", 1)
+	for name, cfg := range map[string]Config{
+		"without the CA":   {URL: srv.URL},
+		"wrong password":   {URL: wrongPW, TLS: srv.TLSConfig()},
+		"plain redis://":   {URL: plain, PingTimeout: time.Second},
+		"CA with redis://": {URL: plain, TLS: srv.TLSConfig()},
+	} {
+		c, err := NewClient(ctx, cfg)
+		if err == nil {
+			c.Close()
+			t.Errorf("%s: connected", name)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret-pw") || strings.Contains(err.Error(), "guess") {
+			t.Errorf("%s: the error shows the password: %v", name, err)
+		}
 	}
 }

@@ -393,6 +393,8 @@ func (b *bench) startTPP(ctx context.Context) error {
 		// The emulated bank runs without rate limits here, so the TPP needs
 		// no budget either: measure the TPP, not the waiting.
 		"--bank-rate-budget", "off",
+		// One load generator is one client: its own API limit would cap it.
+		"--client-rate-limit", "off",
 	}, func(string) string { return "" }) // the environment must not change what is measured
 	if err != nil {
 		return fmt.Errorf("TPP configuration: %w", err)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/seal"
 )
 
@@ -30,6 +31,7 @@ type config struct {
 	RedisSentinel string // master@host:port,host:port
 	RedisCluster  string // host:port,host:port
 	RedisPassword string // for Sentinel and Cluster; a URL carries its own
+	RedisCA       string // PEM file of CAs to trust for Redis TLS
 	WebhookHosts  string // private | public | auto
 	RateBudget    string // shared | local | off
 	MasterKey     string
@@ -45,6 +47,10 @@ type config struct {
 	ShutdownGrace           time.Duration
 	// Who runs this TPP, shown on the consent pages.
 	TPPName, TPPLegalEntity, TPPLicence, TPPPrivacyURL string
+	// ClientRate is "<n>/<s|m|h>" or "off"; ClientBurst an integer (empty:
+	// twice the rate). Parsed by clientLimit.
+	ClientRate  string
+	ClientBurst string
 }
 
 // setting describes one configuration value.
@@ -70,6 +76,7 @@ func (c *config) settings() []setting {
 		{flag: "redis-sentinel", env: "TPP_REDIS_SENTINEL", def: "", usage: "Redis Sentinel as master@host:port,host:port (instead of --redis-url)", str: &c.RedisSentinel},
 		{flag: "redis-cluster", env: "TPP_REDIS_CLUSTER", def: "", usage: "Redis Cluster node addresses host:port,host:port (instead of --redis-url)", str: &c.RedisCluster},
 		{flag: "redis-password", env: "TPP_REDIS_PASSWORD", def: "", usage: "Redis password for --redis-sentinel and --redis-cluster (a --redis-url carries its own)", secret: true, str: &c.RedisPassword},
+		{flag: "redis-ca", env: "TPP_REDIS_CA", def: "", usage: "PEM file of the CA certificates to trust for Redis over TLS (a rediss:// --redis-url); with --redis-sentinel or --redis-cluster it also turns TLS on; empty: the system's CAs", str: &c.RedisCA},
 		{flag: "webhook-targets", env: "TPP_WEBHOOK_TARGETS", def: "auto", usage: "which webhook destinations are allowed: public (refuse private, loopback and link-local addresses), any, or auto (public against sandbox and production, any otherwise)", str: &c.WebhookHosts},
 		{flag: "master-key", env: "TPP_MASTER_KEY", def: "", usage: "master keys sealing secrets at rest, \"id:hex\" items, current first (generate: openssl rand -hex 32)", secret: true, str: &c.MasterKey},
 		{flag: "log-level", env: "TPP_LOG_LEVEL", def: "info", usage: "debug, info, warn or error", str: &c.LogLevel},
@@ -85,6 +92,8 @@ func (c *config) settings() []setting {
 		{flag: "tpp-legal-entity", env: "TPP_LEGAL_ENTITY", def: "", usage: "the company holding the PSD2 licence, shown on the consent pages (required for sandbox and production)", str: &c.TPPLegalEntity},
 		{flag: "tpp-licence", env: "TPP_LICENCE", def: "", usage: "the licence, e.g. \"DNB licence R123456\", shown on the consent pages (required for sandbox and production)", str: &c.TPPLicence},
 		{flag: "tpp-privacy-url", env: "TPP_PRIVACY_URL", def: "", usage: "the privacy policy's https URL, linked from the consent pages (required for sandbox and production)", str: &c.TPPPrivacyURL},
+		{flag: "client-rate-limit", env: "TPP_CLIENT_RATE_LIMIT", def: "50/s", usage: "requests per fintech client to the /v1 API, shared by all replicas in Redis, as <n>/s, <n>/m or <n>/h; off disables it", str: &c.ClientRate},
+		{flag: "client-rate-burst", env: "TPP_CLIENT_RATE_BURST", def: "", usage: "requests a client may send at once under --client-rate-limit (empty: twice the rate's n)", str: &c.ClientBurst},
 	}
 }
 
@@ -185,6 +194,9 @@ func (c *config) validate() error {
 			errs = append(errs, errors.New("setting --redis-url ($TPP_REDIS_URL) is not a valid Redis URL: use redis://host:6379/0, or rediss://user:password@host:6380/0 for TLS"))
 		}
 	}
+	if n == 0 && c.RedisCA != "" {
+		errs = append(errs, errors.New("setting --redis-ca ($TPP_REDIS_CA) needs a Redis to trust it for: set --redis-url (rediss://), --redis-sentinel or --redis-cluster"))
+	}
 	switch c.RateBudget {
 	case "shared", "local":
 	case "off":
@@ -193,6 +205,9 @@ func (c *config) validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("setting --bank-rate-budget ($TPP_BANK_RATE_BUDGET) = %q: use shared, local or off", c.RateBudget))
+	}
+	if _, _, err := c.clientLimit(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.WebhookHosts {
 	case "auto", "public", "any":
@@ -235,6 +250,29 @@ func (c *config) validateBranding() []error {
 		}
 	}
 	return errs
+}
+
+// clientLimit parses --client-rate-limit and --client-rate-burst; on is
+// false when the limit is off.
+func (c *config) clientLimit() (l redis.ClientLimit, on bool, err error) {
+	if c.ClientRate == "off" {
+		return l, false, nil
+	}
+	n, unit, ok := strings.Cut(c.ClientRate, "/")
+	periods := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}
+	rate, rerr := strconv.Atoi(n)
+	if !ok || rerr != nil || rate < 1 || periods[unit] == 0 {
+		return l, false, fmt.Errorf("setting --client-rate-limit ($TPP_CLIENT_RATE_LIMIT) = %q: use <n>/s, <n>/m or <n>/h with n >= 1 (e.g. 50/s), or off", c.ClientRate)
+	}
+	l = redis.ClientLimit{Rate: rate, Period: periods[unit], Burst: 2 * rate}
+	if c.ClientBurst != "" {
+		b, err := strconv.Atoi(c.ClientBurst)
+		if err != nil || b < 1 {
+			return l, false, fmt.Errorf("setting --client-rate-burst ($TPP_CLIENT_RATE_BURST) = %q: use a whole number >= 1, or leave it empty", c.ClientBurst)
+		}
+		l.Burst = b
+	}
+	return l, true, nil
 }
 
 // webhookDenyPrivate tells whether webhooks to private, loopback and

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bunqtpp/tpp/redis"
 )
 
 func parseTestConfig(t *testing.T, env map[string]string, args ...string) (*config, error) {
@@ -225,5 +227,31 @@ func TestConfigPrintNamesTheDevelopmentKey(t *testing.T) {
 	c.print(&b)
 	if !strings.Contains(b.String(), "master-key       (not set: a development key, kept in demo-data/master.key)") {
 		t.Errorf("start-up shows the master key as:\n%s", b.String())
+	}
+}
+
+func TestClientRateLimitSetting(t *testing.T) {
+	for _, tt := range []struct {
+		rate, burst string
+		want        redis.ClientLimit
+		on          bool
+	}{
+		{"50/s", "", redis.ClientLimit{Rate: 50, Period: time.Second, Burst: 100}, true},
+		{"600/m", "20", redis.ClientLimit{Rate: 600, Period: time.Minute, Burst: 20}, true},
+		{"off", "", redis.ClientLimit{}, false},
+	} {
+		c, err := parseTestConfig(t, map[string]string{"TPP_CLIENT_RATE_LIMIT": tt.rate}, "--client-rate-burst", tt.burst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, on, err := c.clientLimit()
+		if err != nil || on != tt.on || got != tt.want {
+			t.Errorf("%s burst %q = %+v on=%v %v, want %+v on=%v", tt.rate, tt.burst, got, on, err, tt.want, tt.on)
+		}
+	}
+	for _, args := range [][]string{{"--client-rate-limit", "50"}, {"--client-rate-limit", "0/s"}, {"--client-rate-limit", "5/d"}, {"--client-rate-burst", "-1"}} {
+		if _, err := parseTestConfig(t, nil, args...); err == nil || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("%v: err = %v, want a refusal naming the setting", args, err)
+		}
 	}
 }

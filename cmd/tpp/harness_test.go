@@ -89,6 +89,9 @@ type harnessOptions struct {
 	// redisPassword, when set, protects the redis-server with requirepass
 	// and gives the TPP a redis:// URL carrying it.
 	redisPassword string
+	// redisTLS starts the redis-server with TLS only (and the password, if
+	// set) and gives the TPP a rediss:// URL and --redis-ca.
+	redisTLS bool
 	// webhookURL, when set, is the fintech client's webhook URL.
 	webhookURL string
 	// serveFlags are added to every 'tpp serve' command line after the
@@ -126,16 +129,27 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	h := &harness{t: t, logs: &stacktest.LogBuffer{}, out: &stacktest.LogBuffer{}, secrets: newSecretSet(), opts: o}
 	t.Cleanup(func() { h.checkLogs(t) }) // runs last: registered first
 	h.Env = banktest.Start(t)
-	h.Redis = redistest.Start(t)
-	h.redisURL = h.Redis.URL
-	if o.redisPassword != "" {
+	switch {
+	case o.redisTLS:
+		// The server knows the password from its start (StartTLS).
+		h.Redis = redistest.StartTLS(t, o.redisPassword)
+		h.redisURL = h.Redis.URL
+		h.RDB = h.Redis.Client(t)
+		h.opts.serveFlags = append([]string{"--redis-ca", h.Redis.CAFile}, o.serveFlags...)
+		if o.redisPassword != "" {
+			h.secrets.add("redis password", o.redisPassword)
+		}
+	case o.redisPassword != "":
+		h.Redis = redistest.Start(t)
 		h.requirePass(t)
 		h.redisURL = "redis://:" + o.redisPassword + "@" + h.Redis.Addr + "/0"
 		h.secrets.add("redis password", o.redisPassword)
 		c := goredis.NewClient(&goredis.Options{Addr: h.Redis.Addr, Password: o.redisPassword})
 		t.Cleanup(func() { _ = c.Close() })
 		h.RDB = c
-	} else {
+	default:
+		h.Redis = redistest.Start(t)
+		h.redisURL = h.Redis.URL
 		h.RDB = h.Redis.Client(t)
 	}
 	h.Fintech = newFintech(t)

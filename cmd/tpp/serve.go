@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -87,6 +89,8 @@ type app struct {
 	tppCtx  *psd2.Context
 	keys    *bankctx.KeyPool
 	ctxs    *bankctx.Provider
+	cache   *redis.Cache        // AISP answers, grouped per consent
+	access  *redis.AccessWindow // PSD2 unattended reads per consent
 	oauth   *oauth.Service
 	hooks   *webhook.Dispatcher
 	engine  *gin.Engine
@@ -296,6 +300,13 @@ func (a *app) openRedis(ctx context.Context) error {
 		return nil
 	}
 	redis.RouteLibraryLogs(a.log) // the error below says it once; no per-retry lines
+	if cfg.RedisCA != "" {
+		t, err := redisTLS(cfg.RedisCA)
+		if err != nil {
+			return err
+		}
+		rc.TLS = t
+	}
 	rdb, err := redis.NewClient(ctx, rc)
 	if err != nil {
 		return fmt.Errorf("%s: %w", redisSetting(cfg), err)
@@ -314,6 +325,19 @@ func redisSetting(cfg *config) string {
 		return "setting --redis-cluster ($TPP_REDIS_CLUSTER)"
 	}
 	return "setting --redis-url ($TPP_REDIS_URL)"
+}
+
+// redisTLS trusts the CA certificates in the PEM file path.
+func redisTLS(path string) (*tls.Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("setting --redis-ca ($TPP_REDIS_CA): %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("setting --redis-ca ($TPP_REDIS_CA) = %q holds no PEM certificate", path)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // connectBank resolves the bank's URLs and loads the registration.
@@ -411,6 +435,11 @@ func (a *app) bankClient(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The provider purges these with a consent's context (aisp uses them).
+	a.cache = redis.NewCache(a.rdb, keys, redis.CacheOptions{Sealer: a.keyring, GroupFields: 2})
+	if a.access, err = redis.NewAccessWindow(a.rdb, keys, 4, 24*time.Hour); err != nil {
+		return err
+	}
 	provider, err = bankctx.New(bankctx.Config{
 		Bank:         client,
 		Store:        store,
@@ -422,6 +451,7 @@ func (a *app) bankClient(ctx context.Context) error {
 		OnRebuild:    a.metrics.OnContextRebuild(),
 		Recheck:      bankctx.DefaultRecheck,
 		Clock:        a.clock,
+		Residue:      consentResidue{cache: a.cache, access: a.access},
 	})
 	if err != nil {
 		return err
@@ -430,18 +460,48 @@ func (a *app) bankClient(ctx context.Context) error {
 	return nil
 }
 
-// rateBudget keeps bank calls under bunq's limits, as configured.
+// rateBudget keeps bank calls under bunq's limits, as configured, shared
+// between fintech clients in round robin where they use one key (the
+// TPP's own installation, context creation).
 func (a *app) rateBudget(keys redis.Keys) psd2.Budget {
+	var b psd2.Budget
 	switch a.cfg.RateBudget {
 	case "local":
-		return a.metrics.WrapBudget(psd2.NewMemoryBudget(a.clock))
+		b = a.metrics.WrapBudget(psd2.NewMemoryBudget(a.clock))
 	case "off":
 		a.log.Warn("bank rate budget is off: only for load tests against a bank without rate limits")
 		return unlimited{}
+	default:
+		rb := redis.NewRateBudget(a.rdb, keys)
+		rb.OnWait = a.metrics.ObserveBudgetWait
+		b = rb
 	}
-	b := redis.NewRateBudget(a.rdb, keys)
-	b.OnWait = a.metrics.ObserveBudgetWait
-	return b
+	return psd2.NewFairBudget(b, budgetShare)
+}
+
+// budgetShare is the fintech client a bank call is made for (the API
+// request's client; "" for work without one, such as the browser flow and
+// background jobs, which share one turn).
+func budgetShare(ctx context.Context) string {
+	if cl := api.ClientFromContext(ctx); cl != nil {
+		return cl.ID
+	}
+	return ""
+}
+
+// consentResidue deletes a consent's cached answers and access window
+// (bankctx.Residue).
+type consentResidue struct {
+	cache  *redis.Cache
+	access *redis.AccessWindow
+}
+
+func (r consentResidue) PurgeCached(ctx context.Context, consentID string) error {
+	return r.cache.PurgeGroup(ctx, aisp.CacheGroup(consentID))
+}
+
+func (r consentResidue) PurgeAccess(ctx context.Context, consentID string) error {
+	return r.access.Reset(ctx, consentID)
 }
 
 // unlimited admits every call at once.
@@ -537,7 +597,10 @@ func (a *app) services(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	auth := api.Authenticate(clients)
+	auth, err := a.authenticate(clients)
+	if err != nil {
+		return err
+	}
 	a.engine = api.NewEngine(api.Options{Logger: a.log, Observe: a.metrics.APIObserver()})
 	a.health().Register(a.engine)
 	if err := a.metrics.WatchConsents(metrics.SQLConsents{DB: a.db.DB}, 0); err != nil {
@@ -557,15 +620,11 @@ func (a *app) services(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	access, err := redis.NewAccessWindow(a.rdb, keys, 4, 24*time.Hour)
-	if err != nil {
-		return err
-	}
 	accounts, err := aisp.New(aisp.Config{
 		Gate:      gate,
 		Bank:      a.psd2,
-		Cache:     redis.NewCache(a.rdb, keys, redis.CacheOptions{Sealer: a.keyring}),
-		Access:    access,
+		Cache:     a.cache,
+		Access:    a.access,
 		CursorKey: a.keyring.DeriveKey("aisp-cursor"),
 		CacheTTL:  cfg.CacheTTL,
 		Logger:    a.log,
@@ -622,6 +681,26 @@ func (a *app) services(ctx context.Context) error {
 	}
 	ph.Register(a.engine)
 	return nil
+}
+
+// authenticate is the API-key check of the fintech API, followed by the
+// per-client rate limit unless --client-rate-limit is off.
+func (a *app) authenticate(clients api.Authenticator) (gin.HandlerFunc, error) {
+	l, on, err := a.cfg.clientLimit()
+	if err != nil || !on {
+		return api.Authenticate(clients), err
+	}
+	rl, err := redis.NewClientRateLimiter(a.rdb, a.rkeys, l)
+	if err != nil {
+		return nil, err
+	}
+	allow := func(ctx context.Context, clientID string) (api.RateDecision, error) {
+		d, err := rl.Allow(ctx, clientID)
+		return api.RateDecision(d), err
+	}
+	// IETF draft RateLimit-Policy: quota;w=window seconds (;burst is ours).
+	policy := fmt.Sprintf("%d;w=%d;burst=%d", l.Rate, int(l.Period/time.Second), l.Burst)
+	return api.AuthenticateLimited(clients, allow, policy), nil
 }
 
 // routes is a role's handler: it adds its routes to the /v1 group.

@@ -38,9 +38,14 @@ type Server struct {
 	// URL is "redis://127.0.0.1:PORT/0".
 	URL string
 
-	bin  string
-	dir  string
-	port int
+	// CAFile is the PEM file of the CA that signed a TLS server's
+	// certificate (StartTLS only).
+	CAFile string
+
+	bin      string
+	dir      string
+	port     int
+	password string // StartTLS only
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -75,7 +80,11 @@ func Start(t testing.TB) *Server {
 // Client returns a client connected to the server, closed when t ends.
 func (s *Server) Client(t testing.TB) goredis.UniversalClient {
 	t.Helper()
-	c := goredis.NewClient(&goredis.Options{Addr: s.Addr})
+	opts := &goredis.Options{Addr: s.Addr, Password: s.password}
+	if s.CAFile != "" {
+		opts.TLSConfig = s.TLSConfig()
+	}
+	c := goredis.NewClient(opts)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
@@ -109,8 +118,7 @@ func (s *Server) Restart(t testing.TB) {
 // FlushAll removes every key from every database.
 func (s *Server) FlushAll(t testing.TB) {
 	t.Helper()
-	c := goredis.NewClient(&goredis.Options{Addr: s.Addr})
-	defer c.Close()
+	c := s.Client(t)
 	if err := c.FlushAll(context.Background()).Err(); err != nil {
 		t.Fatalf("redistest: FLUSHALL: %v", err)
 	}
@@ -198,6 +206,11 @@ func (s *Server) StartSentinel(t testing.TB, name string) string {
 }
 
 func (s *Server) start() error {
+	if s.CAFile != "" {
+		return s.startWith(append(s.tlsArgs(),
+			"--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--dir", s.dir, "--daemonize", "no", "--loglevel", "warning")...)
+	}
 	return s.startWith(
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
@@ -222,7 +235,11 @@ func (s *Server) startWith(args ...string) error {
 	go func() { exited <- cmd.Wait() }()
 
 	deadline := time.After(startTimeout)
-	for !answers(s.Addr, cmd.Process.Pid) {
+	probe := func() bool { return answers(s.Addr, cmd.Process.Pid) }
+	if s.CAFile != "" {
+		probe = func() bool { return s.answersTLS(cmd.Process.Pid) }
+	}
+	for !probe() {
 		select {
 		case err := <-exited:
 			return fmt.Errorf("redis-server exited (%v): %s", err, out.String())

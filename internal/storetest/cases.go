@@ -60,7 +60,6 @@ func wantCode(t *testing.T, err error, code string) {
 	}
 }
 
-
 // Cases is the table of behaviours every store shows.
 var Cases = []Case{
 	{"AuditLogIsAppendOnly", testAuditLogIsAppendOnly},
@@ -94,4 +93,3 @@ var Cases = []Case{
 	{"PaymentScopingAndList", testPaymentScopingAndList},
 	{"RegistrationStore", testRegistrationStore},
 }
-

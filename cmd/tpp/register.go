@@ -139,7 +139,7 @@ func resolveBunqEnv(v string) (string, error) {
 // registrar runs the registration steps, saving after each one so that a
 // failure halfway loses nothing and a rerun continues.
 type registrar struct {
-	store  *sqlite.RegistrationStore
+	store  tpp.RegistrationStore
 	clock  tpp.Clock
 	out    io.Writer
 	client *psd2.Client

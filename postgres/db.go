@@ -122,6 +122,21 @@ func (db *DB) QueryRowxContext(ctx context.Context, q string, args ...any) *sqlx
 	return db.DB.QueryRowxContext(ctx, db.Rebind(q), args...)
 }
 
+// Exec runs a statement with '?' placeholders.
+func (db *DB) Exec(q string, args ...any) (sql.Result, error) {
+	return db.ExecContext(context.Background(), q, args...)
+}
+
+// Get reads one row into dest.
+func (db *DB) Get(dest any, q string, args ...any) error {
+	return db.GetContext(context.Background(), dest, q, args...)
+}
+
+// Select reads rows into dest.
+func (db *DB) Select(dest any, q string, args ...any) error {
+	return db.SelectContext(context.Background(), dest, q, args...)
+}
+
 // Tx is a write transaction whose query methods take '?' placeholders.
 type Tx struct{ *sqlx.Tx }
 

@@ -298,6 +298,30 @@ func TestReplicasOnPostgres(t *testing.T) {
 		}
 	})
 
+	t.Run("operator commands on PostgreSQL", func(t *testing.T) {
+		h := h.forTest(t)
+		key, id := h.createClientWith("Second Fintech", "--db", rs.pgURL, "--return-url", h.ReturnURL)
+		if list := h.cli("clients", "list", "--db", rs.pgURL, "--master-key", h.MasterKey); !strings.Contains(list, id) || !strings.Contains(list, h.ClientID) {
+			t.Errorf("clients list on PostgreSQL:\n%s", list)
+		}
+		// The new key works on every replica at once: nothing is cached per replica.
+		for i, base := range rs.direct {
+			req, _ := http.NewRequest(http.MethodGet, base+"/v1/consents", nil)
+			req.Header.Set("Authorization", "Bearer "+key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("replica %d with the new client's key: %d", i, resp.StatusCode)
+			}
+		}
+		if out := h.cli("rekey", "--dry-run", "--db", rs.pgURL, "--master-key", h.MasterKey); !strings.Contains(out, "consents.access_token_sealed") {
+			t.Errorf("rekey --dry-run on PostgreSQL:\n%s", out)
+		}
+	})
+
 	t.Run("FLUSHALL rebuilds each context once", func(t *testing.T) {
 		h := h.forTest(t)
 		read := func() int {

@@ -29,6 +29,8 @@ type consentStore interface {
 // package's interfaces.
 type store struct {
 	kind          string   // "sqlite" or "postgres"
+	sqlite        *sqlite.DB
+	pg            *postgres.DB
 	raw           *sqlx.DB // for the consents gauge
 	clients       tpp.ClientService
 	consents      consentStore
@@ -67,19 +69,47 @@ func (c *config) pool() postgres.Pool {
 // openStore opens the store the settings select, applying its migrations.
 func openStore(ctx context.Context, cfg *config, clock tpp.Clock, kr *seal.Keyring) (*store, error) {
 	kind, target := cfg.database()
+	return openStoreAt(ctx, kind, target, cfg.pool(), clock, kr)
+}
+
+// openCLIStore opens the store of a command's --db value (a path, or a
+// postgres:// URL) for the operator commands (clients, register, rekey).
+func openCLIStore(ctx context.Context, db string, clock tpp.Clock, kr *seal.Keyring) (*store, error) {
+	if isPostgresURL(db) {
+		return openStoreAt(ctx, "postgres", db, postgres.Pool{MaxOpen: 4, MaxIdle: 2}, clock, kr)
+	}
+	return openStoreAt(ctx, "sqlite", db, postgres.Pool{}, clock, kr)
+}
+
+// cliDBDefault is the default --db of the operator commands: $TPP_DB_URL,
+// else $TPP_DB_PATH, else data/tpp.db.
+func cliDBDefault(getenv func(string) string) string {
+	for _, name := range []string{"TPP_DB_URL", "TPP_DB_PATH"} {
+		if v := getenv(name); v != "" {
+			return v
+		}
+	}
+	return "data/tpp.db"
+}
+
+func openStoreAt(ctx context.Context, kind, target string, pool postgres.Pool, clock tpp.Clock, kr *seal.Keyring) (*store, error) {
 	if kind == "sqlite" {
 		db, err := openDB(ctx, target, clock)
 		if err != nil {
 			return nil, err
 		}
-		return sqliteStore(db, kr), nil
+		s := sqliteStore(db, kr)
+		s.sqlite = db
+		return s, nil
 	}
-	db, err := postgres.Open(ctx, target, clock, cfg.pool())
+	db, err := postgres.Open(ctx, target, clock, pool)
 	if err != nil {
 		// The URL may carry a password: never echo it.
 		return nil, fmt.Errorf("database (--db-url, $TPP_DB_URL): %w", err)
 	}
-	return postgresStore(db, kr), nil
+	s := postgresStore(db, kr)
+	s.pg = db
+	return s, nil
 }
 
 func sqliteStore(db *sqlite.DB, kr *seal.Keyring) *store {
@@ -110,4 +140,18 @@ func postgresStore(db *postgres.DB, kr *seal.Keyring) *store {
 		check:         health.Postgres(db.DB),
 		close:         db.Close,
 	}
+}
+
+
+// rekey re-seals the store's secrets under kr's current key.
+func (s *store) rekey(ctx context.Context, kr *seal.Keyring, dryRun bool) ([]sqlite.RekeyCount, error) {
+	if s.pg != nil {
+		counts, err := postgres.Rekey(ctx, s.pg, kr, dryRun)
+		out := make([]sqlite.RekeyCount, len(counts))
+		for i, c := range counts {
+			out[i] = sqlite.RekeyCount(c)
+		}
+		return out, err
+	}
+	return sqlite.Rekey(ctx, s.sqlite, kr, dryRun)
 }

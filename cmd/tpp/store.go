@@ -28,7 +28,7 @@ type consentStore interface {
 // store is the durable state, in SQLite or PostgreSQL, behind the root
 // package's interfaces.
 type store struct {
-	kind          string   // "sqlite" or "postgres"
+	kind          string // "sqlite" or "postgres"
 	sqlite        *sqlite.DB
 	pg            *postgres.DB
 	raw           *sqlx.DB // for the consents gauge
@@ -141,7 +141,6 @@ func postgresStore(db *postgres.DB, kr *seal.Keyring) *store {
 		close:         db.Close,
 	}
 }
-
 
 // rekey re-seals the store's secrets under kr's current key.
 func (s *store) rekey(ctx context.Context, kr *seal.Keyring, dryRun bool) ([]sqlite.RekeyCount, error) {

@@ -76,6 +76,11 @@ func (s *IdempotencyStore) BeginIdempotent(ctx context.Context, clientID, key, f
 		if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency_records
 			(client_id, key, fingerprint, state, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
 			r.ClientID, r.Key, r.Fingerprint, r.State, r.CreatedAt, r.ExpiresAt); err != nil {
+			if isUnique(err) {
+				// Another replica claimed the key between our read and
+				// insert (SQLite's single writer cannot get here).
+				return tpp.Errorf(tpp.EIdempotencyInFlight, "a request with Idempotency-Key %q is still being processed", key)
+			}
 			return fmt.Errorf("postgres: idempotency insert: %w", err)
 		}
 		rec, fresh = r.record(), true

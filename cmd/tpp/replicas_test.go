@@ -7,6 +7,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -47,6 +49,12 @@ type replicaSet struct {
 // startReplicas prepares a TPP on SQLite as an operator would, moves it to
 // PostgreSQL with 'tpp migrate', and starts n replicas on it.
 func startReplicas(t *testing.T, n int, o harnessOptions) *replicaSet {
+	return startReplicasWith(t, n, o, nil)
+}
+
+// startReplicasWith is startReplicas; when spawn is set it starts the last
+// replica (as a process, say) instead of run().
+func startReplicasWith(t *testing.T, n int, o harnessOptions, spawn func(args []string) <-chan error) *replicaSet {
 	t.Helper()
 	pgURL := pgtest.URL(t)
 	h := newHarness(t, o)
@@ -66,9 +74,15 @@ func startReplicas(t *testing.T, n int, o harnessOptions) *replicaSet {
 		u, _ := url.Parse("http://" + addr)
 		rs.direct = append(rs.direct, u.String())
 		rs.proxies = append(rs.proxies, u)
+		args := h.serveArgs("--listen", addr, "--db", pgURL, "--poll-interval", "1s")
+		if spawn != nil && i == n-1 {
+			exited := spawn(args)
+			runs[i] = &tppRun{done: make(chan error, 1)}
+			go func() { runs[i].done <- <-exited }()
+			continue
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		r := &tppRun{cancel: cancel, done: make(chan error, 1)}
-		args := h.serveArgs("--listen", addr, "--db", pgURL, "--poll-interval", "1s")
 		go func() { r.done <- run(ctx, args, h.out, h.logs) }()
 		runs[i] = r
 		t.Cleanup(func() {
@@ -80,7 +94,7 @@ func startReplicas(t *testing.T, n int, o harnessOptions) *replicaSet {
 	for i, u := range rs.direct {
 		rs.waitReady(t, u, runs[i].done)
 	}
-	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+	proxy := &httputil.ReverseProxy{ErrorLog: log.New(io.Discard, "", 0), Rewrite: func(pr *httputil.ProxyRequest) {
 		i := int(rs.next.Add(1)-1) % n
 		pr.SetURL(rs.proxies[i])
 		pr.Out.Host = pr.In.Host // the public host, as a load balancer keeps it

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"path"
 	"sort"
 	"time"
@@ -45,7 +46,7 @@ var DefaultPool = Pool{MaxOpen: 20, MaxIdle: 10, MaxLifetime: 30 * time.Minute}
 // maxTxAttempts bounds the retries of a transaction that lost a
 // serialization conflict; past it the caller gets the error, which (like
 // SQLite's SQLITE_BUSY after its timeout) is an internal error.
-const maxTxAttempts = 8
+const maxTxAttempts = 20
 
 // DB is an open database. Its query methods take '?' placeholders, like
 // package sqlite's, and rebind them to PostgreSQL's $n.
@@ -180,7 +181,7 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 		if err = db.tx(ctx, fn); !retryable(err) {
 			return err
 		}
-		t := time.NewTimer(time.Duration(attempt*attempt) * time.Millisecond)
+		t := time.NewTimer(retryDelay(attempt))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -189,6 +190,14 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 		}
 	}
 	return fmt.Errorf("postgres: transaction lost %d serialization conflicts: %w", maxTxAttempts, err)
+}
+
+// retryDelay is the pause before attempt+1: exponential from 1 ms, capped
+// at 100 ms, with full jitter so that the losers of one conflict do not
+// collide again in step.
+func retryDelay(attempt int) time.Duration {
+	d := min(time.Millisecond<<min(attempt, 7), 100*time.Millisecond)
+	return time.Duration(rand.Int64N(int64(d))) + time.Millisecond
 }
 
 func (db *DB) tx(ctx context.Context, fn func(tx *Tx) error) (err error) {

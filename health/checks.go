@@ -115,3 +115,15 @@ func RegistrationValid(src RegistrationSource, apiBaseURL string, clock tpp.Cloc
 		return nil
 	}
 }
+
+// Postgres checks that PostgreSQL answers a query on the service's schema
+// (its migrations table), not only a pooled connection's ping.
+func Postgres(db Querier) Check {
+	return Check{Name: "postgres", Fn: func(ctx context.Context) error {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		return nil
+	}}
+}

@@ -413,7 +413,7 @@ func (b *bench) startTPP(ctx context.Context) error {
 		b.tppDone <- serve(sctx, cfg, serveEnv{
 			stdout: b.logs, stderr: b.logs, clock: tpp.SystemClock{},
 			prepare: func(ctx context.Context, a *app) error {
-				_, sec, err := sqlite.NewClientService(a.db, a.keyring).CreateClient(ctx, tpp.NewClient{
+				_, sec, err := a.store.clients.CreateClient(ctx, tpp.NewClient{
 					Name: "tpp bench", ReturnURLs: []string{benchReturnURL},
 				})
 				if err != nil {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/bunqtpp/tpp"
-	"github.com/bunqtpp/tpp/sqlite"
 )
 
 // runClients manages fintech API clients: tpp clients create|list|revoke|rotate-key.
@@ -49,11 +48,7 @@ type clientsFlags struct {
 }
 
 func (c *clientsFlags) register(fs *flag.FlagSet, getenv func(string) string) {
-	def := getenv("TPP_DB_PATH")
-	if def == "" {
-		def = "data/tpp.db"
-	}
-	fs.StringVar(&c.db, "db", def, "SQLite database file ($TPP_DB_PATH)")
+	fs.StringVar(&c.db, "db", cliDBDefault(getenv), "SQLite database file or postgres:// URL ($TPP_DB_URL, $TPP_DB_PATH)")
 	fs.StringVar(&c.masterKey, "master-key", getenv("TPP_MASTER_KEY"), "master keys, \"id:hex\" items ($TPP_MASTER_KEY)")
 }
 
@@ -122,22 +117,21 @@ func clientsMain(ctx context.Context, args []string, stdout, stderr io.Writer, g
 
 	// Parse the master key before touching the database, and only require
 	// it where a secret is sealed.
-	var svc *sqlite.ClientService
 	kr, kerr := openKeyringFor(common.masterKey, common.db)
 	if kerr != nil && (sub == "create" || strings.TrimSpace(common.masterKey) != "") {
 		return kerr
 	}
-	db, err := openExistingDB(ctx, common.db, tpp.SystemClock{})
+	st, err := openExistingCLIStore(ctx, common.db, tpp.SystemClock{}, kr)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer st.close()
 	if kerr == nil && sub != "list" {
-		if err := checkKeyOpensSecrets(ctx, db, kr, common.db); err != nil {
+		if err := checkKeyOpensSecrets(ctx, st, kr, common.db); err != nil {
 			return err
 		}
 	}
-	svc = sqlite.NewClientService(db, kr)
+	svc := st.clients
 
 	switch sub {
 	case "create":
@@ -163,7 +157,7 @@ func clientsMain(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	}
 }
 
-func clientsCreate(ctx context.Context, svc *sqlite.ClientService, in tpp.NewClient, stdout io.Writer) error {
+func clientsCreate(ctx context.Context, svc tpp.ClientService, in tpp.NewClient, stdout io.Writer) error {
 	c, sec, err := svc.CreateClient(ctx, in)
 	if err != nil {
 		return err
@@ -175,7 +169,7 @@ func clientsCreate(ctx context.Context, svc *sqlite.ClientService, in tpp.NewCli
 	return nil
 }
 
-func clientsList(ctx context.Context, svc *sqlite.ClientService, stdout io.Writer) error {
+func clientsList(ctx context.Context, svc tpp.ClientService, stdout io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tRETURN URLS\tCREATED")
 	cursor := ""

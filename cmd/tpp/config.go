@@ -19,26 +19,30 @@ import (
 // field is a setting with a flag and a TPP_ environment variable; flags win
 // over the environment, the environment over defaults.
 type config struct {
-	BankEnv       string // emulated | sandbox | production | a base URL
-	BankOAuthURL  string // authorize page; derived for sandbox and production
-	BankTokenURL  string // token endpoint; derived for sandbox and production
-	EmulatedAddr  string // first of three consecutive ports of the emulated bank
-	Listen        string
-	MetricsListen string
-	PublicURL     string
-	DBPath        string
-	RedisURL      string
-	RedisSentinel string // master@host:port,host:port
-	RedisCluster  string // host:port,host:port
-	RedisPassword string // for Sentinel and Cluster; a URL carries its own
-	RedisCA       string // PEM file of CAs to trust for Redis TLS
-	WebhookHosts  string // private | public | auto
-	RateBudget    string // shared | local | off
-	MasterKey     string
-	LogLevel      string
-	LogFormat     string
-	CacheTTL      time.Duration
-	SignAll       bool
+	BankEnv        string // emulated | sandbox | production | a base URL
+	BankOAuthURL   string // authorize page; derived for sandbox and production
+	BankTokenURL   string // token endpoint; derived for sandbox and production
+	EmulatedAddr   string // first of three consecutive ports of the emulated bank
+	Listen         string
+	MetricsListen  string
+	PublicURL      string
+	DBPath         string
+	DBURL          string // PostgreSQL; wins over DBPath
+	DBMaxConns     int
+	DBMaxIdle      int
+	DBConnLifetime time.Duration
+	RedisURL       string
+	RedisSentinel  string // master@host:port,host:port
+	RedisCluster   string // host:port,host:port
+	RedisPassword  string // for Sentinel and Cluster; a URL carries its own
+	RedisCA        string // PEM file of CAs to trust for Redis TLS
+	WebhookHosts   string // private | public | auto
+	RateBudget     string // shared | local | off
+	MasterKey      string
+	LogLevel       string
+	LogFormat      string
+	CacheTTL       time.Duration
+	SignAll        bool
 	// AcceptTokenWithoutState accepts bunq token answers that name no
 	// state (see docs/OPERATIONS.md, Security model).
 	AcceptTokenWithoutState bool
@@ -60,6 +64,7 @@ type setting struct {
 	str                   *string
 	dur                   *time.Duration
 	boolean               *bool
+	integer               *int
 }
 
 func (c *config) settings() []setting {
@@ -71,7 +76,11 @@ func (c *config) settings() []setting {
 		{flag: "listen", env: "TPP_LISTEN", def: "127.0.0.1:8080", usage: "address of the public API and browser pages", str: &c.Listen},
 		{flag: "metrics-listen", env: "TPP_METRICS_LISTEN", def: "127.0.0.1:9090", usage: "address of /metrics (keep it private); empty disables it", str: &c.MetricsListen},
 		{flag: "public-url", env: "TPP_PUBLIC_URL", def: "", usage: "URL where browsers and the bank reach this service (OAuth redirect and callbacks); default http://<listen>", str: &c.PublicURL},
-		{flag: "db", env: "TPP_DB_PATH", def: "data/tpp.db", usage: "SQLite database file", str: &c.DBPath},
+		{flag: "db", env: "TPP_DB_PATH", def: "data/tpp.db", usage: "SQLite database file, or a postgres:// URL (see --db-url)", str: &c.DBPath},
+		{flag: "db-url", env: "TPP_DB_URL", def: "", usage: "PostgreSQL URL (postgres://user@host:5432/db?sslmode=verify-full); when set it is used instead of --db, and N replicas can share it (a password in it is masked when printed; PGPASSWORD works too)", str: &c.DBURL},
+		{flag: "db-max-conns", env: "TPP_DB_MAX_CONNS", def: "20", usage: "PostgreSQL: connections this replica opens at most", integer: &c.DBMaxConns},
+		{flag: "db-max-idle-conns", env: "TPP_DB_MAX_IDLE_CONNS", def: "10", usage: "PostgreSQL: idle connections this replica keeps", integer: &c.DBMaxIdle},
+		{flag: "db-conn-lifetime", env: "TPP_DB_CONN_LIFETIME", def: "30m", usage: "PostgreSQL: a connection is replaced after this long", dur: &c.DBConnLifetime},
 		{flag: "redis-url", env: "TPP_REDIS_URL", def: "", usage: "Redis URL (redis:// or rediss://); empty starts an embedded Redis, for dev and demo only", str: &c.RedisURL},
 		{flag: "redis-sentinel", env: "TPP_REDIS_SENTINEL", def: "", usage: "Redis Sentinel as master@host:port,host:port (instead of --redis-url)", str: &c.RedisSentinel},
 		{flag: "redis-cluster", env: "TPP_REDIS_CLUSTER", def: "", usage: "Redis Cluster node addresses host:port,host:port (instead of --redis-url)", str: &c.RedisCluster},
@@ -130,6 +139,18 @@ func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (*
 				return nil, fmt.Errorf("setting --%s ($%s) = %q is not a duration such as 30s or 5m", s.flag, s.env, v)
 			}
 			*s.dur = d
+		case s.integer != nil:
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("setting --%s ($%s) = %q must be a whole number of at least 1", s.flag, s.env, v)
+			}
+			*s.integer = n
+		case s.integer != nil:
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("setting --%s ($%s) = %q must be a whole number of at least 1", s.flag, s.env, v)
+			}
+			*s.integer = n
 		case s.boolean != nil:
 			b, err := strconv.ParseBool(v)
 			if err != nil {
@@ -176,8 +197,14 @@ func (c *config) validate() error {
 	if c.Listen == "" {
 		errs = append(errs, errors.New("setting --listen ($TPP_LISTEN) is empty: use host:port, e.g. 127.0.0.1:8080"))
 	}
-	if c.DBPath == "" {
+	if c.DBPath == "" && c.DBURL == "" {
 		errs = append(errs, errors.New("setting --db ($TPP_DB_PATH) is empty: give a file path, e.g. data/tpp.db"))
+	}
+	if c.DBURL != "" && !isPostgresURL(c.DBURL) {
+		errs = append(errs, errors.New("setting --db-url ($TPP_DB_URL) must be a postgres:// URL"))
+	}
+	if c.DBMaxIdle > c.DBMaxConns {
+		c.DBMaxIdle = c.DBMaxConns
 	}
 	n := 0
 	for _, v := range []string{c.RedisURL, c.RedisSentinel, c.RedisCluster} {
@@ -297,6 +324,8 @@ func (c *config) print(w io.Writer) {
 			v = *s.str
 		case s.dur != nil:
 			v = s.dur.String()
+		case s.integer != nil:
+			v = strconv.Itoa(*s.integer)
 		case s.boolean != nil:
 			v = strconv.FormatBool(*s.boolean)
 		}
@@ -320,7 +349,7 @@ func maskSetting(s setting, v string) string {
 		return maskKeyIDs(v) // key ids help operators; the keys stay hidden
 	case s.secret:
 		return "****"
-	case strings.HasPrefix(s.flag, "redis-"):
+	case strings.HasPrefix(s.flag, "redis-"), s.flag == "db", s.flag == "db-url":
 		return maskURLPassword(v)
 	}
 	return v

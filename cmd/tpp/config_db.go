@@ -45,14 +45,22 @@ func openKeyring(masterKey string) (*seal.Keyring, error) {
 // existing one (clients, rekey, register --status): a missing file is an
 // error naming the path, never a new empty database.
 func openExistingDB(ctx context.Context, path string, clock tpp.Clock) (*sqlite.DB, error) {
+	if err := requireDBFile(path); err != nil {
+		return nil, err
+	}
+	return openDB(ctx, path, clock)
+}
+
+// requireDBFile refuses a SQLite path with no database file behind it.
+func requireDBFile(path string) error {
 	if path == "" {
-		return nil, fmt.Errorf("setting --db ($TPP_DB_PATH) is empty: give a file path, e.g. data/tpp.db")
+		return fmt.Errorf("setting --db ($TPP_DB_PATH) is empty: give a file path, e.g. data/tpp.db")
 	}
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		abs, _ := filepath.Abs(path)
-		return nil, fmt.Errorf("database %s (--db, $TPP_DB_PATH) does not exist: point --db at the service's database ('tpp serve' and 'tpp demo' create it)", abs)
+		return fmt.Errorf("database %s (--db, $TPP_DB_PATH) does not exist: point --db at the service's database ('tpp serve' and 'tpp demo' create it)", abs)
 	}
-	return openDB(ctx, path, clock)
+	return nil
 }
 
 // demoKeyHint says where the demo keeps its development master key when
@@ -81,8 +89,8 @@ func openKeyringFor(masterKey, dbPath string) (*seal.Keyring, error) {
 // checkKeyOpensSecrets refuses a keyring that does not open the secrets
 // already sealed in db: a client created under the wrong key would have a
 // webhook secret the service cannot read.
-func checkKeyOpensSecrets(ctx context.Context, db *sqlite.DB, kr *seal.Keyring, dbPath string) error {
-	counts, err := sqlite.Rekey(ctx, db, kr, true)
+func checkKeyOpensSecrets(ctx context.Context, st *store, kr *seal.Keyring, dbPath string) error {
+	counts, err := st.rekey(ctx, kr, true)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/demo"
-	"github.com/bunqtpp/tpp/sqlite"
 )
 
 // demoClientFile keeps the demo fintech client's credentials beside the
@@ -185,7 +184,7 @@ type demoSetup struct {
 func prepareDemo(ctx context.Context, a *app, out io.Writer) (*demoSetup, error) {
 	publicURL := strings.TrimRight(a.cfg.PublicURL, "/")
 	dataDir := filepath.Dir(a.cfg.DBPath)
-	clients := sqlite.NewClientService(a.db, a.keyring)
+	clients := a.store.clients
 	dc, err := ensureDemoClient(ctx, clients, filepath.Join(dataDir, demoClientFile), publicURL, out)
 	if err != nil {
 		return nil, err
@@ -221,7 +220,7 @@ func prepareDemo(ctx context.Context, a *app, out io.Writer) (*demoSetup, error)
 // ensureDemoClient loads the demo client from path when its API key still
 // works and its URLs match publicURL; otherwise it creates a new client
 // (revoking a stale one) and saves it to path with mode 0600.
-func ensureDemoClient(ctx context.Context, clients *sqlite.ClientService, path, publicURL string, out io.Writer) (demoClient, error) {
+func ensureDemoClient(ctx context.Context, clients tpp.ClientService, path, publicURL string, out io.Writer) (demoClient, error) {
 	returnURL, hookURL := publicURL+demo.ReturnPath, publicURL+demo.WebhookPath
 	var dc demoClient
 	b, err := os.ReadFile(path)

@@ -16,7 +16,6 @@ import (
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/certs"
 	"github.com/bunqtpp/tpp/sandbox"
-	"github.com/bunqtpp/tpp/sqlite"
 )
 
 // startEmulatedBank starts the emulated bunq sandbox in this process and
@@ -65,7 +64,7 @@ func startEmulatedBank(ctx context.Context, a *app, out io.Writer) (bankURLs, fu
 	}
 	// The emulated bank starts empty every time: forget what an earlier run
 	// registered there, or register would try to reuse a dead installation.
-	store := sqlite.NewRegistrationStore(a.db, a.keyring)
+	store := a.store.registrations
 	if old, err := store.Registration(ctx, srv.APIURL); err == nil {
 		*old = tpp.Registration{APIBaseURL: old.APIBaseURL, CreatedAt: old.CreatedAt}
 		if err := store.SaveRegistration(ctx, old); err != nil {

@@ -46,6 +46,7 @@ func commands() map[string]command {
 		"demo":     {"run the whole product on embedded defaults with a demo fintech app", runDemo},
 		"sandbox":  {"run the emulated bunq sandbox", runSandbox},
 		"rekey":    {"re-seal the database's secrets under the current master key", runRekey},
+		"migrate":  {"copy a SQLite database into PostgreSQL (for N replicas)", runMigrate},
 		"register": {"register this TPP with bunq (installation, PSD2 credential, OAuth client)", runRegister},
 		"serve":    {"run the TPP: fintech API, consent pages, bank callbacks", runServe},
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/certs"
 	"github.com/bunqtpp/tpp/psd2"
-	"github.com/bunqtpp/tpp/sqlite"
 )
 
 // runRegister registers this TPP with a bunq environment, or shows the
@@ -75,7 +74,7 @@ func registerMain(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	fs.StringVar(&f.cert, "cert", env("TPP_CERT_FILE", ""), "certificate ($TPP_CERT_FILE)")
 	fs.StringVar(&f.key, "key", env("TPP_KEY_FILE", ""), "certificate key ($TPP_KEY_FILE)")
 	fs.StringVar(&f.chain, "chain", env("TPP_CHAIN_FILE", ""), "certificate chain ($TPP_CHAIN_FILE)")
-	fs.StringVar(&f.db, "db", env("TPP_DB_PATH", "data/tpp.db"), "SQLite database ($TPP_DB_PATH)")
+	fs.StringVar(&f.db, "db", cliDBDefault(getenv), "SQLite database or postgres:// URL ($TPP_DB_URL, $TPP_DB_PATH)")
 	fs.StringVar(&f.masterKey, "master-key", getenv("TPP_MASTER_KEY"), "master keys ($TPP_MASTER_KEY)")
 	fs.StringVar(&f.publicURL, "public-url", env("TPP_PUBLIC_URL", ""), "public base URL ($TPP_PUBLIC_URL)")
 	fs.StringVar(&f.permittedIPs, "permitted-ips", env("TPP_PERMITTED_IPS", ""), "device permitted IPs ($TPP_PERMITTED_IPS)")
@@ -104,16 +103,16 @@ func registerMain(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if err != nil {
 		return err
 	}
-	open := openDB
+	open := openCLIStore
 	if f.status {
-		open = openExistingDB // showing never creates a database
+		open = openExistingCLIStore // showing never creates a database
 	}
-	db, err := open(ctx, f.db, clock)
+	st, err := open(ctx, f.db, clock, kr)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	store := sqlite.NewRegistrationStore(db, kr)
+	defer st.close()
+	store := st.registrations
 	if f.status {
 		return registerStatus(ctx, store, apiBase, clock.Now(), stdout)
 	}
@@ -143,7 +142,7 @@ func resolveBunqEnv(v string) (string, error) {
 // registrar runs the registration steps, saving after each one so that a
 // failure halfway loses nothing and a rerun continues.
 type registrar struct {
-	store  *sqlite.RegistrationStore
+	store  tpp.RegistrationStore
 	clock  tpp.Clock
 	out    io.Writer
 	client *psd2.Client
@@ -376,7 +375,7 @@ func (r *registrar) notificationFilters(ctx context.Context, target string) erro
 // certWarnDays: below this many days to expiry --status warns.
 const certWarnDays = 30
 
-func registerStatus(ctx context.Context, store *sqlite.RegistrationStore, apiBase string, now time.Time, w io.Writer) error {
+func registerStatus(ctx context.Context, store tpp.RegistrationStore, apiBase string, now time.Time, w io.Writer) error {
 	var regs []*tpp.Registration
 	if apiBase != "" {
 		reg, err := store.Registration(ctx, apiBase)

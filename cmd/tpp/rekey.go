@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/bunqtpp/tpp"
-	"github.com/bunqtpp/tpp/sqlite"
 )
 
 // runRekey re-seals the database's secrets under the current master key.
@@ -60,13 +59,12 @@ func rekeyMain(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if err != nil {
 		return err
 	}
-	db, err := openExistingDB(ctx, common.db, tpp.SystemClock{})
+	st, err := openExistingCLIStore(ctx, common.db, tpp.SystemClock{}, kr)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-
-	counts, err := sqlite.Rekey(ctx, db, kr, *dryRun)
+	defer st.close()
+	counts, err := st.rekey(ctx, kr, *dryRun)
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,6 @@ import (
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/seal"
-	"github.com/bunqtpp/tpp/sqlite"
 	"github.com/bunqtpp/tpp/web"
 	"github.com/bunqtpp/tpp/webhook"
 )
@@ -80,7 +79,7 @@ type app struct {
 	clock tpp.Clock
 
 	keyring *seal.Keyring
-	db      *sqlite.DB
+	store   *store
 	rdb     goredis.UniversalClient
 	rkeys   redis.Keys // one prefix for every Redis key the TPP writes
 	bank    bankURLs
@@ -228,11 +227,11 @@ func (a *app) wire(ctx context.Context, out io.Writer) error {
 	if a.keyring, err = a.openKeyring(); err != nil {
 		return err
 	}
-	// 2. SQLite: the source of truth.
-	if a.db, err = openDB(ctx, cfg.DBPath, a.clock); err != nil {
+	// 2. SQLite or PostgreSQL: the source of truth.
+	if a.store, err = openStore(ctx, cfg, a.clock, a.keyring); err != nil {
 		return err
 	}
-	a.closers = append(a.closers, func() { a.db.Close() })
+	a.closers = append(a.closers, func() { a.store.close() })
 	// 3. Redis: contexts, state, budgets, caches.
 	if err := a.openRedis(ctx); err != nil {
 		return err
@@ -357,8 +356,7 @@ func (a *app) connectBank(ctx context.Context, out io.Writer) error {
 	default:
 		a.bank = bankURLs{API: strings.TrimRight(cfg.BankEnv, "/"), OAuth: cfg.BankOAuthURL, Token: cfg.BankTokenURL}
 	}
-	store := sqlite.NewRegistrationStore(a.db, a.keyring)
-	reg, err := store.Registration(ctx, a.bank.API)
+	reg, err := a.store.registrations.Registration(ctx, a.bank.API)
 	if tpp.ErrorCode(err) == tpp.ENotFound {
 		return fmt.Errorf("this TPP is not registered with %s: run 'tpp register --env %s' first", a.bank.API, cfg.BankEnv)
 	}
@@ -403,7 +401,7 @@ func certificateInForce(reg *tpp.Registration, now time.Time) error {
 func (a *app) bankClient(ctx context.Context) error {
 	cfg := a.cfg
 	keys := a.rkeys
-	regs := sqlite.NewRegistrationStore(a.db, a.keyring)
+	regs := a.store.registrations
 	var provider *bankctx.Provider
 	// Many users' contexts talk to one bank host: keep enough idle
 	// connections, or every burst pays for new TCP (and TLS) handshakes.
@@ -444,7 +442,7 @@ func (a *app) bankClient(ctx context.Context) error {
 		Bank:         client,
 		Store:        store,
 		Locker:       redis.NewLocker(a.rdb, keys),
-		Tokens:       sqlite.NewConsentService(a.db, a.keyring),
+		Tokens:       a.store.consents,
 		Keys:         a.keys,
 		PermittedIPs: splitList(cfg.PermittedIPs),
 		Logger:       a.log,
@@ -512,7 +510,7 @@ func (unlimited) Wait(ctx context.Context, _ string, _ int, _ time.Duration) err
 // saveTPPContext writes the TPP's renewed session back to its registration.
 // It re-reads the registration first: if 'tpp register' replaced it (a new
 // certificate) while this process ran, the old context must not overwrite it.
-func (a *app) saveTPPContext(ctx context.Context, regs *sqlite.RegistrationStore) error {
+func (a *app) saveTPPContext(ctx context.Context, regs tpp.RegistrationStore) error {
 	b, err := json.Marshal(a.tppCtx)
 	if err != nil {
 		return err
@@ -533,11 +531,11 @@ func (a *app) saveTPPContext(ctx context.Context, regs *sqlite.RegistrationStore
 func (a *app) services(ctx context.Context) error {
 	cfg := a.cfg
 	keys := redis.NewKeys("tpp:")
-	consents := sqlite.NewConsentService(a.db, a.keyring)
-	clients := sqlite.NewClientService(a.db, a.keyring)
+	consents := a.store.consents
+	clients := a.store.clients
 
 	// Webhooks to fintechs, from the durable outbox.
-	hooks, err := webhook.NewDispatcher(webhook.NewOutboxStore(sqlite.NewOutbox(a.db), clients), webhook.Options{
+	hooks, err := webhook.NewDispatcher(webhook.NewOutboxStore(a.store.outbox, clients), webhook.Options{
 		Clock:               a.clock,
 		Logger:              a.log,
 		OnResult:            a.metrics.ObserveWebhook,
@@ -569,7 +567,7 @@ func (a *app) services(ctx context.Context) error {
 		},
 		CSRFKey: a.keyring.DeriveKey("csrf"),
 		Sealer:  a.keyring,
-		Audit:   sqlite.NewAuditLog(a.db),
+		Audit:   a.store.audit,
 		// Off unless the operator accepts token answers without state.
 		AcceptTokenWithoutState: cfg.AcceptTokenWithoutState,
 		CallbackKey:             callbackKey,
@@ -603,7 +601,7 @@ func (a *app) services(ctx context.Context) error {
 	}
 	a.engine = api.NewEngine(api.Options{Logger: a.log, Observe: a.metrics.APIObserver()})
 	a.health().Register(a.engine)
-	if err := a.metrics.WatchConsents(metrics.SQLConsents{DB: a.db.DB}, 0); err != nil {
+	if err := a.metrics.WatchConsents(metrics.SQLConsents{DB: a.store.raw}, 0); err != nil {
 		return err
 	}
 	apidoc.Register(a.engine)
@@ -635,7 +633,7 @@ func (a *app) services(ctx context.Context) error {
 	if err := mount(v1)(aisp.NewHandler(accounts)); err != nil {
 		return err
 	}
-	funds, err := cbpii.New(cbpii.Config{Gate: gate, Bank: a.psd2, Audit: sqlite.NewAuditLog(a.db), Clock: a.clock, Log: a.log})
+	funds, err := cbpii.New(cbpii.Config{Gate: gate, Bank: a.psd2, Audit: a.store.audit, Clock: a.clock, Log: a.log})
 	if err != nil {
 		return err
 	}
@@ -645,14 +643,14 @@ func (a *app) services(ctx context.Context) error {
 	}
 
 	payments, err = pisp.New(pisp.Config{
-		Payments:        sqlite.NewPaymentService(a.db),
+		Payments:        a.store.payments,
 		Consents:        consents,
-		Idempotency:     sqlite.NewIdempotencyStore(a.db),
+		Idempotency:     a.store.idempotency,
 		Bank:            a.psd2,
 		Contexts:        a.ctxs,
 		TPP:             pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return a.tppCtx, nil }),
 		AuthorizeURL:    svc.AuthorizeURL,
-		Events:          sqlite.NewOutbox(a.db),
+		Events:          a.store.outbox,
 		OnUnknownStatus: a.metrics.UnknownBankStatus,
 		PollInterval:    cfg.PollInterval,
 		Clock:           a.clock,
@@ -667,7 +665,7 @@ func (a *app) services(ctx context.Context) error {
 	sweeper := &janitor.Janitor{
 		Consents:    consents,
 		Expiring:    consents,
-		Idempotency: sqlite.NewIdempotencyStore(a.db),
+		Idempotency: a.store.idempotency,
 		Contexts:    a.ctxs,
 		Closes:      consents,
 		Sessions:    a.ctxs,
@@ -725,10 +723,10 @@ func (a *app) health() *health.Checker {
 	bank := health.Bank(&http.Client{Timeout: 2 * time.Second}, a.bank.API+"/v1")
 	bank.Optional = true
 	return health.NewWithOptions(health.Options{Version: version()},
-		health.SQLite(a.db),
+		a.store.check,
 		health.Redis(redis.Health{Client: a.rdb}),
 		bank,
-		health.Registration(health.RegistrationValid(sqlite.NewRegistrationStore(a.db, a.keyring), a.bank.API, a.clock)),
+		health.Registration(health.RegistrationValid(a.store.registrations, a.bank.API, a.clock)),
 	)
 }
 

@@ -1,4 +1,4 @@
-package sqlite
+package storetest
 
 import (
 	"context"
@@ -8,10 +8,9 @@ import (
 	"github.com/bunqtpp/tpp"
 )
 
-func TestAuditLogIsAppendOnly(t *testing.T) {
-	t.Parallel()
+func testAuditLogIsAppendOnly(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	con := f.consent(t, c, "u")
 	if err := f.audit.AppendAudit(ctx, tpp.AuditRecord{Actor: tpp.ActorBank, Action: "bank.read",
@@ -24,7 +23,7 @@ func TestAuditLogIsAppendOnly(t *testing.T) {
 		`DELETE FROM audit_log`,
 		`DELETE FROM audit_log WHERE seq = 1`,
 	} {
-		_, err := f.db.Exec(stmt)
+		_, err := f.db.ExecContext(context.Background(), stmt)
 		if err == nil || !strings.Contains(err.Error(), "append-only") {
 			t.Errorf("%s: err = %v, want the append-only trigger", stmt, err)
 		}

@@ -1,4 +1,4 @@
-package sqlite
+package storetest
 
 import (
 	"context"
@@ -9,10 +9,9 @@ import (
 	"github.com/bunqtpp/tpp"
 )
 
-func TestOutboxClaimDeliverRetry(t *testing.T) {
-	t.Parallel()
+func testOutboxClaimDeliverRetry(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	ev, err := f.outbox.EnqueueEvent(ctx, c.ID, "test.ping", map[string]string{"hello": "world"})
 	if err != nil {
@@ -55,7 +54,7 @@ func TestOutboxClaimDeliverRetry(t *testing.T) {
 		t.Fatalf("retry claim = %+v", ds)
 	}
 	var lastErr string
-	f.db.Get(&lastErr, `SELECT last_error FROM webhook_deliveries WHERE event_id = ?`, ev.ID)
+	f.db.GetContext(context.Background(), &lastErr, `SELECT last_error FROM webhook_deliveries WHERE event_id = ?`, ev.ID)
 	if lastErr != "HTTP 500" {
 		t.Fatalf("last_error = %q", lastErr)
 	}
@@ -68,10 +67,9 @@ func TestOutboxClaimDeliverRetry(t *testing.T) {
 	}
 }
 
-func TestOutboxAbandonsAfterSchedule(t *testing.T) {
-	t.Parallel()
+func testOutboxAbandonsAfterSchedule(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	ev, _ := f.outbox.EnqueueEvent(ctx, c.ID, "test.ping", nil)
 	attempts := 0
@@ -100,10 +98,9 @@ func TestOutboxAbandonsAfterSchedule(t *testing.T) {
 	}
 }
 
-func TestOutboxSkipsClientsWithoutWebhooks(t *testing.T) {
-	t.Parallel()
+func testOutboxSkipsClientsWithoutWebhooks(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	quiet, _, err := f.clients.CreateClient(ctx, tpp.NewClient{Name: "q", ReturnURLs: []string{"https://q.example/r"}})
 	if err != nil {
 		t.Fatal(err)
@@ -130,10 +127,9 @@ func TestOutboxSkipsClientsWithoutWebhooks(t *testing.T) {
 
 // TestOutboxConcurrentClaims checks that workers racing for deliveries
 // never get the same one.
-func TestOutboxConcurrentClaims(t *testing.T) {
-	t.Parallel()
+func testOutboxConcurrentClaims(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	const events = 40
 	for i := 0; i < events; i++ {
@@ -179,10 +175,9 @@ func TestOutboxConcurrentClaims(t *testing.T) {
 	}
 }
 
-func TestOutboxScheduleRetry(t *testing.T) {
-	t.Parallel()
+func testOutboxScheduleRetry(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	ev, _ := f.outbox.EnqueueEvent(ctx, c.ID, "t", nil)
 	ds, _ := f.outbox.ClaimDeliveries(ctx, 1, time.Minute)

@@ -1,4 +1,4 @@
-package sqlite
+package storetest
 
 import (
 	"context"
@@ -9,10 +9,9 @@ import (
 	"github.com/bunqtpp/tpp"
 )
 
-func TestClientCreateGetAuthenticate(t *testing.T) {
-	t.Parallel()
+func testClientCreateGetAuthenticate(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, sec := f.client(t)
 
 	if !strings.HasPrefix(c.ID, "cli_") || c.Status != tpp.ClientActive {
@@ -26,8 +25,11 @@ func TestClientCreateGetAuthenticate(t *testing.T) {
 	}
 
 	// Nothing secret is stored in the clear.
-	var row clientRow
-	if err := f.db.Get(&row, `SELECT `+clientColumns+` FROM clients WHERE id = ?`, c.ID); err != nil {
+	var row struct {
+		WebhookSecretSealed string `db:"webhook_secret_sealed"`
+		APIKeyHash          []byte `db:"api_key_hash"`
+	}
+	if err := f.db.GetContext(context.Background(), &row, `SELECT webhook_secret_sealed, api_key_hash FROM clients WHERE id = ?`, c.ID); err != nil {
 		t.Fatal(err)
 	}
 	key, _ := tpp.ParseAPIKey(sec.APIKey)
@@ -53,16 +55,15 @@ func TestClientCreateGetAuthenticate(t *testing.T) {
 
 	// The webhook secret is bound to its client: moved to another row it fails to open.
 	other, _ := f.client(t)
-	f.db.MustExec(`UPDATE clients SET webhook_secret_sealed = ? WHERE id = ?`, row.WebhookSecretSealed, other.ID)
+	exec(t, f.db, `UPDATE clients SET webhook_secret_sealed = (SELECT webhook_secret_sealed FROM clients WHERE id = ?) WHERE id = ?`, c.ID, other.ID)
 	if _, err := f.clients.WebhookSecret(ctx, other.ID); err == nil {
 		t.Fatal("a webhook secret sealed for another client opened")
 	}
 }
 
-func TestAuthenticateRejects(t *testing.T) {
-	t.Parallel()
+func testAuthenticateRejects(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, sec := f.client(t)
 	key, _ := tpp.ParseAPIKey(sec.APIKey)
 	wrongSecret := tpp.APIKey{ID: key.ID, Secret: tpp.NewAPIKey().Secret}.String()
@@ -86,10 +87,9 @@ func TestAuthenticateRejects(t *testing.T) {
 	}
 }
 
-func TestRotateAndRevoke(t *testing.T) {
-	t.Parallel()
+func testRotateAndRevoke(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, sec := f.client(t)
 
 	newKey, err := f.clients.RotateAPIKey(ctx, c.ID)
@@ -135,9 +135,8 @@ func TestRotateAndRevoke(t *testing.T) {
 	}
 }
 
-func TestCreateClientValidates(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
+func testCreateClientValidates(t *testing.T, open Open) {
+	f := newFixture(t, open)
 	for name, in := range map[string]tpp.NewClient{
 		"no name":      {ReturnURLs: []string{"https://a.example/r"}},
 		"no urls":      {Name: "x"},
@@ -155,10 +154,9 @@ func TestCreateClientValidates(t *testing.T) {
 	}
 }
 
-func TestListClientsPaging(t *testing.T) {
-	t.Parallel()
+func testListClientsPaging(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	want := map[string]bool{}
 	for i := 0; i < 7; i++ {
 		c, _ := f.client(t)
@@ -192,10 +190,9 @@ func TestListClientsPaging(t *testing.T) {
 	}
 }
 
-func TestRevokeClientRevokesLiveConsents(t *testing.T) {
-	t.Parallel()
+func testRevokeClientRevokesLiveConsents(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	other, _ := f.client(t)
 	pending := f.consent(t, c, "u")

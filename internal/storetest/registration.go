@@ -1,4 +1,4 @@
-package sqlite
+package storetest
 
 import (
 	"context"
@@ -9,11 +9,10 @@ import (
 	"github.com/bunqtpp/tpp"
 )
 
-func TestRegistrationStore(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
+func testRegistrationStore(t *testing.T, open Open) {
+	f := newFixture(t, open)
 	ctx := context.Background()
-	s := NewRegistrationStore(f.db, f.keyring)
+	s := f.Registrations
 	const base = "https://public-api.sandbox.bunq.com"
 
 	if _, err := s.Registration(ctx, base); tpp.ErrorCode(err) != tpp.ENotFound {

@@ -1,4 +1,4 @@
-package sqlite
+package storetest
 
 import (
 	"context"
@@ -23,10 +23,9 @@ func newDraft(c *tpp.FintechClient, con *tpp.Consent) tpp.NewPayment {
 	}
 }
 
-func TestPaymentLifecycle(t *testing.T) {
-	t.Parallel()
+func testPaymentLifecycle(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	con := f.activate(t, f.consent(t, c, "u"), 1)
 
@@ -84,7 +83,7 @@ func TestPaymentLifecycle(t *testing.T) {
 	}
 	// One payment.updated event, for the one status change.
 	var payloads []string
-	f.db.Select(&payloads, `SELECT payload FROM webhook_events WHERE type = 'payment.updated'`)
+	f.db.SelectContext(context.Background(), &payloads, `SELECT payload FROM webhook_events WHERE type = 'payment.updated'`)
 	if len(payloads) != 1 {
 		t.Fatalf("%d payment events", len(payloads))
 	}
@@ -94,15 +93,14 @@ func TestPaymentLifecycle(t *testing.T) {
 		t.Fatalf("event = %s", payloads[0])
 	}
 	// History rows are append-only too.
-	if _, err := f.db.Exec(`DELETE FROM payment_status_history`); err == nil {
+	if _, err := f.db.ExecContext(context.Background(), `DELETE FROM payment_status_history`); err == nil {
 		t.Fatal("payment history row deleted")
 	}
 }
 
-func TestCreatePaymentChecksConsent(t *testing.T) {
-	t.Parallel()
+func testCreatePaymentChecksConsent(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	other, _ := f.client(t)
 	active := f.activate(t, f.consent(t, c, "u"), 1)
@@ -162,10 +160,9 @@ func TestCreatePaymentChecksConsent(t *testing.T) {
 	}
 }
 
-func TestPaymentScopingAndList(t *testing.T) {
-	t.Parallel()
+func testPaymentScopingAndList(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	a, _ := f.client(t)
 	b, _ := f.client(t)
 	ca := f.activate(t, f.consent(t, a, "u"), 1)

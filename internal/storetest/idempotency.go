@@ -1,4 +1,4 @@
-package sqlite
+package storetest
 
 import (
 	"context"
@@ -8,10 +8,9 @@ import (
 	"github.com/bunqtpp/tpp"
 )
 
-func TestIdempotencyFlow(t *testing.T) {
-	t.Parallel()
+func testIdempotencyFlow(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	other, _ := f.client(t)
 	fp := tpp.RequestFingerprint("POST", "/v1/consents/con_x/payments", []byte(`{"amount":{"amount":"1.00","currency":"EUR"}}`))
@@ -69,10 +68,9 @@ func TestIdempotencyFlow(t *testing.T) {
 	wantCode(t, err, tpp.EInvalid)
 }
 
-func TestIdempotencyConcurrentBegin(t *testing.T) {
-	t.Parallel()
+func testIdempotencyConcurrentBegin(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	fp := tpp.RequestFingerprint("POST", "/x", nil)
 	var wg sync.WaitGroup

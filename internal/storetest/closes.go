@@ -1,4 +1,4 @@
-package sqlite
+package storetest
 
 import (
 	"context"
@@ -9,10 +9,9 @@ import (
 	"github.com/bunqtpp/tpp"
 )
 
-func TestRevokeClientQueuesConsentCloses(t *testing.T) {
-	t.Parallel()
+func testRevokeClientQueuesConsentCloses(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	other, _ := f.client(t)
 	pending := f.consent(t, c, "u")
@@ -49,20 +48,20 @@ func TestRevokeClientQueuesConsentCloses(t *testing.T) {
 	}
 
 	// A close that keeps failing drops out of the queue after
-	// MaxCloseAttempts, with its last error kept; a done one leaves it.
-	for range MaxCloseAttempts - 1 {
+	// f.MaxCloseAttempts, with its last error kept; a done one leaves it.
+	for range f.MaxCloseAttempts - 1 {
 		if err := f.consents.CloseFailed(ctx, active.ID, "bank down"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if ids, _ := f.consents.PendingCloses(ctx, 10); !slices.Contains(ids, active.ID) {
-		t.Fatalf("dropped before %d attempts: %v", MaxCloseAttempts, ids)
+		t.Fatalf("dropped before %d attempts: %v", f.MaxCloseAttempts, ids)
 	}
 	if err := f.consents.CloseFailed(ctx, active.ID, "bank down"); err != nil {
 		t.Fatal(err)
 	}
 	if ids, _ := f.consents.PendingCloses(ctx, 10); !slices.Equal(ids, []string{pending.ID}) {
-		t.Fatalf("queue after %d failures = %v, want only %s", MaxCloseAttempts, ids, pending.ID)
+		t.Fatalf("queue after %d failures = %v, want only %s", f.MaxCloseAttempts, ids, pending.ID)
 	}
 	if n := count(t, f.db, `SELECT count(*) FROM consent_closes WHERE consent_id = ? AND last_error = 'bank down'`, active.ID); n != 1 {
 		t.Errorf("the failing close's row is gone or has no error")

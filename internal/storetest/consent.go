@@ -1,4 +1,4 @@
-package sqlite
+package storetest
 
 import (
 	"context"
@@ -12,10 +12,9 @@ import (
 	"github.com/bunqtpp/tpp/pisp"
 )
 
-func TestConsentCreateAndScopedGet(t *testing.T) {
-	t.Parallel()
+func testConsentCreateAndScopedGet(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	a, _ := f.client(t)
 	b, _ := f.client(t)
 	con := f.consent(t, a, "user-1", tpp.ScopePayments, tpp.ScopeAccounts, tpp.ScopeAccounts)
@@ -53,10 +52,9 @@ func TestConsentCreateAndScopedGet(t *testing.T) {
 	wantCode(t, err, tpp.EInternal)
 }
 
-func TestCreateConsentRejects(t *testing.T) {
-	t.Parallel()
+func testCreateConsentRejects(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	base := tpp.NewConsent{ClientID: c.ID, UserRef: "u", Scopes: []tpp.Scope{tpp.ScopeAccounts},
 		ReturnURL: c.ReturnURLs[0], Actor: tpp.ActorClient(c.ID)}
@@ -89,10 +87,9 @@ func TestCreateConsentRejects(t *testing.T) {
 	}
 }
 
-func TestConsentLifecycleAuditAndOutbox(t *testing.T) {
-	t.Parallel()
+func testConsentLifecycleAuditAndOutbox(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	con := f.consent(t, c, "user-1")
 
@@ -110,7 +107,7 @@ func TestConsentLifecycleAuditAndOutbox(t *testing.T) {
 	}
 	// The token is sealed at rest.
 	var sealed string
-	f.db.Get(&sealed, `SELECT access_token_sealed FROM consents WHERE id = ?`, con.ID)
+	f.db.GetContext(context.Background(), &sealed, `SELECT access_token_sealed FROM consents WHERE id = ?`, con.ID)
 	if strings.Contains(sealed, "secret-oauth-token") {
 		t.Fatal("access token stored in the clear")
 	}
@@ -184,10 +181,9 @@ func TestConsentLifecycleAuditAndOutbox(t *testing.T) {
 	}
 }
 
-func TestIllegalConsentTransitionsWriteNothing(t *testing.T) {
-	t.Parallel()
+func testIllegalConsentTransitionsWriteNothing(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 
 	mk := func(to ...tpp.ConsentStatus) *tpp.Consent {
@@ -254,10 +250,9 @@ func TestIllegalConsentTransitionsWriteNothing(t *testing.T) {
 
 // TestConcurrentActivation races 20 goroutines to activate one consent:
 // exactly one wins, and exactly one audit record and event are written.
-func TestConcurrentActivation(t *testing.T) {
-	t.Parallel()
+func testConcurrentActivation(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	con := f.consent(t, c, "u")
 
@@ -296,10 +291,9 @@ func TestConcurrentActivation(t *testing.T) {
 	}
 }
 
-func TestListConsentsPagingNoGapsNoDupes(t *testing.T) {
-	t.Parallel()
+func testListConsentsPagingNoGapsNoDupes(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	a, _ := f.client(t)
 	b, _ := f.client(t)
 	want := map[string]bool{}
@@ -360,10 +354,9 @@ func (f *fixture) listAll(t *testing.T, filter tpp.ConsentFilter, limit int) []*
 	return nil
 }
 
-func TestConsentsByBunqUserAndDue(t *testing.T) {
-	t.Parallel()
+func testConsentsByBunqUserAndDue(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	c1 := f.activate(t, f.consent(t, c, "u1"), 10)
 	f.clock.Add(time.Second)
@@ -394,10 +387,9 @@ func TestConsentsByBunqUserAndDue(t *testing.T) {
 	wantCode(t, err, tpp.EConsentReauthRequired)
 }
 
-func TestSetAndClearAccessToken(t *testing.T) {
-	t.Parallel()
+func testSetAndClearAccessToken(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	pending := f.consent(t, c, "u")
 	err := f.consents.SetAccessToken(ctx, pending.ID, "x")
@@ -418,9 +410,7 @@ func TestSetAndClearAccessToken(t *testing.T) {
 
 	// A token sealed for one consent does not open as another's.
 	other := f.activate(t, f.consent(t, c, "u"), 5)
-	var sealed string
-	f.db.Get(&sealed, `SELECT access_token_sealed FROM consents WHERE id = ?`, other.ID)
-	f.db.MustExec(`UPDATE consents SET access_token_sealed = ? WHERE id = ?`, sealed, con.ID)
+	exec(t, f.db, `UPDATE consents SET access_token_sealed = (SELECT access_token_sealed FROM consents WHERE id = ?) WHERE id = ?`, other.ID, con.ID)
 	if _, err := f.consents.AccessToken(ctx, con.ID); err == nil || tpp.ErrorCode(err) != tpp.EInternal {
 		t.Fatalf("swapped token: %v", err)
 	}
@@ -429,10 +419,9 @@ func TestSetAndClearAccessToken(t *testing.T) {
 // The consent a single payment makes (user_ref pisp.SinglePaymentUserRef)
 // is the payment's, not the fintech's: it is never listed, even when asked
 // for by its user_ref, and paging over it loses and repeats nothing.
-func TestListConsentsHidesSinglePaymentConsents(t *testing.T) {
-	t.Parallel()
+func testListConsentsHidesSinglePaymentConsents(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	var visible []string // newest first
 	for i := range 7 {
@@ -461,10 +450,9 @@ func TestListConsentsHidesSinglePaymentConsents(t *testing.T) {
 // A single payment's consent sends no consent.updated webhook: the fintech
 // hears of the payment, and could not read the consent the event names.
 // Its transitions are audited like any other.
-func TestSinglePaymentConsentSendsNoConsentEvents(t *testing.T) {
-	t.Parallel()
+func testSinglePaymentConsentSendsNoConsentEvents(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	con := f.consent(t, c, pisp.SinglePaymentUserRef, tpp.ScopePayments)
 	f.activate(t, con, 4242)
@@ -486,10 +474,9 @@ func TestSinglePaymentConsentSendsNoConsentEvents(t *testing.T) {
 	}
 }
 
-func TestSinglePaymentOf(t *testing.T) {
-	t.Parallel()
+func testSinglePaymentOf(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t)
+	f := newFixture(t, open)
 	c, _ := f.client(t)
 	con := f.consent(t, c, pisp.SinglePaymentUserRef, tpp.ScopePayments)
 	_, err := f.consents.SinglePaymentOf(ctx, con.ID)

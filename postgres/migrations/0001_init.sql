@@ -1,0 +1,177 @@
+-- The schema of package sqlite's migrations 0001 to 0003 in PostgreSQL types:
+-- timestamptz for times, bigint for minor units and bank ids, jsonb for the
+-- return URL list, bytea for sealed values (the seal.Keyring bytes; SQLite
+-- keeps the same bytes base64-encoded). A later SQLite migration gets its
+-- mirror here as the next numbered file.
+
+CREATE TABLE clients (
+    id                    text PRIMARY KEY,
+    name                  text NOT NULL CHECK (name <> ''),
+    return_urls           jsonb NOT NULL CHECK (jsonb_typeof(return_urls) = 'array'),
+    webhook_url           text NOT NULL DEFAULT '',
+    webhook_secret_sealed bytea NOT NULL,              -- seal AD "client:<id>:webhook"
+    status                text NOT NULL CHECK (status IN ('active', 'revoked')),
+    api_key_id            text NOT NULL UNIQUE,
+    api_key_hash          bytea NOT NULL,              -- SHA-256 of the key's secret part
+    created_at            timestamptz NOT NULL,
+    updated_at            timestamptz NOT NULL,
+    revoked_at            timestamptz
+);
+
+CREATE INDEX clients_created ON clients (created_at, id);
+
+CREATE TABLE consents (
+    id                  text PRIMARY KEY,
+    client_id           text NOT NULL REFERENCES clients (id),
+    user_ref            text NOT NULL,
+    scopes              text NOT NULL,                 -- space-separated, sorted
+    return_url          text NOT NULL,
+    status              text NOT NULL CHECK (status IN
+                          ('pending', 'active', 'rejected', 'expired', 'revoked', 'reauth_required')),
+    created_at          timestamptz NOT NULL,
+    updated_at          timestamptz NOT NULL,
+    expires_at          timestamptz NOT NULL,
+    authorized_at       timestamptz,
+    reauth_due_at       timestamptz,
+    bunq_user_id        bigint,
+    bunq_display_name   text NOT NULL DEFAULT '',
+    access_token_sealed bytea,                         -- seal AD "consent:<id>:access_token"
+    error_code          text NOT NULL DEFAULT '',
+    revoked_at          timestamptz
+);
+
+CREATE INDEX consents_client_created ON consents (client_id, created_at, id);
+CREATE INDEX consents_client_user_created ON consents (client_id, user_ref, created_at, id);
+CREATE INDEX consents_bunq_user ON consents (bunq_user_id) WHERE bunq_user_id IS NOT NULL;
+CREATE INDEX consents_pending_expires ON consents (expires_at) WHERE status = 'pending';
+CREATE INDEX consents_active_reauth ON consents (reauth_due_at) WHERE status = 'active';
+
+CREATE TABLE payments (
+    id                text PRIMARY KEY,
+    consent_id        text NOT NULL REFERENCES consents (id),
+    client_id         text NOT NULL REFERENCES clients (id),
+    kind              text NOT NULL CHECK (kind IN ('draft', 'single')),
+    account_id        bigint,
+    amount_minor      bigint NOT NULL CHECK (amount_minor > 0),
+    currency          text NOT NULL CHECK (length(currency) = 3),
+    debtor_iban       text NOT NULL DEFAULT '',
+    debtor_name       text NOT NULL DEFAULT '',
+    counterparty_iban text NOT NULL,
+    counterparty_name text NOT NULL,
+    description       text NOT NULL DEFAULT '',
+    reference         text NOT NULL DEFAULT '',
+    return_url        text NOT NULL DEFAULT '',
+    bunq_id           bigint,
+    status            text NOT NULL CHECK (status IN
+                        ('pending', 'executed', 'rejected', 'cancelled', 'failed')),
+    error_code        text NOT NULL DEFAULT '',
+    idempotency_key   text NOT NULL DEFAULT '',
+    created_at        timestamptz NOT NULL,
+    updated_at        timestamptz NOT NULL
+);
+
+CREATE INDEX payments_client_created ON payments (client_id, created_at, id);
+CREATE INDEX payments_consent_created ON payments (consent_id, created_at, id);
+CREATE INDEX payments_status ON payments (status, created_at, id);
+CREATE UNIQUE INDEX payments_bunq_id ON payments (kind, bunq_id) WHERE bunq_id IS NOT NULL;
+
+CREATE FUNCTION tpp_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+END $$;
+
+CREATE TABLE payment_status_history (
+    payment_id text NOT NULL REFERENCES payments (id),
+    seq        integer NOT NULL,
+    status     text NOT NULL,
+    at         timestamptz NOT NULL,
+    PRIMARY KEY (payment_id, seq)
+);
+
+CREATE TRIGGER payment_status_history_append_only BEFORE UPDATE OR DELETE ON payment_status_history
+    FOR EACH ROW EXECUTE FUNCTION tpp_append_only();
+
+CREATE TABLE idempotency_records (
+    client_id       text NOT NULL REFERENCES clients (id),
+    key             text NOT NULL,
+    fingerprint     text NOT NULL,
+    state           text NOT NULL CHECK (state IN ('in_flight', 'done')),
+    response_status integer NOT NULL DEFAULT 0,
+    response_body   bytea,
+    created_at      timestamptz NOT NULL,
+    expires_at      timestamptz NOT NULL,
+    PRIMARY KEY (client_id, key)
+);
+
+CREATE INDEX idempotency_expires ON idempotency_records (expires_at);
+
+CREATE TABLE audit_log (
+    seq         bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    at          timestamptz NOT NULL,
+    actor       text NOT NULL CHECK (actor <> ''),
+    action      text NOT NULL CHECK (action <> ''),
+    request_id  text NOT NULL DEFAULT '',
+    client_id   text NOT NULL DEFAULT '',
+    consent_id  text NOT NULL DEFAULT '',
+    payment_id  text NOT NULL DEFAULT '',
+    from_status text NOT NULL DEFAULT '',
+    to_status   text NOT NULL DEFAULT '',
+    detail      text NOT NULL DEFAULT ''
+);
+
+CREATE INDEX audit_consent ON audit_log (consent_id, seq) WHERE consent_id <> '';
+CREATE INDEX audit_payment ON audit_log (payment_id, seq) WHERE payment_id <> '';
+CREATE INDEX audit_client ON audit_log (client_id, seq) WHERE client_id <> '';
+
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION tpp_append_only();
+
+CREATE TABLE webhook_events (
+    id         text PRIMARY KEY,
+    client_id  text NOT NULL REFERENCES clients (id),
+    type       text NOT NULL,
+    payload    text NOT NULL,                          -- the exact JSON body that is signed and sent (not jsonb: bytes matter)
+    created_at timestamptz NOT NULL
+);
+
+CREATE INDEX webhook_events_client_created ON webhook_events (client_id, created_at, id);
+
+CREATE TABLE webhook_deliveries (
+    event_id        text PRIMARY KEY REFERENCES webhook_events (id),
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL,
+    last_error      text NOT NULL DEFAULT '',
+    delivered_at    timestamptz,
+    abandoned_at    timestamptz,
+    lease_token     text NOT NULL DEFAULT '',
+    lease_until     timestamptz
+);
+
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+    WHERE delivered_at IS NULL AND abandoned_at IS NULL;
+
+CREATE TABLE registration (
+    api_base_url         text PRIMARY KEY CHECK (api_base_url <> ''),
+    context_sealed       bytea,                        -- seal AD "registration:<api_base_url>:context"
+    user_id              bigint NOT NULL DEFAULT 0,
+    session_expiry       timestamptz,
+    oauth_client_id      bigint NOT NULL DEFAULT 0,
+    client_id            text NOT NULL DEFAULT '',
+    client_secret_sealed bytea,                        -- seal AD "registration:<api_base_url>:oauth-secret"
+    callback_url         text NOT NULL DEFAULT '',
+    notification_url     text NOT NULL DEFAULT '',
+    cert_subject         text NOT NULL DEFAULT '',
+    cert_fingerprint     text NOT NULL DEFAULT '',
+    cert_not_after       timestamptz,
+    created_at           timestamptz NOT NULL,
+    updated_at           timestamptz NOT NULL
+);
+
+CREATE TABLE consent_closes (
+    consent_id text PRIMARY KEY REFERENCES consents (id),
+    queued_at  timestamptz NOT NULL,
+    attempts   integer NOT NULL DEFAULT 0,
+    last_error text NOT NULL DEFAULT ''
+);
+
+CREATE INDEX consent_closes_queued ON consent_closes (queued_at, consent_id);

@@ -15,18 +15,28 @@
 //
 // Security decisions:
 //
-//   - state is 256 random bits, stored in Redis by hash for 10 minutes and
-//     taken with GETDEL, so it works once. It is bound to the browser by a
-//     random nonce in an HttpOnly, SameSite=Lax cookie on path /oauth, one
-//     cookie per flow; Redis keeps only the nonce's SHA-256. A callback
-//     with a missing, reused, expired or foreign state shows an error page
-//     and changes nothing. (A foreign attempt does consume the state.)
+//   - state is 256 random bits, stored in Redis by hash for 10 minutes, at
+//     most 5 per consent (the oldest is dropped). It is bound to the browser
+//     by a random nonce in an HttpOnly, SameSite=Lax cookie on path /oauth,
+//     one cookie per flow; Redis keeps only the nonce's SHA-256 and deletes
+//     the state only when the callback's cookie matches, so it works once
+//     and a foreign attempt does not consume it. A callback with a missing,
+//     reused, expired or foreign state shows an error page and changes
+//     nothing.
+//   - The code is bound to the flow: the state in bunq's token answer must
+//     equal the state the callback consumed (redeem.go). A code from another
+//     flow is refused and audited, and its token kept, sealed, for its own
+//     flow; an answer without state is refused unless configured otherwise.
+//     Failures of the token endpoint that may pass are retried, then the
+//     user may try again; the consent stays pending.
 //   - Cookies are Secure when the public URL is https. The one exception is
 //     development over plain http (http://localhost, the emulated demo),
 //     where a Secure cookie would not come back; New logs a warning when a
 //     plain-http public URL is not a loopback address.
 //   - The consent page's forms carry an HMAC token bound to a SameSite=Strict
-//     cookie and to the consent id (CSRF). Pages send a CSP without scripts
+//     cookie and to the consent id (CSRF). The cookie's value is one we
+//     issued (HMAC-tagged), never one the browser chose; under https its
+//     name has the __Host- prefix. Pages send a CSP without scripts
 //     whose form-action allows only us and bunq's authorize origin.
 //   - bunq's token endpoint takes its parameters in the query string with
 //     an empty body: QueryTransport moves x/oauth2's form body into the

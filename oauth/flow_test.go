@@ -323,6 +323,11 @@ func TestStateFromAnotherBrowser(t *testing.T) {
 			t.Fatalf("consent %s changed: %s %v", c, got.Status, h.trail(c))
 		}
 	}
+	// The foreign tries did not burn the victim's state (issue 10): the
+	// browser that started the flow still finishes it.
+	if p := victim.get(cb); p.status != http.StatusSeeOther || !strings.Contains(p.location, "status=active") {
+		t.Fatalf("victim's callback after foreign tries: %d %s\n%s", p.status, p.location, p.body)
+	}
 }
 
 func TestExpiredState(t *testing.T) {

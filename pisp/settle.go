@@ -2,6 +2,7 @@ package pisp
 
 import (
 	"context"
+	"slices"
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/bankerr"
@@ -57,9 +58,12 @@ func (s *Service) AfterAuthorization(ctx context.Context, consentID, requestID s
 		s.log.WarnContext(ctx, "no TPP context to settle PSP drafts", "consent_id", c.ID, "error", err)
 		return
 	}
-	decided, err := s.decidedPSPDrafts(ctx, bc)
-	if err != nil {
-		s.log.WarnContext(ctx, "PSP drafts not read after an authorization", "consent_id", c.ID, "error", err)
+	var decided map[int64]psd2.PSPDraftPayment
+	if slices.ContainsFunc(pending, func(p *tpp.Payment) bool { return p.ConsentID != c.ID && p.BunqID != 0 }) {
+		// Only drafts that exist can have been shown on bunq's page.
+		if decided, err = s.decidedPSPDrafts(ctx, bc); err != nil {
+			s.log.WarnContext(ctx, "PSP drafts not read after an authorization", "consent_id", c.ID, "error", err)
+		}
 	}
 	for _, p := range pending {
 		var err error

@@ -41,6 +41,17 @@ func ParseAccountID(id string) (int64, error) {
 	return n, nil
 }
 
+// TransactionPrefix starts every transaction id.
+const TransactionPrefix = "txn_"
+
+// TransactionID is the API's id of a booked bunq payment, spelled like
+// account ids: a type prefix and opaque lower-case base32.
+func TransactionID(bunqID int64) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(bunqID))
+	return TransactionPrefix + accountEncoding.EncodeToString(b[:])
+}
+
 func truncateForMessage(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "…"

@@ -66,9 +66,9 @@ func TestAccountsMatchTheBank(t *testing.T) {
 		}
 		types[got["type"].(string)] = true
 		bal := got["balance"].(map[string]any)
-		if got["iban"] != a.IBAN || got["type"] != wantTypes(a.Type) || got["description"] != a.Description ||
+		if got["iban"] != a.IBAN || got["type"] != wantTypes(a.Type) || got["label"] != a.Description ||
 			got["status"] != strings.ToLower(a.Status) || bal["amount"] != amount(t, a.Balance.Value) ||
-			bal["currency"] != a.Balance.Currency || got["currency"] != a.Balance.Currency || got["name"] == "" {
+			bal["currency"] != a.Balance.Currency || got["currency"] != a.Balance.Currency || got["holder_name"] == "" {
 			t.Errorf("account %d: got %v, bank has %+v", a.ID, got, a)
 		}
 

@@ -116,14 +116,14 @@ type AccessPeeker interface {
 
 // Account is an account as the API shows it.
 type Account struct {
-	ID          string    `json:"id"`
-	IBAN        string    `json:"iban"`
-	Name        string    `json:"name"`
-	Description string    `json:"description"`
-	Type        string    `json:"type"`
-	Status      string    `json:"status"`
-	Currency    string    `json:"currency"`
-	Balance     tpp.Money `json:"balance"`
+	ID         string    `json:"id"`
+	IBAN       string    `json:"iban"`
+	HolderName string    `json:"holder_name"` // the account holder, as the bank names them
+	Label      string    `json:"label"`       // the user's own name for the account at the bank
+	Type       string    `json:"type"`
+	Status     string    `json:"status"`
+	Currency   string    `json:"currency"`
+	Balance    tpp.Money `json:"balance"`
 }
 
 // open runs the checks every read shares: the consent and its scope, then
@@ -233,7 +233,7 @@ func (s *Service) Accounts(ctx context.Context, r Request) ([]Account, Access, e
 	if err != nil {
 		return nil, acc, err
 	}
-	out, err := cachedAs(ctx, s, c, r.Fresh, "accounts", func(ctx context.Context, bc *psd2.Context) ([]Account, error) {
+	out, err := cachedAs(ctx, s, c, r.Fresh, "accounts.v2", func(ctx context.Context, bc *psd2.Context) ([]Account, error) {
 		out := []Account{}
 		p := psd2.Page{Count: 200}
 		for range maxPages {
@@ -270,7 +270,7 @@ func (s *Service) Account(ctx context.Context, r Request, accountID string) (Acc
 	if err != nil {
 		return Account{}, acc, err
 	}
-	out, err := cachedAs(ctx, s, c, r.Fresh, "account:"+accountID, func(ctx context.Context, bc *psd2.Context) (Account, error) {
+	out, err := cachedAs(ctx, s, c, r.Fresh, "account.v2:"+accountID, func(ctx context.Context, bc *psd2.Context) (Account, error) {
 		ma, err := s.bank.GetMonetaryAccount(ctx, bc, id)
 		if err != nil {
 			return Account{}, s.accountError(ctx, c, accountID, err)
@@ -347,7 +347,7 @@ func accountView(ma *psd2.MonetaryAccount) (Account, bool) {
 		bal = money(*ma.Balance, cur)
 	}
 	return Account{
-		ID: tpp.AccountID(ma.ID), IBAN: iban, Name: holder, Description: ma.Description,
+		ID: tpp.AccountID(ma.ID), IBAN: iban, HolderName: holder, Label: ma.Description,
 		Type: typ, Status: status, Currency: cur, Balance: bal,
 	}, true
 }

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,10 +18,9 @@ import (
 
 // Transaction is a booked payment as the API shows it.
 type Transaction struct {
-	ID           string       `json:"id"`
+	ID           string       `json:"id"` // tpp.TransactionID
 	BookedAt     string       `json:"booked_at"`
-	Amount       string       `json:"amount"`
-	Currency     string       `json:"currency"`
+	Amount       tpp.Money    `json:"amount"` // negative for money going out
 	Counterparty Counterparty `json:"counterparty"`
 	Description  string       `json:"description"`
 	Type         string       `json:"type"`
@@ -142,7 +140,9 @@ func (s *Service) Transactions(ctx context.Context, r Request, accountID string,
 	if err != nil {
 		return TransactionPage{}, acc, err
 	}
-	key := fmt.Sprintf("tx:%d:%d:%s:%s:%d", id, pos.Older, pos.From, pos.To, q.Limit)
+	// ".v2": the answer's shape changed (money objects, txn_ ids); older cached
+	// answers of a rolling upgrade are not read as the new one.
+	key := fmt.Sprintf("tx.v2:%d:%d:%s:%s:%d", id, pos.Older, pos.From, pos.To, q.Limit)
 	b, err := s.cached(ctx, c, r.Fresh, key, func(ctx context.Context, bc *psd2.Context) (any, error) {
 		return s.scan(ctx, c, bc, accountID, id, pos, from, to, q.Limit)
 	})
@@ -236,10 +236,9 @@ func bookedAt(p *psd2.Payment) time.Time { return p.Created.Time.UTC().Truncate(
 func transactionView(p *psd2.Payment) Transaction {
 	amt := money(p.Amount, "")
 	t := Transaction{
-		ID:          strconv.FormatInt(p.ID, 10),
+		ID:          tpp.TransactionID(p.ID),
 		BookedAt:    bookedAt(p).Format(time.RFC3339),
-		Amount:      amt.Amount,
-		Currency:    amt.Currency,
+		Amount:      amt,
 		Description: p.Description,
 		Type:        p.Type,
 	}

@@ -37,24 +37,27 @@ type Consent struct {
 	Error *string `json:"error"`
 }
 
-// Account is a bunq account under a consent.
+// Account is a bunq account under a consent. Name is the holder's name,
+// Description the user's own label for the account.
 type Account struct {
 	ID          string `json:"id"`
 	IBAN        string `json:"iban"`
-	Name        string `json:"name"`
-	Description string `json:"description"`
+	Name        string `json:"holder_name"`
+	Description string `json:"label"`
 	Type        string `json:"type"`
 	Status      string `json:"status"`
 	Currency    string `json:"currency"`
 	Balance     Money  `json:"balance"`
 }
 
-// Transaction is one booked transaction.
+// Transaction is one booked transaction. The API sends its amount as a
+// money object; the demo keeps the amount and currency side by side.
 type Transaction struct {
 	ID           string `json:"id"`
 	BookedAt     string `json:"booked_at"`
-	Amount       string `json:"amount"`
-	Currency     string `json:"currency"`
+	Amount       string `json:"-"`
+	Currency     string `json:"-"`
+	Money        Money  `json:"amount"`
 	Counterparty struct {
 		IBAN *string `json:"iban"`
 		Name string  `json:"name"`
@@ -62,6 +65,18 @@ type Transaction struct {
 	Description  string `json:"description"`
 	Type         string `json:"type"`
 	BalanceAfter *Money `json:"balance_after"`
+}
+
+// UnmarshalJSON reads the API's transaction and spreads its money object.
+func (t *Transaction) UnmarshalJSON(b []byte) error {
+	type wire Transaction // without this method
+	var w wire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*t = Transaction(w)
+	t.Amount, t.Currency = t.Money.Amount, t.Money.Currency
+	return nil
 }
 
 // Payment is a payment under a consent.

@@ -30,15 +30,14 @@ type Party struct {
 	Name string `json:"name"`
 }
 
-// SinglePaymentRequest is the body of POST /v1/single-payments.
+// SinglePaymentRequest is the body of POST /v1/single-payments. It has
+// the shape of the answer (SinglePaymentJSON) without what the TPP adds.
 type SinglePaymentRequest struct {
-	DebtorIBAN   string     `json:"debtor_iban"`
-	DebtorName   string     `json:"debtor_name"`
-	CreditorIBAN string     `json:"creditor_iban"`
-	CreditorName string     `json:"creditor_name"`
-	Amount       *tpp.Money `json:"amount"`
-	Description  string     `json:"description"`
-	ReturnURL    string     `json:"return_url"`
+	Debtor      *Party     `json:"debtor"`
+	Creditor    *Party     `json:"creditor"`
+	Amount      *tpp.Money `json:"amount"`
+	Description string     `json:"description"`
+	ReturnURL   string     `json:"return_url"`
 }
 
 // draftInput is a validated PaymentRequest.
@@ -97,24 +96,30 @@ func (r *PaymentRequest) validate() (draftInput, error) {
 func (r *SinglePaymentRequest) validate(client *tpp.FintechClient) (singleInput, error) {
 	var in singleInput
 	var err error
-	if in.debtorIBAN, err = iban("debtor_iban", r.DebtorIBAN); err != nil {
+	if r.Debtor == nil {
+		return in, tpp.Errorf(tpp.EInvalid, "debtor is required: {\"iban\", \"name\"} of the account that pays")
+	}
+	if r.Creditor == nil {
+		return in, tpp.Errorf(tpp.EInvalid, "creditor is required: {\"iban\", \"name\"} of the account that is paid")
+	}
+	if in.debtorIBAN, err = iban("debtor.iban", r.Debtor.IBAN); err != nil {
 		return in, err
 	}
 	if !bunqIBAN(in.debtorIBAN) {
-		return in, tpp.Errorf(tpp.EInvalidIBAN, "debtor_iban must be the IBAN of a bunq account (NLxx BUNQ …): "+
+		return in, tpp.Errorf(tpp.EInvalidIBAN, "debtor.iban must be the IBAN of a bunq account (NLxx BUNQ …): "+
 			"bunq takes single payments only from its own accounts")
 	}
-	if in.debtorName, err = name("debtor_name", r.DebtorName); err != nil {
+	if in.debtorName, err = name("debtor.name", r.Debtor.Name); err != nil {
 		return in, err
 	}
-	if in.creditorIBAN, err = iban("creditor_iban", r.CreditorIBAN); err != nil {
+	if in.creditorIBAN, err = iban("creditor.iban", r.Creditor.IBAN); err != nil {
 		return in, err
 	}
-	if in.creditorName, err = name("creditor_name", r.CreditorName); err != nil {
+	if in.creditorName, err = name("creditor.name", r.Creditor.Name); err != nil {
 		return in, err
 	}
 	if in.debtorIBAN == in.creditorIBAN {
-		return in, tpp.Errorf(tpp.EInvalidIBAN, "debtor_iban and creditor_iban are the same account")
+		return in, tpp.Errorf(tpp.EInvalidIBAN, "debtor.iban and creditor.iban are the same account")
 	}
 	if in.amountMinor, in.currency, err = money(r.Amount); err != nil {
 		return in, err

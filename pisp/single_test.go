@@ -20,9 +20,9 @@ func (h *harness) singleBody(amount, description string) string {
 	from := h.payer().Accounts[0]
 	to := h.payee()
 	b, _ := json.Marshal(map[string]any{
-		"debtor_iban": strings.ToLower(from.IBAN), "debtor_name": h.payer().DisplayName,
-		"creditor_iban": to.IBAN, "creditor_name": "Bakkerij de Korenschoof",
-		"amount": map[string]string{"amount": amount, "currency": "EUR"}, "description": description,
+		"debtor":   map[string]string{"iban": strings.ToLower(from.IBAN), "name": h.payer().DisplayName},
+		"creditor": map[string]string{"iban": to.IBAN, "name": "Bakkerij de Korenschoof"},
+		"amount":   map[string]string{"amount": amount, "currency": "EUR"}, "description": description,
 		"return_url": returnURL0,
 	})
 	return string(b)

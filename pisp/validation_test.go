@@ -72,6 +72,7 @@ func TestBadInputs(t *testing.T) {
 		return string(b)
 	}
 
+	goodDebtorIBAN, _ := goodSingle["debtor"].(map[string]any)["iban"].(string)
 	payments := "/v1/consents/" + con + "/payments"
 	k := key("bad-1")
 	tests := []struct {
@@ -131,16 +132,18 @@ func TestBadInputs(t *testing.T) {
 		{"cancel: under another consent", "DELETE", "/v1/consents/" + accountsOnly + "/payments/" + payID, "", nil, 403, tpp.EScopeNotGranted},
 		{"single: no idempotency key", "POST", "/v1/single-payments", single("description", "x"), nil, 400, tpp.EIdempotencyKeyRequired},
 		{"single: unknown field", "POST", "/v1/single-payments", single("debtor_bic", "BUNQNL2A"), k, 400, tpp.EInvalid},
-		{"single: debtor IBAN invalid", "POST", "/v1/single-payments", single("debtor_iban", "NL00BUNQ0000000000"), k, 400, tpp.EInvalidIBAN},
-		{"single: debtor not at bunq", "POST", "/v1/single-payments", single("debtor_iban", "NL91ABNA0417164300"), k, 400, tpp.EInvalidIBAN},
-		{"single: creditor IBAN missing", "POST", "/v1/single-payments", single("creditor_iban", nil), k, 400, tpp.EInvalidIBAN},
-		{"single: same debtor and creditor", "POST", "/v1/single-payments", single("creditor_iban", goodSingle["debtor_iban"]), k, 400, tpp.EInvalidIBAN},
-		{"single: debtor name missing", "POST", "/v1/single-payments", single("debtor_name", nil), k, 400, tpp.EInvalid},
+		{"single: debtor IBAN invalid", "POST", "/v1/single-payments", single("debtor", cp("NL00BUNQ0000000000", "Jan")), k, 400, tpp.EInvalidIBAN},
+		{"single: debtor not at bunq", "POST", "/v1/single-payments", single("debtor", cp("NL91ABNA0417164300", "Jan")), k, 400, tpp.EInvalidIBAN},
+		{"single: creditor IBAN missing", "POST", "/v1/single-payments", single("creditor", cp("", "Acme")), k, 400, tpp.EInvalidIBAN},
+		{"single: creditor missing", "POST", "/v1/single-payments", single("creditor", nil), k, 400, tpp.EInvalid},
+		{"single: creditor as flat fields", "POST", "/v1/single-payments", single("creditor_iban", payee), k, 400, tpp.EInvalid},
+		{"single: same debtor and creditor", "POST", "/v1/single-payments", single("creditor", goodSingle["debtor"]), k, 400, tpp.EInvalidIBAN},
+		{"single: debtor name missing", "POST", "/v1/single-payments", single("debtor", cp(goodDebtorIBAN, "")), k, 400, tpp.EInvalid},
 		{"single: amount two decimals plus", "POST", "/v1/single-payments", single("amount", money("0.001", "EUR")), k, 400, tpp.EInvalidAmount},
 		{"single: description control char", "POST", "/v1/single-payments", single("description", "bell\a"), k, 400, tpp.EInvalidDescription},
 		{"single: description with override", "POST", "/v1/single-payments", single("description", "x\u202Ey"), k, 400, tpp.EInvalidDescription},
-		{"single: creditor name with zero-width joiner", "POST", "/v1/single-payments", single("creditor_name", "Ac\u200Dme"), k, 400, tpp.EInvalid},
-		{"single: debtor name with isolate", "POST", "/v1/single-payments", single("debtor_name", "\u2067Jan"), k, 400, tpp.EInvalid},
+		{"single: creditor name with zero-width joiner", "POST", "/v1/single-payments", single("creditor", cp(payee, "Ac\u200Dme")), k, 400, tpp.EInvalid},
+		{"single: debtor name with isolate", "POST", "/v1/single-payments", single("debtor", cp(goodDebtorIBAN, "\u2067Jan")), k, 400, tpp.EInvalid},
 		{"single: return URL not registered", "POST", "/v1/single-payments", single("return_url", "https://evil.example/back"), k, 400, tpp.EInvalidReturnURL},
 		{"single: return URL missing", "POST", "/v1/single-payments", single("return_url", nil), k, 400, tpp.EInvalidReturnURL},
 		{"single: get a draft payment's id", "GET", "/v1/single-payments/" + payID, "", nil, 404, tpp.EPaymentNotFound},

@@ -41,6 +41,7 @@ type SinglePaymentJSON struct {
 	Creditor       Party              `json:"creditor"`
 	Amount         tpp.Money          `json:"amount"`
 	Description    string             `json:"description"`
+	ReturnURL      string             `json:"return_url"`
 	FailureReason  *string            `json:"failure_reason"`
 	FailureMessage *string            `json:"failure_message"`
 	StatusHistory  []StatusChangeJSON `json:"status_history"`
@@ -136,7 +137,7 @@ func singleView(p *tpp.Payment, authorizeURL string) SinglePaymentJSON {
 		ID: p.ID, Status: string(p.Status),
 		Debtor:   Party{IBAN: p.DebtorIBAN, Name: p.DebtorName},
 		Creditor: Party{IBAN: p.CounterpartyIBAN, Name: p.CounterpartyName},
-		Amount:   p.Amount(), Description: p.Description, StatusHistory: history(p),
+		Amount:   p.Amount(), Description: p.Description, ReturnURL: p.ReturnURL, StatusHistory: history(p),
 		CreatedAt: timeJSON(p.CreatedAt), UpdatedAt: timeJSON(p.UpdatedAt),
 	}
 	if authorizeURL != "" {

@@ -608,7 +608,7 @@ func TestE2EOpsMetrics(t *testing.T) {
 	// client renews it and retries.
 	o.Env.Fault(t, banktest.Fault{Method: http.MethodPost, Path: opsPSPPath, Kind: banktest.FaultExpireSession, Count: 1})
 	sp := o.apiAs(o.APIKey, http.MethodPost, "/v1/single-payments", map[string]any{
-		"debtor_iban": o.person().Accounts[0].IBAN, "debtor_name": "Debtor", "creditor_iban": to.IBAN, "creditor_name": "Creditor",
+		"debtor": map[string]string{"iban": o.person().Accounts[0].IBAN, "name": "Debtor"}, "creditor": map[string]string{"iban": to.IBAN, "name": "Creditor"},
 		"amount": map[string]string{"amount": "2.00", "currency": "EUR"}, "description": "Single", "return_url": o.ReturnURL,
 	}, http.Header{"Idempotency-Key": {"ops-metrics-single"}})
 	if sp.Status != http.StatusCreated {

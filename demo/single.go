@@ -71,8 +71,8 @@ func (a *App) paySingle(ctx context.Context, r *http.Request, user, consentID, b
 		debtor = bankUser
 	}
 	p, err := a.api.createSinglePayment(ctx, f.Key, map[string]any{
-		"debtor_iban": acc.IBAN, "debtor_name": debtor,
-		"creditor_iban": f.IBAN, "creditor_name": f.Name,
+		"debtor":      map[string]string{"iban": acc.IBAN, "name": debtor},
+		"creditor":    map[string]string{"iban": f.IBAN, "name": f.Name},
 		"amount":      Money{Amount: f.Amount, Currency: acc.Currency},
 		"description": f.Description,
 		"return_url":  a.cfg.PublicURL + ReturnPath,

@@ -26,9 +26,9 @@ func TestE2ESinglePaymentsTwoClients(t *testing.T) {
 	payee := h.otherAccount(user)
 	single := func(h *harness, key, amount, idem string) apiResponse {
 		return h.apiAs(key, http.MethodPost, "/v1/single-payments", map[string]any{
-			"debtor_iban": user.Accounts[0].IBAN, "debtor_name": user.DisplayName,
-			"creditor_iban": payee.IBAN, "creditor_name": "Bakkerij de Korenschoof",
-			"amount": map[string]string{"amount": amount, "currency": "EUR"}, "description": "Order " + idem,
+			"debtor":   map[string]string{"iban": user.Accounts[0].IBAN, "name": user.DisplayName},
+			"creditor": map[string]string{"iban": payee.IBAN, "name": "Bakkerij de Korenschoof"},
+			"amount":   map[string]string{"amount": amount, "currency": "EUR"}, "description": "Order " + idem,
 			"return_url": h.ReturnURL,
 		}, http.Header{"Idempotency-Key": {idem}})
 	}

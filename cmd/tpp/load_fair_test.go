@@ -38,8 +38,9 @@ func TestLoadFairSinglePayments(t *testing.T) {
 		mu.Unlock()
 		start := time.Now()
 		r := h.apiAs(key, http.MethodPost, "/v1/single-payments", map[string]any{
-			"debtor_iban": debtor, "debtor_name": "Debtor", "creditor_iban": creditor, "creditor_name": "Creditor",
-			"amount": map[string]string{"amount": "1.00", "currency": "EUR"}, "description": "Load", "return_url": h.ReturnURL,
+			"debtor":   map[string]string{"iban": debtor, "name": "Debtor"},
+			"creditor": map[string]string{"iban": creditor, "name": "Creditor"},
+			"amount":   map[string]string{"amount": "1.00", "currency": "EUR"}, "description": "Load", "return_url": h.ReturnURL,
 		}, http.Header{"Idempotency-Key": {idem}})
 		if r.Status != http.StatusCreated {
 			t.Errorf("single payment: %d %v", r.Status, r.Body)

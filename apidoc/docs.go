@@ -215,8 +215,13 @@ func buildSections(doc *openapi3.T, p *page) error {
 				statuses = append(statuses, st)
 			}
 			sort.Strings(statuses)
+			only, err := operationCodes(op)
+			if err != nil {
+				return fmt.Errorf("apidoc: %s %s: %w", method, path, err)
+			}
 			for _, st := range statuses {
 				r := responseOf(st, op.Responses.Value(st).Value)
+				r.Codes = onlyCodes(r.Codes, only)
 				if len(r.Codes) > 0 {
 					o.Errors = append(o.Errors, r)
 				} else {
@@ -296,6 +301,38 @@ func headerField(name string, h *openapi3.Header) field {
 		f.Constraints = constraints(h.Schema.Value)
 	}
 	return f
+}
+
+// operationCodes reads an operation's optional x-codes: the error codes it
+// can produce. Shared error responses list every code of their status; an
+// operation with x-codes shows only its own.
+func operationCodes(op *openapi3.Operation) (map[string]bool, error) {
+	if _, ok := op.Extensions["x-codes"]; !ok {
+		return nil, nil
+	}
+	var codes []string
+	if err := extension(op.Extensions, "x-codes", &codes); err != nil {
+		return nil, err
+	}
+	only := map[string]bool{}
+	for _, c := range codes {
+		only[c] = true
+	}
+	return only, nil
+}
+
+// onlyCodes keeps the codes in only (all of them when only is nil).
+func onlyCodes(codes []string, only map[string]bool) []string {
+	if only == nil {
+		return codes
+	}
+	var out []string
+	for _, c := range codes {
+		if only[c] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func bodyOf(content openapi3.Content) *body {

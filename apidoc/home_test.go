@@ -80,3 +80,21 @@ func TestDocsUseTheRequestsServer(t *testing.T) {
 		t.Error("a host with markup reached the page")
 	}
 }
+
+// TestDocsShowEachSchemaOnce: a response that is a named schema links to
+// it; its fields are listed once, under Schemas.
+func TestDocsShowEachSchemaOnce(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	apidoc.Register(e)
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/docs", nil))
+	page := rec.Body.String()
+	endpoints, _, _ := strings.Cut(page, `id="schemas"`)
+	if n := strings.Count(endpoints, `<tr class="d0"><td><code>authorize_url</code>`); n != 0 {
+		t.Errorf("the endpoints repeat the fields of response schemas (%d times authorize_url)", n)
+	}
+	if !strings.Contains(page, `<a href="#schema-Consent">Consent</a>, its fields under Schemas`) {
+		t.Error("responses do not link the Consent schema")
+	}
+}

@@ -3,6 +3,8 @@ package apidoc
 import (
 	"strings"
 	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 func TestRenderText(t *testing.T) {
@@ -71,5 +73,26 @@ func TestRenderDocsSections(t *testing.T) {
 	c := p.Sections[0].Ops
 	if c[0].ID != "createConsent" || c[1].ID != "listConsents" || c[2].ID != "getConsent" || c[3].ID != "revokeConsent" {
 		t.Errorf("consent operations in order %s %s %s %s", c[0].ID, c[1].ID, c[2].ID, c[3].ID)
+	}
+}
+
+// TestOperationCodesLimitTheErrorTables: an operation's x-codes keeps only
+// its own codes in the error tables; without it every code shows.
+func TestOperationCodesLimitTheErrorTables(t *testing.T) {
+	op := &openapi3.Operation{Extensions: map[string]any{"x-codes": []any{"unauthorized", "consent_not_found"}}}
+	only, err := operationCodes(op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := onlyCodes([]string{"not_found", "consent_not_found", "payment_not_found"}, only)
+	if len(got) != 1 || got[0] != "consent_not_found" {
+		t.Errorf("codes kept: %v", got)
+	}
+	none, err := operationCodes(&openapi3.Operation{})
+	if err != nil || len(onlyCodes([]string{"a", "b"}, none)) != 2 {
+		t.Errorf("without x-codes: %v, %v", none, err)
+	}
+	if _, err := operationCodes(&openapi3.Operation{Extensions: map[string]any{"x-codes": "unauthorized"}}); err == nil {
+		t.Error("a non-list x-codes was accepted")
 	}
 }

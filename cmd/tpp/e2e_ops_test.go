@@ -387,6 +387,7 @@ func callbackDraft(cb banktest.Callback) (int64, string) {
 // (and only it, and no secret), /healthz stays up, and readiness returns
 // when Redis is back on the same address.
 func TestE2EOpsReadyzRedis(t *testing.T) {
+	testenv.Heavy(t)
 	t.Parallel()
 	pw := "redis-pw-" + hex.EncodeToString(randomBytes(t, 12))
 	o := newOpsHarness(t, opsOptions{redisPassword: pw})

@@ -222,6 +222,7 @@ func TestE2EConsentInBrowser(t *testing.T) {
 // TestE2EAPIErrors covers the consents API's refusals, each validated
 // against the OpenAPI document.
 func TestE2EAPIErrors(t *testing.T) {
+	testenv.Heavy(t)
 	t.Parallel()
 	h := startHarness(t)
 
@@ -309,6 +310,7 @@ func (h *harness) apiAsList(key string) (int, string) {
 // DELETE ends the bunq session; the user's revocation in the bunq app
 // reaches us as an OAUTH callback, which the TPP confirms with the bank.
 func TestE2ERevocation(t *testing.T) {
+	testenv.Heavy(t)
 	t.Parallel()
 	h := startHarness(t)
 
@@ -399,6 +401,7 @@ func okCallback(cbs []banktest.Callback, url string) bool {
 // sealed access token in SQLite is enough to carry on, and many concurrent
 // requests rebuild the user's bunq context once.
 func TestE2ERedisFlush(t *testing.T) {
+	testenv.Heavy(t)
 	t.Parallel()
 	h := startHarness(t)
 	id := h.activeConsent(t, "accounts")

@@ -200,6 +200,13 @@ func (b *Browser) Screenshot(name string) string {
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
+		// A very long page (the API reference) is too large or too slow to
+		// capture whole: the visible part still shows the layout.
+		vctx, vcancel := context.WithTimeout(b.Ctx, 10*time.Second)
+		defer vcancel()
+		png, err = chromedp.Run(vctx, chromedp.CaptureScreenshot())
+	}
+	if err != nil {
 		b.t.Logf("screenshot %s: %v", name, err)
 		return ""
 	}

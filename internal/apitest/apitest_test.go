@@ -50,7 +50,7 @@ const consentJSON = `{"id":"con_4p2fzq7ksmw5x3c9ddn2h6yrta","status":"active","s
 
 const paymentJSON = `{"id":"pay_1","consent_id":"con_1","status":"pending","account_id":"acc_1",` +
 	`"amount":{"amount":"12.50","currency":"EUR"},"counterparty":{"iban":"NL02ABNA0123456789","name":"Bakkerij"},` +
-	`"description":"Order 1042","reference":null,"bank_draft_id":918273,` +
+	`"description":"Order 1042","reference":null,"bank_draft_id":918273,"failure_reason":null,"failure_message":null,` +
 	`"status_history":[{"status":"pending","at":"2026-11-22T10:15:03Z"}],` +
 	`"created_at":"2026-11-22T10:15:03Z","updated_at":"2026-11-22T10:15:03Z"}`
 

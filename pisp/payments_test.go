@@ -409,10 +409,10 @@ func TestPollerCoversLostCallbacks(t *testing.T) {
 
 	// Run does the same on its own, every PollInterval.
 	r3 := h.createPayment(con, "k-p3", h.paymentBody("1.30", "Run me"))
+	h.env.AcceptDraftPayment(t, bankID(t, r3))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.svc.Run(ctx) }()
-	h.env.AcceptDraftPayment(t, bankID(t, r3))
 	h.waitStatus(r3.str("id"), tpp.PaymentExecuted)
 	cancel()
 	if err := <-done; err != nil {

@@ -497,7 +497,7 @@ func (a *app) services(ctx context.Context) error {
 		return err
 	}
 	auth := api.Authenticate(clients)
-	a.engine = api.NewEngine(api.Options{Logger: a.log, Observe: a.metrics.APIObserver()})
+	a.engine = api.NewEngine(api.Options{Logger: a.log, Observe: a.metrics.APIObserver(), Unavailable: unavailable})
 	a.health().Register(a.engine)
 	if err := a.metrics.WatchConsents(metrics.SQLConsents{DB: a.db.DB}, 0); err != nil {
 		return err
@@ -602,10 +602,23 @@ func (a *app) health() *health.Checker {
 	bank.Optional = true
 	return health.New(
 		health.SQLite(a.db),
+		health.SQLiteWrite(a.db),
 		health.Redis(redis.Health{Client: a.rdb}),
 		bank,
 		health.Registration(health.RegistrationValid(sqlite.NewRegistrationStore(a.db, a.keyring), a.bank.API, a.clock)),
 	)
+}
+
+// unavailable names the dependency behind an error that will pass, for
+// api.Options.Unavailable: 503 with Retry-After, not 500.
+func unavailable(err error) string {
+	switch {
+	case sqlite.Busy(err):
+		return "The database"
+	case redis.Unavailable(err):
+		return "Redis"
+	}
+	return ""
 }
 
 func splitList(s string) []string {

@@ -97,11 +97,11 @@ func (s *Service) createSingle(ctx context.Context, in CreateSingleInput, d sing
 			return nil, false, mapped
 		}
 	}
-	p, err = s.recordBankID(ctx, p, id, in.RequestID)
+	np, err := s.recordBankID(ctx, p, id, in.RequestID)
 	if err != nil {
-		return nil, true, err
+		return p, true, &unrecordedError{payment: p, err: err}
 	}
-	return p, false, nil
+	return np, false, nil
 }
 
 // closeConsent rejects the consent of a single payment that never reached

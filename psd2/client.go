@@ -390,6 +390,7 @@ func (c *Client) attempt(ctx context.Context, bc *Context, cl call, body []byte,
 	if err != nil {
 		return nil, fmt.Errorf("psd2: build request: %w", err)
 	}
+	noTransportRetry(req)
 	h := req.Header
 	h.Set("User-Agent", c.opt.UserAgent)
 	h.Set("X-Bunq-Client-Request-Id", reqID)
@@ -489,3 +490,24 @@ func newRequestID() string {
 	}
 	return string(out)
 }
+
+// noTransportRetry stops net/http from sending req again on its own after a
+// reused connection drops: the transport re-sends requests it deems
+// replayable (an idempotent method, or a body it can rewind through
+// GetBody), which the bank then sees outside our rate budget and attempt
+// count. A body that cannot be rewound makes no request replayable, so
+// every retry goes through call's loop. An empty one is sent as no body.
+func noTransportRetry(req *http.Request) {
+	req.GetBody = nil
+	if req.Body == nil || req.Body == http.NoBody {
+		req.Body = emptyBody{}
+		req.ContentLength = 0
+	}
+}
+
+// emptyBody is an empty request body that is not http.NoBody (which the
+// transport counts as replayable).
+type emptyBody struct{}
+
+func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
+func (emptyBody) Close() error             { return nil }

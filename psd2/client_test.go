@@ -711,6 +711,39 @@ func TestRetries(t *testing.T) {
 	}
 }
 
+// Go's transport re-sends an idempotent request on its own when a reused
+// connection drops; the bank then sees more requests than the client's
+// budget and attempt count. Every request the bank sees must be an attempt
+// the client counted.
+func TestTransportDoesNotRetryOnItsOwn(t *testing.T) {
+	t.Parallel()
+	env := banktest.Start(t)
+	ctx := context.Background()
+	var attempts atomic.Int32
+	c := newClient(t, env, psd2.Options{MaxAttempts: 1, OnCall: func(psd2.CallInfo) { attempts.Add(1) }})
+	u := env.Users(t)[0]
+	bc, err := c.NewAPIKeyContext(ctx, u.APIKey, ctxOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const path, key = "/v1/user/*/monetary-account", "GET /v1/user/{id}/monetary-account"
+	// A first call leaves a kept-alive connection for the next to reuse.
+	if _, err := c.ListMonetaryAccounts(ctx, bc, psd2.Page{}); err != nil {
+		t.Fatal(err)
+	}
+	env.ResetStats(t)
+	attempts.Store(0)
+	env.Fault(t, banktest.Fault{Method: "GET", Path: path, Kind: banktest.FaultDrop, Count: 1})
+	_, err = c.ListMonetaryAccounts(ctx, bc, psd2.Page{})
+	var tErr *psd2.TransportError
+	if !errors.As(err, &tErr) {
+		t.Errorf("a dropped GET with MaxAttempts 1: %v, want a TransportError", err)
+	}
+	if bank, ours := env.Stats(t)[key], int(attempts.Load()); bank != ours || bank != 1 {
+		t.Fatalf("the bank saw %d GETs, the client counted %d attempts", bank, ours)
+	}
+}
+
 func TestServerSignatureRequired(t *testing.T) {
 	t.Parallel()
 	env := banktest.Start(t)

@@ -49,6 +49,11 @@ func FromBank(err error) error {
 	if errors.Is(err, bankctx.ErrGrantRevoked) {
 		return tpp.Wrap(err, tpp.EConsentRevoked, "The user withdrew this consent at the bank.")
 	}
+	var rt *psd2.RenewalThrottledError
+	if errors.As(err, &rt) {
+		return &tpp.Error{Code: tpp.EServiceUnavailable, Err: err, RetryAfter: rt.RetryAfter,
+			Message: "The bank session is being renewed and bunq allows one renewal per 30 seconds; try again after the Retry-After interval."}
+	}
 	var sig *psd2.SignatureError
 	if errors.As(err, &sig) || errors.Is(err, psd2.ErrBadServerSignature) {
 		return &tpp.Error{Code: tpp.EBankUnavailable, Message: "The bank's answer could not be verified.", Err: err, RetryAfter: UnavailableRetry}

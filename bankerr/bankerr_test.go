@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"syscall"
+	"time"
 	"testing"
 
 	"github.com/bunqtpp/tpp"
@@ -43,6 +44,7 @@ func TestFromBank(t *testing.T) {
 		{"refused", &psd2.TransportError{Method: "GET", Path: "/x", Err: &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}}, tpp.EBankUnavailable, true, "could not be reached"},
 		{"transport timeout", &psd2.TransportError{Method: "GET", Path: "/x", Sent: true, Err: fmt.Errorf("read: %w", context.DeadlineExceeded)}, tpp.EBankUnavailable, true, "did not answer in time"},
 		{"timeout", fmt.Errorf("x: %w", context.DeadlineExceeded), tpp.EBankUnavailable, true, "did not answer in time"},
+		{"renewal throttled", errors.Join(apiErr(psd2.KindUnauthorized, 401), &psd2.RenewalThrottledError{RetryAfter: 20 * time.Second}), tpp.EServiceUnavailable, true, "one renewal per 30 seconds"},
 		{"bad signature", &psd2.SignatureError{Method: "GET", Path: "/x", Status: 200}, tpp.EBankUnavailable, true, "verified"},
 		{"bad shape", &psd2.ResponseError{Method: "GET", Path: "/x", Err: errors.New("eof")}, tpp.EBankUnavailable, true, ""},
 		{"grant revoked", fmt.Errorf("%w: %w", bankctx.ErrGrantRevoked, apiErr(psd2.KindUnauthorized, 401)), tpp.EConsentRevoked, false, ""},

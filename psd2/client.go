@@ -220,6 +220,9 @@ type call struct {
 	sign   bool // bunq requires a signature here
 	// verify is false only for the installation call itself (no server key yet).
 	noVerify bool
+	// maxWait, when set, bounds the wait for the rate budget: longer
+	// fails with *RenewalThrottledError instead of holding the caller.
+	maxWait time.Duration
 }
 
 // result is a verified success answer.
@@ -356,7 +359,21 @@ func (c *Client) wait(ctx context.Context, bc *Context, cl call) error {
 		id = bc.budgetID
 	}
 	key := id + " " + cl.method + " " + cl.path
-	if err := c.budget.Wait(ctx, key, limit, window+c.margin); err != nil {
+	wctx := ctx
+	if cl.maxWait > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, cl.maxWait)
+		defer cancel()
+	}
+	if err := c.budget.Wait(wctx, key, limit, window+c.margin); err != nil {
+		if cl.maxWait > 0 && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			retry := window
+			var bd *BudgetDelayError
+			if errors.As(err, &bd) {
+				retry = bd.Wait
+			}
+			return &RenewalThrottledError{RetryAfter: retry}
+		}
 		return fmt.Errorf("psd2: waiting for rate budget: %w", err)
 	}
 	return nil
@@ -502,6 +519,9 @@ func noTransportRetry(req *http.Request) {
 	if req.Body == nil || req.Body == http.NoBody {
 		req.Body = emptyBody{}
 		req.ContentLength = 0
+		// Known empty: spares the transport probing the body (a goroutine
+		// and a 200 ms timer per request); nothing is written for it.
+		req.TransferEncoding = []string{"identity"}
 	}
 }
 

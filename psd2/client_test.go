@@ -744,6 +744,32 @@ func TestTransportDoesNotRetryOnItsOwn(t *testing.T) {
 	}
 }
 
+// The session must be renewed again soon after the last session-server
+// call (a renewal that failed, or a session that expired again): bunq
+// allows one per 30 s, so the request answers at once with
+// RenewalThrottledError and when to retry, instead of waiting up to 30 s,
+// and nothing more is sent to the bank.
+func TestRenewalTooSoonAnswersAtOnce(t *testing.T) {
+	t.Parallel()
+	env := banktest.Start(t)
+	ctx := context.Background()
+	c := newClient(t, env, psd2.Options{Budget: psd2.NewMemoryBudget(nil), MaxAttempts: 1})
+	bc, err := c.NewAPIKeyContext(ctx, env.Users(t)[0].APIKey, ctxOpts()) // opens a session
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.ResetStats(t)
+	env.Fault(t, banktest.Fault{Method: "GET", Path: "/v1/user/*/monetary-account", Kind: banktest.FaultExpireSession, Count: 1})
+	_, err = c.ListMonetaryAccounts(ctx, bc, psd2.Page{})
+	var rt *psd2.RenewalThrottledError
+	if !errors.As(err, &rt) || rt.RetryAfter <= psd2.DefaultRenewalWait || rt.RetryAfter > psd2.SessionRateWindow+time.Second {
+		t.Fatalf("renewal within 30 s of the last: %v", err)
+	}
+	if n := env.Stats(t)["POST /v1/session-server"]; n != 0 {
+		t.Fatalf("%d session-server calls sent although the budget had none left", n)
+	}
+}
+
 func TestServerSignatureRequired(t *testing.T) {
 	t.Parallel()
 	env := banktest.Start(t)

@@ -8,8 +8,8 @@ import (
 	"net"
 	"strings"
 	"syscall"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/bankctx"

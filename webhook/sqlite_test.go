@@ -413,7 +413,9 @@ func TestSQLiteReceiverBackOrdersBySequence(t *testing.T) {
 	d1, _ := tpp.WebhookRetryDelay(1)
 	clock.Advance(d1)
 	d.Notify()
-	waitFor(t, "the retries", func() bool { return env.row(t, recorded[0]).DeliveredAt.Valid && env.row(t, recorded[2]).DeliveredAt.Valid })
+	waitFor(t, "the retries", func() bool {
+		return env.row(t, recorded[0]).DeliveredAt.Valid && env.row(t, recorded[2]).DeliveredAt.Valid
+	})
 
 	var arrival []int64
 	seqByID := map[string]int64{}

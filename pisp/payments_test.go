@@ -381,6 +381,10 @@ func TestOrphanWithoutDraftFails(t *testing.T) {
 	if st != "failed" || code != tpp.EBankUnavailable {
 		t.Fatalf("orphan: %s %s", st, code)
 	}
+	// The operator sees it in the logs, not only in the audit log.
+	if logs := h.logs.String(); !strings.Contains(logs, "payment failed: the bank has no draft for it") {
+		t.Errorf("the poller failed a payment without logging it:\n%s", logs)
+	}
 	if r := h.createPayment(con, "k-orphan", body); r.str("status") != "pending" {
 		t.Fatalf("retry: %s", r.raw)
 	}

@@ -10,9 +10,10 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3"
-)
 
-const statsDraftCreate = "POST /v1/user/{id}/monetary-account/{id}/draft-payment"
+	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/internal/banktest"
+)
 
 // countRows counts rows of the TPP's database, read as an operator would.
 func countRows(t *testing.T, dbPath, query string, args ...any) int {
@@ -63,7 +64,7 @@ func TestFaultRedisDown(t *testing.T) {
 	if n := countRows(t, o.DBPath, `SELECT count(*) FROM idempotency_records WHERE key = 'redis-down-1'`); n != 0 {
 		t.Errorf("the key was left in flight")
 	}
-	if n := o.Env.Stats(t)[statsDraftCreate]; n != 0 {
+	if n := o.Env.Stats(t)[opsDraftCreate]; n != 0 {
 		t.Errorf("the bank got %d draft creates while Redis was down", n)
 	}
 
@@ -75,7 +76,7 @@ func TestFaultRedisDown(t *testing.T) {
 	if p.Status != http.StatusCreated {
 		t.Fatalf("payment with Redis back: %d %v", p.Status, p.Body)
 	}
-	if n := o.Env.Stats(t)[statsDraftCreate]; n != 1 {
+	if n := o.Env.Stats(t)[opsDraftCreate]; n != 1 {
 		t.Errorf("the bank got %d draft creates in all, want 1", n)
 	}
 	if n := countRows(t, o.DBPath, `SELECT count(*) FROM payments`); n != 1 {
@@ -136,3 +137,41 @@ func TestFaultSQLiteLocked(t *testing.T) {
 }
 
 func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
+
+// The bank takes a draft payment but the connection drops before its
+// answer: the TPP finds the draft at the bank and answers 201 with it (no
+// second draft, no blind 500); a GET whose connection drops is retried by
+// the client's own loop and answered. Stored and bank agree.
+func TestFaultBankDropsConnections(t *testing.T) {
+	t.Parallel()
+	o := newOpsHarness(t, opsOptions{})
+	o.serve(t)
+	con := o.activeConsent(t, "accounts", "payments")
+	acct := o.firstAccount(t, con)
+	accountNum, err := tpp.ParseAccountID(acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Env.ResetStats(t)
+	o.Env.Fault(t, banktest.Fault{Method: http.MethodPost, Path: opsDraftPath, Kind: banktest.FaultDrop, Count: 1})
+	p := o.createPayment(con, "drop-1", paymentBody(acct, o.payee(t).IBAN, "6.10", "Dropped answer"))
+	if p.Status != http.StatusCreated || bankDraftID(p.Body) == 0 {
+		t.Fatalf("create with a dropped answer: %d %v", p.Status, p.Body)
+	}
+	id := p.Body.str("id")
+	if n := o.Env.Stats(t)[opsDraftCreate]; n != 1 {
+		t.Errorf("the bank got %d draft creates, want 1", n)
+	}
+	if got := o.bankDrafts(t, con, accountNum)[id]; got != 1 {
+		t.Errorf("the bank holds %d drafts for %s, want 1", got, id)
+	}
+	if n := countRows(t, o.DBPath, `SELECT count(*) FROM payments WHERE id = ? AND bunq_id = ? AND status = 'pending'`, id, bankDraftID(p.Body)); n != 1 {
+		t.Errorf("stored payment does not carry the bank's draft id")
+	}
+
+	o.Env.Fault(t, banktest.Fault{Method: http.MethodGet, Path: "/v1/user/*/monetary-account/*/draft-payment/*", Kind: banktest.FaultDrop, Count: 1})
+	g := o.apiAs(o.APIKey, http.MethodGet, "/v1/consents/"+con+"/payments/"+id, nil, nil)
+	if g.Status != http.StatusOK || g.Body.str("status") != "pending" {
+		t.Fatalf("read with a dropped connection: %d %v", g.Status, g.Body)
+	}
+}

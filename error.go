@@ -110,6 +110,18 @@ const (
 	// request's deadline; answered at once with Retry-After.
 	EBankBusy = "bank_busy"
 
-	// EServiceUnavailable: a dependency of ours (Redis) is down; retry.
+	// EServiceUnavailable: a dependency of the TPP itself (Redis, the
+	// database) is briefly unavailable; the answer carries Retry-After.
 	EServiceUnavailable = "service_unavailable"
 )
+
+// UnavailableRetry is the Retry-After of service_unavailable answers: long
+// enough for a restarted Redis or a released database lock.
+const UnavailableRetry = 5 * time.Second
+
+// Unavailable marks err, a failure of a dependency that will pass, as
+// service_unavailable with Retry-After.
+func Unavailable(err error, what string) *Error {
+	return &Error{Code: EServiceUnavailable, Err: err, RetryAfter: UnavailableRetry,
+		Message: what + " is briefly unavailable; try again after the Retry-After interval."}
+}

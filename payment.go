@@ -164,3 +164,12 @@ type PaymentService interface {
 	// empty To only sets BunqID (which may be set once).
 	TransitionPayment(ctx context.Context, t PaymentTransition) (*Payment, error)
 }
+
+// DuePayment is a pending payment whose next poll is due.
+type DuePayment struct {
+	Payment *Payment
+	// KeyInFlight: the idempotency record of the payment's create request
+	// is still in flight (its answer was never stored), so retries with the
+	// key get EIdempotencyInFlight until the poller settles it.
+	KeyInFlight bool
+}

@@ -35,16 +35,20 @@ type WebhookEvent struct {
 	CreatedAt time.Time
 }
 
-// webhookBody is the Standard Webhooks payload shape.
+// webhookBody is the Standard Webhooks payload shape, plus sequence.
 type webhookBody struct {
 	Type      string `json:"type"`
 	Timestamp string `json:"timestamp"`
-	Data      any    `json:"data"`
+	// Sequence numbers a client's events 1, 2, 3, … in the order they
+	// were recorded. Deliveries are not ordered (a retried event arrives
+	// after later ones): receivers order by sequence.
+	Sequence int64 `json:"sequence"`
+	Data     any   `json:"data"`
 }
 
-// WebhookPayload builds the JSON body of an event.
-func WebhookPayload(typ string, at time.Time, data any) ([]byte, error) {
-	return json.Marshal(webhookBody{Type: typ, Timestamp: at.UTC().Format(time.RFC3339Nano), Data: data})
+// WebhookPayload builds the JSON body of a client's event number seq.
+func WebhookPayload(typ string, seq int64, at time.Time, data any) ([]byte, error) {
+	return json.Marshal(webhookBody{Type: typ, Timestamp: at.UTC().Format(time.RFC3339Nano), Sequence: seq, Data: data})
 }
 
 // ConsentEventData is the data of a consent.updated event.

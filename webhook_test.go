@@ -48,14 +48,14 @@ func TestWebhookRetryDelay(t *testing.T) {
 
 func TestWebhookPayload(t *testing.T) {
 	t.Parallel()
-	b, err := WebhookPayload(EventConsentUpdated, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+	b, err := WebhookPayload(EventConsentUpdated, 7, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 		ConsentEventData{ConsentID: "con_1", Status: "active", PreviousStatus: "pending"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var m map[string]any
 	json.Unmarshal(b, &m)
-	if m["type"] != "consent.updated" || m["timestamp"] != "2026-01-02T03:04:05Z" || m["data"].(map[string]any)["consent_id"] != "con_1" {
+	if m["type"] != "consent.updated" || m["timestamp"] != "2026-01-02T03:04:05Z" || m["data"].(map[string]any)["consent_id"] != "con_1" || m["sequence"] != 7.0 {
 		t.Fatalf("payload %s", b)
 	}
 }

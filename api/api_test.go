@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -183,6 +184,39 @@ func TestPageQueryOneRule(t *testing.T) {
 		rec, m := do(t, e, "GET", "/v1/list"+q, "", nil)
 		if rec.Code != 400 || m["code"] != tpp.EInvalid || m["detail"] != want {
 			t.Errorf("%s: %d %v, want 400 invalid_request %q", q, rec.Code, m, want)
+		}
+	}
+}
+
+// An error the Unavailable hook recognises (Redis down, the database
+// locked) answers 503 service_unavailable with Retry-After; others stay 500.
+func TestUnavailableDependencyAnswers503(t *testing.T) {
+	t.Parallel()
+	errRedisDown := errors.New("dial tcp 127.0.0.1:6379: connection refused")
+	e := api.NewEngine(api.Options{Unavailable: func(err error) string {
+		if errors.Is(err, errRedisDown) {
+			return "Redis"
+		}
+		return ""
+	}})
+	e.GET("/down", func(c *gin.Context) { api.Error(c, fmt.Errorf("oauth: store state: %w", errRedisDown)) })
+	e.GET("/bug", func(c *gin.Context) { api.Error(c, errors.New("nil map")) })
+	for path, want := range map[string]int{"/down": 503, "/bug": 500} {
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		var p struct {
+			Code   string `json:"code"`
+			Detail string `json:"detail"`
+		}
+		_ = json.Unmarshal(w.Body.Bytes(), &p)
+		if w.Code != want || w.Header().Get("Content-Type") != api.ProblemContentType {
+			t.Fatalf("%s: %d %s", path, w.Code, w.Body)
+		}
+		if want == 503 && (p.Code != tpp.EServiceUnavailable || w.Header().Get("Retry-After") != "5" || strings.Contains(p.Detail, "6379")) {
+			t.Fatalf("%s: %s Retry-After %q", path, w.Body, w.Header().Get("Retry-After"))
+		}
+		if want == 500 && (p.Code != tpp.EInternal || w.Header().Get("Retry-After") != "") {
+			t.Fatalf("%s: %s", path, w.Body)
 		}
 	}
 }

@@ -12,6 +12,11 @@ import (
 type Options struct {
 	Logger  *slog.Logger
 	Observe Observer // optional, for request metrics
+	// Unavailable names the dependency behind an error that will pass
+	// ("Redis", "the database"), or returns "". Such errors answer 503
+	// service_unavailable with Retry-After instead of 500. Optional;
+	// cmd/tpp combines redis.Unavailable and sqlite.Busy.
+	Unavailable func(error) string
 }
 
 // NewEngine returns a gin engine with the API's base middleware: request ids,
@@ -27,6 +32,9 @@ func NewEngine(o Options) *gin.Engine {
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
 	e.Use(RequestIDMiddleware(log), NoStoreAPI(), AccessLog(o.Observe), Recover(), LimitBody())
+	if o.Unavailable != nil {
+		e.Use(func(c *gin.Context) { c.Set(unavailableKey, o.Unavailable); c.Next() })
+	}
 	e.NoRoute(func(c *gin.Context) {
 		Error(c, tpp.Errorf(tpp.ENotFound, "no such endpoint; see /docs"))
 	})

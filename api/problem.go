@@ -111,6 +111,7 @@ func NewProblem(err error, requestID string) Problem {
 // Error writes err as a problem response and aborts the request. Server
 // errors are logged with their cause.
 func Error(c *gin.Context, err error) {
+	err = classify(c, err)
 	rid := RequestID(c)
 	p := NewProblem(err, rid)
 	var e *tpp.Error
@@ -180,4 +181,23 @@ func logEnabled(ctx context.Context, c *gin.Context, level slog.Level) bool {
 		return b.(*slog.Logger).Enabled(ctx, level)
 	}
 	return false
+}
+
+// unavailableKey holds Options.Unavailable in each request's gin context.
+const unavailableKey = "tpp.api.unavailable"
+
+// classify turns an unmapped error that Options.Unavailable recognises
+// (Redis down, the database locked) into service_unavailable: a 503 with
+// Retry-After rather than a 500 that looks like our bug.
+func classify(c *gin.Context, err error) error {
+	if tpp.ErrorCode(err) != tpp.EInternal {
+		return err
+	}
+	v, _ := c.Get(unavailableKey)
+	if is, ok := v.(func(error) string); ok {
+		if what := is(err); what != "" {
+			return tpp.Unavailable(err, what)
+		}
+	}
+	return err
 }

@@ -6,7 +6,9 @@ package bankerr
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/bunqtpp/tpp"
@@ -47,6 +49,11 @@ func FromBank(err error) error {
 	if errors.Is(err, bankctx.ErrGrantRevoked) {
 		return tpp.Wrap(err, tpp.EConsentRevoked, "The user withdrew this consent at the bank.")
 	}
+	var rt *psd2.RenewalThrottledError
+	if errors.As(err, &rt) {
+		return &tpp.Error{Code: tpp.EServiceUnavailable, Err: err, RetryAfter: rt.RetryAfter,
+			Message: "The bank session is being renewed and bunq allows one renewal per 30 seconds; try again after the Retry-After interval."}
+	}
 	var sig *psd2.SignatureError
 	if errors.As(err, &sig) || errors.Is(err, psd2.ErrBadServerSignature) {
 		return &tpp.Error{Code: tpp.EBankUnavailable, Message: "The bank's answer could not be verified.", Err: err, RetryAfter: UnavailableRetry}
@@ -60,7 +67,7 @@ func FromBank(err error) error {
 	}
 	var tre *psd2.TransportError
 	if errors.As(err, &tre) || errors.Is(err, context.DeadlineExceeded) {
-		return &tpp.Error{Code: tpp.EBankUnavailable, Message: "The bank did not answer in time.", Err: err, RetryAfter: UnavailableRetry}
+		return &tpp.Error{Code: tpp.EBankUnavailable, Message: transportMessage(err), Err: err, RetryAfter: UnavailableRetry}
 	}
 	if errors.Is(err, psd2.ErrSessionExpired) || errors.Is(err, psd2.ErrNoSession) {
 		return &tpp.Error{Code: tpp.EBankUnavailable, Message: "The bank session could not be renewed.", Err: err, RetryAfter: UnavailableRetry}
@@ -118,3 +125,19 @@ func Resolve(ctx context.Context, err error, verify Verifier) error {
 
 // Revoked reports whether a mapped error says the grant is gone at the bank.
 func Revoked(err error) bool { return tpp.ErrorCode(err) == tpp.EConsentRevoked }
+
+// transportMessage says what happened to a call without an answer: a
+// timeout is not a dropped connection, and neither is one never made.
+func transportMessage(err error) string {
+	var ne net.Error
+	var tre *psd2.TransportError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "The bank did not answer in time."
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "The bank could not be reached."
+	case errors.As(err, &tre) && tre.Sent:
+		return "The connection to the bank was lost before its answer arrived."
+	}
+	return "The connection to the bank failed before the request was sent."
+}

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/bankctx"
@@ -35,8 +39,12 @@ func TestFromBank(t *testing.T) {
 		{"404", apiErr(psd2.KindNotFound, 404), tpp.ENotFound, false, ""},
 		{"401", apiErr(psd2.KindUnauthorized, 401), tpp.EBankUnavailable, true, ""},
 		{"466 is our bug", apiErr(psd2.KindSignatureRequired, 466), tpp.EInternal, false, ""},
-		{"transport", &psd2.TransportError{Method: "GET", Path: "/x", Err: errors.New("connection reset")}, tpp.EBankUnavailable, true, ""},
-		{"timeout", fmt.Errorf("x: %w", context.DeadlineExceeded), tpp.EBankUnavailable, true, ""},
+		{"dropped after sending", &psd2.TransportError{Method: "GET", Path: "/x", Sent: true, Err: syscall.ECONNRESET}, tpp.EBankUnavailable, true, "connection to the bank was lost"},
+		{"dropped before sending", &psd2.TransportError{Method: "GET", Path: "/x", Err: io.ErrUnexpectedEOF}, tpp.EBankUnavailable, true, "before the request was sent"},
+		{"refused", &psd2.TransportError{Method: "GET", Path: "/x", Err: &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}}, tpp.EBankUnavailable, true, "could not be reached"},
+		{"transport timeout", &psd2.TransportError{Method: "GET", Path: "/x", Sent: true, Err: fmt.Errorf("read: %w", context.DeadlineExceeded)}, tpp.EBankUnavailable, true, "did not answer in time"},
+		{"timeout", fmt.Errorf("x: %w", context.DeadlineExceeded), tpp.EBankUnavailable, true, "did not answer in time"},
+		{"renewal throttled", errors.Join(apiErr(psd2.KindUnauthorized, 401), &psd2.RenewalThrottledError{RetryAfter: 20 * time.Second}), tpp.EServiceUnavailable, true, "one renewal per 30 seconds"},
 		{"bad signature", &psd2.SignatureError{Method: "GET", Path: "/x", Status: 200}, tpp.EBankUnavailable, true, "verified"},
 		{"bad shape", &psd2.ResponseError{Method: "GET", Path: "/x", Err: errors.New("eof")}, tpp.EBankUnavailable, true, ""},
 		{"grant revoked", fmt.Errorf("%w: %w", bankctx.ErrGrantRevoked, apiErr(psd2.KindUnauthorized, 401)), tpp.EConsentRevoked, false, ""},

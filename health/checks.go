@@ -30,6 +30,25 @@ func SQLite(db Querier) Check {
 	}}
 }
 
+// WriteProber takes the database's write lock briefly
+// (*sqlite.DB.ProbeWrite).
+type WriteProber interface {
+	ProbeWrite(ctx context.Context, wait time.Duration) error
+}
+
+// DefaultWriteWait is how long the write probe waits for the lock: far
+// below the busy timeout, so a held lock shows before writes time out.
+const DefaultWriteWait = 500 * time.Millisecond
+
+// SQLiteWrite checks that a write can get the database lock within
+// DefaultWriteWait: while another writer holds it (a long transaction, a
+// backup, a stuck process) every write would fail, though reads pass.
+func SQLiteWrite(db WriteProber) Check {
+	return Check{Name: "sqlite_write", Fn: func(ctx context.Context) error {
+		return db.ProbeWrite(ctx, DefaultWriteWait)
+	}}
+}
+
 // Pinger answers a ping (redis.Health does, for Redis).
 type Pinger interface {
 	Ping(ctx context.Context) error

@@ -2,6 +2,7 @@ package health_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/api"
@@ -87,6 +90,7 @@ func (e *env) register(t *testing.T, notAfter time.Time) {
 func (e *env) checks(t *testing.T) []health.Check {
 	return []health.Check{
 		health.SQLite(e.db),
+		health.SQLiteWrite(e.db),
 		health.Redis(redis.Health{Client: e.redis.Client(t)}),
 		health.Bank(e.bank.Client(), e.bank.URL+"/v1"),
 		health.Registration(health.RegistrationValid(e.regs, bankBase, e.clock)),
@@ -162,7 +166,7 @@ func TestReadyWhenEverythingWorks(t *testing.T) {
 	if code != http.StatusOK || b.Status != health.StatusReady {
 		t.Fatalf("/readyz = %d %s", code, b.raw)
 	}
-	for _, name := range []string{"sqlite", "redis", "bank", "registration"} {
+	for _, name := range []string{"sqlite", "sqlite_write", "redis", "bank", "registration"} {
 		r, ok := b.Checks[name]
 		if !ok || r.Status != health.StatusOK || r.Error != "" || r.DurationMS < 0 {
 			t.Errorf("check %s = %+v (present %v)", name, r, ok)
@@ -486,5 +490,42 @@ func TestNewRejectsBadChecks(t *testing.T) {
 			}()
 			health.New(checks...)
 		}()
+	}
+}
+
+// Another process holds the database's write lock: reads pass, but every
+// write would fail, so /readyz answers 503 naming sqlite_write within the
+// probe's short wait. Released, the service is ready again. The validating
+// client holds both answers to the document's Readiness schema.
+func TestUnreadyWhileWriteLockIsHeld(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.register(t, e.clock.Now().Add(365*24*time.Hour))
+	url, client := serve(t, health.NewWithOptions(health.Options{MaxAge: -1}, e.checks(t)...))
+
+	other, err := sql.Open("sqlite3", e.db.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	code, b := get(t, client, url+"/readyz")
+	if code != http.StatusServiceUnavailable || b.Status != health.StatusUnready ||
+		b.Checks["sqlite_write"].Status != health.StatusError || b.Checks["sqlite"].Status != health.StatusOK ||
+		!strings.Contains(b.Checks["sqlite_write"].Error, "lock") {
+		t.Fatalf("/readyz with the write lock held = %d %s", code, b.raw)
+	}
+	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if code, b := get(t, client, url+"/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz after release = %d %s", code, b.raw)
 	}
 }

@@ -24,7 +24,27 @@ type Created struct {
 	Body     []byte // the JSON body
 	Location string
 	Replayed bool // the stored response of an earlier request with the key
+	// RetryAfter is set on a 202: when to look at the payment again.
+	RetryAfter time.Duration
 }
+
+// unrecordedRetry is the Retry-After of a 202: about when the poller, past
+// the orphan grace, will have recorded the outcome.
+const unrecordedRetry = 30 * time.Second
+
+// unrecordedError: the bank took the payment but recording its bank id
+// failed (the store was down or locked). The payment exists; the poller
+// records the bank id and the key's answer once the store works.
+type unrecordedError struct {
+	payment *tpp.Payment
+	err     error
+}
+
+func (e *unrecordedError) Error() string {
+	return fmt.Sprintf("pisp: payment %s was taken by the bank but not recorded: %v", e.payment.ID, e.err)
+}
+
+func (e *unrecordedError) Unwrap() error { return e.err }
 
 // CreatePaymentInput is one POST /v1/consents/{id}/payments.
 type CreatePaymentInput struct {
@@ -80,6 +100,19 @@ func (s *Service) CreatePayment(ctx context.Context, in CreatePaymentInput) (*Cr
 // finish completes or releases the idempotency record of a create request.
 // keep leaves it in flight: the outcome at the bank is not known yet.
 func (s *Service) finish(ctx context.Context, clientID, key string, keep bool, err error, ok func() (*Created, error)) (*Created, error) {
+	var ue *unrecordedError
+	if errors.As(err, &ue) {
+		// Not a 500 inviting a blind retry: the payment exists. The key
+		// stays in flight until the poller stores the 201.
+		s.log.ErrorContext(ctx, "payment taken by the bank but not recorded; the poller will record it",
+			"payment_id", ue.payment.ID, "error", ue.err)
+		out, verr := ok()
+		if verr != nil {
+			return nil, err
+		}
+		out.Status, out.RetryAfter = http.StatusAccepted, unrecordedRetry
+		return out, nil
+	}
 	if err == nil {
 		var out *Created
 		if out, err = ok(); err == nil {
@@ -152,11 +185,11 @@ func (s *Service) createDraft(ctx context.Context, in CreatePaymentInput, d draf
 			return nil, false, s.failCreate(ctx, p, s.bankError(ctx, c, err), in.RequestID)
 		}
 	}
-	p, err = s.recordBankID(ctx, p, id, in.RequestID)
+	np, err := s.recordBankID(ctx, p, id, in.RequestID)
 	if err != nil {
-		return nil, true, err
+		return p, true, &unrecordedError{payment: p, err: err}
 	}
-	return p, false, nil
+	return np, false, nil
 }
 
 // checkAccount refuses, before anything is recorded, a payment from an

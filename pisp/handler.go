@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -104,6 +105,9 @@ func writeCreated(c *gin.Context, out *Created) {
 	}
 	if out.Replayed {
 		c.Header("Idempotent-Replayed", "true")
+	}
+	if out.RetryAfter > 0 {
+		c.Header("Retry-After", strconv.Itoa(int(out.RetryAfter.Seconds())))
 	}
 	c.Data(out.Status, "application/json; charset=utf-8", out.Body)
 }

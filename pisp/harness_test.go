@@ -65,6 +65,7 @@ type options struct {
 	// noCallbacks leaves out every notification filter (OAUTH too).
 	noCallbacks  bool
 	pollInterval time.Duration
+	pollBatch    int
 }
 
 func newHarness(t *testing.T, o options) *harness {
@@ -114,7 +115,8 @@ func newHarness(t *testing.T, o options) *harness {
 		Payments: h.payments, Consents: h.consents, Idempotency: sqlite.NewIdempotencyStore(s.DB),
 		Bank: h.bc, Contexts: h.provider,
 		TPP:          pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return h.bank.Context, nil }),
-		AuthorizeURL: h.oauth.AuthorizeURL, Events: sqlite.NewOutbox(s.DB), PollInterval: o.pollInterval, Clock: h.clock, Logger: s.Log,
+		AuthorizeURL: h.oauth.AuthorizeURL, Events: sqlite.NewOutbox(s.DB), PollInterval: o.pollInterval, PollBatch: o.pollBatch,
+		Clock: h.clock, Logger: s.Log,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -381,6 +381,10 @@ func TestOrphanWithoutDraftFails(t *testing.T) {
 	if st != "failed" || code != tpp.EBankUnavailable {
 		t.Fatalf("orphan: %s %s", st, code)
 	}
+	// The operator sees it in the logs, not only in the audit log.
+	if logs := h.logs.String(); !strings.Contains(logs, "payment failed: the bank has no draft for it") {
+		t.Errorf("the poller failed a payment without logging it:\n%s", logs)
+	}
 	if r := h.createPayment(con, "k-orphan", body); r.str("status") != "pending" {
 		t.Fatalf("retry: %s", r.raw)
 	}
@@ -395,9 +399,15 @@ func TestPollerCoversLostCallbacks(t *testing.T) {
 	r2 := h.createPayment(con, "k-p2", h.paymentBody("1.20", "Poll me too"))
 	h.env.AcceptDraftPayment(t, bankID(t, r1))
 	h.env.RejectDraftPayment(t, bankID(t, r2))
-	time.Sleep(100 * time.Millisecond) // a callback would have landed by now
+	// The bank records every callback it sends: none went out, so none
+	// can have moved the payments (no sleep-and-hope).
+	for _, cb := range h.env.Callbacks(t) {
+		if cb.Category == "DRAFT_PAYMENT" {
+			t.Fatalf("the bank sent a DRAFT_PAYMENT callback without a filter; the test proves nothing: %+v", cb)
+		}
+	}
 	if h.payment(r1.str("id")).Status != tpp.PaymentPending {
-		t.Fatal("a callback arrived without a filter; the test proves nothing")
+		t.Fatal("a payment moved without a callback or a poll")
 	}
 	n, err := h.svc.Poll(context.Background())
 	if err != nil || n != 2 {
@@ -409,10 +419,10 @@ func TestPollerCoversLostCallbacks(t *testing.T) {
 
 	// Run does the same on its own, every PollInterval.
 	r3 := h.createPayment(con, "k-p3", h.paymentBody("1.30", "Run me"))
+	h.env.AcceptDraftPayment(t, bankID(t, r3))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.svc.Run(ctx) }()
-	h.env.AcceptDraftPayment(t, bankID(t, r3))
 	h.waitStatus(r3.str("id"), tpp.PaymentExecuted)
 	cancel()
 	if err := <-done; err != nil {

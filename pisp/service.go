@@ -87,8 +87,9 @@ const (
 	// DefaultOrphanGrace is how long a payment may wait for its bank id
 	// before the poller reconciles it: longer than any create request lasts.
 	DefaultOrphanGrace = 2 * time.Minute
-	// maxPollPerRun bounds the bank calls of one poll.
-	maxPollPerRun = 500
+	// DefaultPollBatch bounds the payments one poll round looks at; a
+	// larger pending set is walked over several rounds, oldest due first.
+	DefaultPollBatch = 500
 	// reconcilePages bounds the listing pages searched for a lost draft.
 	reconcilePages = 5
 )
@@ -117,9 +118,25 @@ type Config struct {
 	PollInterval time.Duration
 	// OrphanGrace: see DefaultOrphanGrace.
 	OrphanGrace time.Duration
+	// PollBatch: see DefaultPollBatch.
+	PollBatch int
+	// Queue is the poller's schedule; nil uses Payments, which must then
+	// implement PollQueue (*sqlite.PaymentService does).
+	Queue PollQueue
 
 	Clock  tpp.Clock
 	Logger *slog.Logger
+}
+
+// PollQueue is the poller's schedule of pending payments
+// (*sqlite.PaymentService).
+type PollQueue interface {
+	// DuePayments returns at most limit pending payments due for a check
+	// at now, those without a bank id first, then those whose idempotency
+	// key is in flight, then the rest, each oldest due first.
+	DuePayments(ctx context.Context, now time.Time, limit int) ([]tpp.DuePayment, error)
+	// ScheduleChecks sets when the payments are next due.
+	ScheduleChecks(ctx context.Context, at time.Time, ids ...string) error
 }
 
 // Service is the payment initiation logic. Safe for concurrent use.
@@ -133,8 +150,10 @@ type Service struct {
 	authorizeURL func(string) string
 	events       Events
 	onUnknown    func(kind string)
+	queue        PollQueue
 	interval     time.Duration
 	grace        time.Duration
+	batch        int
 	clock        tpp.Clock
 	log          *slog.Logger
 }
@@ -148,7 +167,18 @@ func New(cfg Config) (*Service, error) {
 		payments: cfg.Payments, consents: cfg.Consents, idem: cfg.Idempotency, bank: cfg.Bank,
 		contexts: cfg.Contexts, tpp: cfg.TPP, authorizeURL: cfg.AuthorizeURL, events: cfg.Events,
 		onUnknown: cfg.OnUnknownStatus,
-		interval:  cfg.PollInterval, grace: cfg.OrphanGrace, clock: cfg.Clock, log: cfg.Logger,
+		queue:     cfg.Queue, interval: cfg.PollInterval, grace: cfg.OrphanGrace, batch: cfg.PollBatch,
+		clock: cfg.Clock, log: cfg.Logger,
+	}
+	if s.queue == nil {
+		q, ok := cfg.Payments.(PollQueue)
+		if !ok {
+			return nil, errors.New("pisp: Queue is required when Payments does not implement PollQueue")
+		}
+		s.queue = q
+	}
+	if s.batch <= 0 {
+		s.batch = DefaultPollBatch
 	}
 	if s.interval <= 0 {
 		s.interval = DefaultPollInterval

@@ -87,7 +87,7 @@ func (s *Service) AfterAuthorization(ctx context.Context, consentID, requestID s
 func (s *Service) pendingSingles(ctx context.Context) ([]*tpp.Payment, error) {
 	var out []*tpp.Payment
 	pr := tpp.PageRequest{Limit: tpp.MaxPageLimit}
-	for len(out) < maxPollPerRun {
+	for len(out) < s.batch {
 		page, err := s.payments.ListPayments(ctx, tpp.PaymentFilter{Status: tpp.PaymentPending, Kind: tpp.PaymentSingle}, pr)
 		if err != nil {
 			return nil, err

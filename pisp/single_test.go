@@ -3,6 +3,7 @@ package pisp_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -200,5 +201,32 @@ func TestSinglePaymentAmbiguousFailure(t *testing.T) {
 	}
 	if n := h.env.Stats(t)[pspCreate]; n != 3 {
 		t.Fatalf("PSP draft POSTs = %d, want 3", n)
+	}
+}
+
+// The race behind a flaky TestSinglePaymentExpires: the poller cancels an
+// expired single payment's PSP draft at the bank, and the bank's callback
+// about that cancellation is applied before the poller records its
+// outcome. The cancelled draft read back is the abandonment: failed with
+// consent_expired, never "cancelled".
+func TestSinglePaymentCancelledDraftOfExpiredConsent(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, options{noCallbacks: true})
+	r := h.req("POST", "/v1/single-payments", h.singleBody("4.10", "Cancel raced"), key("s-race"))
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	p := h.payment(r.str("id"))
+	h.clock.Advance(16 * time.Minute)
+	// The poller's cancel has reached the bank; its record has not.
+	if err := h.bc.UpdatePSPDraftPayment(context.Background(), h.bank.Context, p.BunqID, "CANCELLED"); err != nil {
+		t.Fatal(err)
+	}
+	obj := fmt.Sprintf(`{"id":%d}`, p.BunqID)
+	if err := h.svc.OnDraftPayment(context.Background(), "PaymentServiceProviderDraftPayment", []byte(obj), "req-cb"); err != nil {
+		t.Fatal(err)
+	}
+	if p = h.payment(p.ID); p.Status != tpp.PaymentFailed || p.ErrorCode != tpp.EConsentExpired {
+		t.Fatalf("payment: %s %s, want failed consent_expired", p.Status, p.ErrorCode)
 	}
 }

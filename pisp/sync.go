@@ -192,6 +192,18 @@ func (s *Service) settleSingle(ctx context.Context, bc *psd2.Context, p *tpp.Pay
 		}
 		return s.record(ctx, p, to, code, detail, requestID)
 	}
+	if to == tpp.PaymentCancelled {
+		// The TPP cancels the PSP draft of an abandoned payment (abandoned):
+		// read back, that is the abandonment, not a cancellation. The
+		// bank's callback about it can land before the poller records it.
+		ato, acode, err := s.abandonment(ctx, p)
+		if err != nil {
+			return p, err
+		}
+		if ato != tpp.PaymentPending {
+			return s.record(ctx, p, ato, acode, "authorization not given; PSP draft payment cancelled at the bank", requestID)
+		}
+	}
 	detail := "bank PSP draft payment status " + d.Status
 	if to != tpp.PaymentExecuted && to != tpp.PaymentRejected {
 		// Not the user's decision (cancelled by us, expired at the bank).
@@ -221,23 +233,30 @@ func (s *Service) settleSingle(ctx context.Context, bc *psd2.Context, p *tpp.Pay
 	return np, err
 }
 
+// abandonment is what a single payment becomes when its consent can no
+// longer be authorized: rejected when the user denied it, failed with
+// consent_expired when it expired; pending while it can still be given.
+func (s *Service) abandonment(ctx context.Context, p *tpp.Payment) (tpp.PaymentStatus, string, error) {
+	c, err := s.consents.ConsentByID(ctx, p.ConsentID)
+	if err != nil {
+		return "", "", err
+	}
+	switch {
+	case c.Status == tpp.ConsentRejected:
+		return tpp.PaymentRejected, c.ErrorCode, nil
+	case c.Status == tpp.ConsentExpired, c.Status == tpp.ConsentPending && !s.clock.Now().Before(c.ExpiresAt):
+		return tpp.PaymentFailed, tpp.EConsentExpired, nil
+	}
+	return tpp.PaymentPending, "", nil
+}
+
 // abandoned ends a pending single payment whose consent the user can no
 // longer authorize (denied, or never came in time): the PSP draft is
 // cancelled at the bank first, so it cannot be approved later unseen.
 func (s *Service) abandoned(ctx context.Context, bc *psd2.Context, p *tpp.Payment) (tpp.PaymentStatus, string, string, error) {
-	c, err := s.consents.ConsentByID(ctx, p.ConsentID)
-	if err != nil {
-		return "", "", "", err
-	}
-	var to tpp.PaymentStatus
-	var code string
-	switch {
-	case c.Status == tpp.ConsentRejected:
-		to, code = tpp.PaymentRejected, c.ErrorCode
-	case c.Status == tpp.ConsentExpired, c.Status == tpp.ConsentPending && !s.clock.Now().Before(c.ExpiresAt):
-		to, code = tpp.PaymentFailed, tpp.EConsentExpired
-	default:
-		return tpp.PaymentPending, "", "", nil
+	to, code, err := s.abandonment(ctx, p)
+	if err != nil || to == tpp.PaymentPending {
+		return to, "", "", err
 	}
 	if err := s.bank.UpdatePSPDraftPayment(ctx, bc, p.BunqID, psd2.StatusCancelled); err != nil {
 		// Maybe accepted meanwhile: the next look decides.
@@ -384,44 +403,66 @@ func (s *Service) PollExclusive(ctx context.Context, l Locker) (ran bool, change
 	return true, changed, err
 }
 
-// Poll looks at every pending payment once and returns how many changed.
-// A payment the bank cannot answer for is skipped until the next poll.
+// Poll looks at the pending payments that are due, at most PollBatch of
+// them, and returns how many changed. Each payment it takes is due again
+// one PollInterval later, so a pending set larger than a batch is covered
+// in ceil(pending/PollBatch) rounds. A payment the bank cannot answer for
+// waits for its next turn.
 func (s *Service) Poll(ctx context.Context) (int, error) {
-	changed, seen := 0, 0
-	pr := tpp.PageRequest{Limit: tpp.MaxPageLimit}
-	for seen < maxPollPerRun {
-		page, err := s.payments.ListPayments(ctx, tpp.PaymentFilter{Status: tpp.PaymentPending}, pr)
-		if err != nil {
-			return changed, err
+	now := s.clock.Now()
+	due, err := s.queue.DuePayments(ctx, now, s.batch)
+	if err != nil {
+		return 0, err
+	}
+	ids := make([]string, len(due))
+	for i, d := range due {
+		ids[i] = d.Payment.ID
+	}
+	// Taken before the bank calls: a round cut short still moves the
+	// schedule on, and two rounds never read the same payments.
+	if err := s.queue.ScheduleChecks(ctx, now.Add(s.interval), ids...); err != nil {
+		return 0, err
+	}
+	changed := 0
+	for _, d := range due {
+		if ctx.Err() != nil {
+			return changed, ctx.Err()
 		}
-		for _, p := range page.Items {
-			if ctx.Err() != nil {
-				return changed, ctx.Err()
-			}
-			seen++
-			var np *tpp.Payment
-			if p.BunqID == 0 {
-				if s.clock.Now().Sub(p.CreatedAt) < s.grace {
-					continue // its create request may still be running
-				}
-				np, err = s.reconcile(ctx, p)
-			} else {
-				np, err = s.Sync(ctx, p, "")
-			}
-			if err != nil {
-				s.log.WarnContext(ctx, "payment not refreshed", "payment_id", p.ID, "error", err)
-				continue
-			}
-			if np.Status != p.Status || np.BunqID != p.BunqID {
-				changed++
-			}
+		if s.pollOne(ctx, d, now) {
+			changed++
 		}
-		if page.NextCursor == "" {
-			break
-		}
-		pr.Cursor = page.NextCursor
 	}
 	return changed, nil
+}
+
+// pollOne refreshes one due payment and reports whether it changed.
+func (s *Service) pollOne(ctx context.Context, d tpp.DuePayment, now time.Time) bool {
+	p := d.Payment
+	settled := now.Sub(p.CreatedAt) >= s.grace // its create request is over
+	var np *tpp.Payment
+	var err error
+	switch {
+	case p.BunqID == 0 && !settled:
+		// Its create request may still be running: look once it is over.
+		if err := s.queue.ScheduleChecks(ctx, p.CreatedAt.Add(s.grace), p.ID); err != nil {
+			s.log.WarnContext(ctx, "payment not rescheduled", "payment_id", p.ID, "error", err)
+		}
+		return false
+	case p.BunqID == 0:
+		np, err = s.reconcile(ctx, p)
+	default:
+		np, err = s.Sync(ctx, p, "")
+		if err == nil && d.KeyInFlight && settled {
+			// The create's answer was never stored (the store failed after
+			// the bank took the draft): store it now, so the key replays.
+			s.storeResponse(ctx, np)
+		}
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "payment not refreshed", "payment_id", p.ID, "error", err)
+		return false
+	}
+	return np.Status != p.Status || np.BunqID != p.BunqID
 }
 
 // reconcile settles a payment whose creation ended without a known outcome:
@@ -443,6 +484,8 @@ func (s *Service) reconcile(ctx context.Context, p *tpp.Payment) (*tpp.Payment, 
 		if err != nil {
 			return nil, err
 		}
+		s.log.WarnContext(ctx, "payment failed: the bank has no draft for it after an unanswered create",
+			"payment_id", p.ID, "kind", p.Kind)
 		if p.IdempotencyKey != "" {
 			if err := s.idem.ReleaseIdempotent(ctx, p.ClientID, p.IdempotencyKey); err != nil {
 				s.log.WarnContext(ctx, "releasing idempotency key", "payment_id", p.ID, "error", err)
@@ -454,15 +497,7 @@ func (s *Service) reconcile(ctx context.Context, p *tpp.Payment) (*tpp.Payment, 
 	if err != nil {
 		return nil, err
 	}
-	if p.IdempotencyKey != "" {
-		body, err := json.Marshal(PaymentView(np))
-		if err == nil {
-			err = s.idem.CompleteIdempotent(ctx, p.ClientID, p.IdempotencyKey, http.StatusCreated, body)
-		}
-		if err != nil {
-			s.log.WarnContext(ctx, "storing reconciled response", "payment_id", p.ID, "error", err)
-		}
-	}
+	s.storeResponse(ctx, np)
 	return np, nil
 }
 
@@ -499,6 +534,27 @@ func (s *Service) reconcileSingle(ctx context.Context, p *tpp.Payment) (*tpp.Pay
 	return s.payments.TransitionPayment(ctx, tpp.PaymentTransition{
 		ID: p.ID, To: to, ErrorCode: code, Actor: tpp.ActorSystem, Detail: detail,
 	})
+}
+
+// storeResponse completes the in-flight idempotency record of p's create
+// request with the answer it would have had, so retries replay it.
+func (s *Service) storeResponse(ctx context.Context, p *tpp.Payment) {
+	if p.IdempotencyKey == "" {
+		return
+	}
+	var body []byte
+	var err error
+	if p.Kind == tpp.PaymentSingle {
+		body, err = json.Marshal(singleView(p, s.authorizeURL(p.ConsentID)))
+	} else {
+		body, err = json.Marshal(PaymentView(p))
+	}
+	if err == nil {
+		err = s.idem.CompleteIdempotent(ctx, p.ClientID, p.IdempotencyKey, http.StatusCreated, body)
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "storing reconciled response", "payment_id", p.ID, "error", err)
+	}
 }
 
 // locate searches the bank for the draft made for p. looked is false when

@@ -31,7 +31,13 @@ func insertAudit(ctx context.Context, tx *Tx, at time.Time, r tpp.AuditRecord) e
 // queued only if the client is active and has a webhook URL; otherwise the
 // event is kept (for the events list) but never sent.
 func insertEvent(ctx context.Context, tx *Tx, at time.Time, clientID, typ string, data any) (*tpp.WebhookEvent, error) {
-	payload, err := tpp.WebhookPayload(typ, at, data)
+	// Write transactions are serializable, so two taking the same number
+	// cannot both commit: one is retried.
+	var seq int64
+	if err := tx.GetContext(ctx, &seq, `SELECT COALESCE(MAX(sequence), 0) + 1 FROM webhook_events WHERE client_id = ?`, clientID); err != nil {
+		return nil, fmt.Errorf("postgres: event sequence: %w", err)
+	}
+	payload, err := tpp.WebhookPayload(typ, seq, at, data)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: encode event: %w", err)
 	}
@@ -43,8 +49,8 @@ func insertEvent(ctx context.Context, tx *Tx, at time.Time, clientID, typ string
 	if err := tx.GetContext(ctx, &c, `SELECT status, webhook_url FROM clients WHERE id = ?`, clientID); err != nil {
 		return nil, fmt.Errorf("postgres: event for client %s: %w", clientID, err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_events (id, client_id, type, payload, created_at)
-		VALUES (?, ?, ?, ?, ?)`, ev.ID, clientID, typ, string(payload), formatTime(at)); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_events (id, client_id, type, payload, created_at, sequence)
+		VALUES (?, ?, ?, ?, ?, ?)`, ev.ID, clientID, typ, string(payload), formatTime(at), seq); err != nil {
 		return nil, fmt.Errorf("postgres: insert event: %w", err)
 	}
 	if c.Status == string(tpp.ClientActive) && c.WebhookURL != "" {

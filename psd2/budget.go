@@ -2,6 +2,7 @@ package psd2
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -55,6 +56,9 @@ func (b *MemoryBudget) Wait(ctx context.Context, key string, limit int, window t
 		wait := b.admit(key, limit, window)
 		if wait <= 0 {
 			return nil
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return &BudgetDelayError{Wait: wait} // waiting would be in vain
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -113,3 +117,14 @@ func (b *MemoryBudget) Len() int {
 	defer b.mu.Unlock()
 	return len(b.keys)
 }
+
+// BudgetDelayError is a budget that would admit the call only after Wait,
+// later than the caller's deadline: returned at once instead of waiting in
+// vain. errors.Is(err, context.DeadlineExceeded) holds.
+type BudgetDelayError struct{ Wait time.Duration }
+
+func (e *BudgetDelayError) Error() string {
+	return fmt.Sprintf("psd2: the rate budget admits the call in %v, after the deadline", e.Wait)
+}
+
+func (e *BudgetDelayError) Unwrap() error { return context.DeadlineExceeded }

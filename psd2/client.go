@@ -220,6 +220,9 @@ type call struct {
 	sign   bool // bunq requires a signature here
 	// verify is false only for the installation call itself (no server key yet).
 	noVerify bool
+	// maxWait, when set, bounds the wait for the rate budget: longer
+	// fails with *RenewalThrottledError instead of holding the caller.
+	maxWait time.Duration
 }
 
 // result is a verified success answer.
@@ -356,7 +359,21 @@ func (c *Client) wait(ctx context.Context, bc *Context, cl call) error {
 		id = bc.budgetID
 	}
 	key := id + " " + cl.method + " " + cl.path
-	if err := c.budget.Wait(ctx, key, limit, window+c.margin); err != nil {
+	wctx := ctx
+	if cl.maxWait > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, cl.maxWait)
+		defer cancel()
+	}
+	if err := c.budget.Wait(wctx, key, limit, window+c.margin); err != nil {
+		if cl.maxWait > 0 && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			retry := window
+			var bd *BudgetDelayError
+			if errors.As(err, &bd) {
+				retry = bd.Wait
+			}
+			return &RenewalThrottledError{RetryAfter: retry}
+		}
 		return fmt.Errorf("psd2: waiting for rate budget: %w", err)
 	}
 	return nil
@@ -390,6 +407,7 @@ func (c *Client) attempt(ctx context.Context, bc *Context, cl call, body []byte,
 	if err != nil {
 		return nil, fmt.Errorf("psd2: build request: %w", err)
 	}
+	noTransportRetry(req)
 	h := req.Header
 	h.Set("User-Agent", c.opt.UserAgent)
 	h.Set("X-Bunq-Client-Request-Id", reqID)
@@ -489,3 +507,27 @@ func newRequestID() string {
 	}
 	return string(out)
 }
+
+// noTransportRetry stops net/http from sending req again on its own after a
+// reused connection drops: the transport re-sends requests it deems
+// replayable (an idempotent method, or a body it can rewind through
+// GetBody), which the bank then sees outside our rate budget and attempt
+// count. A body that cannot be rewound makes no request replayable, so
+// every retry goes through call's loop. An empty one is sent as no body.
+func noTransportRetry(req *http.Request) {
+	req.GetBody = nil
+	if req.Body == nil || req.Body == http.NoBody {
+		req.Body = emptyBody{}
+		req.ContentLength = 0
+		// Known empty: spares the transport probing the body (a goroutine
+		// and a 200 ms timer per request); nothing is written for it.
+		req.TransferEncoding = []string{"identity"}
+	}
+}
+
+// emptyBody is an empty request body that is not http.NoBody (which the
+// transport counts as replayable).
+type emptyBody struct{}
+
+func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
+func (emptyBody) Close() error             { return nil }

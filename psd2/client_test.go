@@ -722,6 +722,65 @@ func TestRetries(t *testing.T) {
 	}
 }
 
+// Go's transport re-sends an idempotent request on its own when a reused
+// connection drops; the bank then sees more requests than the client's
+// budget and attempt count. Every request the bank sees must be an attempt
+// the client counted.
+func TestTransportDoesNotRetryOnItsOwn(t *testing.T) {
+	t.Parallel()
+	env := banktest.Start(t)
+	ctx := context.Background()
+	var attempts atomic.Int32
+	c := newClient(t, env, psd2.Options{MaxAttempts: 1, OnCall: func(psd2.CallInfo) { attempts.Add(1) }})
+	u := env.Users(t)[0]
+	bc, err := c.NewAPIKeyContext(ctx, u.APIKey, ctxOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const path, key = "/v1/user/*/monetary-account", "GET /v1/user/{id}/monetary-account"
+	// A first call leaves a kept-alive connection for the next to reuse.
+	if _, err := c.ListMonetaryAccounts(ctx, bc, psd2.Page{}); err != nil {
+		t.Fatal(err)
+	}
+	env.ResetStats(t)
+	attempts.Store(0)
+	env.Fault(t, banktest.Fault{Method: "GET", Path: path, Kind: banktest.FaultDrop, Count: 1})
+	_, err = c.ListMonetaryAccounts(ctx, bc, psd2.Page{})
+	var tErr *psd2.TransportError
+	if !errors.As(err, &tErr) {
+		t.Errorf("a dropped GET with MaxAttempts 1: %v, want a TransportError", err)
+	}
+	if bank, ours := env.Stats(t)[key], int(attempts.Load()); bank != ours || bank != 1 {
+		t.Fatalf("the bank saw %d GETs, the client counted %d attempts", bank, ours)
+	}
+}
+
+// The session must be renewed again soon after the last session-server
+// call (a renewal that failed, or a session that expired again): bunq
+// allows one per 30 s, so the request answers at once with
+// RenewalThrottledError and when to retry, instead of waiting up to 30 s,
+// and nothing more is sent to the bank.
+func TestRenewalTooSoonAnswersAtOnce(t *testing.T) {
+	t.Parallel()
+	env := banktest.Start(t)
+	ctx := context.Background()
+	c := newClient(t, env, psd2.Options{Budget: psd2.NewMemoryBudget(nil), MaxAttempts: 1})
+	bc, err := c.NewAPIKeyContext(ctx, env.Users(t)[0].APIKey, ctxOpts()) // opens a session
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.ResetStats(t)
+	env.Fault(t, banktest.Fault{Method: "GET", Path: "/v1/user/*/monetary-account", Kind: banktest.FaultExpireSession, Count: 1})
+	_, err = c.ListMonetaryAccounts(ctx, bc, psd2.Page{})
+	var rt *psd2.RenewalThrottledError
+	if !errors.As(err, &rt) || rt.RetryAfter <= psd2.DefaultRenewalWait || rt.RetryAfter > psd2.SessionRateWindow+time.Second {
+		t.Fatalf("renewal within 30 s of the last: %v", err)
+	}
+	if n := env.Stats(t)["POST /v1/session-server"]; n != 0 {
+		t.Fatalf("%d session-server calls sent although the budget had none left", n)
+	}
+}
+
 func TestServerSignatureRequired(t *testing.T) {
 	t.Parallel()
 	env := banktest.Start(t)

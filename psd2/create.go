@@ -236,8 +236,14 @@ func (c *Client) RegisterDevice(ctx context.Context, bc *Context, o ContextOptio
 // Calls renew sessions on their own; use this (or EnsureSession) only to
 // open the first one or to force a new one.
 func (c *Client) OpenSession(ctx context.Context, bc *Context) error {
+	return c.openSession(ctx, bc, 0)
+}
+
+// openSession is OpenSession waiting at most maxWait (0: no bound) for the
+// session-server rate budget.
+func (c *Client) openSession(ctx context.Context, bc *Context, maxWait time.Duration) error {
 	cl := call{method: http.MethodPost, path: "/session-server", auth: authInstallation, sign: true,
-		body: map[string]string{"secret": bc.sec.secret}}
+		body: map[string]string{"secret": bc.sec.secret}, maxWait: maxWait}
 	env, err := c.do(ctx, bc, cl)
 	if err != nil {
 		return err
@@ -339,7 +345,7 @@ func (c *Client) renewSession(ctx context.Context, bc *Context, stale string) er
 	// The renewal serves every waiter, so one caller giving up must not
 	// cancel it; it is bounded by the HTTP client's timeout and the budget.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*SessionRateWindow)
-	f.err = c.OpenSession(rctx, bc)
+	f.err = c.openSession(rctx, bc, renewalWait(ctx))
 	cancel()
 	bc.mu.Lock()
 	bc.flight = nil
@@ -354,6 +360,21 @@ func (c *Client) renewSession(ctx context.Context, bc *Context, stale string) er
 		return fmt.Errorf("psd2: renew session: %w", f.err)
 	}
 	return nil
+}
+
+// DefaultRenewalWait bounds how long a request waits for bunq's
+// session-server limit (1 per 30 s) when its session must be renewed again
+// soon after the last renewal: longer answers *RenewalThrottledError at once.
+const DefaultRenewalWait = 5 * time.Second
+
+// renewalWait is how long the caller of a renewal may wait for the budget:
+// DefaultRenewalWait, or less when its deadline is nearer.
+func renewalWait(ctx context.Context) time.Duration {
+	w := DefaultRenewalWait
+	if dl, ok := ctx.Deadline(); ok {
+		w = min(w, time.Until(dl))
+	}
+	return max(w, time.Millisecond)
 }
 
 // CloseSession deletes the context's current session at the bank

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ErrorKind classifies a bunq error answer by its HTTP status.
@@ -222,3 +223,13 @@ func (e *ResponseError) Error() string {
 func (e *ResponseError) Is(target error) bool { return target == ErrUnexpectedResponse }
 
 func (e *ResponseError) Unwrap() error { return e.Err }
+
+// RenewalThrottledError: the session must be renewed, but bunq allows one
+// session-server call per 30 s per installation, and the last one (a
+// renewal that failed, or a session that expired again soon) is too recent
+// for the caller to wait. Nothing was sent; try again after RetryAfter.
+type RenewalThrottledError struct{ RetryAfter time.Duration }
+
+func (e *RenewalThrottledError) Error() string {
+	return fmt.Sprintf("psd2: session renewal must wait %v for bunq's session-server limit", e.RetryAfter.Round(time.Second))
+}

@@ -33,7 +33,13 @@ func insertAudit(ctx context.Context, tx *sqlx.Tx, at time.Time, r tpp.AuditReco
 // queued only if the client is active and has a webhook URL; otherwise the
 // event is kept (for the events list) but never sent.
 func insertEvent(ctx context.Context, tx *sqlx.Tx, at time.Time, clientID, typ string, data any) (*tpp.WebhookEvent, error) {
-	payload, err := tpp.WebhookPayload(typ, at, data)
+	// Writes are serialised (BEGIN IMMEDIATE), so the client's next
+	// number is taken once and in commit order.
+	var seq int64
+	if err := tx.GetContext(ctx, &seq, `SELECT COALESCE(MAX(sequence), 0) + 1 FROM webhook_events WHERE client_id = ?`, clientID); err != nil {
+		return nil, fmt.Errorf("sqlite: event sequence: %w", err)
+	}
+	payload, err := tpp.WebhookPayload(typ, seq, at, data)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: encode event: %w", err)
 	}
@@ -45,8 +51,8 @@ func insertEvent(ctx context.Context, tx *sqlx.Tx, at time.Time, clientID, typ s
 	if err := tx.GetContext(ctx, &c, `SELECT status, webhook_url FROM clients WHERE id = ?`, clientID); err != nil {
 		return nil, fmt.Errorf("sqlite: event for client %s: %w", clientID, err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_events (id, client_id, type, payload, created_at)
-		VALUES (?, ?, ?, ?, ?)`, ev.ID, clientID, typ, string(payload), formatTime(at)); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_events (id, client_id, type, payload, created_at, sequence)
+		VALUES (?, ?, ?, ?, ?, ?)`, ev.ID, clientID, typ, string(payload), formatTime(at), seq); err != nil {
 		return nil, fmt.Errorf("sqlite: insert event: %w", err)
 	}
 	if c.Status == string(tpp.ClientActive) && c.WebhookURL != "" {

@@ -3,9 +3,11 @@ package webhook_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -371,3 +373,75 @@ func (s *countingStore) ClaimDue(ctx context.Context, now, leaseUntil time.Time,
 
 // The real outbox takes the dispatcher's retry times (jitter, Retry-After).
 var _ webhook.RetryScheduler = (*sqlite.Outbox)(nil)
+
+// The receiver is down while three events are recorded, and back for the
+// next three, which arrive before the first three's retries: delivery order
+// is not kept (as documented), but every event arrives once and carries
+// its client's sequence number, 1…6 in the order recorded, so the receiver
+// can put them back in order.
+func TestSQLiteReceiverBackOrdersBySequence(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	env := openSQLEnv(t, filepath.Join(t.TempDir(), "tpp.db"), clock)
+	var down atomic.Bool
+	down.Store(true)
+	rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	clientID, _ := env.newClient(t, rc.URL+"/hooks")
+	other, _ := env.newClient(t, rc.URL+"/other") // numbers its own events
+	d := newDispatcher(t, env.store, webhook.Options{Clock: clock})
+	runDispatcher(t, d)
+
+	var recorded []string
+	for i := 1; i <= 3; i++ {
+		recorded = append(recorded, env.enqueue(t, clientID, fmt.Sprintf("pay_%d", i)).ID)
+	}
+	env.enqueue(t, other, "pay_other")
+	d.Notify()
+	waitFor(t, "three failed attempts", func() bool { return rc.count() >= 4 })
+	down.Store(false)
+	for i := 4; i <= 6; i++ {
+		recorded = append(recorded, env.enqueue(t, clientID, fmt.Sprintf("pay_%d", i)).ID)
+	}
+	d.Notify()
+	waitFor(t, "the later events", func() bool { return env.row(t, recorded[5]).DeliveredAt.Valid })
+	d1, _ := tpp.WebhookRetryDelay(1)
+	clock.Advance(d1)
+	d.Notify()
+	waitFor(t, "the retries", func() bool {
+		return env.row(t, recorded[0]).DeliveredAt.Valid && env.row(t, recorded[2]).DeliveredAt.Valid
+	})
+
+	var arrival []int64
+	seqByID := map[string]int64{}
+	for _, r := range rc.requests()[4:] {
+		var body struct {
+			Sequence int64 `json:"sequence"`
+		}
+		if err := json.Unmarshal(r.Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		id := r.Header.Get(webhook.HeaderID)
+		if _, dup := seqByID[id]; dup {
+			t.Fatalf("event %s delivered twice", id)
+		}
+		seqByID[id] = body.Sequence
+		if slices.Contains(recorded, id) {
+			arrival = append(arrival, body.Sequence)
+		}
+	}
+	for i, id := range recorded {
+		if seqByID[id] != int64(i+1) {
+			t.Fatalf("event %d of the client has sequence %d (all: %v)", i+1, seqByID[id], seqByID)
+		}
+	}
+	if slices.IsSorted(arrival) {
+		t.Fatalf("arrival order %v: the retries came last, the test proves nothing", arrival)
+	}
+	t.Logf("arrival order by sequence: %v", arrival)
+}

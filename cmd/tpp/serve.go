@@ -35,6 +35,7 @@ import (
 	"github.com/bunqtpp/tpp/pisp"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
+	"github.com/bunqtpp/tpp/sqlite"
 	"github.com/bunqtpp/tpp/seal"
 	"github.com/bunqtpp/tpp/web"
 	"github.com/bunqtpp/tpp/webhook"
@@ -599,7 +600,7 @@ func (a *app) services(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.engine = api.NewEngine(api.Options{Logger: a.log, Observe: a.metrics.APIObserver()})
+	a.engine = api.NewEngine(api.Options{Logger: a.log, Observe: a.metrics.APIObserver(), Unavailable: unavailable})
 	a.health().Register(a.engine)
 	if err := a.metrics.WatchConsents(metrics.SQLConsents{DB: a.store.raw}, 0); err != nil {
 		return err
@@ -722,12 +723,24 @@ func mount(rg *gin.RouterGroup) func(h routes, err error) error {
 func (a *app) health() *health.Checker {
 	bank := health.Bank(&http.Client{Timeout: 2 * time.Second}, a.bank.API+"/v1")
 	bank.Optional = true
-	return health.NewWithOptions(health.Options{Version: version()},
-		a.store.check,
+	checks := append(append([]health.Check{}, a.store.checks...),
 		health.Redis(redis.Health{Client: a.rdb}),
 		bank,
 		health.Registration(health.RegistrationValid(a.store.registrations, a.bank.API, a.clock)),
 	)
+	return health.NewWithOptions(health.Options{Version: version()}, checks...)
+}
+
+// unavailable names the dependency behind an error that will pass, for
+// api.Options.Unavailable: 503 with Retry-After, not 500.
+func unavailable(err error) string {
+	switch {
+	case sqlite.Busy(err):
+		return "The database"
+	case redis.Unavailable(err):
+		return "Redis"
+	}
+	return ""
 }
 
 func splitList(s string) []string {

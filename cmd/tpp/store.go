@@ -41,7 +41,7 @@ type store struct {
 	audit         tpp.AuditLog
 	outbox        tpp.WebhookOutbox
 	registrations tpp.RegistrationStore
-	check         health.Check
+	checks        []health.Check // readiness: can it be read, and written
 	close         func() error
 }
 
@@ -135,7 +135,7 @@ func sqliteStore(db *sqlite.DB, kr *seal.Keyring) *store {
 		audit:         sqlite.NewAuditLog(db),
 		outbox:        sqlite.NewOutbox(db),
 		registrations: sqlite.NewRegistrationStore(db, kr),
-		check:         health.SQLite(db),
+		checks:        []health.Check{health.SQLite(db), health.SQLiteWrite(db)},
 		close:         db.Close,
 	}
 }
@@ -150,7 +150,7 @@ func postgresStore(db *postgres.DB, kr *seal.Keyring) *store {
 		audit:         postgres.NewAuditLog(db),
 		outbox:        postgres.NewOutbox(db),
 		registrations: postgres.NewRegistrationStore(db, kr),
-		check:         health.Postgres(db.DB),
+		checks:        []health.Check{health.Postgres(db.DB)},
 		close:         db.Close,
 	}
 }

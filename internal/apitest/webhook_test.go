@@ -46,8 +46,8 @@ func TestValidateWebhook(t *testing.T) {
 		return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
 	}
 	// The shape tpp.WebhookPayload builds, from the root package's event data.
-	consentEvent := `{"type":"consent.updated","timestamp":"2026-11-22T09:31:12.482913Z","data":` + consentEventData + `}`
-	paymentEvent := `{"type":"payment.updated","timestamp":"2026-11-22T10:16:40.118204Z","data":` + paymentEventData + `}`
+	consentEvent := `{"type":"consent.updated","timestamp":"2026-11-22T09:31:12.482913Z","sequence":1,"data":` + consentEventData + `}`
+	paymentEvent := `{"type":"payment.updated","timestamp":"2026-11-22T10:16:40.118204Z","sequence":2,"data":` + paymentEventData + `}`
 
 	tests := []struct {
 		name   string
@@ -67,7 +67,7 @@ func TestValidateWebhook(t *testing.T) {
 		{name: "payment event with a rejection", body: strings.Replace(paymentEvent, `"previous_status":"pending"`, `"previous_status":"pending","error_code":"bank_rejected"`, 1)},
 		{name: "payment event of unknown kind", body: strings.Replace(paymentEvent, `"kind":"draft"`, `"kind":"scheduled"`, 1), want: "WebhookEvent"},
 		{name: "payment event without payment_id", body: strings.Replace(paymentEvent, `"payment_id":"pay_1",`, ``, 1), want: "WebhookEvent"},
-		{name: "full resource as data", body: `{"type":"payment.updated","timestamp":"2026-11-22T10:16:40Z","data":` + paymentJSON + `}`, want: "WebhookEvent"},
+		{name: "full resource as data", body: `{"type":"payment.updated","timestamp":"2026-11-22T10:16:40Z","sequence":3,"data":` + paymentJSON + `}`, want: "WebhookEvent"},
 		{name: "unknown event type", body: strings.Replace(consentEvent, "consent.updated", "consent.deleted", 1), want: "WebhookEvent"},
 		{name: "consent data under a payment event", body: strings.Replace(consentEvent, "consent.updated", "payment.updated", 1), want: "WebhookEvent"},
 		{name: "created_at instead of timestamp",
@@ -126,7 +126,7 @@ func TestRootPayloadsMatchDocument(t *testing.T) {
 		{"payment without previous status", tpp.EventPaymentUpdated, tpp.PaymentEventData{PaymentID: "pay_1", ConsentID: "con_1", Kind: string(tpp.PaymentDraft), Status: "pending"}},
 	}
 	for _, tc := range cases {
-		body, err := tpp.WebhookPayload(tc.typ, at, tc.data)
+		body, err := tpp.WebhookPayload(tc.typ, 1, at, tc.data)
 		if err != nil {
 			t.Fatal(err)
 		}

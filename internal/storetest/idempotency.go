@@ -2,8 +2,10 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bunqtpp/tpp"
 )
@@ -22,6 +24,17 @@ func testIdempotencyFlow(t *testing.T, open Open) {
 	}
 	_, _, err = f.idem.BeginIdempotent(ctx, c.ID, "key-1", fp)
 	wantCode(t, err, tpp.EIdempotencyInFlight)
+	// In flight answers say when to try again: soon while the request may
+	// still run, later once only the poller can settle it.
+	var te *tpp.Error
+	if !errors.As(err, &te) || te.RetryAfter != 2*time.Second {
+		t.Fatalf("in flight: Retry-After %v", te)
+	}
+	f.clock.Add(2 * time.Minute)
+	_, _, err = f.idem.BeginIdempotent(ctx, c.ID, "key-1", fp)
+	if !errors.As(err, &te) || te.Code != tpp.EIdempotencyInFlight || te.RetryAfter != 30*time.Second {
+		t.Fatalf("long in flight: %v", err)
+	}
 	_, _, err = f.idem.BeginIdempotent(ctx, c.ID, "key-1", fp2)
 	wantCode(t, err, tpp.EIdempotencyKeyReused)
 	// Keys are per client.

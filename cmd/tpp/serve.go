@@ -35,8 +35,8 @@ import (
 	"github.com/bunqtpp/tpp/pisp"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
-	"github.com/bunqtpp/tpp/sqlite"
 	"github.com/bunqtpp/tpp/seal"
+	"github.com/bunqtpp/tpp/sqlite"
 	"github.com/bunqtpp/tpp/web"
 	"github.com/bunqtpp/tpp/webhook"
 )

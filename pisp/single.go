@@ -114,7 +114,9 @@ func (s *Service) PrepareSingle(ctx context.Context, c *tpp.Consent, requestID s
 	if p.BunqID != 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+	// The browser flow carries no API client: name it, so the draft's bank
+	// calls count for its fintech's share of the TPP's bank budget.
+	ctx, cancel := context.WithTimeout(psd2.WithBudgetShare(context.WithoutCancel(ctx), c.ClientID), createTimeout)
 	defer cancel()
 	bc, err := s.tppContext(ctx)
 	if err != nil {

@@ -258,6 +258,9 @@ func (p *Provider) build(ctx context.Context, consentID, token string) (*psd2.Co
 		PermittedIPs: p.cfg.PermittedIPs,
 	})
 	if err != nil {
+		if CredentialsRefused(err) {
+			return nil, fmt.Errorf("bankctx: create bunq context for consent %s: %w: %w", consentID, ErrCredentialsRefused, err)
+		}
 		if IsAuthError(err) || badCredentials(err) {
 			return nil, fmt.Errorf("%w: %w", ErrGrantRevoked, err)
 		}
@@ -273,17 +276,59 @@ func IsAuthError(err error) bool {
 		errors.Is(err, psd2.ErrSessionExpired) || errors.Is(err, ErrGrantRevoked)
 }
 
-// badCredentials recognises bunq refusing the secret while a context is
-// made: device-server and session-server answer 400 "User credentials are
-// incorrect. Incorrect API key or IP address." for a withdrawn token.
+// badCredentials recognises bunq refusing the secret while a device is
+// registered: device-server answers 400 "User credentials are incorrect.
+// Incorrect API key or IP address." for a withdrawn token. (A new device is
+// bound to the calling IP, so there the IP cannot be the reason.)
 func badCredentials(err error) bool {
 	var ae *psd2.APIError
-	if !errors.As(err, &ae) || ae.Kind != psd2.KindBadRequest {
+	return errors.As(err, &ae) && ae.Kind == psd2.KindBadRequest && ae.Path == "/device-server" && incorrectCredentials(ae)
+}
+
+// ErrCredentialsRefused: bunq refused a session for a device with "User
+// credentials are incorrect. Incorrect API key or IP address." A device is
+// bound to the IP it was registered from (or to --permitted-ips), so after
+// an egress IP change (NAT pool, failover, new host) or with permitted IPs
+// that leave out the egress IP, session-server says exactly this. It is an
+// operator matter ("check the permitted IPs"), never the user's revocation.
+var ErrCredentialsRefused = errors.New("bankctx: credentials refused: check the permitted IPs")
+
+// CredentialsRefused reports whether err is bunq's session-server refusing
+// the device's credentials (see ErrCredentialsRefused).
+func CredentialsRefused(err error) bool {
+	if errors.Is(err, ErrCredentialsRefused) {
+		return true
+	}
+	return anyError(err, func(e error) bool {
+		ae, ok := e.(*psd2.APIError)
+		return ok && ae.Kind == psd2.KindBadRequest && ae.Path == "/session-server" && incorrectCredentials(ae)
+	})
+}
+
+// anyError walks err's whole tree (errors.Join included: a failed session
+// renewal is joined to the call's own refusal) and reports whether match
+// holds for one of them.
+func anyError(err error, match func(error) bool) bool {
+	if err == nil {
 		return false
 	}
-	if ae.Path != "/device-server" && ae.Path != "/session-server" {
-		return false
+	if match(err) {
+		return true
 	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return anyError(u.Unwrap(), match)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if anyError(e, match) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func incorrectCredentials(ae *psd2.APIError) bool {
 	for _, d := range ae.Descriptions {
 		l := strings.ToLower(d)
 		if strings.Contains(l, "credentials are incorrect") || strings.Contains(l, "incorrect api key") {

@@ -26,6 +26,8 @@ const (
 //   - an error that already is a *tpp.Error (consent states, validation) is
 //     returned unchanged;
 //   - the grant revoked at the bank (bankctx.ErrGrantRevoked) → consent_revoked;
+//   - bunq refusing the device's credentials at session-server (wrong egress
+//     IP, bankctx.CredentialsRefused) → bank_unavailable, never a revocation;
 //   - bunq 400/490 → bank_rejected with bunq's description;
 //   - bunq 429 → bank_rate_limited with RetryAfter;
 //   - bunq 5xx, 491, transport failures, timeouts, answers with a missing or
@@ -46,6 +48,11 @@ func FromBank(err error) error {
 	}
 	if errors.Is(err, bankctx.ErrGrantRevoked) {
 		return tpp.Wrap(err, tpp.EConsentRevoked, "The user withdrew this consent at the bank.")
+	}
+	if bankctx.CredentialsRefused(err) {
+		// Our egress IP or permitted IPs, not the user: the operator is
+		// alerted (serve's bank call hook) and the fintech may retry.
+		return &tpp.Error{Code: tpp.EBankUnavailable, Message: "The bank refused the TPP's credentials; the operator has been alerted.", Err: err, RetryAfter: UnavailableRetry}
 	}
 	var sig *psd2.SignatureError
 	if errors.As(err, &sig) || errors.Is(err, psd2.ErrBadServerSignature) {
@@ -108,7 +115,10 @@ func Resolve(ctx context.Context, err error, verify Verifier) error {
 	if err == nil {
 		return nil
 	}
-	if verify != nil && IsAuth(err) && !errors.Is(err, bankctx.ErrGrantRevoked) {
+	// A credentials refusal is re-checked too: the fresh context Verify
+	// builds is registered from the current egress IP and replaces the
+	// stale one, so the next request works again.
+	if verify != nil && (IsAuth(err) || bankctx.CredentialsRefused(err)) && !errors.Is(err, bankctx.ErrGrantRevoked) {
 		if verr := verify(ctx); errors.Is(verr, bankctx.ErrGrantRevoked) {
 			return FromBank(verr)
 		}

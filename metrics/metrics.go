@@ -80,6 +80,7 @@ type Metrics struct {
 	budgetWait   *prometheus.HistogramVec
 	budgetWaits  *prometheus.CounterVec
 	renewals     prometheus.Counter
+	refusals     prometheus.Counter
 	rebuilds     *prometheus.CounterVec
 	webhookTotal *prometheus.CounterVec
 	webhookDur   *prometheus.HistogramVec
@@ -121,6 +122,10 @@ func New(opts ...Option) *Metrics {
 		Name: "tpp_bank_session_renewals_total",
 		Help: "bunq sessions renewed.",
 	})
+	m.refusals = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tpp_bank_credentials_refused_total",
+		Help: `Sessions bunq refused with "User credentials are incorrect. Incorrect API key or IP address.": the egress IP changed or is not permitted. Alert on any increase.`,
+	})
 	m.rebuilds = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tpp_bank_context_rebuilds_total",
 		Help: "Per-consent bunq contexts rebuilt from the sealed access token, by result (ok, error).",
@@ -143,7 +148,7 @@ func New(opts ...Option) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpDuration, m.bankRequests, m.bankDuration, m.budgetWait, m.budgetWaits,
-		m.renewals, m.rebuilds, m.webhookTotal, m.webhookDur, m.certificate,
+		m.renewals, m.refusals, m.rebuilds, m.webhookTotal, m.webhookDur, m.certificate,
 	)
 	// Series known in advance start at zero, so rate() and alerts work
 	// before the first event.
@@ -228,6 +233,10 @@ func (m *Metrics) ObserveBudgetWait(key string, d time.Duration) {
 // SessionRenewed counts one renewed bunq session (call it from
 // psd2.Options.OnRenew, next to persisting the session).
 func (m *Metrics) SessionRenewed() { m.renewals.Inc() }
+
+// CredentialsRefused counts a session bunq refused for the device's
+// credentials (bankctx.ErrCredentialsRefused).
+func (m *Metrics) CredentialsRefused() { m.refusals.Inc() }
 
 // ContextRebuilt counts one context rebuild, failed when err is not nil.
 func (m *Metrics) ContextRebuilt(err error) {

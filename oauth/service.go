@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -88,6 +89,15 @@ type Config struct {
 	// ones are refused before any work (see bankctx.ServerKey). Without it
 	// callbacks are only hints that are re-checked with the bank.
 	CallbackKey *rsa.PublicKey
+	// CallbackAuth is how callbacks are authenticated: CallbackAuthIP
+	// (CallbackCIDRs), CallbackAuthSignature (CallbackKey) or
+	// CallbackAuthNone. Empty means signature when CallbackKey is set,
+	// else none.
+	CallbackAuth  string
+	CallbackCIDRs []netip.Prefix
+	// RechecksPerMinute and UserRechecksPerMinute bound the bank re-checks
+	// callbacks cause, overall and per bunq user (0: the defaults).
+	RechecksPerMinute, UserRechecksPerMinute int
 
 	Clock  tpp.Clock
 	Logger *slog.Logger
@@ -105,7 +115,8 @@ type Service struct {
 	bank     BankContexts
 	hooks    Callbacks
 	closes   CloseQueue
-	cbKey    *rsa.PublicKey
+	cbAuth   callbackAuth
+	rechecks *recheckLimiter
 	clock    tpp.Clock
 	log      *slog.Logger
 }
@@ -146,13 +157,18 @@ func New(cfg Config) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	cbAuth, err := newCallbackAuth(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if pu.Scheme == "http" && !isLoopback(pu.Hostname()) {
 		log.Warn("oauth: the public URL is plain http: cookies cannot be Secure; use https outside development", "public_url", pu.String())
 	}
 	return &Service{
 		public: pu, exchange: ex, csrfKey: key, cookies: cookies{secure: pu.Scheme == "https"},
 		consents: cfg.Consents, clients: cfg.Clients, states: cfg.States, bank: cfg.BankContexts,
-		hooks: cfg.Callbacks, closes: cfg.Closes, cbKey: cfg.CallbackKey, clock: clock, log: log,
+		hooks: cfg.Callbacks, closes: cfg.Closes, cbAuth: cbAuth, clock: clock, log: log,
+		rechecks: newRecheckLimiter(clock, cfg.RechecksPerMinute, cfg.UserRechecksPerMinute),
 	}, nil
 }
 

@@ -4,8 +4,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/bunqtpp/tpp"
 )
 
 // PSD2 endpoints: PSP draft payments, confirmation of funds, OAuth clients
@@ -61,11 +59,11 @@ func (b *Bank) hPSPDraftCreate(c *call) reply {
 	if r := decode(c.body, &in); r != nil {
 		return *r
 	}
-	sender, err := tpp.NormalizeIBAN(in.SenderIBAN)
+	sender, err := canonicalIBAN(in.SenderIBAN)
 	if err != nil {
 		return badRequest("The field sender_iban is not a valid IBAN.")
 	}
-	counter, err := tpp.NormalizeIBAN(in.CounterpartyIBAN)
+	counter, err := canonicalIBAN(in.CounterpartyIBAN)
 	if err != nil {
 		return badRequest("The field counterparty_iban is not a valid IBAN.")
 	}
@@ -190,7 +188,7 @@ func (b *Bank) hConfirmFunds(c *call) reply {
 	}
 	var a *account
 	if in.PointerIBAN.Type == "" || strings.EqualFold(in.PointerIBAN.Type, "IBAN") {
-		iban, err := tpp.NormalizeIBAN(in.PointerIBAN.Value)
+		iban, err := canonicalIBAN(in.PointerIBAN.Value)
 		if err != nil {
 			return badRequest("The field pointer_iban does not hold a valid IBAN.")
 		}
@@ -203,7 +201,12 @@ func (b *Bank) hConfirmFunds(c *call) reply {
 	if a == nil || (u.kind != "UserPaymentServiceProvider" && !a.heldBy(u.id)) {
 		return notFound("Monetary account")
 	}
-	return ok(item("ConfirmationOfFunds", obj{"has_sufficient_funds": a.status == "ACTIVE" && a.balance+a.overdraft >= amt}))
+	sufficient := a.status == "ACTIVE" && a.balance+a.overdraft >= amt
+	if c.b.cfg.FundsAnswer == "id" {
+		// bunq's PISP page and OpenAPI document: only the new object's id.
+		return idReply(c.st.next("funds"))
+	}
+	return ok(item("ConfirmationOfFunds", obj{"has_sufficient_funds": sufficient}))
 }
 
 func (st *state) clientOf(pspID int64) *oauthClient {

@@ -122,6 +122,7 @@ type device struct {
 	secret         string
 	description    string
 	ips            []string
+	createdIP      string // the calling IP, the binding when ips is empty
 }
 
 type credential struct {

@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/bunqtpp/tpp/oauth"
 	"github.com/bunqtpp/tpp/seal"
 )
 
@@ -37,6 +39,8 @@ type config struct {
 	CacheTTL      time.Duration
 	SignAll       bool
 	PermittedIPs  string
+	CallbackAuth  string // ip | signature | none | auto
+	CallbackCIDRs string // comma-separated CIDRs for CallbackAuth ip
 	PollInterval  time.Duration
 	ShutdownGrace time.Duration
 }
@@ -72,6 +76,8 @@ func (c *config) settings() []setting {
 		{flag: "bank-rate-budget", env: "TPP_BANK_RATE_BUDGET", def: "shared", usage: "how calls are kept under bunq's rate limits: shared (in Redis, across replicas), local (this process only) or off (load tests against a bank without limits; refused for sandbox and production)", str: &c.RateBudget},
 		{flag: "sign-all", env: "TPP_SIGN_ALL", def: "false", usage: "sign every bunq request, as bunq's SDKs do (costs ~1 ms CPU per call)", boolean: &c.SignAll},
 		{flag: "permitted-ips", env: "TPP_PERMITTED_IPS", def: "", usage: "comma-separated IPs the bunq device registration is bound to (empty: the caller's IP)", str: &c.PermittedIPs},
+		{flag: "bank-callback-auth", env: "TPP_BANK_CALLBACK_AUTH", def: "auto", usage: "how bank callbacks are authenticated: ip (source address in --bank-callback-cidrs), signature (X-Bunq-Server-Signature; the emulated bank's option, bunq does not sign), none, or auto (ip for production, none for sandbox and a base URL, signature for emulated); callbacks are always re-checked at the bank", str: &c.CallbackAuth},
+		{flag: "bank-callback-cidrs", env: "TPP_BANK_CALLBACK_CIDRS", def: "", usage: "comma-separated source ranges accepted with --bank-callback-auth ip (default for production: bunq's 185.40.108.0/22)", str: &c.CallbackCIDRs},
 		{flag: "poll-interval", env: "TPP_POLL_INTERVAL", def: "30s", usage: "how often pending payments are re-checked at the bank (covers lost callbacks)", dur: &c.PollInterval},
 		{flag: "shutdown-grace", env: "TPP_SHUTDOWN_GRACE", def: "20s", usage: "how long in-flight requests may take to finish at shutdown", dur: &c.ShutdownGrace},
 	}
@@ -158,6 +164,9 @@ func (c *config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("setting --bank-rate-budget ($TPP_BANK_RATE_BUDGET) = %q: use shared, local or off", c.RateBudget))
 	}
+	if _, _, err := c.callbackAuth(); err != nil {
+		errs = append(errs, err)
+	}
 	switch c.WebhookHosts {
 	case "auto", "public", "any":
 	default:
@@ -174,6 +183,48 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("setting --log-format ($TPP_LOG_FORMAT) = %q: use json or text", c.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// callbackAuth resolves --bank-callback-auth and --bank-callback-cidrs:
+// auto is ip with bunq's production range for production, signature for the
+// emulated bank (started with callback signing on) and none otherwise (bunq's
+// sandbox calls from changing AWS addresses, so a range cannot be named).
+func (c *config) callbackAuth() (string, []netip.Prefix, error) {
+	mode := c.CallbackAuth
+	if mode == "auto" || mode == "" {
+		switch c.BankEnv {
+		case "production":
+			mode = oauth.CallbackAuthIP
+		case "emulated":
+			mode = oauth.CallbackAuthSignature
+		default:
+			mode = oauth.CallbackAuthNone
+		}
+	}
+	var cidrs []netip.Prefix
+	for _, f := range strings.Split(c.CallbackCIDRs, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return "", nil, fmt.Errorf("setting --bank-callback-cidrs ($TPP_BANK_CALLBACK_CIDRS): %q is not a CIDR such as 185.40.108.0/22", f)
+		}
+		cidrs = append(cidrs, p.Masked())
+	}
+	switch mode {
+	case oauth.CallbackAuthIP:
+		if len(cidrs) == 0 && c.BankEnv == "production" {
+			cidrs = []netip.Prefix{oauth.BunqProductionCallbackRange}
+		}
+		if len(cidrs) == 0 {
+			return "", nil, errors.New("setting --bank-callback-auth ($TPP_BANK_CALLBACK_AUTH) = ip needs --bank-callback-cidrs ($TPP_BANK_CALLBACK_CIDRS) outside production")
+		}
+	case oauth.CallbackAuthSignature, oauth.CallbackAuthNone:
+	default:
+		return "", nil, fmt.Errorf("setting --bank-callback-auth ($TPP_BANK_CALLBACK_AUTH) = %q: use ip, signature, none or auto", c.CallbackAuth)
+	}
+	return mode, cidrs, nil
 }
 
 // webhookDenyPrivate tells whether webhooks to private, loopback and

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -359,7 +360,10 @@ func (a *app) bankClient(ctx context.Context) error {
 		SignAll:    cfg.SignAll,
 		Clock:      a.clock,
 		Logger:     a.log,
-		OnCall:     func(ci psd2.CallInfo) { a.metrics.ObserveBankCall(ci.Method, ci.Path, ci.Status, ci.Duration) },
+		OnCall: func(ci psd2.CallInfo) {
+			a.metrics.ObserveBankCall(ci.Method, ci.Path, ci.Status, ci.Duration)
+			alertCredentialsRefused(a.log, a.metrics, ci)
+		},
 		OnRenew: func(ctx context.Context, c *psd2.Context) error {
 			a.metrics.SessionRenewed()
 			if c == a.tppCtx {
@@ -459,11 +463,18 @@ func (a *app) services(ctx context.Context) error {
 	// oauth hands DRAFT_PAYMENT callbacks to pisp, and pisp builds its
 	// authorize URLs with oauth: the closure breaks the cycle.
 	var payments *pisp.Service
-	// Bank callbacks must carry bunq's signature, made with the server key
-	// of the TPP's installation: forged ones are refused before any work.
-	callbackKey, err := bankctx.ServerKey(a.tppCtx)
+	// Bank callbacks are authenticated by source range (production), by the
+	// emulated bank's signature, or not at all (bunq's sandbox); either way
+	// they are hints re-checked at the bank at a bounded rate.
+	cbMode, cbCIDRs, err := cfg.callbackAuth()
 	if err != nil {
-		return fmt.Errorf("the registration's bank server key: %w", err)
+		return err
+	}
+	var callbackKey *rsa.PublicKey
+	if cbMode == oauth.CallbackAuthSignature {
+		if callbackKey, err = bankctx.ServerKey(a.tppCtx); err != nil {
+			return fmt.Errorf("the registration's bank server key: %w", err)
+		}
 	}
 	svc, err := oauth.New(oauth.Config{
 		PublicURL: cfg.PublicURL,
@@ -474,13 +485,15 @@ func (a *app) services(ctx context.Context) error {
 			TokenURL:     a.bank.Token,
 			HTTPClient:   &http.Client{Timeout: 15 * time.Second, Transport: a.metrics.BankTransport(http.DefaultTransport)},
 		},
-		CSRFKey:      a.keyring.DeriveKey("csrf"),
-		CallbackKey:  callbackKey,
-		Consents:     consents,
-		Clients:      clients,
-		States:       redis.NewStateStore(a.rdb, keys, 0, a.clock),
-		BankContexts: a.ctxs,
-		Closes:       consents,
+		CSRFKey:       a.keyring.DeriveKey("csrf"),
+		CallbackKey:   callbackKey,
+		CallbackAuth:  cbMode,
+		CallbackCIDRs: cbCIDRs,
+		Consents:      consents,
+		Clients:       clients,
+		States:        redis.NewStateStore(a.rdb, keys, 0, a.clock),
+		BankContexts:  a.ctxs,
+		Closes:        consents,
 		Callbacks: oauth.Callbacks{OnDraftPayment: func(ctx context.Context, n oauth.Notification) error {
 			return payments.OnDraftPayment(ctx, n.ObjectType, n.Object, api.RequestIDFromContext(ctx))
 		}},
@@ -616,4 +629,21 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// credentialsAlerter is what alertCredentialsRefused reports to.
+type credentialsAlerter interface{ CredentialsRefused() }
+
+// alertCredentialsRefused raises the operator alert for bunq refusing a
+// session with "User credentials are incorrect. Incorrect API key or IP
+// address.": the egress IP changed or --permitted-ips leaves it out. It is
+// logged as an error and counted (tpp_bank_credentials_refused_total);
+// consents are never revoked for it.
+func alertCredentialsRefused(log *slog.Logger, m credentialsAlerter, ci psd2.CallInfo) {
+	if ci.Err == nil || !bankctx.CredentialsRefused(ci.Err) {
+		return
+	}
+	m.CredentialsRefused()
+	log.Error("bunq refused a session: credentials refused, check the permitted IPs and the egress IP (tpp register --permitted-ips)",
+		"path", ci.Path, "bank_request_id", ci.RequestID, "bank_response_id", ci.ResponseID)
 }

@@ -82,6 +82,12 @@ type Config struct {
 	// several replicas behind different IPs need ["*"] or their list).
 	PermittedIPs []string
 	Logger       *slog.Logger
+	// NotifyURL, when set, is registered in each new consent context as
+	// its DRAFT_PAYMENT notification filter: bunq's filters are per user
+	// and per monetary account, so a draft made through a grant is
+	// announced to the grant's own filters, not to the TPP's user-level
+	// one. It is removed again when the consent's context is closed.
+	NotifyURL string
 	// OnRebuild, if set, is called after each rebuild (for metrics).
 	OnRebuild func(consentID string)
 	// Recheck is how long a context this process parsed, saved or checked
@@ -178,7 +184,31 @@ func (p *Provider) Create(ctx context.Context, consentID, accessToken string) (*
 		return nil, User{}, err
 	}
 	p.track(bc, consentID)
+	p.setDraftFilter(ctx, consentID, bc, true)
 	return bc, user, nil
+}
+
+// filterBank is the part of the bank client that sets notification filters
+// (*psd2.Client).
+type filterBank interface {
+	CreateNotificationFilters(ctx context.Context, bc *psd2.Context, filters []psd2.NotificationFilter) ([]psd2.NotificationFilter, error)
+}
+
+// setDraftFilter registers (on) or removes the consent context's
+// DRAFT_PAYMENT filter. A failure is logged, not returned: the payment
+// poller covers lost callbacks.
+func (p *Provider) setDraftFilter(ctx context.Context, consentID string, bc *psd2.Context, on bool) {
+	fb, ok := p.cfg.Bank.(filterBank)
+	if p.cfg.NotifyURL == "" || !ok {
+		return
+	}
+	filters := []psd2.NotificationFilter{}
+	if on {
+		filters = append(filters, psd2.NotificationFilter{Category: psd2.CategoryDraftPayment, NotificationTarget: p.cfg.NotifyURL})
+	}
+	if _, err := fb.CreateNotificationFilters(ctx, bc, filters); err != nil {
+		p.log.WarnContext(ctx, "bunq notification filter of a consent not set", "consent_id", consentID, "on", on, "error", err)
+	}
 }
 
 func displayName(u *psd2.User) string {
@@ -462,7 +492,10 @@ func (p *Provider) Close(ctx context.Context, consentID string) error {
 		// does not stop when its caller does: wait at most CloseTimeout and
 		// let a slow attempt finish on its own (bounded by psd2's timeouts).
 		done := make(chan error, 1)
-		go func() { done <- p.cfg.Bank.CloseSession(context.WithoutCancel(ctx), bc) }()
+		go func() {
+			p.setDraftFilter(context.WithoutCancel(ctx), consentID, bc, false)
+			done <- p.cfg.Bank.CloseSession(context.WithoutCancel(ctx), bc)
+		}()
 		var err error
 		select {
 		case err = <-done:

@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -95,6 +96,12 @@ type Config struct {
 	// else none.
 	CallbackAuth  string
 	CallbackCIDRs []netip.Prefix
+	// ActivationPatience is how long the OAuth callback keeps retrying a
+	// context creation that bunq rate limits (session-server: 1 per 30 s per
+	// IP, shared by every activation) before it fails the consent; 0 means
+	// DefaultActivationPatience. ActivationRetry is the pause between tries
+	// (0: 2 s).
+	ActivationPatience, ActivationRetry time.Duration
 	// RechecksPerMinute and UserRechecksPerMinute bound the bank re-checks
 	// callbacks cause, overall and per bunq user (0: the defaults).
 	RechecksPerMinute, UserRechecksPerMinute int
@@ -117,6 +124,8 @@ type Service struct {
 	closes   CloseQueue
 	cbAuth   callbackAuth
 	rechecks *recheckLimiter
+	patience time.Duration
+	retry    time.Duration
 	clock    tpp.Clock
 	log      *slog.Logger
 }
@@ -169,6 +178,7 @@ func New(cfg Config) (*Service, error) {
 		consents: cfg.Consents, clients: cfg.Clients, states: cfg.States, bank: cfg.BankContexts,
 		hooks: cfg.Callbacks, closes: cfg.Closes, cbAuth: cbAuth, clock: clock, log: log,
 		rechecks: newRecheckLimiter(clock, cfg.RechecksPerMinute, cfg.UserRechecksPerMinute),
+		patience: cmp.Or(cfg.ActivationPatience, DefaultActivationPatience), retry: cmp.Or(cfg.ActivationRetry, 2*time.Second),
 	}, nil
 }
 

@@ -337,7 +337,8 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 }
 
 // wait takes one call from the rate budget. The key is the installation
-// plus method and path without query, as the limits are "per endpoint".
+// (or "egress" for the context creation calls) plus method and path
+// without query, as the limits are "per endpoint".
 func (c *Client) wait(ctx context.Context, bc *Context, cl call) error {
 	limit, window := RateGET, RateWindow
 	switch cl.method {
@@ -354,6 +355,13 @@ func (c *Client) wait(ctx context.Context, bc *Context, cl call) error {
 	id := "-" // calls before an installation exists
 	if bc != nil {
 		id = bc.budgetID
+	}
+	// bunq limits per source IP and endpoint. Context creation calls have
+	// one path for every installation, so all contexts (and, with a shared
+	// budget, all replicas behind the egress IP) share one budget for them:
+	// session-server's 1 per 30 s is the TPP's, not each consent's.
+	if cl.method == http.MethodPost && (cl.path == "/session-server" || cl.path == "/device-server") {
+		id = "egress"
 	}
 	key := id + " " + cl.method + " " + cl.path
 	if err := c.budget.Wait(ctx, key, limit, window+c.margin); err != nil {

@@ -919,8 +919,10 @@ func TestBudgetKeysAndLimits(t *testing.T) {
 	if len(want) > 0 {
 		t.Errorf("never asked the budget for %v", want)
 	}
-	// One id for calls before an installation, one per context (bc, psp).
-	if len(ids) != 3 || !ids["-"] {
+	// One id for calls before an installation, one per context (bc, psp),
+	// and "egress" for device-server and session-server, which all contexts
+	// share (bunq limits per source IP).
+	if len(ids) != 4 || !ids["-"] || !ids["egress"] {
 		t.Errorf("budget ids %v", ids)
 	}
 }

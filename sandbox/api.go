@@ -511,7 +511,8 @@ func isLoopbackHost(host string) bool {
 var strictHeaders = []string{"User-Agent", "Cache-Control", "X-Bunq-Geolocation", "X-Bunq-Language", "X-Bunq-Region"}
 
 // strictLocked applies Config.Strict: every mandatory header present and
-// request ids unique per installation (or per source before one exists).
+// request ids of changing calls unique per installation (or per source
+// before one exists).
 func (b *Bank) strictLocked(r *http.Request, instID int64) *reply {
 	for _, h := range strictHeaders {
 		if strings.TrimSpace(r.Header.Get(h)) == "" {
@@ -523,6 +524,11 @@ func (b *Bank) strictLocked(r *http.Request, instID int64) *reply {
 	if id == "" {
 		rep := badRequest("The header X-Bunq-Client-Request-Id is required.")
 		return &rep
+	}
+	// A GET resent with its id is the same request: HTTP clients resend
+	// idempotent requests on their own when a kept-alive connection drops.
+	if r.Method == http.MethodGet {
+		return nil
 	}
 	key := itoa(instID) + " " + id
 	if b.requestIDs[key] {

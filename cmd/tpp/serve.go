@@ -389,6 +389,7 @@ func (a *app) bankClient(ctx context.Context) error {
 		Tokens:       sqlite.NewConsentService(a.db, a.keyring),
 		Keys:         a.keys,
 		PermittedIPs: splitList(cfg.PermittedIPs),
+		NotifyURL:    a.reg.NotificationURL,
 		Logger:       a.log,
 		OnRebuild:    a.metrics.OnContextRebuild(),
 		Recheck:      bankctx.DefaultRecheck,

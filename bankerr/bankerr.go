@@ -58,6 +58,9 @@ func FromBank(err error) error {
 	if errors.As(err, &sig) || errors.Is(err, psd2.ErrBadServerSignature) {
 		return &tpp.Error{Code: tpp.EBankUnavailable, Message: "The bank's answer could not be verified.", Err: err, RetryAfter: UnavailableRetry}
 	}
+	if errors.Is(err, psd2.ErrFundsResultMissing) {
+		return &tpp.Error{Code: tpp.EBankUnavailable, Message: "The bank's funds answer did not say whether the funds are sufficient.", Err: err, RetryAfter: UnavailableRetry}
+	}
 	if errors.Is(err, psd2.ErrUnexpectedResponse) {
 		return &tpp.Error{Code: tpp.EBankUnavailable, Message: "The bank's answer could not be understood.", Err: err, RetryAfter: UnavailableRetry}
 	}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -229,5 +230,40 @@ func TestStrictMode(t *testing.T) {
 		if got := send("", "same"); got != want {
 			t.Fatalf("strict=%v repeated id: %d, want %d", strict, got, want)
 		}
+	}
+}
+
+// TestGrantDraftCallbacksRouting: bunq's filters are per user and per
+// monetary account. A draft made through a grant is announced to the
+// grant's own filter (the TPP registers one per consent), never to the
+// PSP's user-level filter.
+func TestGrantDraftCallbacksRouting(t *testing.T) {
+	t.Parallel()
+	env := banktest.Start(t)
+	rc := &receiver{}
+	hook := httptest.NewServer(rc)
+	defer hook.Close()
+	const redirect = "http://localhost/cb"
+	psp, clientID, secret := oauthTPP(t, env, redirect)
+	psp.post(userPath(psp.userID, "/notification-filter-url"), map[string]any{"notification_filters": []map[string]string{
+		{"category": "DRAFT_PAYMENT", "notification_target": hook.URL + "/psp"}}}, false).must(t, 200)
+	alice := seeded(t, env, 0)
+	loc := env.Authorize(t, banktest.AuthorizeRequest{ClientID: clientID, RedirectURI: redirect, UserID: alice.ID})
+	u, _ := url.Parse(loc)
+	_, tok := exchange(t, env, false, url.Values{"grant_type": {"authorization_code"}, "code": {u.Query().Get("code")},
+		"redirect_uri": {redirect}, "client_id": {clientID}, "client_secret": {secret}})
+	c := newClient(t, env)
+	c.context(tok.AccessToken)
+	c.post(userPath(c.userID, "/notification-filter-url"), map[string]any{"notification_filters": []map[string]string{
+		{"category": "DRAFT_PAYMENT", "notification_target": hook.URL + "/grant"}}}, false).must(t, 200)
+	acc := accountOf(t, alice, "MonetaryAccountBank")
+	c.post(userPath(c.userID, "/monetary-account/", itoa(acc.ID), "/draft-payment"), map[string]any{"number_of_required_accepts": 1, "entries": []map[string]any{{
+		"amount": map[string]string{"value": "1.00", "currency": "EUR"}, "description": "routed",
+		"counterparty_alias": map[string]string{"type": "IBAN", "value": "NL91ABNA0417164300", "name": "Shop"}}}}, true).must(t, 200)
+	got := waitCallbacks(t, env, 1)
+	time.Sleep(200 * time.Millisecond) // a second delivery would have been recorded by now
+	got = env.Callbacks(t)
+	if len(got) != 1 || got[0].URL != hook.URL+"/grant" {
+		t.Fatalf("deliveries %+v, want one to /grant", got)
 	}
 }

@@ -91,6 +91,12 @@ type Options struct {
 	// requires (session-server, payments, draft payments, the PSD2
 	// credential; reference §2.2), as bunq's SDKs do.
 	SignAll bool
+	// SharedEgress makes device-server and session-server calls of all
+	// contexts share one budget key ("egress"): bunq limits them per source
+	// IP (session-server: 1 per 30 s), and every context creation of the
+	// TPP (and, with a shared budget, of all its replicas) comes from one
+	// egress IP. Off: each installation counts on its own.
+	SharedEgress bool
 	// UserAgent, Language, Region, Geolocation override the default headers.
 	UserAgent, Language, Region, Geolocation string
 	// Clock tells the time for session expiry; tpp.SystemClock when nil.
@@ -360,7 +366,7 @@ func (c *Client) wait(ctx context.Context, bc *Context, cl call) error {
 	// one path for every installation, so all contexts (and, with a shared
 	// budget, all replicas behind the egress IP) share one budget for them:
 	// session-server's 1 per 30 s is the TPP's, not each consent's.
-	if cl.method == http.MethodPost && (cl.path == "/session-server" || cl.path == "/device-server") {
+	if c.opt.SharedEgress && cl.method == http.MethodPost && (cl.path == "/session-server" || cl.path == "/device-server") {
 		id = "egress"
 	}
 	key := id + " " + cl.method + " " + cl.path

@@ -919,10 +919,40 @@ func TestBudgetKeysAndLimits(t *testing.T) {
 	if len(want) > 0 {
 		t.Errorf("never asked the budget for %v", want)
 	}
-	// One id for calls before an installation, one per context (bc, psp),
-	// and "egress" for device-server and session-server, which all contexts
-	// share (bunq limits per source IP).
-	if len(ids) != 4 || !ids["-"] || !ids["egress"] {
+	// One id for calls before an installation, one per context (bc, psp);
+	// with Options.SharedEgress device-server and session-server share
+	// "egress" (TestSharedEgressBudget).
+	if len(ids) != 3 || !ids["-"] {
 		t.Errorf("budget ids %v", ids)
+	}
+}
+
+// TestSharedEgressBudget: bunq limits session-server (1 per 30 s) and
+// device-server per source IP, so with SharedEgress every context's calls
+// to them take from one budget key.
+func TestSharedEgressBudget(t *testing.T) {
+	t.Parallel()
+	env := banktest.Start(t)
+	ctx := context.Background()
+	b := &recordingBudget{}
+	c := newClient(t, env, psd2.Options{Budget: b, RateMargin: -1, SharedEgress: true})
+	for _, u := range env.Users(t)[:2] {
+		if _, err := c.NewAPIKeyContext(ctx, u.APIKey, ctxOpts()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, call := range b.calls {
+		if strings.HasSuffix(call.key, " POST /session-server") || strings.HasSuffix(call.key, " POST /device-server") {
+			n++
+			if !strings.HasPrefix(call.key, "egress ") {
+				t.Errorf("budget key %q, want the shared egress key", call.key)
+			}
+		}
+	}
+	if n != 4 {
+		t.Fatalf("%d context creation calls asked the budget, want 4", n)
 	}
 }

@@ -35,7 +35,10 @@ func startEmulatedBank(ctx context.Context, a *app, out io.Writer) (bankURLs, fu
 	// signatures (--bank-callback-auth signature, the default for emulated).
 	mode, _, _ := a.cfg.callbackAuth()
 	signCallbacks := mode == oauth.CallbackAuthSignature
-	srv, err := sandbox.Start(ctx, sandbox.Config{Seed: 1, RateLimits: true, SignCallbacks: signCallbacks, Logger: a.log.With("component", "emulated-bank")}, addr(0), addr(1), addr(2))
+	// Rate limits count per installation here, not per IP as at bunq: a
+	// developer's flows through one loopback IP would otherwise wait 30 s
+	// per authorization. Tests of the per-IP behaviour use banktest.
+	srv, err := sandbox.Start(ctx, sandbox.Config{Seed: 1, RateLimits: true, RateLimitPerInstallation: true, SignCallbacks: signCallbacks, Logger: a.log.With("component", "emulated-bank")}, addr(0), addr(1), addr(2))
 	if err != nil {
 		return bankURLs{}, nil, fmt.Errorf("start the emulated bank on %s (--emulated-addr): %w", a.cfg.EmulatedAddr, err)
 	}

@@ -358,8 +358,12 @@ func (a *app) bankClient(ctx context.Context) error {
 		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: transport},
 		Budget:     a.rateBudget(keys),
 		SignAll:    cfg.SignAll,
-		Clock:      a.clock,
-		Logger:     a.log,
+		// bunq limits context creation per egress IP; the in-process
+		// emulated bank counts per installation (so local flows are not
+		// held up by session-server's 1 per 30 s).
+		SharedEgress: cfg.BankEnv != "emulated",
+		Clock:        a.clock,
+		Logger:       a.log,
 		OnCall: func(ci psd2.CallInfo) {
 			a.metrics.ObserveBankCall(ci.Method, ci.Path, ci.Status, ci.Duration)
 			alertCredentialsRefused(a.log, a.metrics, ci)

@@ -16,7 +16,11 @@
 //   - draft and PSP draft payments use PENDING / ACCEPTED / REJECTED / CANCELLED;
 //   - /v1/token takes its parameters from the query string or a form body;
 //   - one installation may register any number of API keys;
-//   - repeated request ids are always tolerated;
+//   - repeated request ids are tolerated unless Config.Strict;
+//   - callbacks are unsigned (Config.SignCallbacks signs them), retried 6
+//     times a minute apart on the emulator's clock;
+//   - devices are bound to their IP and rate limits count per source IP
+//     (Config.RateLimitPerInstallation counts per installation);
 //   - a sandbox certificate's CN must end in its roles: any of AISP, PISP,
 //     CBPII or PIISP (CBPII and PIISP are the same role).
 package sandbox

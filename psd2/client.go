@@ -286,9 +286,11 @@ func (c *Client) doRaw(ctx context.Context, bc *Context, cl call) (*result, erro
 			return res, nil
 		}
 		var apiErr *APIError
-		if errors.As(err, &apiErr) && apiErr.InsufficientAuth() && cl.auth == authSession && !renewed {
+		if errors.As(err, &apiErr) && (apiErr.InsufficientAuth() || apiErr.Status == http.StatusUnauthorized) && cl.auth == authSession && !renewed {
 			// The bank did not act on a refused session: retrying is safe
 			// for every method. Renew once (shared by concurrent callers).
+			// A bare 401 counts too: bunq's status table says 401 means
+			// "token or signature provided is not valid", whatever the text.
 			renewed = true
 			if rerr := c.renewSession(ctx, bc, token); rerr != nil {
 				return nil, errors.Join(err, rerr)

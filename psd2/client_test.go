@@ -956,3 +956,26 @@ func TestSharedEgressBudget(t *testing.T) {
 		t.Fatalf("%d context creation calls asked the budget, want 4", n)
 	}
 }
+
+// TestBare401RenewsTheSession: bunq's status table says 401 means "token or
+// signature provided is not valid": a 401 without bunq's "Insufficient
+// authorisation." text renews the session once and the call goes through.
+func TestBare401RenewsTheSession(t *testing.T) {
+	t.Parallel()
+	env := banktest.Start(t)
+	ctx := context.Background()
+	var renewals atomic.Int32
+	c := newClient(t, env, psd2.Options{OnRenew: func(context.Context, *psd2.Context) error { renewals.Add(1); return nil }})
+	u := env.Users(t)[0]
+	bc, err := c.NewAPIKeyContext(ctx, u.APIKey, ctxOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Fault(t, banktest.Fault{Method: "GET", Path: "/v1/user/*/monetary-account/*", Kind: banktest.FaultStatus, Status: 401, Count: 1})
+	if _, err := c.GetMonetaryAccount(ctx, bc, u.Accounts[0].ID); err != nil {
+		t.Fatalf("after a bare 401: %v", err)
+	}
+	if renewals.Load() != 1 {
+		t.Fatalf("renewals %d, want 1", renewals.Load())
+	}
+}

@@ -305,6 +305,11 @@ func (b *Bank) dispatch(r *http.Request, path string, body []byte, ip, token str
 			delete(b.st.sessions, token)
 			return bunqErr(403, txtNoAuth)
 		}
+		// bunq/doc §Authentication: "If a request is made 30 minutes before
+		// a session expires, the session will automatically be extended."
+		if s.expires.Sub(c.now) <= sessionExtendWithin {
+			s.expires = c.now.Add(s.timeout)
+		}
 		c.sess = s
 		c.inst = b.st.instByID[s.installationID]
 	}
@@ -538,3 +543,7 @@ func (b *Bank) strictLocked(r *http.Request, instID int64) *reply {
 	b.requestIDs[key] = true
 	return nil
 }
+
+// sessionExtendWithin: a session used this close to its expiry is extended
+// by its session_timeout.
+const sessionExtendWithin = 30 * time.Minute

@@ -191,7 +191,7 @@ func (b *Bank) hSessionServer(c *call) reply {
 	s := &session{
 		id: c.st.next("session"), tokenID: c.st.next("token"), token: randomHex(64),
 		installationID: c.inst.id, userID: userID, created: c.now,
-		expires: c.now.Add(time.Duration(timeout) * time.Second),
+		expires: c.now.Add(time.Duration(timeout) * time.Second), timeout: time.Duration(timeout) * time.Second,
 	}
 	c.st.sessions[s.token] = s
 	return ok(

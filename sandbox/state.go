@@ -145,6 +145,7 @@ type session struct {
 	userID         int64 // the session user; a UserApiKey id for grants
 	created        time.Time
 	expires        time.Time
+	timeout        time.Duration // the session_timeout it was made with
 }
 
 type grant struct {

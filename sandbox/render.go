@@ -204,13 +204,18 @@ func (st *state) pointerLabel(p pointer) obj {
 	}
 }
 
+// renderEntry renders a draft payment entry as real payloads show it
+// (bunq-api.md §12.8): no id, type BUNQ. An empty merchant_reference stays
+// "" (real payloads send null, which bunq's OpenAPI schema does not allow;
+// the schema test keeps the emulator to the document).
 func (st *state) renderEntry(a *account, e draftEntry) obj {
 	return obj{
-		"id": e.id, "amount": amount(e.amount, e.currency), "alias": st.accountLabel(a),
+		"amount": amount(e.amount, e.currency), "alias": st.accountLabel(a),
 		"counterparty_alias": st.pointerLabel(e.alias), "description": e.description,
-		"merchant_reference": e.merchantRef, "type": "PAYMENT", "attachment": []obj{},
+		"merchant_reference": e.merchantRef, "type": "BUNQ", "attachment": []obj{},
 	}
 }
+
 
 func (st *state) renderDraft(d *draftPayment) obj {
 	a := st.accounts[d.accountID]
@@ -240,6 +245,7 @@ func (st *state) renderDraft(d *draftPayment) obj {
 	}
 	switch len(d.paymentIDs) {
 	case 0:
+		o["object"] = nil // real payloads: null until a payment exists
 	case 1:
 		o["object"] = obj{"Payment": st.renderPayment(st.payments[d.paymentIDs[0]])}
 	default:

@@ -358,10 +358,10 @@ func (a *app) bankClient(ctx context.Context) error {
 		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: transport},
 		Budget:     a.rateBudget(keys),
 		SignAll:    cfg.SignAll,
-		// bunq limits context creation per egress IP; the in-process
-		// emulated bank counts per installation (so local flows are not
-		// held up by session-server's 1 per 30 s).
-		SharedEgress: cfg.BankEnv != "emulated",
+		// bunq limits context creation per egress IP. Emulated banks (in
+		// process, or a base URL such as 'tpp sandbox') are not held to
+		// it, so local flows are not held up by session-server's 1 per 30 s.
+		SharedEgress: cfg.BankEnv == "sandbox" || cfg.BankEnv == "production",
 		Clock:        a.clock,
 		Logger:       a.log,
 		OnCall: func(ci psd2.CallInfo) {

@@ -216,7 +216,6 @@ func (st *state) renderEntry(a *account, e draftEntry) obj {
 	}
 }
 
-
 func (st *state) renderDraft(d *draftPayment) obj {
 	a := st.accounts[d.accountID]
 	entries := []obj{}

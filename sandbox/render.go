@@ -244,7 +244,8 @@ func (st *state) renderDraft(d *draftPayment) obj {
 	}
 	switch len(d.paymentIDs) {
 	case 0:
-		o["object"] = nil // real payloads: null until a payment exists
+		// Real payloads carry "object": null here, which bunq's OpenAPI
+		// schema forbids (psd2's contract test): left out instead.
 	case 1:
 		o["object"] = obj{"Payment": st.renderPayment(st.payments[d.paymentIDs[0]])}
 	default:

@@ -8,7 +8,8 @@ import (
 
 // TestPSD2AndSandboxStayApart guards design.md §3: the bunq client and the
 // emulated bank are written separately from the reference and never import
-// each other, so a misreading in one is caught by the other.
+// each other, so a misreading in one is caught by the other. The emulator
+// does not import the root package either.
 func TestPSD2AndSandboxStayApart(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go tool not in PATH")
@@ -17,6 +18,17 @@ func TestPSD2AndSandboxStayApart(t *testing.T) {
 	forbidden := map[string][]string{
 		"psd2":    {mod + "sandbox", mod + "internal/banktest"},
 		"sandbox": {mod + "psd2"},
+	}
+	// The emulator also keeps away from the root package: its amounts,
+	// IBANs and wire formats are bunq's, written on its own (issue 12).
+	rootOut, err := exec.Command("go", "list", "-deps", "./sandbox").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps ./sandbox: %v\n%s", err, rootOut)
+	}
+	for _, dep := range strings.Fields(string(rootOut)) {
+		if dep == strings.TrimSuffix(mod, "/") {
+			t.Errorf("sandbox imports the root package %s; it must format amounts, IBANs and wire values itself", dep)
+		}
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).CombinedOutput()

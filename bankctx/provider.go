@@ -82,6 +82,12 @@ type Config struct {
 	// several replicas behind different IPs need ["*"] or their list).
 	PermittedIPs []string
 	Logger       *slog.Logger
+	// NotifyURL, when set, is registered in each new consent context as
+	// its DRAFT_PAYMENT notification filter: bunq's filters are per user
+	// and per monetary account, so a draft made through a grant is
+	// announced to the grant's own filters, not to the TPP's user-level
+	// one. It is removed again when the consent's context is closed.
+	NotifyURL string
 	// OnRebuild, if set, is called after each rebuild (for metrics).
 	OnRebuild func(consentID string)
 	// Recheck is how long a context this process parsed, saved or checked
@@ -190,7 +196,31 @@ func (p *Provider) Create(ctx context.Context, consentID, accessToken string) (*
 		return nil, User{}, err
 	}
 	p.track(bc, consentID)
+	p.setDraftFilter(ctx, consentID, bc, true)
 	return bc, user, nil
+}
+
+// filterBank is the part of the bank client that sets notification filters
+// (*psd2.Client).
+type filterBank interface {
+	CreateNotificationFilters(ctx context.Context, bc *psd2.Context, filters []psd2.NotificationFilter) ([]psd2.NotificationFilter, error)
+}
+
+// setDraftFilter registers (on) or removes the consent context's
+// DRAFT_PAYMENT filter. A failure is logged, not returned: the payment
+// poller covers lost callbacks.
+func (p *Provider) setDraftFilter(ctx context.Context, consentID string, bc *psd2.Context, on bool) {
+	fb, ok := p.cfg.Bank.(filterBank)
+	if p.cfg.NotifyURL == "" || !ok {
+		return
+	}
+	filters := []psd2.NotificationFilter{}
+	if on {
+		filters = append(filters, psd2.NotificationFilter{Category: psd2.CategoryDraftPayment, NotificationTarget: p.cfg.NotifyURL})
+	}
+	if _, err := fb.CreateNotificationFilters(ctx, bc, filters); err != nil {
+		p.log.WarnContext(ctx, "bunq notification filter of a consent not set", "consent_id", consentID, "on", on, "error", err)
+	}
 }
 
 func displayName(u *psd2.User) string {
@@ -270,6 +300,9 @@ func (p *Provider) build(ctx context.Context, consentID, token string) (*psd2.Co
 		PermittedIPs: p.cfg.PermittedIPs,
 	})
 	if err != nil {
+		if CredentialsRefused(err) {
+			return nil, fmt.Errorf("bankctx: create bunq context for consent %s: %w: %w", consentID, ErrCredentialsRefused, err)
+		}
 		if IsAuthError(err) || badCredentials(err) {
 			return nil, fmt.Errorf("%w: %w", ErrGrantRevoked, err)
 		}
@@ -285,17 +318,59 @@ func IsAuthError(err error) bool {
 		errors.Is(err, psd2.ErrSessionExpired) || errors.Is(err, ErrGrantRevoked)
 }
 
-// badCredentials recognises bunq refusing the secret while a context is
-// made: device-server and session-server answer 400 "User credentials are
-// incorrect. Incorrect API key or IP address." for a withdrawn token.
+// badCredentials recognises bunq refusing the secret while a device is
+// registered: device-server answers 400 "User credentials are incorrect.
+// Incorrect API key or IP address." for a withdrawn token. (A new device is
+// bound to the calling IP, so there the IP cannot be the reason.)
 func badCredentials(err error) bool {
 	var ae *psd2.APIError
-	if !errors.As(err, &ae) || ae.Kind != psd2.KindBadRequest {
+	return errors.As(err, &ae) && ae.Kind == psd2.KindBadRequest && ae.Path == "/device-server" && incorrectCredentials(ae)
+}
+
+// ErrCredentialsRefused: bunq refused a session for a device with "User
+// credentials are incorrect. Incorrect API key or IP address." A device is
+// bound to the IP it was registered from (or to --permitted-ips), so after
+// an egress IP change (NAT pool, failover, new host) or with permitted IPs
+// that leave out the egress IP, session-server says exactly this. It is an
+// operator matter ("check the permitted IPs"), never the user's revocation.
+var ErrCredentialsRefused = errors.New("bankctx: credentials refused: check the permitted IPs")
+
+// CredentialsRefused reports whether err is bunq's session-server refusing
+// the device's credentials (see ErrCredentialsRefused).
+func CredentialsRefused(err error) bool {
+	if errors.Is(err, ErrCredentialsRefused) {
+		return true
+	}
+	return anyError(err, func(e error) bool {
+		ae, ok := e.(*psd2.APIError)
+		return ok && ae.Kind == psd2.KindBadRequest && ae.Path == "/session-server" && incorrectCredentials(ae)
+	})
+}
+
+// anyError walks err's whole tree (errors.Join included: a failed session
+// renewal is joined to the call's own refusal) and reports whether match
+// holds for one of them.
+func anyError(err error, match func(error) bool) bool {
+	if err == nil {
 		return false
 	}
-	if ae.Path != "/device-server" && ae.Path != "/session-server" {
-		return false
+	if match(err) {
+		return true
 	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return anyError(u.Unwrap(), match)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if anyError(e, match) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func incorrectCredentials(ae *psd2.APIError) bool {
 	for _, d := range ae.Descriptions {
 		l := strings.ToLower(d)
 		if strings.Contains(l, "credentials are incorrect") || strings.Contains(l, "incorrect api key") {
@@ -438,7 +513,10 @@ func (p *Provider) Close(ctx context.Context, consentID string) error {
 		// does not stop when its caller does: wait at most CloseTimeout and
 		// let a slow attempt finish on its own (bounded by psd2's timeouts).
 		done := make(chan error, 1)
-		go func() { done <- p.cfg.Bank.CloseSession(context.WithoutCancel(ctx), bc) }()
+		go func() {
+			p.setDraftFilter(context.WithoutCancel(ctx), consentID, bc, false)
+			done <- p.cfg.Bank.CloseSession(context.WithoutCancel(ctx), bc)
+		}()
 		var err error
 		select {
 		case err = <-done:

@@ -28,6 +28,8 @@ const (
 //   - an error that already is a *tpp.Error (consent states, validation) is
 //     returned unchanged;
 //   - the grant revoked at the bank (bankctx.ErrGrantRevoked) → consent_revoked;
+//   - bunq refusing the device's credentials at session-server (wrong egress
+//     IP, bankctx.CredentialsRefused) → bank_unavailable, never a revocation;
 //   - bunq 400/490 → bank_rejected with bunq's description;
 //   - bunq 429 → bank_rate_limited with RetryAfter;
 //   - bunq 5xx, 491, transport failures, timeouts, answers with a missing or
@@ -54,9 +56,17 @@ func FromBank(err error) error {
 		return &tpp.Error{Code: tpp.EServiceUnavailable, Err: err, RetryAfter: rt.RetryAfter,
 			Message: "The bank session is being renewed and bunq allows one renewal per 30 seconds; try again after the Retry-After interval."}
 	}
+	if bankctx.CredentialsRefused(err) {
+		// Our egress IP or permitted IPs, not the user: the operator is
+		// alerted (serve's bank call hook) and the fintech may retry.
+		return &tpp.Error{Code: tpp.EServiceUnavailable, Message: "The bank refused the TPP's credentials (check the permitted IPs); the operator has been alerted. Try again after the Retry-After interval.", Err: err, RetryAfter: UnavailableRetry}
+	}
 	var sig *psd2.SignatureError
 	if errors.As(err, &sig) || errors.Is(err, psd2.ErrBadServerSignature) {
 		return &tpp.Error{Code: tpp.EBankUnavailable, Message: "The bank's answer could not be verified.", Err: err, RetryAfter: UnavailableRetry}
+	}
+	if errors.Is(err, psd2.ErrFundsResultMissing) {
+		return &tpp.Error{Code: tpp.EBankUnavailable, Message: "The bank's funds answer did not say whether the funds are sufficient.", Err: err, RetryAfter: UnavailableRetry}
 	}
 	if errors.Is(err, psd2.ErrUnexpectedResponse) {
 		return &tpp.Error{Code: tpp.EBankUnavailable, Message: "The bank's answer could not be understood.", Err: err, RetryAfter: UnavailableRetry}
@@ -115,7 +125,10 @@ func Resolve(ctx context.Context, err error, verify Verifier) error {
 	if err == nil {
 		return nil
 	}
-	if verify != nil && IsAuth(err) && !errors.Is(err, bankctx.ErrGrantRevoked) {
+	// A credentials refusal is re-checked too: the fresh context Verify
+	// builds is registered from the current egress IP and replaces the
+	// stale one, so the next request works again.
+	if verify != nil && (IsAuth(err) || bankctx.CredentialsRefused(err)) && !errors.Is(err, bankctx.ErrGrantRevoked) {
 		if verr := verify(ctx); errors.Is(verr, bankctx.ErrGrantRevoked) {
 			return FromBank(verr)
 		}

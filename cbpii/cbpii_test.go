@@ -17,7 +17,12 @@ const fundsKey = "POST /v1/user/{id}/confirmation-of-funds"
 
 func setup(t *testing.T) *aisptest.Stack {
 	t.Helper()
-	s := aisptest.New(t)
+	return setupOn(t, nil)
+}
+
+func setupOn(t *testing.T, env *banktest.Env) *aisptest.Stack {
+	t.Helper()
+	s := aisptest.NewOn(t, env)
 	svc, err := cbpii.New(cbpii.Config{Gate: s.Gate, Bank: s.PSD2, Audit: s.Audit, Clock: s.Clock})
 	if err != nil {
 		t.Fatal(err)
@@ -276,5 +281,20 @@ func TestFundsBankFaults(t *testing.T) {
 	}
 	if st := s.Consent(c.ID).Status; st != tpp.ConsentRevoked {
 		t.Errorf("consent is %s", st)
+	}
+}
+
+// TestFundsAnswerShapes: bunq's OpenAPI document answers a funds check
+// with {"Id": {"id": …}} only (the emulator's "id" switch). The client reads
+// both shapes; one without a result answers bank_unavailable with its own
+// message, never a guess.
+func TestFundsAnswerShapes(t *testing.T) {
+	t.Parallel()
+	s := setupOn(t, banktest.Start(t, banktest.WithFundsAnswer("id")))
+	c := s.ActiveConsent(tpp.ScopeFunds)
+	main := account(t, s, "MonetaryAccountBank")
+	res := s.Do("POST", "/v1/consents/"+c.ID+"/funds-confirmations", map[string]any{"account_id": tpp.AccountID(main.ID), "amount": money("1.00")})
+	if res.Status != 502 || res.Code(t) != tpp.EBankUnavailable || !strings.Contains(string(res.Body), "did not say whether the funds are sufficient") {
+		t.Fatalf("id-only answer: %d %s", res.Status, res.Body)
 	}
 }

@@ -86,6 +86,7 @@ type Metrics struct {
 	webhookDur    *prometheus.HistogramVec
 	endpoints     *boundedSet
 	certificate   *expiryCollector
+	refusals      prometheus.Counter
 }
 
 // New returns Metrics with a fresh registry holding the Go runtime and
@@ -122,6 +123,10 @@ func New(opts ...Option) *Metrics {
 		Name: "tpp_bank_session_renewals_total",
 		Help: "bunq sessions renewed.",
 	})
+	m.refusals = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tpp_bank_credentials_refused_total",
+		Help: `Sessions bunq refused with "User credentials are incorrect. Incorrect API key or IP address.": the egress IP changed or is not permitted. Alert on any increase.`,
+	})
 	m.rebuilds = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tpp_bank_context_rebuilds_total",
 		Help: "Per-consent bunq contexts rebuilt from the sealed access token, by result (ok, error).",
@@ -148,7 +153,7 @@ func New(opts ...Option) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpDuration, m.bankRequests, m.bankDuration, m.budgetWait, m.budgetWaits,
-		m.renewals, m.rebuilds, m.webhookTotal, m.webhookDur, m.certificate, m.unknownStatus,
+		m.renewals, m.refusals, m.rebuilds, m.webhookTotal, m.webhookDur, m.certificate, m.unknownStatus,
 	)
 	for _, k := range []string{"draft", "single"} {
 		m.unknownStatus.WithLabelValues(k)
@@ -246,6 +251,10 @@ func (m *Metrics) UnknownBankStatus(kind string) {
 // SessionRenewed counts one renewed bunq session (call it from
 // psd2.Options.OnRenew, next to persisting the session).
 func (m *Metrics) SessionRenewed() { m.renewals.Inc() }
+
+// CredentialsRefused counts a session bunq refused for the device's
+// credentials (bankctx.ErrCredentialsRefused).
+func (m *Metrics) CredentialsRefused() { m.refusals.Inc() }
 
 // ContextRebuilt counts one context rebuild, failed when err is not nil.
 func (m *Metrics) ContextRebuilt(err error) {

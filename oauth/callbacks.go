@@ -87,8 +87,19 @@ func (s *Service) HandleNotification(ctx context.Context, n Notification, reques
 // maxChecks bounds the bank calls one callback may cause.
 const maxChecks = 20
 
+// ActiveConsentLister lists the oldest-checked active consents of the TPP
+// (sqlite.ConsentService). When the consent store has it, an OAUTH callback
+// that names no bunq user falls back to re-checking up to maxChecks of them
+// (bunq does not document the revocation payload).
+type ActiveConsentLister interface {
+	ActiveConsents(ctx context.Context, limit int) ([]*tpp.Consent, error)
+}
+
 func (s *Service) checkGrants(ctx context.Context, n Notification, requestID string) error {
 	ids := grantUserIDs(n.Object)
+	if len(ids) == 0 {
+		return s.checkAllGrants(ctx, requestID)
+	}
 	checked := 0
 	for _, uid := range ids {
 		cs, err := s.consents.ConsentsByBunqUser(ctx, uid)
@@ -105,9 +116,36 @@ func (s *Service) checkGrants(ctx context.Context, n Notification, requestID str
 				return nil
 			}
 			checked++
+			if err := s.rechecks.take(uid); err != nil {
+				return err
+			}
 			if err := s.recheck(ctx, c, requestID); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// checkAllGrants is the fallback for an OAUTH callback without a user id:
+// a bounded re-check of the TPP's active consents, under the overall limit.
+func (s *Service) checkAllGrants(ctx context.Context, requestID string) error {
+	lister, ok := s.consents.(ActiveConsentLister)
+	if !ok {
+		s.log.WarnContext(ctx, "OAUTH callback names no bunq user and the store cannot list active consents: ignored")
+		return nil
+	}
+	cs, err := lister.ActiveConsents(ctx, maxChecks)
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "OAUTH callback names no bunq user: re-checking active consents", "consents", len(cs))
+	for _, c := range cs {
+		if err := s.rechecks.take(0); err != nil {
+			return err
+		}
+		if err := s.recheck(ctx, c, requestID); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -8,10 +8,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/bankctx"
+	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/web"
 )
@@ -383,7 +386,7 @@ func (s *Service) callback(ctx context.Context, in CallbackRequest) (_ *Callback
 	if err != nil {
 		return fail("bank_error", "code exchange failed", err)
 	}
-	_, user, err := s.bank.Create(ctx, c.ID, tok.AccessToken)
+	user, err := s.createPatiently(ctx, c.ID, tok.AccessToken)
 	if err != nil {
 		return fail("bank_error", "creating the user's bunq context failed", err)
 	}
@@ -540,4 +543,34 @@ func withQuery(base string, kv ...string) string {
 	}
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// DefaultActivationPatience is how long a user waits on the OAuth callback
+// for a rate-limited context creation before the consent fails.
+const DefaultActivationPatience = 45 * time.Second
+
+// createPatiently builds the consent's bunq context, retrying while bunq
+// rate limits it (429): activations, rebuilds and re-checks compete for one
+// session-server call per 30 s per IP, so a busy minute must not fail the
+// user's authorization. Other errors and an exhausted patience fail.
+func (s *Service) createPatiently(ctx context.Context, consentID, token string) (bankctx.User, error) {
+	deadline := s.clock.Now().Add(s.patience)
+	for {
+		_, user, err := s.bank.Create(ctx, consentID, token)
+		if err == nil || !errors.Is(err, psd2.ErrRateLimited) {
+			return user, err
+		}
+		left := deadline.Sub(s.clock.Now())
+		if left <= 0 {
+			return user, err
+		}
+		s.log.InfoContext(ctx, "bunq rate limited the activation; retrying", "consent_id", consentID, "patience_left", left)
+		t := time.NewTimer(min(s.retry, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return user, err
+		case <-t.C:
+		}
+	}
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/api"
-	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/web"
 )
 
@@ -339,9 +338,10 @@ func (h *Handler) callback(c *gin.Context) {
 
 // bankCallback receives bunq's notification callbacks. It answers fast and
 // tells the caller nothing: 200 for anything it accepted or ignored, 400
-// for a body that is not a notification, 401 for a bad signature (when a
-// CallbackKey is configured), 500 (so bunq retries) when a re-check could
-// not finish.
+// for a body that is not a notification, 401 for one refused by the
+// callback authentication (source range or signature, Config.CallbackAuth),
+// 503 when its re-checks are over their rate limit and 500 when a re-check
+// could not finish (bunq retries both).
 func (h *Handler) bankCallback(c *gin.Context) {
 	if c.Request.ContentLength > MaxCallbackBytes {
 		c.AbortWithStatus(http.StatusRequestEntityTooLarge)
@@ -352,18 +352,24 @@ func (h *Handler) bankCallback(c *gin.Context) {
 		c.AbortWithStatus(http.StatusRequestEntityTooLarge)
 		return
 	}
-	if h.svc.cbKey != nil {
-		if err := psd2.Verify(h.svc.cbKey, body, c.GetHeader("X-Bunq-Server-Signature")); err != nil {
-			c.AbortWithStatus(http.StatusUnauthorized)
-			return
-		}
+	if err := h.svc.cbAuth.check(c.Request, body); err != nil {
+		api.Logger(c).WarnContext(c.Request.Context(), "bank callback refused", "error", err)
+		c.AbortWithStatus(http.StatusUnauthorized)
+		return
 	}
 	n, err := ParseNotification(body)
 	if err != nil {
 		c.AbortWithStatus(http.StatusBadRequest)
 		return
 	}
-	if err := h.svc.HandleNotification(c.Request.Context(), n, api.RequestID(c)); err != nil {
+	err = h.svc.HandleNotification(c.Request.Context(), n, api.RequestID(c))
+	if errors.Is(err, ErrRecheckLimited) {
+		// bunq retries a failed callback a minute later.
+		c.Header("Retry-After", "60")
+		c.AbortWithStatus(http.StatusServiceUnavailable)
+		return
+	}
+	if err != nil {
 		api.Logger(c).WarnContext(c.Request.Context(), "bank callback not handled", "category", n.Category, "error", err)
 		c.AbortWithStatus(http.StatusInternalServerError)
 		return

@@ -84,6 +84,13 @@ func newHarness(t *testing.T) *harness {
 // (a running KeyPool when nil).
 func newHarnessWith(t testing.TB, env *banktest.Env, keySource bankctx.Keys, mods ...func(*harness, *Config)) *harness {
 	t.Helper()
+	return newHarnessBudget(t, env, keySource, nil, mods...)
+}
+
+// newHarnessBudget is newHarnessWith with the bank client's rate budget
+// (nil: the client's default, in memory).
+func newHarnessBudget(t testing.TB, env *banktest.Env, keySource bankctx.Keys, budget psd2.Budget, mods ...func(*harness, *Config)) *harness {
+	t.Helper()
 	level := slog.LevelDebug // tests read every line for secrets
 	if _, bench := t.(*testing.B); bench {
 		level = slog.LevelInfo // what production logs
@@ -97,7 +104,7 @@ func newHarnessWith(t testing.TB, env *banktest.Env, keySource bankctx.Keys, mod
 		Env: env, Clock: clock, LogLevel: level, Keys: keySource,
 		CallbackPath: CallbackPath, NotifyPath: "/bank/callbacks",
 		ReturnURLs: []string{returnURL0, "http://localhost:9999/back?x=1"},
-		PSD2:       func(o *psd2.Options) { o.Clock = clock },
+		PSD2:       func(o *psd2.Options) { o.Clock, o.Budget = clock, budget },
 		Contexts:   func(c *bankctx.Config) { c.OnRebuild = func(string) { rebuilds.inc() } },
 	})
 	h := &harness{t: t, stack: s, clock: clock, env: s.Env, bank: s.Bank, redis: s.Redis, rdb: s.RDB,

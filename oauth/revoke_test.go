@@ -331,6 +331,7 @@ func TestSignedCallbacks(t *testing.T) {
 			t.Fatalf("forged callback caused bank calls: %v", h.env.Stats(t))
 		}
 	}
+	h.env.SetCallbackSigning(t, true) // the emulator's option; bunq does not sign
 	h.env.RevokeGrant(t, c.BunqUserID, h.bank.ClientID)
 	h.waitStatus(id, tpp.ConsentRevoked)
 }

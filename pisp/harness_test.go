@@ -79,6 +79,10 @@ func newHarness(t *testing.T, o options) *harness {
 	if o.noCallbacks {
 		so.NotifyPath = ""
 	}
+	if o.noDraftCallbacks {
+		// Nor in the consents' contexts (bankctx registers one per consent).
+		so.Contexts = func(c *bankctx.Config) { c.NotifyURL = "" }
+	}
 	s := stacktest.New(t, so)
 	h := &harness{t: t, stack: s, clock: s.Clock, env: s.Env, bank: s.Bank, bc: s.PSD2, db: s.DB,
 		consents: s.Consents, payments: sqlite.NewPaymentService(s.DB), clients: s.Clients, provider: s.Provider,

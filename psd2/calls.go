@@ -270,8 +270,18 @@ func (c *Client) UpdatePSPDraftPayment(ctx context.Context, bc *Context, id int6
 
 // ---- confirmation of funds
 
+// ErrFundsResultMissing: bunq answered a funds check with an object that
+// carries no has_sufficient_funds (e.g. only {"Id": {"id": …}}, the shape
+// bunq's PISP page and OpenAPI document show): the result is unknown. It is
+// distinct from an answer of neither shape (a *ResponseError wrapping
+// ErrUnexpectedResponse).
+var ErrFundsResultMissing = errors.New("psd2: the bank's funds answer carries no has_sufficient_funds")
+
 // ConfirmFunds runs POST /user/{userID}/confirmation-of-funds and returns
-// has_sufficient_funds.
+// has_sufficient_funds. Both answer shapes are read: {"ConfirmationOfFunds":
+// {"has_sufficient_funds": …}} (bunq's Python SDK) and {"Id": {"id": …}}
+// (bunq's PISP page and OpenAPI), which answers ErrFundsResultMissing unless
+// it carries the field too.
 func (c *Client) ConfirmFunds(ctx context.Context, bc *Context, f FundsRequest) (bool, error) {
 	path, err := c.userPath(bc, "/confirmation-of-funds")
 	if err != nil {
@@ -282,16 +292,24 @@ func (c *Client) ConfirmFunds(ctx context.Context, bc *Context, f FundsRequest) 
 	if err != nil {
 		return false, err
 	}
-	v, err := decodeOne[struct {
-		HasSufficientFunds *bool `json:"has_sufficient_funds"`
-	}](env, "ConfirmationOfFunds")
-	if err == nil && v.HasSufficientFunds == nil {
-		err = errors.New("ConfirmationOfFunds lacks has_sufficient_funds")
+	type result struct {
+		ID                 *int64 `json:"id"`
+		HasSufficientFunds *bool  `json:"has_sufficient_funds"`
 	}
-	if err != nil {
-		return false, wrapDecode(cl, err)
+	for _, typ := range []string{"ConfirmationOfFunds", "Id"} {
+		v, derr := decodeOne[result](env, typ)
+		if derr != nil {
+			if _, present := env.first(typ); present {
+				return false, wrapDecode(cl, derr)
+			}
+			continue
+		}
+		if v.HasSufficientFunds == nil {
+			return false, &ResponseError{Method: cl.method, Path: cl.path, Err: fmt.Errorf("%w (%s)", ErrFundsResultMissing, typ)}
+		}
+		return *v.HasSufficientFunds, nil
 	}
-	return *v.HasSufficientFunds, nil
+	return false, wrapDecode(cl, errors.New("neither a ConfirmationOfFunds nor an Id element"))
 }
 
 // ---- OAuth client and callback URLs (PSD2 context)

@@ -91,6 +91,12 @@ type Options struct {
 	// requires (session-server, payments, draft payments, the PSD2
 	// credential; reference §2.2), as bunq's SDKs do.
 	SignAll bool
+	// SharedEgress makes device-server and session-server calls of all
+	// contexts share one budget key ("egress"): bunq limits them per source
+	// IP (session-server: 1 per 30 s), and every context creation of the
+	// TPP (and, with a shared budget, of all its replicas) comes from one
+	// egress IP. Off: each installation counts on its own.
+	SharedEgress bool
 	// UserAgent, Language, Region, Geolocation override the default headers.
 	UserAgent, Language, Region, Geolocation string
 	// Clock tells the time for session expiry; tpp.SystemClock when nil.
@@ -283,9 +289,11 @@ func (c *Client) doRaw(ctx context.Context, bc *Context, cl call) (*result, erro
 			return res, nil
 		}
 		var apiErr *APIError
-		if errors.As(err, &apiErr) && apiErr.InsufficientAuth() && cl.auth == authSession && !renewed {
+		if errors.As(err, &apiErr) && (apiErr.InsufficientAuth() || apiErr.Status == http.StatusUnauthorized) && cl.auth == authSession && !renewed {
 			// The bank did not act on a refused session: retrying is safe
 			// for every method. Renew once (shared by concurrent callers).
+			// A bare 401 counts too: bunq's status table says 401 means
+			// "token or signature provided is not valid", whatever the text.
 			renewed = true
 			if rerr := c.renewSession(ctx, bc, token); rerr != nil {
 				return nil, errors.Join(err, rerr)
@@ -340,7 +348,8 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 }
 
 // wait takes one call from the rate budget. The key is the installation
-// plus method and path without query, as the limits are "per endpoint".
+// (or "egress" for the context creation calls) plus method and path
+// without query, as the limits are "per endpoint".
 func (c *Client) wait(ctx context.Context, bc *Context, cl call) error {
 	limit, window := RateGET, RateWindow
 	switch cl.method {
@@ -357,6 +366,13 @@ func (c *Client) wait(ctx context.Context, bc *Context, cl call) error {
 	id := "-" // calls before an installation exists
 	if bc != nil {
 		id = bc.budgetID
+	}
+	// bunq limits per source IP and endpoint. Context creation calls have
+	// one path for every installation, so all contexts (and, with a shared
+	// budget, all replicas behind the egress IP) share one budget for them:
+	// session-server's 1 per 30 s is the TPP's, not each consent's.
+	if c.opt.SharedEgress && cl.method == http.MethodPost && (cl.path == "/session-server" || cl.path == "/device-server") {
+		id = "egress"
 	}
 	key := id + " " + cl.method + " " + cl.path
 	wctx := ctx

@@ -830,8 +830,11 @@ func TestTypedErrors(t *testing.T) {
 		t.Fatalf("CallInfo %+v vs error ids %s/%s", last, apiErr.RequestID, apiErr.ResponseID)
 	}
 	for status, want := range map[int]error{491: psd2.ErrMaintenance, 466: psd2.ErrSignatureRequired, 401: psd2.ErrUnauthorized, 400: psd2.ErrBadRequest} {
-		env.Fault(t, banktest.Fault{Method: "GET", Path: "/v1/user", Kind: banktest.FaultStatus, Status: status, Count: 1})
-		if _, err := c.ListUsers(ctx, bc); !errors.Is(err, want) {
+		// A 401 renews the session and tries once more: refuse both tries.
+		env.Fault(t, banktest.Fault{Method: "GET", Path: "/v1/user", Kind: banktest.FaultStatus, Status: status, Count: 2})
+		_, err := c.ListUsers(ctx, bc)
+		env.ClearFaults(t)
+		if !errors.Is(err, want) {
 			t.Fatalf("status %d: %v, want %v", status, err, want)
 		}
 	}
@@ -989,8 +992,63 @@ func TestBudgetKeysAndLimits(t *testing.T) {
 	if len(want) > 0 {
 		t.Errorf("never asked the budget for %v", want)
 	}
-	// One id for calls before an installation, one per context (bc, psp).
+	// One id for calls before an installation, one per context (bc, psp);
+	// with Options.SharedEgress device-server and session-server share
+	// "egress" (TestSharedEgressBudget).
 	if len(ids) != 3 || !ids["-"] {
 		t.Errorf("budget ids %v", ids)
+	}
+}
+
+// TestSharedEgressBudget: bunq limits session-server (1 per 30 s) and
+// device-server per source IP, so with SharedEgress every context's calls
+// to them take from one budget key.
+func TestSharedEgressBudget(t *testing.T) {
+	t.Parallel()
+	env := banktest.Start(t)
+	ctx := context.Background()
+	b := &recordingBudget{}
+	c := newClient(t, env, psd2.Options{Budget: b, RateMargin: -1, SharedEgress: true})
+	for _, u := range env.Users(t)[:2] {
+		if _, err := c.NewAPIKeyContext(ctx, u.APIKey, ctxOpts()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, call := range b.calls {
+		if strings.HasSuffix(call.key, " POST /session-server") || strings.HasSuffix(call.key, " POST /device-server") {
+			n++
+			if !strings.HasPrefix(call.key, "egress ") {
+				t.Errorf("budget key %q, want the shared egress key", call.key)
+			}
+		}
+	}
+	if n != 4 {
+		t.Fatalf("%d context creation calls asked the budget, want 4", n)
+	}
+}
+
+// TestBare401RenewsTheSession: bunq's status table says 401 means "token or
+// signature provided is not valid": a 401 without bunq's "Insufficient
+// authorisation." text renews the session once and the call goes through.
+func TestBare401RenewsTheSession(t *testing.T) {
+	t.Parallel()
+	env := banktest.Start(t)
+	ctx := context.Background()
+	var renewals atomic.Int32
+	c := newClient(t, env, psd2.Options{OnRenew: func(context.Context, *psd2.Context) error { renewals.Add(1); return nil }})
+	u := env.Users(t)[0]
+	bc, err := c.NewAPIKeyContext(ctx, u.APIKey, ctxOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Fault(t, banktest.Fault{Method: "GET", Path: "/v1/user/*/monetary-account/*", Kind: banktest.FaultStatus, Status: 401, Count: 1})
+	if _, err := c.GetMonetaryAccount(ctx, bc, u.Accounts[0].ID); err != nil {
+		t.Fatalf("after a bare 401: %v", err)
+	}
+	if renewals.Load() != 1 {
+		t.Fatalf("renewals %d, want 1", renewals.Load())
 	}
 }

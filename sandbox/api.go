@@ -206,16 +206,29 @@ func (b *Bank) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := r.Header.Get("X-Bunq-Client-Authentication")
-	ip := remoteIP(r)
 
 	b.mu.Lock()
+	ip := remoteIP(r)
+	if b.apparentIP != "" && isLoopbackHost(ip) {
+		ip = b.apparentIP
+	}
 	b.stats[statsKey(r.Method, path)]++
 	f := b.takeFaultLocked(r.Method, path)
+	// bunq limits per source IP and endpoint (§6.4); per installation is
+	// the emulator's option.
 	client := "ip:" + ip
+	instID := int64(0)
 	if inst := b.st.installations[token]; inst != nil {
-		client = "installation:" + itoa(inst.id)
+		instID = inst.id
 	} else if s := b.st.sessions[token]; s != nil {
-		client = "installation:" + itoa(s.installationID)
+		instID = s.installationID
+	}
+	if b.cfg.RateLimitPerInstallation && instID != 0 {
+		client = "installation:" + itoa(instID)
+	}
+	var strictRep *reply
+	if b.cfg.Strict {
+		strictRep = b.strictLocked(r, instID)
 	}
 	b.mu.Unlock()
 
@@ -242,6 +255,10 @@ func (b *Bank) serveAPI(w http.ResponseWriter, r *http.Request) {
 		case "no_signature":
 			mode = sigNone
 		}
+	}
+	if strictRep != nil {
+		b.write(w, *strictRep, mode)
+		return
 	}
 	if rep := b.rateLimit(client, r.Method, path); rep != nil {
 		b.write(w, *rep, mode)
@@ -287,6 +304,11 @@ func (b *Bank) dispatch(r *http.Request, path string, body []byte, ip, token str
 		if !c.now.Before(s.expires) {
 			delete(b.st.sessions, token)
 			return bunqErr(403, txtNoAuth)
+		}
+		// bunq/doc §Authentication: "If a request is made 30 minutes before
+		// a session expires, the session will automatically be extended."
+		if s.expires.Sub(c.now) <= sessionExtendWithin {
+			s.expires = c.now.Add(s.timeout)
 		}
 		c.sess = s
 		c.inst = b.st.instByID[s.installationID]
@@ -480,3 +502,48 @@ func (b *Bank) rateLimit(client, method, path string) *reply {
 	b.hits[key] = append(kept, now)
 	return nil
 }
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// strictHeaders are the request headers bunq documents as mandatory
+// (docs/bunq-api.md §2.1). X-Bunq-Client-Request-Id is checked separately.
+var strictHeaders = []string{"User-Agent", "Cache-Control", "X-Bunq-Geolocation", "X-Bunq-Language", "X-Bunq-Region"}
+
+// strictLocked applies Config.Strict: every mandatory header present and
+// request ids of changing calls unique per installation (or per source
+// before one exists).
+func (b *Bank) strictLocked(r *http.Request, instID int64) *reply {
+	for _, h := range strictHeaders {
+		if strings.TrimSpace(r.Header.Get(h)) == "" {
+			rep := badRequest("The header " + h + " is required.")
+			return &rep
+		}
+	}
+	id := strings.TrimSpace(r.Header.Get("X-Bunq-Client-Request-Id"))
+	if id == "" {
+		rep := badRequest("The header X-Bunq-Client-Request-Id is required.")
+		return &rep
+	}
+	// A GET resent with its id is the same request: HTTP clients resend
+	// idempotent requests on their own when a kept-alive connection drops.
+	if r.Method == http.MethodGet {
+		return nil
+	}
+	key := itoa(instID) + " " + id
+	if b.requestIDs[key] {
+		rep := badRequest("The X-Bunq-Client-Request-Id " + id + " was already used by this device.")
+		return &rep
+	}
+	b.requestIDs[key] = true
+	return nil
+}
+
+// sessionExtendWithin: a session used this close to its expiry is extended
+// by its session_timeout.
+const sessionExtendWithin = 30 * time.Minute

@@ -197,8 +197,8 @@ func (st *state) resolve(p pointer) (counterparty, *reply) {
 	}
 	switch strings.ToUpper(p.Type) {
 	case "IBAN":
-		iban, ok := normalIBAN(p.Value)
-		if !ok {
+		iban, err := canonicalIBAN(p.Value)
+		if err != nil {
 			return fail("The IBAN " + p.Value + " of the counterparty is not valid.")
 		}
 		if a := st.accountByIBAN(iban); a != nil {
@@ -378,9 +378,7 @@ func (c *call) entries(in []entryIn, field string, scheduleOnly bool) ([]draftEn
 		p := e.CounterpartyAlias
 		p.Type = strings.ToUpper(p.Type)
 		if p.Type == "IBAN" {
-			if v, ok := normalIBAN(p.Value); ok {
-				p.Value = v
-			}
+			p.Value, _ = canonicalIBAN(p.Value)
 		}
 		out = append(out, draftEntry{id: c.st.next("payment"), amount: amt, currency: "EUR", alias: p,
 			description: e.Description, merchantRef: e.MerchantReference})
@@ -695,10 +693,15 @@ func (b *Bank) hNotifSet(perAccount bool) func(*call) reply {
 			return *r
 		}
 		var fs []notifFilter
+		perCategory := map[string]int{}
 		for _, f := range in.NotificationFilters {
 			u, err := url.Parse(f.NotificationTarget)
-			if f.Category == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return badRequest("Each notification filter needs a category and an http(s) notification_target.")
+			if f.Category == "" || err != nil || u.Host == "" || !callbackScheme(u) {
+				return badRequest("Each notification filter needs a category and an https notification_target.")
+			}
+			// bunq's callback page: at most 2 callback URLs per category.
+			if perCategory[f.Category]++; perCategory[f.Category] > maxURLsPerCategory {
+				return badRequest("You can set at most 2 callback URLs per notification category.")
 			}
 			fs = append(fs, notifFilter{Category: f.Category, Target: f.NotificationTarget})
 		}
@@ -758,4 +761,14 @@ func validLooseAlias(p pointer) bool {
 		return true
 	}
 	return false
+}
+
+// maxURLsPerCategory is bunq's limit of callback URLs per category.
+const maxURLsPerCategory = 2
+
+// callbackScheme: bunq calls back over https only. Plain http is accepted
+// for loopback hosts, which no real bank could reach anyway, so local
+// tests and `tpp serve --bank emulated` can receive callbacks.
+func callbackScheme(u *url.URL) bool {
+	return u.Scheme == "https" || (u.Scheme == "http" && isLoopbackHost(u.Hostname()))
 }

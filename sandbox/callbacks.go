@@ -9,12 +9,18 @@ import (
 )
 
 // Callbacks: bunq POSTs {"NotificationUrl": {...}} to the URLs of matching
-// notification filters, signed like any response. Delivery is asynchronous
-// and retried with exponential backoff for a bounded number of attempts.
+// notification filters. bunq documents no signature on callbacks (they come
+// from known IP ranges), so they are unsigned unless Config.SignCallbacks or
+// PUT /_sandbox/callback-signing turns signing on. A failed delivery is
+// retried 5 more times one minute apart (6 tries in all, bunq's callback
+// page), on the emulator's clock: tests move it with POST /_sandbox/clock.
 
 const (
-	callbackAttempts = 5
-	callbackBackoff  = 100 * time.Millisecond // doubled after each failure
+	callbackAttempts = 6
+	callbackInterval = time.Minute
+	// callbackPoll is how often a waiting retry looks at a clock that is not
+	// moved through the control endpoint (Config.Clock set by a test).
+	callbackPoll = 200 * time.Millisecond
 )
 
 // callbackRecord is one delivery attempt, as GET /_sandbox/callbacks shows it.
@@ -53,9 +59,12 @@ func (b *Bank) targetsLocked(category string, userIDs []int64, accounts []*accou
 
 func (b *Bank) notifyDraftLocked(d *draftPayment, event string) {
 	a := b.st.accounts[d.accountID]
+	// bunq's filters are per user and per monetary account: the account's
+	// holders, the account and the creating user (the grant's UserApiKey)
+	// hear of it; the PSP's own user-level filter does not.
 	ids := append([]int64{a.ownerID}, a.coOwners...)
 	if g := b.st.grants[d.grantID]; g != nil {
-		ids = append(ids, g.id, g.pspID)
+		ids = append(ids, g.id)
 	}
 	b.sendLocked("DRAFT_PAYMENT", event, obj{"DraftPayment": b.st.renderDraft(d)}, b.targetsLocked("DRAFT_PAYMENT", ids, []*account{a}))
 }
@@ -88,24 +97,49 @@ func (b *Bank) sendLocked(category, event string, object obj, urls []string) {
 
 func (b *Bank) deliver(target, category, event string, body []byte) {
 	defer b.wg.Done()
-	sig := signBody(b.key, body)
-	wait := callbackBackoff
+	b.mu.Lock()
+	sig := ""
+	if b.signCB {
+		sig = signBody(b.key, body)
+	}
+	b.mu.Unlock()
 	for attempt := 1; attempt <= callbackAttempts; attempt++ {
 		status := b.post(target, body, sig)
 		b.mu.Lock()
 		b.deliveries = append(b.deliveries, callbackRecord{URL: target, Category: category, EventType: event, Status: status, Attempt: attempt, Body: string(body)})
+		due := b.now().Add(callbackInterval)
 		b.mu.Unlock()
 		if status/100 == 2 {
 			return
 		}
-		select {
-		case <-b.ctx.Done():
+		if attempt < callbackAttempts && !b.waitUntil(due) {
 			return
-		case <-time.After(wait):
 		}
-		wait *= 2
 	}
 	b.log.Warn("sandbox: callback given up", "category", category, "event", event, "attempts", callbackAttempts)
+}
+
+// waitUntil waits until the emulator's clock reaches due; false when the
+// bank closes first.
+func (b *Bank) waitUntil(due time.Time) bool {
+	for {
+		b.mu.Lock()
+		now, moved := b.now(), b.clockMoved
+		b.mu.Unlock()
+		if !now.Before(due) {
+			return true
+		}
+		wait := min(due.Sub(now), callbackPoll)
+		t := time.NewTimer(wait)
+		select {
+		case <-b.ctx.Done():
+			t.Stop()
+			return false
+		case <-moved:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }
 
 // post sends one attempt and returns the HTTP status, 0 on a network error.
@@ -118,7 +152,9 @@ func (b *Bank) post(target string, body []byte, sig string) int {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "bunq-sandbox-emulator")
-	req.Header.Set("X-Bunq-Server-Signature", sig)
+	if sig != "" {
+		req.Header.Set("X-Bunq-Server-Signature", sig)
+	}
 	resp, err := b.client.Do(req)
 	if err != nil {
 		return 0

@@ -105,7 +105,7 @@ func (b *Bank) hDeviceServer(c *call) reply {
 	if !c.st.secretUsable(in.Secret, c.now) {
 		return badRequest(txtBadCredentials)
 	}
-	d := &device{id: c.st.next("device"), installationID: c.inst.id, secret: in.Secret, description: in.Description, ips: in.PermittedIPs}
+	d := &device{id: c.st.next("device"), installationID: c.inst.id, secret: in.Secret, description: in.Description, ips: in.PermittedIPs, createdIP: c.ip}
 	c.st.devices = append(c.st.devices, d)
 	return idReply(d.id)
 }
@@ -120,9 +120,12 @@ func (st *state) deviceFor(instID int64, secret string) *device {
 	return nil
 }
 
+// ipAllowed applies bunq's IP binding (bunq/doc DESCRIPTION.md §IP
+// addresses): a device is bound to the IP it was created from, or to its
+// permitted_ips, where "*" allows any.
 func ipAllowed(d *device, ip string) bool {
 	if len(d.ips) == 0 {
-		return true // bound to the calling IP, which we do not distinguish locally
+		return ip == d.createdIP
 	}
 	for _, p := range d.ips {
 		if p == "*" || p == ip {
@@ -188,7 +191,7 @@ func (b *Bank) hSessionServer(c *call) reply {
 	s := &session{
 		id: c.st.next("session"), tokenID: c.st.next("token"), token: randomHex(64),
 		installationID: c.inst.id, userID: userID, created: c.now,
-		expires: c.now.Add(time.Duration(timeout) * time.Second),
+		expires: c.now.Add(time.Duration(timeout) * time.Second), timeout: time.Duration(timeout) * time.Second,
 	}
 	c.st.sessions[s.token] = s
 	return ok(

@@ -120,9 +120,17 @@ func TestSessionExpiry(t *testing.T) {
 	c := newClient(t, env)
 	c.context(u.APIKey)
 	c.get(userPath(c.userID, "/monetary-account")).must(t, 200)
-	env.AdvanceClock(t, 604800*time.Second-10*time.Second)
+	// Used more than 30 minutes before expiry: not extended.
+	env.AdvanceClock(t, 604800*time.Second-31*time.Minute)
 	c.get(userPath(c.userID, "/monetary-account")).must(t, 200)
-	env.AdvanceClock(t, 11*time.Second)
+	// Used within 30 minutes of expiry: extended by session_timeout
+	// (bunq/doc §Authentication).
+	env.AdvanceClock(t, 2*time.Minute)
+	c.get(userPath(c.userID, "/monetary-account")).must(t, 200)
+	env.AdvanceClock(t, time.Hour) // past the original expiry
+	c.get(userPath(c.userID, "/monetary-account")).must(t, 200)
+	// Unused for a whole timeout: expired.
+	env.AdvanceClock(t, 604800*time.Second)
 	if r := c.get(userPath(c.userID, "/monetary-account")); r.status != 403 || r.errText(t) != "Insufficient authorisation." {
 		t.Fatalf("expired session: %d %s", r.status, r.raw)
 	}

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -78,6 +79,38 @@ func (b *Bank) serveControl(w http.ResponseWriter, r *http.Request) {
 		b.rateOn = *in.Enabled
 		b.hits = map[string][]time.Time{}
 		writeJSON(w, 200, obj{"enabled": b.rateOn})
+	case key == "PUT callback-signing":
+		var in struct {
+			Enabled *bool `json:"enabled"`
+		}
+		if !dec(&in) {
+			return
+		}
+		if in.Enabled == nil {
+			controlErr(w, 400, `send {"enabled": true|false}`)
+			return
+		}
+		b.signCB = *in.Enabled
+		writeJSON(w, 200, obj{"enabled": b.signCB})
+	case key == "PUT client-ip":
+		// The apparent source IP of loopback callers, so a test can move the
+		// TPP to another egress IP. Only a loopback caller may set it.
+		var in struct {
+			IP string `json:"ip"`
+		}
+		if !dec(&in) {
+			return
+		}
+		if !isLoopbackHost(remoteIP(r)) {
+			controlErr(w, 403, "only a loopback caller may set the apparent client IP")
+			return
+		}
+		if in.IP != "" && net.ParseIP(in.IP) == nil {
+			controlErr(w, 400, `send {"ip": "<address>"} or {"ip": ""} to reset`)
+			return
+		}
+		b.apparentIP = in.IP
+		writeJSON(w, 200, obj{"ip": b.apparentIP})
 	case key == "PUT token-state":
 		var in struct {
 			Enabled *bool `json:"enabled"`
@@ -116,6 +149,8 @@ func (b *Bank) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		b.offset += time.Duration(in.AdvanceSeconds) * time.Second
+		close(b.clockMoved) // wakes callback retries waiting on the clock
+		b.clockMoved = make(chan struct{})
 		writeJSON(w, 200, obj{"now": ts(b.now())})
 	case key == "GET stats":
 		writeJSON(w, 200, obj{"requests": b.stats})

@@ -13,10 +13,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/bunqtpp/tpp/internal/banktest"
@@ -126,6 +128,9 @@ func sign(t testing.TB, k *rsa.PrivateKey, data []byte) string {
 	return base64.StdEncoding.EncodeToString(sig)
 }
 
+// requestSeq makes request ids unique, as bunq (and strict mode) want.
+var requestSeq atomic.Int64
+
 func newClient(t testing.TB, env *banktest.Env) *tclient {
 	t.Helper()
 	k := genKey(t)
@@ -156,7 +161,11 @@ func (c *tclient) call(method, path string, body any, token, sig string) tresp {
 	}
 	req.Header.Set("User-Agent", "sandbox-test")
 	req.Header.Set("Cache-Control", "no-cache")
-	req.Header.Set("X-Bunq-Client-Request-Id", "req-"+method+path)
+	reqID := fmt.Sprintf("req-%s%s-%d", method, path, requestSeq.Add(1))
+	req.Header.Set("X-Bunq-Client-Request-Id", reqID)
+	req.Header.Set("X-Bunq-Geolocation", "0 0 0 0 000")
+	req.Header.Set("X-Bunq-Language", "en_US")
+	req.Header.Set("X-Bunq-Region", "nl_NL")
 	if token != "" {
 		req.Header.Set("X-Bunq-Client-Authentication", token)
 	}
@@ -177,7 +186,7 @@ func (c *tclient) call(method, path string, body any, token, sig string) tresp {
 		c.t.Fatal(err)
 	}
 	r := tresp{resp.StatusCode, resp.Header, out}
-	if got := resp.Header.Get("X-Bunq-Client-Request-Id"); got != "req-"+method+path {
+	if got := resp.Header.Get("X-Bunq-Client-Request-Id"); got != reqID {
 		c.t.Errorf("%s %s: request id echo %q", method, path, got)
 	}
 	if resp.Header.Get("X-Bunq-Client-Response-Id") == "" {

@@ -57,10 +57,20 @@ func TestRateLimits(t *testing.T) {
 	env.AdvanceClock(t, time.Second)
 	c.session(u.APIKey)
 
-	// Limits are per client (installation): another client is unaffected.
+	// Limits are per source IP (bunq §6.4): another installation from the
+	// same IP shares the budget; from another IP it has its own.
+	env.AdvanceClock(t, 30*time.Second) // session-server: 1 per 30 s per IP
 	d := newClient(t, env)
 	d.context(u.APIKey)
-	d.get(userPath(d.userID, "/monetary-account")).must(t, 200)
+	for i := 0; i < 3; i++ {
+		c.get(list).must(t, 200)
+	}
+	tooMany(d.get(userPath(d.userID, "/monetary-account")), "3", "3")
+	env.SetClientIP(t, "203.0.113.9")
+	e := newClient(t, env)
+	e.context(u.APIKey)
+	e.get(userPath(e.userID, "/monetary-account")).must(t, 200)
+	env.SetClientIP(t, "")
 
 	// Switched off and on again through the control endpoint.
 	env.SetRateLimits(t, false)
@@ -140,6 +150,10 @@ func TestFaults(t *testing.T) {
 	send := func() error {
 		req, _ := http.NewRequest("POST", c.base+inq, strings.NewReader(body))
 		req.Header.Set("X-Bunq-Client-Authentication", c.sessToken)
+		for h, v := range map[string]string{"User-Agent": "t", "Cache-Control": "no-cache", "X-Bunq-Geolocation": "0 0 0 0 000",
+			"X-Bunq-Language": "en_US", "X-Bunq-Region": "nl_NL", "X-Bunq-Client-Request-Id": randomID()} {
+			req.Header.Set(h, v)
+		}
 		resp, err := (&http.Transport{DisableKeepAlives: true}).RoundTrip(req)
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
@@ -180,3 +194,5 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("stats after reset %v", st)
 	}
 }
+
+func randomID() string { return "raw-" + itoa(requestSeq.Add(1)) }

@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/bunqtpp/tpp"
 )
 
 // The OAuth host (consent page and the "bunq app" pages) and the token host
@@ -242,7 +240,7 @@ func (b *Bank) authPage(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func amountText(minor int64) string { return tpp.FormatMinor(minor) }
+func amountText(minor int64) string { return formatCents(minor) }
 
 // appPage is the emulated bunq app: pending drafts and connected apps.
 func (b *Bank) appPage(w http.ResponseWriter, r *http.Request) {

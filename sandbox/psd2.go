@@ -61,15 +61,15 @@ func (b *Bank) hPSPDraftCreate(c *call) reply {
 	if r := decode(c.body, &in); r != nil {
 		return *r
 	}
-	sender, ok := normalIBAN(in.SenderIBAN)
-	if !ok {
+	sender, err := canonicalIBAN(in.SenderIBAN)
+	if err != nil {
 		return badRequest("The field sender_iban is not a valid IBAN.")
 	}
 	if !bunqIBAN(sender) {
 		return badRequest("The sender_iban must be an IBAN of a bunq account.")
 	}
-	counter, ok := normalIBAN(in.CounterpartyIBAN)
-	if !ok {
+	counter, err := canonicalIBAN(in.CounterpartyIBAN)
+	if err != nil {
 		return badRequest("The field counterparty_iban is not a valid IBAN.")
 	}
 	if strings.TrimSpace(in.CounterpartyName) == "" {
@@ -217,8 +217,8 @@ func (b *Bank) hConfirmFunds(c *call) reply {
 	}
 	var a *account
 	if in.PointerIBAN.Type == "" || strings.EqualFold(in.PointerIBAN.Type, "IBAN") {
-		iban, ok := normalIBAN(in.PointerIBAN.Value)
-		if !ok {
+		iban, err := canonicalIBAN(in.PointerIBAN.Value)
+		if err != nil {
 			return badRequest("The field pointer_iban does not hold a valid IBAN.")
 		}
 		a = c.st.accountByIBAN(iban)
@@ -230,7 +230,12 @@ func (b *Bank) hConfirmFunds(c *call) reply {
 	if a == nil || (u.kind != "UserPaymentServiceProvider" && !a.heldBy(u.id)) {
 		return notFound("Monetary account")
 	}
-	return ok(item("ConfirmationOfFunds", obj{"has_sufficient_funds": a.status == "ACTIVE" && a.balance+a.overdraft >= amt}))
+	sufficient := a.status == "ACTIVE" && a.balance+a.overdraft >= amt
+	if c.b.cfg.FundsAnswer == "id" {
+		// bunq's PISP page and OpenAPI document: only the new object's id.
+		return idReply(c.st.next("funds"))
+	}
+	return ok(item("ConfirmationOfFunds", obj{"has_sufficient_funds": sufficient}))
 }
 
 func (st *state) clientOf(pspID int64) *oauthClient {

@@ -204,11 +204,15 @@ func (st *state) pointerLabel(p pointer) obj {
 	}
 }
 
+// renderEntry renders a draft payment entry as real payloads show it
+// (bunq-api.md §12.8): no id, type BUNQ. An empty merchant_reference stays
+// "" (real payloads send null, which bunq's OpenAPI schema does not allow;
+// the schema test keeps the emulator to the document).
 func (st *state) renderEntry(a *account, e draftEntry) obj {
 	o := obj{
-		"id": e.id, "amount": amount(e.amount, e.currency), "alias": st.accountLabel(a),
+		"amount": amount(e.amount, e.currency), "alias": st.accountLabel(a),
 		"counterparty_alias": st.pointerLabel(e.alias), "description": e.description,
-		"merchant_reference": e.merchantRef, "type": "PAYMENT", "attachment": []obj{},
+		"merchant_reference": e.merchantRef, "type": "BUNQ", "attachment": []obj{},
 	}
 	if st.dropMerchantRef {
 		// Whether bunq echoes a draft entry's merchant_reference is not
@@ -246,6 +250,8 @@ func (st *state) renderDraft(d *draftPayment) obj {
 	}
 	switch len(d.paymentIDs) {
 	case 0:
+		// Real payloads carry "object": null here, which bunq's OpenAPI
+		// schema forbids (psd2's contract test): left out instead.
 	case 1:
 		o["object"] = obj{"Payment": st.renderPayment(st.payments[d.paymentIDs[0]])}
 	default:

@@ -16,7 +16,11 @@
 //   - draft and PSP draft payments use PENDING / ACCEPTED / REJECTED / CANCELLED;
 //   - /v1/token takes its parameters from the query string or a form body;
 //   - one installation may register any number of API keys;
-//   - repeated request ids are always tolerated;
+//   - repeated request ids are tolerated unless Config.Strict;
+//   - callbacks are unsigned (Config.SignCallbacks signs them), retried 6
+//     times a minute apart on the emulator's clock;
+//   - devices are bound to their IP and rate limits count per source IP
+//     (Config.RateLimitPerInstallation counts per installation);
 //   - a sandbox certificate's CN must end in its roles: any of AISP, PISP,
 //     CBPII or PIISP (CBPII and PIISP are the same role).
 package sandbox
@@ -55,6 +59,24 @@ type Config struct {
 	Logger *slog.Logger
 	// HTTPClient delivers callbacks; nil means a client with a 5 s timeout.
 	HTTPClient *http.Client
+	// SignCallbacks adds X-Bunq-Server-Signature to notification callbacks.
+	// bunq documents no callback signature, so it is off by default (an
+	// option for TPPs that want to test signature checks).
+	SignCallbacks bool
+	// RateLimitPerInstallation counts rate limits per installation instead
+	// of per source IP (bunq's documented rule, the default).
+	RateLimitPerInstallation bool
+	// FundsAnswer is the confirmation-of-funds answer shape:
+	// "confirmation" (default, {"ConfirmationOfFunds": {"has_sufficient_funds"}}
+	// as bunq's Python SDK parses it) or "id" ({"Id": {"id"}} as bunq's PISP
+	// page and OpenAPI document show it).
+	FundsAnswer string
+	// Strict refuses requests without the headers bunq documents as
+	// mandatory (User-Agent, Cache-Control, X-Bunq-Geolocation,
+	// X-Bunq-Language, X-Bunq-Region, X-Bunq-Client-Request-Id) and request
+	// ids repeated within one installation. bunq is lenient in practice, so
+	// it is off by default (bunq's own clients keep working).
+	Strict bool
 }
 
 // Bank is one emulated bunq sandbox. It is safe for concurrent use.
@@ -69,8 +91,12 @@ type Bank struct {
 	st    *state // guarded by mu
 	table []route
 	// knobs, guarded by mu
-	offset time.Duration
-	rateOn bool
+	offset     time.Duration
+	clockMoved chan struct{} // closed and replaced when offset changes
+	rateOn     bool
+	signCB     bool
+	apparentIP string          // when set, loopback callers appear to come from it
+	requestIDs map[string]bool // installation id + " " + X-Bunq-Client-Request-Id (strict mode)
 	// noTokenState leaves state out of token answers (PUT
 	// /_sandbox/token-state): bunq's documented answer carries it
 	// (bunq-api.md §4.3), an older one may not.
@@ -111,16 +137,19 @@ func New(cfg Config) (*Bank, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Bank{
-		cfg:    cfg,
-		log:    log,
-		client: client,
-		key:    key,
-		pubPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
-		rateOn: cfg.RateLimits,
-		stats:  map[string]int{},
-		hits:   map[string][]time.Time{},
-		ctx:    ctx,
-		cancel: cancel,
+		cfg:        cfg,
+		log:        log,
+		client:     client,
+		key:        key,
+		pubPEM:     string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
+		rateOn:     cfg.RateLimits,
+		signCB:     cfg.SignCallbacks,
+		clockMoved: make(chan struct{}),
+		requestIDs: map[string]bool{},
+		stats:      map[string]int{},
+		hits:       map[string][]time.Time{},
+		ctx:        ctx,
+		cancel:     cancel,
 	}
 	b.st = newState(cfg.Seed, b.now())
 	b.st.dropMerchantRef = cfg.DropMerchantReference

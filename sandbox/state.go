@@ -125,6 +125,7 @@ type device struct {
 	secret         string
 	description    string
 	ips            []string
+	createdIP      string // the calling IP, the binding when ips is empty
 }
 
 type credential struct {
@@ -147,6 +148,7 @@ type session struct {
 	userID         int64 // the session user; a UserApiKey id for grants
 	created        time.Time
 	expires        time.Time
+	timeout        time.Duration // the session_timeout it was made with
 }
 
 type grant struct {

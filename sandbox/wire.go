@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/bunqtpp/tpp"
 )
 
 // obj is a JSON object under construction.
@@ -107,7 +105,7 @@ func amount(minor int64, currency string) obj {
 	if currency == "" {
 		currency = "EUR"
 	}
-	return obj{"value": tpp.FormatMinor(minor), "currency": currency}
+	return obj{"value": formatCents(minor), "currency": currency}
 }
 
 // decimal is a JSON amount value. bunq sends strings; some clients send a
@@ -153,7 +151,7 @@ func (a amountIn) parse(field string) (int64, *reply) {
 		r := badRequest("Currency " + a.Currency + " is not supported for this monetary account.")
 		return 0, &r
 	}
-	v, err := tpp.ParseMinor(string(a.Value))
+	v, err := parseCents(string(a.Value))
 	if err != nil {
 		r := badRequest("The amount in " + field + " is not a valid positive amount.")
 		return 0, &r

@@ -242,6 +242,22 @@ func (s *ConsentService) ConsentsByBunqUser(ctx context.Context, bunqUserID int6
 	return out, nil
 }
 
+// ActiveConsents returns up to limit active consents in random order: the
+// sample an OAUTH callback without a user id re-checks (oauth), so repeated
+// callbacks reach different consents.
+func (s *ConsentService) ActiveConsents(ctx context.Context, limit int) ([]*tpp.Consent, error) {
+	var rows []consentRow
+	if err := s.db.SelectContext(ctx, &rows, `SELECT `+consentColumns+` FROM consents
+		WHERE status = ? ORDER BY random() LIMIT ?`, string(tpp.ConsentActive), limit); err != nil {
+		return nil, fmt.Errorf("sqlite: active consents: %w", err)
+	}
+	out := make([]*tpp.Consent, len(rows))
+	for i := range rows {
+		out[i] = rows[i].consent()
+	}
+	return out, nil
+}
+
 // DueConsents lists consents a sweeper must expire or mark for re-authorization.
 func (s *ConsentService) DueConsents(ctx context.Context, now time.Time, limit int) ([]*tpp.Consent, error) {
 	if limit <= 0 {

@@ -21,6 +21,7 @@ import (
 	"github.com/bunqtpp/tpp/aisp"
 	"github.com/bunqtpp/tpp/api"
 	"github.com/bunqtpp/tpp/internal/apitest"
+	"github.com/bunqtpp/tpp/internal/banktest"
 	"github.com/bunqtpp/tpp/internal/stacktest"
 	"github.com/bunqtpp/tpp/oauth"
 	"github.com/bunqtpp/tpp/psd2"
@@ -53,9 +54,16 @@ type Stack struct {
 // New builds a Stack; everything stops when t ends.
 func New(t testing.TB) *Stack {
 	t.Helper()
+	return NewOn(t, nil)
+}
+
+// NewOn builds a Stack against env (a fresh emulator when nil), so a test
+// can pick the emulator's switches (banktest options).
+func NewOn(t testing.TB, env *banktest.Env) *Stack {
+	t.Helper()
 	s := &Stack{}
 	s.Stack = stacktest.New(t, stacktest.Options{
-		CallbackPath: oauth.CallbackPath, KeyPoolSize: 2,
+		Env: env, CallbackPath: oauth.CallbackPath, KeyPoolSize: 2,
 		PSD2: func(o *psd2.Options) {
 			o.Budget, o.RetryBase, o.RetryMax = stacktest.Unlimited{}, 5*time.Millisecond, 20*time.Millisecond
 			o.OnCall = s.observe

@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/bunqtpp/tpp/oauth"
 	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/seal"
 )
@@ -47,6 +49,8 @@ type config struct {
 	// state (see docs/OPERATIONS.md, Security model).
 	AcceptTokenWithoutState bool
 	PermittedIPs            string
+	CallbackAuth            string // ip | signature | none | auto
+	CallbackCIDRs           string // comma-separated CIDRs for CallbackAuth ip
 	PollInterval            time.Duration
 	ShutdownGrace           time.Duration
 	// Who runs this TPP, shown on the consent pages.
@@ -95,6 +99,8 @@ func (c *config) settings() []setting {
 		{flag: "sign-all", env: "TPP_SIGN_ALL", def: "false", usage: "sign every bunq request, as bunq's SDKs do (costs ~1 ms CPU per call)", boolean: &c.SignAll},
 		{flag: "accept-token-without-state", env: "TPP_ACCEPT_TOKEN_WITHOUT_STATE", def: "false", usage: "accept a bunq token answer without state; its code cannot be proven to belong to the callback's flow (see docs/OPERATIONS.md, Security model)", boolean: &c.AcceptTokenWithoutState},
 		{flag: "permitted-ips", env: "TPP_PERMITTED_IPS", def: "", usage: "comma-separated IPs the bunq device registration is bound to (empty: the caller's IP)", str: &c.PermittedIPs},
+		{flag: "bank-callback-auth", env: "TPP_BANK_CALLBACK_AUTH", def: "auto", usage: "how bank callbacks are authenticated: ip (source address in --bank-callback-cidrs), signature (X-Bunq-Server-Signature; the emulated bank's option, bunq does not sign), none, or auto (ip for production, none for sandbox and a base URL, signature for emulated); callbacks are always re-checked at the bank", str: &c.CallbackAuth},
+		{flag: "bank-callback-cidrs", env: "TPP_BANK_CALLBACK_CIDRS", def: "", usage: "comma-separated source ranges accepted with --bank-callback-auth ip (default for production: bunq's 185.40.108.0/22)", str: &c.CallbackCIDRs},
 		{flag: "poll-interval", env: "TPP_POLL_INTERVAL", def: "30s", usage: "how often pending payments are re-checked at the bank (covers lost callbacks)", dur: &c.PollInterval},
 		{flag: "shutdown-grace", env: "TPP_SHUTDOWN_GRACE", def: "20s", usage: "how long in-flight requests may take to finish at shutdown", dur: &c.ShutdownGrace},
 		{flag: "tpp-name", env: "TPP_NAME", def: "", usage: "the service's name on the consent pages (default Open Banking Connect; required for sandbox and production)", str: &c.TPPName},
@@ -236,6 +242,9 @@ func (c *config) validate() error {
 	if _, _, err := c.clientLimit(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, _, err := c.callbackAuth(); err != nil {
+		errs = append(errs, err)
+	}
 	switch c.WebhookHosts {
 	case "auto", "public", "any":
 	default:
@@ -300,6 +309,48 @@ func (c *config) clientLimit() (l redis.ClientLimit, on bool, err error) {
 		l.Burst = b
 	}
 	return l, true, nil
+}
+
+// callbackAuth resolves --bank-callback-auth and --bank-callback-cidrs:
+// auto is ip with bunq's production range for production, signature for the
+// emulated bank (started with callback signing on) and none otherwise (bunq's
+// sandbox calls from changing AWS addresses, so a range cannot be named).
+func (c *config) callbackAuth() (string, []netip.Prefix, error) {
+	mode := c.CallbackAuth
+	if mode == "auto" || mode == "" {
+		switch c.BankEnv {
+		case "production":
+			mode = oauth.CallbackAuthIP
+		case "emulated":
+			mode = oauth.CallbackAuthSignature
+		default:
+			mode = oauth.CallbackAuthNone
+		}
+	}
+	var cidrs []netip.Prefix
+	for _, f := range strings.Split(c.CallbackCIDRs, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return "", nil, fmt.Errorf("setting --bank-callback-cidrs ($TPP_BANK_CALLBACK_CIDRS): %q is not a CIDR such as 185.40.108.0/22", f)
+		}
+		cidrs = append(cidrs, p.Masked())
+	}
+	switch mode {
+	case oauth.CallbackAuthIP:
+		if len(cidrs) == 0 && c.BankEnv == "production" {
+			cidrs = []netip.Prefix{oauth.BunqProductionCallbackRange}
+		}
+		if len(cidrs) == 0 {
+			return "", nil, errors.New("setting --bank-callback-auth ($TPP_BANK_CALLBACK_AUTH) = ip needs --bank-callback-cidrs ($TPP_BANK_CALLBACK_CIDRS) outside production")
+		}
+	case oauth.CallbackAuthSignature, oauth.CallbackAuthNone:
+	default:
+		return "", nil, fmt.Errorf("setting --bank-callback-auth ($TPP_BANK_CALLBACK_AUTH) = %q: use ip, signature, none or auto", c.CallbackAuth)
+	}
+	return mode, cidrs, nil
 }
 
 // webhookDenyPrivate tells whether webhooks to private, loopback and

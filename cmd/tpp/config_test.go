@@ -255,3 +255,42 @@ func TestClientRateLimitSetting(t *testing.T) {
 		}
 	}
 }
+
+// TestCallbackAuthDefaults: --bank-callback-auth auto is ip with bunq's
+// production range for production, none for bunq's sandbox (changing AWS
+// addresses) and a base URL, signature for the in-process emulated bank.
+func TestCallbackAuthDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		mode  string
+		cidrs string
+		err   string
+	}{
+		{[]string{"--bank", "production"}, "ip", "185.40.108.0/22", ""},
+		{[]string{"--bank", "sandbox"}, "none", "", ""},
+		{[]string{"--bank", "emulated"}, "signature", "", ""},
+		{[]string{"--bank", "production", "--bank-callback-cidrs", "10.0.0.0/8, 192.0.2.7/32"}, "ip", "10.0.0.0/8 192.0.2.7/32", ""},
+		{[]string{"--bank", "sandbox", "--bank-callback-auth", "ip"}, "", "", "--bank-callback-cidrs"},
+		{[]string{"--bank", "sandbox", "--bank-callback-auth", "ip", "--bank-callback-cidrs", "nope"}, "", "", "not a CIDR"},
+		{[]string{"--bank-callback-auth", "hmac"}, "", "", "use ip, signature, none or auto"},
+	} {
+		c, err := parseTestConfig(t, nil, tc.args...)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%v: err %v, want %q", tc.args, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		mode, cidrs, err := c.callbackAuth()
+		var got []string
+		for _, p := range cidrs {
+			got = append(got, p.String())
+		}
+		if err != nil || mode != tc.mode || strings.Join(got, " ") != tc.cidrs {
+			t.Errorf("%v: %s %v %v, want %s %s", tc.args, mode, got, err, tc.mode, tc.cidrs)
+		}
+	}
+}

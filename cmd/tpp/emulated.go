@@ -15,6 +15,7 @@ import (
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/certs"
+	"github.com/bunqtpp/tpp/oauth"
 	"github.com/bunqtpp/tpp/sandbox"
 )
 
@@ -29,7 +30,14 @@ func startEmulatedBank(ctx context.Context, a *app, out io.Writer) (bankURLs, fu
 		return bankURLs{}, nil, fmt.Errorf("setting --emulated-addr ($TPP_EMULATED_ADDR) = %q must be host:port with a fixed port", a.cfg.EmulatedAddr)
 	}
 	addr := func(n int) string { return net.JoinHostPort(host, strconv.Itoa(p+n)) }
-	srv, err := sandbox.Start(ctx, sandbox.Config{Seed: 1, RateLimits: true, Logger: a.log.With("component", "emulated-bank")}, addr(0), addr(1), addr(2))
+	// The emulated bank signs its callbacks only when the TPP checks
+	// signatures (--bank-callback-auth signature, the default for emulated).
+	mode, _, _ := a.cfg.callbackAuth()
+	signCallbacks := mode == oauth.CallbackAuthSignature
+	// Rate limits count per installation here, not per IP as at bunq: a
+	// developer's flows through one loopback IP would otherwise wait 30 s
+	// per authorization. Tests of the per-IP behaviour use banktest.
+	srv, err := sandbox.Start(ctx, sandbox.Config{Seed: 1, RateLimits: true, RateLimitPerInstallation: true, SignCallbacks: signCallbacks, Logger: a.log.With("component", "emulated-bank")}, addr(0), addr(1), addr(2))
 	if err != nil {
 		return bankURLs{}, nil, fmt.Errorf("start the emulated bank on %s (--emulated-addr): %w", a.cfg.EmulatedAddr, err)
 	}

@@ -128,7 +128,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
 	h := &harness{t: t, logs: &stacktest.LogBuffer{}, out: &stacktest.LogBuffer{}, secrets: newSecretSet(), opts: o}
 	t.Cleanup(func() { h.checkLogs(t) }) // runs last: registered first
-	h.Env = banktest.Start(t)
+	h.Env = banktest.Start(t, banktest.WithSignedCallbacks())
 	switch {
 	case o.redisTLS:
 		// The server knows the password from its start (StartTLS).
@@ -226,6 +226,9 @@ func (h *harness) serveArgs(extra ...string) []string {
 		// Above net/http's 5 s for a connection that has sent nothing
 		// yet: Chromium's preconnects would otherwise fail the stop.
 		"--shutdown-grace", "15s",
+		// The emulated bank signs its callbacks (newHarness turns its
+		// option on); bunq does not, see TestE2EUnsignedCallbacks.
+		"--bank-callback-auth", "signature",
 	}
 	return append(append(args, h.opts.serveFlags...), extra...)
 }

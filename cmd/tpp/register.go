@@ -179,6 +179,10 @@ func (r *registrar) register(ctx context.Context, apiBase string, f registerFlag
 	if err != nil || (public.Scheme != "http" && public.Scheme != "https") || public.Host == "" || public.RawQuery != "" || public.Fragment != "" {
 		return fmt.Errorf("setting --public-url ($TPP_PUBLIC_URL) = %q must be the absolute http(s) base URL where the bank and browsers reach this TPP", f.publicURL)
 	}
+	// bunq calls back over https only (its callback documentation).
+	if public.Scheme != "https" && (f.env == "sandbox" || f.env == "production") {
+		return fmt.Errorf("setting --public-url ($TPP_PUBLIC_URL) = %q must be https for --env %s: bunq sends callbacks to https URLs only", f.publicURL, f.env)
+	}
 	callbackURL := public.String() + "/oauth/callback"
 	notifyURL := public.String() + "/bank/callbacks"
 	if f.cert == "" || f.key == "" || f.chain == "" {
@@ -349,7 +353,19 @@ func (r *registrar) notificationFilters(ctx context.Context, target string) erro
 	if err != nil {
 		return fmt.Errorf("list notification filters: %w", err)
 	}
-	all := slices.Clone(have)
+	// Our own earlier target (a changed --public-url) is replaced, not kept
+	// beside the new one: bunq allows 2 URLs per category and would go on
+	// calling the stale one. Other targets are left alone.
+	stale := r.reg.NotificationURL
+	var all []psd2.NotificationFilter
+	removed := 0
+	for _, f := range have {
+		if stale != "" && stale != target && f.NotificationTarget == stale {
+			removed++
+			continue
+		}
+		all = append(all, f)
+	}
 	var added []string
 	for _, cat := range []string{psd2.CategoryOAuth, psd2.CategoryDraftPayment} {
 		f := psd2.NotificationFilter{Category: cat, NotificationTarget: target}
@@ -358,7 +374,7 @@ func (r *registrar) notificationFilters(ctx context.Context, target string) erro
 			added = append(added, cat)
 		}
 	}
-	if len(added) == 0 {
+	if len(added) == 0 && removed == 0 {
 		r.progress("notification filters for OAUTH and DRAFT_PAYMENT already point to %s", target)
 	} else {
 		// The bank replaces the user's URL filters with the posted set, so
@@ -366,7 +382,7 @@ func (r *registrar) notificationFilters(ctx context.Context, target string) erro
 		if _, err := r.client.CreateNotificationFilters(ctx, r.bc, all); err != nil {
 			return fmt.Errorf("set notification filters: %w", err)
 		}
-		r.progress("notification filters for %s added (%s)", strings.Join(added, ", "), target)
+		r.progress("notification filters for %s added (%s); %d stale ones of ours removed", strings.Join(added, ", "), target, removed)
 	}
 	r.reg.NotificationURL = target
 	return r.save(ctx)

@@ -238,6 +238,7 @@ func TestRegisterErrors(t *testing.T) {
 		"no chain":       {map[string]string{"TPP_CHAIN_FILE": ""}, nil, "--chain"},
 		"missing cert":   {map[string]string{"TPP_CERT_FILE": "/nonexistent.pem"}, nil, "nonexistent"},
 		"flag over env":  {nil, []string{"--public-url", "not a url"}, "--public-url"},
+		"http sandbox":   {map[string]string{"TPP_BUNQ_ENV": "sandbox", "TPP_PUBLIC_URL": "http://tpp.example"}, nil, "https"},
 	} {
 		vars := map[string]string{}
 		for k, v := range e.vars {
@@ -273,5 +274,42 @@ func TestResolveBunqEnv(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("resolveBunqEnv(%q) = %q, %v; want %q", in, got, err, want)
 		}
+	}
+}
+
+// TestRegisterReplacesItsStaleNotificationTarget: after --public-url
+// changes, the rerun replaces the TPP's own earlier callback target instead
+// of adding a second one (bunq allows 2 per category and would keep calling
+// the stale URL); other targets stay.
+func TestRegisterReplacesItsStaleNotificationTarget(t *testing.T) {
+	t.Parallel()
+	e := newRegisterEnv(t, 365)
+	if out, err := e.run(t); err != nil {
+		t.Fatalf("first run: %v\n%s", err, out)
+	}
+	out, err := e.run(t, "--public-url", "https://new.tpp.example")
+	if err != nil {
+		t.Fatalf("rerun: %v\n%s", err, out)
+	}
+	reg := e.registration(t)
+	var bc psd2.Context
+	if err := json.Unmarshal(reg.Context, &bc); err != nil {
+		t.Fatal(err)
+	}
+	c, err := psd2.New(psd2.Options{BaseURL: e.bank.APIURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := c.ListNotificationFilters(context.Background(), &bc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var targets []string
+	for _, f := range fs {
+		targets = append(targets, f.Category+" "+f.NotificationTarget)
+	}
+	want := "OAUTH https://new.tpp.example/bank/callbacks,DRAFT_PAYMENT https://new.tpp.example/bank/callbacks"
+	if strings.Join(targets, ",") != want {
+		t.Fatalf("filters %v, want %s", targets, want)
 	}
 }

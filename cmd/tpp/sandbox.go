@@ -23,6 +23,10 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	seed := fs.Int64("seed", 1, "seed of the sandbox users, accounts and histories")
 	noLimits := fs.Bool("no-rate-limits", false, "turn off bunq's rate limits")
 	verbose := fs.Bool("v", false, "log every request")
+	signCallbacks := fs.Bool("sign-callbacks", false, "sign notification callbacks with the bank key (bunq does not; for TPPs checking signatures)")
+	perInstallation := fs.Bool("rate-limit-per-installation", false, "count rate limits per installation instead of per source IP (bunq's rule)")
+	fundsAnswer := fs.String("funds-answer", "confirmation", "confirmation-of-funds answer shape: confirmation ({\"ConfirmationOfFunds\":{...}}) or id ({\"Id\":{...}})")
+	strict := fs.Bool("strict", false, "refuse requests without the headers bunq documents as mandatory, and repeated request ids")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: tpp sandbox [flags]")
 		fmt.Fprintln(stderr, "\nRuns an emulation of bunq's sandbox API (REST, OAuth and token hosts) until interrupted.")
@@ -39,6 +43,9 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.Usage()
 		return errUsage
 	}
+	if *fundsAnswer != "confirmation" && *fundsAnswer != "id" {
+		return fmt.Errorf("sandbox: --funds-answer %q: use confirmation or id", *fundsAnswer)
+	}
 	host, _, err := net.SplitHostPort(*addr)
 	if err != nil {
 		return fmt.Errorf("sandbox: --addr %q: %w", *addr, err)
@@ -54,9 +61,13 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		level = slog.LevelDebug
 	}
 	cfg := sandbox.Config{
-		Seed:       *seed,
-		RateLimits: !*noLimits,
-		Logger:     slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		Seed:                     *seed,
+		RateLimits:               !*noLimits,
+		SignCallbacks:            *signCallbacks,
+		RateLimitPerInstallation: *perInstallation,
+		FundsAnswer:              *fundsAnswer,
+		Strict:                   *strict,
+		Logger:                   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	}
 	start := time.Now()
 	srv, err := sandbox.Start(ctx, cfg, *addr, *oauthAddr, *tokenAddr)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -413,9 +414,16 @@ func (a *app) bankClient(ctx context.Context) error {
 		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: transport},
 		Budget:     a.rateBudget(keys),
 		SignAll:    cfg.SignAll,
-		Clock:      a.clock,
-		Logger:     a.log,
-		OnCall:     func(ci psd2.CallInfo) { a.metrics.ObserveBankCall(ci.Method, ci.Path, ci.Status, ci.Duration) },
+		// bunq limits context creation per egress IP. Emulated banks (in
+		// process, or a base URL such as 'tpp sandbox') are not held to
+		// it, so local flows are not held up by session-server's 1 per 30 s.
+		SharedEgress: cfg.BankEnv == "sandbox" || cfg.BankEnv == "production",
+		Clock:        a.clock,
+		Logger:       a.log,
+		OnCall: func(ci psd2.CallInfo) {
+			a.metrics.ObserveBankCall(ci.Method, ci.Path, ci.Status, ci.Duration)
+			alertCredentialsRefused(a.log, a.metrics, ci)
+		},
 		OnRenew: func(ctx context.Context, c *psd2.Context) error {
 			a.metrics.SessionRenewed()
 			if c == a.tppCtx {
@@ -446,6 +454,7 @@ func (a *app) bankClient(ctx context.Context) error {
 		Tokens:       a.store.consents,
 		Keys:         a.keys,
 		PermittedIPs: splitList(cfg.PermittedIPs),
+		NotifyURL:    a.reg.NotificationURL,
 		Logger:       a.log,
 		OnRebuild:    a.metrics.OnContextRebuild(),
 		Recheck:      bankctx.DefaultRecheck,
@@ -551,11 +560,18 @@ func (a *app) services(ctx context.Context) error {
 	// oauth hands DRAFT_PAYMENT callbacks to pisp, and pisp builds its
 	// authorize URLs with oauth: the closure breaks the cycle.
 	var payments *pisp.Service
-	// Bank callbacks must carry bunq's signature, made with the server key
-	// of the TPP's installation: forged ones are refused before any work.
-	callbackKey, err := bankctx.ServerKey(a.tppCtx)
+	// Bank callbacks are authenticated by source range (production), by the
+	// emulated bank's signature, or not at all (bunq's sandbox); either way
+	// they are hints re-checked at the bank at a bounded rate.
+	cbMode, cbCIDRs, err := cfg.callbackAuth()
 	if err != nil {
-		return fmt.Errorf("the registration's bank server key: %w", err)
+		return err
+	}
+	var callbackKey *rsa.PublicKey
+	if cbMode == oauth.CallbackAuthSignature {
+		if callbackKey, err = bankctx.ServerKey(a.tppCtx); err != nil {
+			return fmt.Errorf("the registration's bank server key: %w", err)
+		}
 	}
 	svc, err := oauth.New(oauth.Config{
 		PublicURL: cfg.PublicURL,
@@ -572,6 +588,8 @@ func (a *app) services(ctx context.Context) error {
 		// Off unless the operator accepts token answers without state.
 		AcceptTokenWithoutState: cfg.AcceptTokenWithoutState,
 		CallbackKey:             callbackKey,
+		CallbackAuth:            cbMode,
+		CallbackCIDRs:           cbCIDRs,
 		Consents:                consents,
 		Clients:                 clients,
 		States:                  redis.NewStateStore(a.rdb, keys, 0, a.clock),
@@ -751,4 +769,21 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// credentialsAlerter is what alertCredentialsRefused reports to.
+type credentialsAlerter interface{ CredentialsRefused() }
+
+// alertCredentialsRefused raises the operator alert for bunq refusing a
+// session with "User credentials are incorrect. Incorrect API key or IP
+// address.": the egress IP changed or --permitted-ips leaves it out. It is
+// logged as an error and counted (tpp_bank_credentials_refused_total);
+// consents are never revoked for it.
+func alertCredentialsRefused(log *slog.Logger, m credentialsAlerter, ci psd2.CallInfo) {
+	if ci.Err == nil || !bankctx.CredentialsRefused(ci.Err) {
+		return
+	}
+	m.CredentialsRefused()
+	log.Error("bunq refused a session: credentials refused, check the permitted IPs and the egress IP (tpp register --permitted-ips)",
+		"path", ci.Path, "bank_request_id", ci.RequestID, "bank_response_id", ci.ResponseID)
 }

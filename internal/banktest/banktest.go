@@ -35,10 +35,28 @@ func WithSeed(n int64) Option { return func(c *sandbox.Config) { c.Seed = n } }
 // WithClock makes the emulator read time from clock (plus control offsets).
 func WithClock(clock func() time.Time) Option { return func(c *sandbox.Config) { c.Clock = clock } }
 
+// WithSignedCallbacks makes the bank sign its notification callbacks (not
+// bunq's documented behaviour; the emulator's option).
+func WithSignedCallbacks() Option { return func(c *sandbox.Config) { c.SignCallbacks = true } }
+
+// WithRateLimitsPerInstallation counts rate limits per installation
+// instead of per source IP.
+func WithRateLimitsPerInstallation() Option {
+	return func(c *sandbox.Config) { c.RateLimits, c.RateLimitPerInstallation = true, true }
+}
+
+// WithFundsAnswer picks the confirmation-of-funds answer shape: "id" or
+// "confirmation" (the default).
+func WithFundsAnswer(shape string) Option { return func(c *sandbox.Config) { c.FundsAnswer = shape } }
+
+// WithLenient turns strict header checks off (they are on in tests).
+func WithLenient() Option { return func(c *sandbox.Config) { c.Strict = false } }
+
 // Start runs an emulator on in-process httptest servers, stopped by t.Cleanup.
+// Its strict mode is on: every mandatory bunq header must be sent.
 func Start(t testing.TB, opts ...Option) *Env {
 	t.Helper()
-	var cfg sandbox.Config
+	cfg := sandbox.Config{Strict: true}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -204,6 +222,19 @@ func (e *Env) SetTokenState(t testing.TB, on bool) {
 func (e *Env) SetMerchantReferenceEcho(t testing.TB, on bool) {
 	t.Helper()
 	e.Control(t, http.MethodPut, "/_sandbox/merchant-reference", map[string]bool{"echo": on}, nil)
+}
+
+// SetClientIP makes every loopback caller appear to the bank to come from
+// ip ("" resets): the TPP's egress IP changes.
+func (e *Env) SetClientIP(t testing.TB, ip string) {
+	t.Helper()
+	e.Control(t, http.MethodPut, "/_sandbox/client-ip", map[string]string{"ip": ip}, nil)
+}
+
+// SetCallbackSigning turns the signing of callbacks on or off.
+func (e *Env) SetCallbackSigning(t testing.TB, on bool) {
+	t.Helper()
+	e.Control(t, http.MethodPut, "/_sandbox/callback-signing", map[string]bool{"enabled": on}, nil)
 }
 
 // AdvanceClock moves the emulator's clock forward by d (whole seconds).

@@ -189,6 +189,9 @@ func (s *Stack) buildContexts(ctx context.Context, o Options) {
 	cfg := bankctx.Config{
 		Bank: s.PSD2, Store: store, Locker: redis.NewLocker(s.RDB, s.Keys), Tokens: s.Consents, Keys: keys, Logger: s.Log,
 	}
+	if o.NotifyPath != "" {
+		cfg.NotifyURL = s.URL + o.NotifyPath
+	}
 	if o.Contexts != nil {
 		o.Contexts(&cfg)
 	}

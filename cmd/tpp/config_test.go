@@ -274,7 +274,8 @@ func TestCallbackAuthDefaults(t *testing.T) {
 		{[]string{"--bank", "sandbox", "--bank-callback-auth", "ip", "--bank-callback-cidrs", "nope"}, "", "", "not a CIDR"},
 		{[]string{"--bank-callback-auth", "hmac"}, "", "", "use ip, signature, none or auto"},
 	} {
-		c, err := parseTestConfig(t, nil, tc.args...)
+		branding := map[string]string{"TPP_NAME": "Acme", "TPP_LEGAL_ENTITY": "Acme B.V.", "TPP_LICENCE": "DNB R1", "TPP_PRIVACY_URL": "https://acme.example/privacy"}
+		c, err := parseTestConfig(t, branding, tc.args...)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%v: err %v, want %q", tc.args, err, tc.err)

@@ -92,4 +92,7 @@ var Cases = []Case{
 	{"CreatePaymentChecksConsent", testCreatePaymentChecksConsent},
 	{"PaymentScopingAndList", testPaymentScopingAndList},
 	{"RegistrationStore", testRegistrationStore},
+	{"DuePaymentsOrderAndSchedule", testDuePaymentsOrderAndSchedule},
+	{"WriteLockHeldElsewhere", testWriteLockHeldElsewhere},
+	{"ConsentRecordsGrantOrigin", testConsentRecordsGrantOrigin},
 }

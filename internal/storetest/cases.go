@@ -95,4 +95,6 @@ var Cases = []Case{
 	{"DuePaymentsOrderAndSchedule", testDuePaymentsOrderAndSchedule},
 	{"WriteLockHeldElsewhere", testWriteLockHeldElsewhere},
 	{"ConsentRecordsGrantOrigin", testConsentRecordsGrantOrigin},
+	{"NotifyExpiringOncePerAuthorization", testNotifyExpiringOncePerAuthorization},
+	{"WebhookEventsNumberedPerClient", testWebhookEventsNumberedPerClient},
 }

@@ -32,6 +32,7 @@ type ConsentStore interface {
 	CloseDone(ctx context.Context, consentID string) error
 	CloseFailed(ctx context.Context, consentID, reason string) error
 	SinglePaymentOf(ctx context.Context, consentID string) (*tpp.Payment, error)
+	NotifyExpiring(ctx context.Context, now time.Time, notice time.Duration, limit int) (int, error)
 }
 
 // PaymentStore is a payment service with the poller's schedule

@@ -44,11 +44,13 @@ type consentRow struct {
 	AccessTokenSealed []byte        `db:"access_token_sealed"`
 	ErrorCode         string        `db:"error_code"`
 	RevokedAt         nullTime      `db:"revoked_at"`
+	GrantedIP         string        `db:"granted_ip"`
+	GrantedUserAgent  string        `db:"granted_user_agent"`
 }
 
 const consentColumns = `id, client_id, user_ref, scopes, return_url, status, created_at, updated_at,
 	expires_at, authorized_at, reauth_due_at, bunq_user_id, bunq_display_name, access_token_sealed,
-	error_code, revoked_at`
+	error_code, revoked_at, granted_ip, granted_user_agent`
 
 func (r *consentRow) consent() *tpp.Consent {
 	var scopes []tpp.Scope
@@ -72,6 +74,9 @@ func (r *consentRow) consent() *tpp.Consent {
 		HasToken:     r.AccessTokenSealed != nil,
 		ErrorCode:    r.ErrorCode,
 		RevokedAt:    r.RevokedAt.ptr(),
+
+		GrantedIP:        r.GrantedIP,
+		GrantedUserAgent: r.GrantedUserAgent,
 	}
 }
 
@@ -367,9 +372,10 @@ func (s *ConsentService) TransitionConsent(ctx context.Context, t tpp.ConsentTra
 				return tpp.Errorf(tpp.EConflict, "consent %q was authorized by another bunq user", t.ID)
 			}
 			set = append(set, "authorized_at = ?", "reauth_due_at = ?", "bunq_user_id = ?",
-				"bunq_display_name = ?", "access_token_sealed = ?", "error_code = ''")
+				"bunq_display_name = ?", "access_token_sealed = ?", "error_code = ''",
+				"granted_ip = ?", "granted_user_agent = ?")
 			args = append(args, formatTime(now), formatTime(now.Add(tpp.ConsentReauthAfter)), t.BunqUserID,
-				t.BunqUserName, sealed)
+				t.BunqUserName, sealed, t.PSUIP, t.PSUUserAgent)
 		case tpp.ConsentRejected:
 			set = append(set, "error_code = ?", "access_token_sealed = NULL")
 			args = append(args, t.ErrorCode)

@@ -113,6 +113,11 @@ func convert(col, typ string, v any) (any, error) {
 		if !ok {
 			return nil, fmt.Errorf("column %s: time is %T", col, v)
 		}
+		if s == "" {
+			// SQLite's '' sorts before every time (payments.next_check_at:
+			// due at once); PostgreSQL's equivalent is -infinity.
+			return "-infinity", nil
+		}
 		t, err := time.Parse(sqliteTimeLayout, s)
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", col, err)

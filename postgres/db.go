@@ -23,8 +23,9 @@ import (
 	"sort"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/bunqtpp/tpp"
@@ -48,6 +49,12 @@ var DefaultPool = Pool{MaxOpen: 20, MaxIdle: 10, MaxLifetime: 30 * time.Minute}
 // SQLite's SQLITE_BUSY after its timeout) is an internal error.
 const maxTxAttempts = 20
 
+// lockTimeout bounds how long a statement waits for a lock (like SQLite's
+// busy timeout): a write held up by a migration or a stray lock fails with
+// lock_not_available, which Unavailable recognises, instead of hanging. A
+// lock_timeout parameter in the URL overrides it.
+const lockTimeout = "5s"
+
 // DB is an open database. Its query methods take '?' placeholders, like
 // package sqlite's, and rebind them to PostgreSQL's $n.
 type DB struct {
@@ -67,10 +74,14 @@ func Open(ctx context.Context, url string, clock tpp.Clock, pool Pool) (*DB, err
 	if pool == (Pool{}) {
 		pool = DefaultPool
 	}
-	sdb, err := sqlx.Open("pgx", url)
+	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
+	if _, ok := cfg.RuntimeParams["lock_timeout"]; !ok {
+		cfg.RuntimeParams["lock_timeout"] = lockTimeout
+	}
+	sdb := sqlx.NewDb(stdlib.OpenDB(*cfg), "pgx")
 	sdb.SetMaxOpenConns(pool.MaxOpen)
 	sdb.SetMaxIdleConns(pool.MaxIdle)
 	sdb.SetConnMaxLifetime(pool.MaxLifetime)
@@ -233,6 +244,12 @@ func retryable(err error) bool {
 func isUnique(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// uniqueOn reports whether err is a violation of the named unique index.
+func uniqueOn(err error, index string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == index
 }
 
 // migrate applies, in name order, each embedded migration not yet recorded

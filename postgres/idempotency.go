@@ -66,7 +66,9 @@ func (s *IdempotencyStore) BeginIdempotent(ctx context.Context, clientID, key, f
 		case r.Fingerprint != fingerprint:
 			return tpp.Errorf(tpp.EIdempotencyKeyReused, "Idempotency-Key %q was used with a different request", key)
 		case r.State == string(tpp.IdempotencyInFlight):
-			return tpp.Errorf(tpp.EIdempotencyInFlight, "a request with Idempotency-Key %q is still being processed", key)
+			e := tpp.Errorf(tpp.EIdempotencyInFlight, "a request with Idempotency-Key %q is still being processed", key)
+			e.RetryAfter = inFlightRetry(now.Sub(r.CreatedAt.Time))
+			return e
 		default:
 			rec = r.record()
 			return nil
@@ -79,7 +81,9 @@ func (s *IdempotencyStore) BeginIdempotent(ctx context.Context, clientID, key, f
 			if isUnique(err) {
 				// Another replica claimed the key between our read and
 				// insert (SQLite's single writer cannot get here).
-				return tpp.Errorf(tpp.EIdempotencyInFlight, "a request with Idempotency-Key %q is still being processed", key)
+				e := tpp.Errorf(tpp.EIdempotencyInFlight, "a request with Idempotency-Key %q is still being processed", key)
+				e.RetryAfter = inFlightRetry(0)
+				return e
 			}
 			return fmt.Errorf("postgres: idempotency insert: %w", err)
 		}
@@ -129,4 +133,15 @@ func (s *IdempotencyStore) PurgeIdempotency(ctx context.Context, now time.Time) 
 		return 0, fmt.Errorf("postgres: idempotency purge: %w", err)
 	}
 	return res.RowsAffected()
+}
+
+// inFlightRetry is the Retry-After of idempotency_key_in_flight: soon while
+// the first request may still be running (creates are bounded to a
+// minute), later once its outcome waits for the payment poller, which
+// settles it within minutes.
+func inFlightRetry(age time.Duration) time.Duration {
+	if age < time.Minute {
+		return 2 * time.Second
+	}
+	return 30 * time.Second
 }

@@ -147,12 +147,20 @@ func (s *PaymentService) CreatePayment(ctx context.Context, in tpp.NewPayment) (
 		default:
 			return statusErrorForUse(c.ID, c.Status)
 		}
+		if in.Kind == tpp.PaymentSingle {
+			if err := noPendingSingle(ctx, tx, in.DebtorIBAN); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO payments (`+paymentColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)`,
 			id, in.ConsentID, in.ClientID, string(in.Kind), nullInt(in.AccountID), in.AmountMinor, in.Currency,
 			in.DebtorIBAN, in.DebtorName, in.CounterpartyIBAN, in.CounterpartyName, in.Description, in.Reference,
 			in.ReturnURL, nullInt(in.BunqID), string(tpp.PaymentPending), in.IdempotencyKey,
 			formatTime(now), formatTime(now)); err != nil {
+			if uniqueOn(err, "payments_single_pending_debtor") {
+				return tpp.Wrap(err, tpp.EPaymentInProgress, singleInProgress)
+			}
 			if isUnique(err) {
 				return tpp.Wrap(err, tpp.EConflict, "bank payment %d is already recorded", in.BunqID)
 			}
@@ -171,6 +179,24 @@ func (s *PaymentService) CreatePayment(ctx context.Context, in tpp.NewPayment) (
 		return nil, err
 	}
 	return s.PaymentByID(ctx, id)
+}
+
+const singleInProgress = "Another single payment from this debtor IBAN is not finished yet; try again once it is."
+
+// noPendingSingle refuses a second unfinished single payment from iban. The
+// unique index payments_single_pending_debtor is what makes it hold across
+// replicas (a concurrent insert fails on it, or loses the serialization
+// conflict and finds the other payment here when retried).
+func noPendingSingle(ctx context.Context, tx *Tx, iban string) error {
+	var n int
+	if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM payments
+		WHERE kind = 'single' AND status = 'pending' AND debtor_iban = ?`, iban); err != nil {
+		return fmt.Errorf("postgres: pending single payments: %w", err)
+	}
+	if n > 0 {
+		return tpp.Errorf(tpp.EPaymentInProgress, singleInProgress)
+	}
+	return nil
 }
 
 func appendHistory(ctx context.Context, tx *Tx, id string, st tpp.PaymentStatus, at time.Time) error {

@@ -34,6 +34,7 @@ import (
 	"github.com/bunqtpp/tpp/metrics"
 	"github.com/bunqtpp/tpp/oauth"
 	"github.com/bunqtpp/tpp/pisp"
+	"github.com/bunqtpp/tpp/postgres"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/seal"
@@ -753,7 +754,7 @@ func (a *app) health() *health.Checker {
 // api.Options.Unavailable: 503 with Retry-After, not 500.
 func unavailable(err error) string {
 	switch {
-	case sqlite.Busy(err):
+	case sqlite.Busy(err), postgres.Unavailable(err):
 		return "The database"
 	case redis.Unavailable(err):
 		return "Redis"

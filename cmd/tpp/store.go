@@ -150,9 +150,18 @@ func postgresStore(db *postgres.DB, kr *seal.Keyring) *store {
 		audit:         postgres.NewAuditLog(db),
 		outbox:        postgres.NewOutbox(db),
 		registrations: postgres.NewRegistrationStore(db, kr),
-		checks:        []health.Check{health.Postgres(db.DB)},
+		checks:        []health.Check{health.Postgres(db.DB), postgresWrite(db)},
 		close:         db.Close,
 	}
+}
+
+// postgresWrite checks that writes can get their locks within
+// health.DefaultWriteWait (postgres.DB.ProbeWrite), as sqlite_write does
+// for SQLite.
+func postgresWrite(db *postgres.DB) health.Check {
+	return health.Check{Name: "postgres_write", Fn: func(ctx context.Context) error {
+		return db.ProbeWrite(ctx, health.DefaultWriteWait)
+	}}
 }
 
 // rekey re-seals the store's secrets under kr's current key.

@@ -92,4 +92,9 @@ var Cases = []Case{
 	{"CreatePaymentChecksConsent", testCreatePaymentChecksConsent},
 	{"PaymentScopingAndList", testPaymentScopingAndList},
 	{"RegistrationStore", testRegistrationStore},
+	{"DuePaymentsOrderAndSchedule", testDuePaymentsOrderAndSchedule},
+	{"WriteLockHeldElsewhere", testWriteLockHeldElsewhere},
+	{"ConsentRecordsGrantOrigin", testConsentRecordsGrantOrigin},
+	{"NotifyExpiringOncePerAuthorization", testNotifyExpiringOncePerAuthorization},
+	{"WebhookEventsNumberedPerClient", testWebhookEventsNumberedPerClient},
 }

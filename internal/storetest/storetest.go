@@ -32,6 +32,15 @@ type ConsentStore interface {
 	CloseDone(ctx context.Context, consentID string) error
 	CloseFailed(ctx context.Context, consentID, reason string) error
 	SinglePaymentOf(ctx context.Context, consentID string) (*tpp.Payment, error)
+	NotifyExpiring(ctx context.Context, now time.Time, notice time.Duration, limit int) (int, error)
+}
+
+// PaymentStore is a payment service with the poller's schedule
+// (pisp.PollQueue).
+type PaymentStore interface {
+	tpp.PaymentService
+	DuePayments(ctx context.Context, now time.Time, limit int) ([]tpp.DuePayment, error)
+	ScheduleChecks(ctx context.Context, at time.Time, ids ...string) error
 }
 
 // Stores is one fresh, empty store with every service over it.
@@ -39,13 +48,21 @@ type Stores struct {
 	DB            DB
 	Clients       tpp.ClientService
 	Consents      ConsentStore
-	Payments      tpp.PaymentService
+	Payments      PaymentStore
 	Idempotency   tpp.IdempotencyStore
 	Audit         tpp.AuditLog
 	Outbox        tpp.WebhookOutbox
 	Registrations tpp.RegistrationStore
 	// MaxCloseAttempts is the store's limit on failed closes.
 	MaxCloseAttempts int
+
+	// ProbeWrite is the store's readiness write probe.
+	ProbeWrite func(ctx context.Context, wait time.Duration) error
+	// Unavailable recognises the store's errors that pass (503).
+	Unavailable func(error) bool
+	// HoldWriteLock blocks the store's writes from another connection,
+	// as another process would, until release is called.
+	HoldWriteLock func(t testing.TB) (release func())
 }
 
 // Open makes a fresh, empty store for t whose rows are stamped by clock
@@ -116,7 +133,7 @@ type fixture struct {
 	keyring  *seal.Keyring
 	clients  tpp.ClientService
 	consents ConsentStore
-	payments tpp.PaymentService
+	payments PaymentStore
 	idem     tpp.IdempotencyStore
 	audit    tpp.AuditLog
 	outbox   tpp.WebhookOutbox

@@ -216,6 +216,8 @@ func TestSinglePaymentCancelledDraftOfExpiredConsent(t *testing.T) {
 	if r.status != 201 {
 		t.Fatalf("create: %d %s", r.status, r.raw)
 	}
+	// The user continues to bunq (the PSP draft is made) and never decides.
+	h.stack.NewBrowser().ToBank(r.str("authorize_url"))
 	p := h.payment(r.str("id"))
 	h.clock.Advance(16 * time.Minute)
 	// The poller's cancel has reached the bank; its record has not.

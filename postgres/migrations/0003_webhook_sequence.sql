@@ -1,5 +1,5 @@
 -- Each client's webhook events are numbered 1, 2, 3, … in the order they
--- were recorded (mirrors sqlite 0005_webhook_sequence).
+-- were recorded (mirrors sqlite 0008_webhook_sequence).
 
 ALTER TABLE webhook_events ADD COLUMN sequence bigint NOT NULL DEFAULT 0;
 

@@ -1,4 +1,4 @@
--- The payment poller's schedule (mirrors sqlite 0004_poll_schedule): each
+-- The payment poller's schedule (mirrors sqlite 0006_poll_schedule): each
 -- pending payment carries when it is next looked at. SQLite's '' (before
 -- every time: due at once) is '-infinity' here.
 

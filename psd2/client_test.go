@@ -1052,3 +1052,31 @@ func TestBare401RenewsTheSession(t *testing.T) {
 		t.Fatalf("renewals %d, want 1", renewals.Load())
 	}
 }
+
+// The client's session expiry follows the session_timeout the bank answers:
+// a PSD2 key's first session an hour, later ones the PSP's auto-logout
+// setting, whatever it is (reference §3.1, §3.2).
+func TestSessionExpiryFollowsTheAnsweredTimeout(t *testing.T) {
+	t.Parallel()
+	clk := newFakeClock()
+	env := banktest.Start(t, banktest.WithClock(clk.Now))
+	ctx := context.Background()
+	c := newClient(t, env, psd2.Options{Clock: clk})
+	psp, err := c.NewPSD2Context(ctx, testCert(t, "Test TPP AISP PISP"), ctxOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := psp.SessionExpiry().Sub(clk.Now()); got != time.Hour {
+		t.Fatalf("first PSD2 session expires in %v, want 1h", got)
+	}
+	for _, seconds := range []int{7200, 86400} {
+		env.SetSessionTimeout(t, psp.UserID(), seconds)
+		clk.Advance(psp.SessionExpiry().Sub(clk.Now()) + time.Second)
+		if _, err := c.GetUser(ctx, psp, psp.UserID()); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := psp.SessionExpiry().Sub(clk.Now()), time.Duration(seconds)*time.Second; got != want {
+			t.Fatalf("session with session_timeout %d expires in %v, want %v", seconds, got, want)
+		}
+	}
+}

@@ -267,3 +267,26 @@ func TestGrantDraftCallbacksRouting(t *testing.T) {
 		t.Fatalf("deliveries %+v, want one to /grant", got)
 	}
 }
+
+// The PSD2 key's later sessions follow the PSP's auto-logout setting,
+// answered as session_timeout, not a fixed 90 days (§3.1).
+func TestPSPSessionTimeoutFollowsTheSetting(t *testing.T) {
+	t.Parallel()
+	env := banktest.Start(t)
+	c := registerPSP(t, env, "Test TPP AISP PISP")
+	env.SetSessionTimeout(t, c.userID, 7200)
+	r := c.session(c.secret).must(t, 200)
+	var timeout int64
+	for _, e := range r.elems(t) {
+		if e.typ == "UserPaymentServiceProvider" {
+			timeout = num(e.obj["session_timeout"])
+		}
+	}
+	if timeout != 7200 {
+		t.Fatalf("second PSD2 session: session_timeout %d, want the setting 7200: %s", timeout, r.raw)
+	}
+	env.AdvanceClock(t, 7201*time.Second)
+	if r := c.get(userPath(c.userID)); r.status != 403 {
+		t.Fatalf("session after its session_timeout: %d", r.status)
+	}
+}

@@ -61,6 +61,9 @@ type user struct {
 	phone          string
 	apiKey         string
 	sessionTimeout int
+	// autoLogout is a PSP's auto-logout setting: the session_timeout of its
+	// sessions after the PSD2 key's first (which lasts an hour).
+	autoLogout int
 	birth          string
 	city           string
 	street         string

@@ -315,3 +315,11 @@ func (e *Env) Callbacks(t testing.TB) []Callback {
 	e.Control(t, http.MethodGet, "/_sandbox/callbacks", nil, &out)
 	return out
 }
+
+// SetSessionTimeout changes a user's auto-logout setting, which bunq shows as
+// session_timeout: for a PSP the lifetime of its sessions after the PSD2
+// key's first hour-long one.
+func (e *Env) SetSessionTimeout(t testing.TB, userID int64, seconds int) {
+	t.Helper()
+	e.Control(t, http.MethodPut, "/_sandbox/users/"+strconv.FormatInt(userID, 10)+"/session-timeout", map[string]int{"seconds": seconds}, nil)
+}

@@ -64,9 +64,9 @@ type user struct {
 	// autoLogout is a PSP's auto-logout setting: the session_timeout of its
 	// sessions after the PSD2 key's first (which lasts an hour).
 	autoLogout int
-	birth          string
-	city           string
-	street         string
+	birth      string
+	city       string
+	street     string
 	// PSP only
 	certDN string
 	roles  []string

@@ -15,7 +15,7 @@ import (
 // TestEgressIPChangeIsNotARevocation: bunq binds a device to the IP it was
 // made from. After the TPP's egress IP changes, renewing the consent's
 // session is refused with "User credentials are incorrect. Incorrect API
-// key or IP address.": the fintech gets bank_unavailable with Retry-After,
+// key or IP address.": the fintech gets 503 service_unavailable with Retry-After,
 // the consent stays active, the refusal is visible to the operator's hook,
 // and the next request works from a context registered from the new IP.
 func TestEgressIPChangeIsNotARevocation(t *testing.T) {
@@ -37,7 +37,7 @@ func TestEgressIPChangeIsNotARevocation(t *testing.T) {
 	// The stored session runs out, so the next call renews it from the new IP.
 	s.Env.Fault(t, banktest.Fault{Method: "GET", Path: "/v1/user/*/monetary-account", Kind: banktest.FaultExpireSession, Count: 1})
 	res := s.Do("GET", base, nil, append(attended, "Cache-Control", "no-cache")...)
-	if res.Status != 502 || res.Code(t) != tpp.EBankUnavailable || res.Header.Get("Retry-After") == "" {
+	if res.Status != 503 || res.Code(t) != tpp.EServiceUnavailable || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("after the IP change: %d %s", res.Status, res.Body)
 	}
 	if !strings.Contains(string(res.Body), "operator") {

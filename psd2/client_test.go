@@ -1080,3 +1080,44 @@ func TestSessionExpiryFollowsTheAnsweredTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestClientAcceptsNullEmptyObjects: real payloads carry null for empty
+// object fields (permitted_device, responses, object, merchant_reference);
+// the client reads them as absent (reference §12.8).
+func TestClientAcceptsNullEmptyObjects(t *testing.T) {
+	t.Parallel()
+	env := banktest.Start(t, banktest.WithNullObjects())
+	ctx := context.Background()
+	c := newClient(t, env, psd2.Options{})
+	flow := registerTPP(t, ctx, c) // the credential answer has permitted_device null
+	user := env.Users(t)[0]
+	uc, err := c.NewOAuthContext(ctx, flow.accessToken(t, env, user.ID), ctxOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := user.Accounts[0]
+	entry := psd2.DraftPaymentEntry{Amount: psd2.Amount{Value: "2.50", Currency: "EUR"},
+		CounterpartyAlias: psd2.IBANPointer("NL02ABNA0123456789", "Shop"), Description: "nulls"}
+	did, err := c.CreateDraftPayment(ctx, uc, acc.ID, psd2.DraftPaymentRequest{Entries: []psd2.DraftPaymentEntry{entry}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.GetDraftPayment(ctx, uc, acc.ID, did)
+	if err != nil || d.Status != psd2.StatusPending || len(d.Responses) != 0 || len(d.Entries) != 1 || d.Entries[0].MerchantReference != "" {
+		t.Fatalf("pending draft with nulls = %+v, %v", d, err)
+	}
+	if id, ok := d.PaymentID(); ok {
+		t.Fatalf("a null object read as payment %d", id)
+	}
+	l, err := c.ListDraftPayments(ctx, uc, acc.ID, psd2.Page{})
+	if err != nil || len(l.Items) == 0 {
+		t.Fatalf("draft list with nulls = %+v, %v", l, err)
+	}
+	env.AcceptDraftPayment(t, did)
+	if d, err = c.GetDraftPayment(ctx, uc, acc.ID, did); err != nil || d.Status != psd2.StatusAccepted {
+		t.Fatalf("accepted draft = %+v, %v", d, err)
+	}
+	if _, ok := d.PaymentID(); !ok {
+		t.Fatalf("accepted draft has no payment: %s", d.Object)
+	}
+}

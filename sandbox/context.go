@@ -309,10 +309,14 @@ func (b *Bank) hCredential(c *call) reply {
 	}
 	c.st.credentials[cr.id] = cr
 	c.st.apiKeys[cr.token] = keyOwner{kind: "credential", id: cr.id}
-	return ok(item("CredentialPasswordIp", obj{
+	o := obj{
 		"id": cr.id, "created": ts(cr.created), "updated": ts(cr.updated), "status": cr.status,
 		"expiry_time": ts(cr.expiry), "token_value": cr.token,
-	}))
+	}
+	if c.st.nullEmpty {
+		o["permitted_device"] = nil // no device until first use (§1.3)
+	}
+	return ok(item("CredentialPasswordIp", o))
 }
 
 // sessionUser renders the session's own user element.

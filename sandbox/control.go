@@ -126,6 +126,19 @@ func (b *Bank) serveControl(w http.ResponseWriter, r *http.Request) {
 		}
 		b.noTokenState = !*in.Enabled
 		writeJSON(w, 200, obj{"enabled": !b.noTokenState})
+	case key == "PUT null-objects":
+		var in struct {
+			Enabled *bool `json:"enabled"`
+		}
+		if !dec(&in) {
+			return
+		}
+		if in.Enabled == nil {
+			controlErr(w, 400, `send {"enabled": true|false}`)
+			return
+		}
+		b.st.nullEmpty = *in.Enabled
+		writeJSON(w, 200, obj{"enabled": b.st.nullEmpty})
 	case key == "PUT merchant-reference":
 		var in struct {
 			Echo *bool `json:"echo"`

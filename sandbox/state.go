@@ -20,6 +20,8 @@ type state struct {
 	// dropMerchantRef reads draft entries back without their
 	// merchant_reference (Config.DropMerchantReference, a switch).
 	dropMerchantRef bool
+	// nullEmpty renders empty object fields as null (Config.NullEmptyObjects).
+	nullEmpty bool
 
 	users    map[int64]*user // persons, companies, PSPs
 	order    []int64         // users in creation order

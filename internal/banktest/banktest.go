@@ -49,6 +49,10 @@ func WithRateLimitsPerInstallation() Option {
 // "confirmation" (the default).
 func WithFundsAnswer(shape string) Option { return func(c *sandbox.Config) { c.FundsAnswer = shape } }
 
+// WithNullObjects makes the emulator send null for empty object fields,
+// as real bunq payloads do (sandbox.Config.NullEmptyObjects).
+func WithNullObjects() Option { return func(c *sandbox.Config) { c.NullEmptyObjects = true } }
+
 // WithLenient turns strict header checks off (they are on in tests).
 func WithLenient() Option { return func(c *sandbox.Config) { c.Strict = false } }
 

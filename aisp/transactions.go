@@ -101,8 +101,8 @@ func parseBound(name, s string) (time.Time, error) {
 //
 // bunq pages by id only (older_id), newest first, and has no date filter:
 // the page is read from the cursor's position (or the newest payment),
-// items booked after To are skipped, and reading stops at the first one
-// booked before From. The cursor holds the bunq id of the position, so a
+// items booked after To are skipped, and reading stops shortly after the
+// first one booked before From (edgeLookahead). The cursor holds the bunq id of the position, so a
 // payment arriving while the client pages does not shift the pages after
 // it; it is bound to the consent, account and filter by an HMAC.
 func (s *Service) Transactions(ctx context.Context, r Request, accountID string, q TxQuery) (TransactionPage, Access, error) {
@@ -156,6 +156,15 @@ func (s *Service) Transactions(ctx context.Context, r Request, accountID string,
 	return page, acc, nil
 }
 
+// edgeLookahead and edgeDisorder bound the look past the first item booked
+// before from: at most edgeLookahead such items, none more than
+// edgeDisorder before from, so a payment with a higher id but an earlier
+// time (booked out of order) does not hide older ones that are in range.
+const (
+	edgeLookahead = 10
+	edgeDisorder  = 5 * time.Minute
+)
+
 // scan reads bank pages from pos until it has limit items (plus one, to
 // know whether another page exists), the history ends, or it passes from.
 func (s *Service) scan(ctx context.Context, c *tpp.Consent, bc *psd2.Context, accountID string, id int64, pos cursorData, from, to time.Time, limit int) (TransactionPage, error) {
@@ -165,6 +174,7 @@ func (s *Service) scan(ctx context.Context, c *tpp.Consent, bc *psd2.Context, ac
 	older := pos.Older
 	scanned := older
 	done := false
+	beyond := 0 // items read that were booked before from
 	for range maxPages {
 		count := min(bankMaxCount, want-len(got))
 		if !to.IsZero() && len(got) == 0 {
@@ -187,8 +197,14 @@ func (s *Service) scan(ctx context.Context, c *tpp.Consent, bc *psd2.Context, ac
 				continue
 			}
 			if !from.IsZero() && at.Before(from) {
-				done = true
-				break
+				// bunq's ids and booking times need not agree to the
+				// second: look a little further before stopping.
+				beyond++
+				if beyond > edgeLookahead || at.Before(from.Add(-edgeDisorder)) {
+					done = true
+					break
+				}
+				continue
 			}
 			got = append(got, transactionView(p))
 			gotIDs = append(gotIDs, p.ID)

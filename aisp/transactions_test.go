@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -318,5 +319,55 @@ func TestTransactionsCursorIsBound(t *testing.T) {
 		if res.Status != 400 || res.Code(t) != tpp.EInvalidCursor {
 			t.Errorf("%s: %d %s", name, res.Status, res.Body)
 		}
+	}
+}
+
+// TestDateFilterToleratesDisorderAtTheEdge: bunq's ids and booking times
+// need not agree; a payment with a higher id booked just before "from"
+// must not hide an older-id payment booked within the range.
+func TestDateFilterToleratesDisorderAtTheEdge(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Now().UTC().Truncate(time.Second)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	set := func(at time.Time) { mu.Lock(); now = at; mu.Unlock() }
+	env := banktest.Start(t, banktest.WithClock(clock))
+	s := aisptest.NewOn(t, env)
+	h, err := aisp.NewHandler(s.Service(aisp.Config{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Register(s.V1)
+	c := s.ActiveConsent(tpp.ScopeAccounts)
+	acc := mainAccount(t, s)
+	ctx := context.Background()
+	bc, err := s.PSD2.NewAPIKeyContext(ctx, s.Person.APIKey, psd2.ContextOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := env.Users(t)[1].Accounts[0].IBAN
+	from := now.Add(time.Minute)
+	pay := func(at time.Time, desc string) {
+		t.Helper()
+		set(at)
+		if _, err := s.PSD2.CreatePayment(ctx, bc, acc.ID, psd2.PaymentRequest{
+			Amount: psd2.Amount{Value: "1.00", Currency: "EUR"}, Description: desc,
+			CounterpartyAlias: psd2.Pointer{Type: "IBAN", Value: to, Name: "Someone"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pay(from.Add(10*time.Second), "in range, older id")
+	pay(from.Add(-30*time.Second), "just before from, newer id")
+	pay(from.Add(20*time.Second), "in range, newest")
+
+	path := "/v1/consents/" + c.ID + "/accounts/" + tpp.AccountID(acc.ID) + "/transactions"
+	got, _ := pages(t, s, path, url.Values{"from": {from.Format(time.RFC3339)}, "limit": {"5"}})
+	var descs []string
+	for _, m := range got {
+		descs = append(descs, m["description"].(string))
+	}
+	if strings.Join(descs, "|") != "in range, newest|in range, older id" {
+		t.Fatalf("transactions from %s: %q", from.Format(time.RFC3339), descs)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/oauth2"
+
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/bankctx"
 	"github.com/bunqtpp/tpp/psd2"
@@ -387,6 +389,9 @@ func (s *Service) callback(ctx context.Context, in CallbackRequest) (_ *Callback
 		return fail("bank_error", "code exchange failed", err)
 	}
 	user, err := s.createPatiently(ctx, c.ID, tok.AccessToken)
+	if errors.Is(err, psd2.ErrRateLimited) {
+		return nil, consentID, s.justAMoment(ctx, c.ID, st, in, tok)
+	}
 	if err != nil {
 		return fail("bank_error", "creating the user's bunq context failed", err)
 	}
@@ -573,4 +578,33 @@ func (s *Service) createPatiently(ctx context.Context, consentID, token string) 
 		case <-t.C:
 		}
 	}
+}
+
+// justAMomentRefresh is how long the "just a moment" page waits before it
+// tries the activation again (bunq allows one session-server call per 30 s
+// per IP).
+const justAMomentRefresh = 15
+
+// justAMoment is the page after bunq rate limited the activation for
+// longer than the user's patience. The consent stays pending: the state is
+// put back for the same browser and the token parked under it, bound to
+// the code, so the page's refresh (the same callback URL) activates the
+// consent without a second trip to bunq. Should that fail, the page
+// restarts the flow instead.
+func (s *Service) justAMoment(ctx context.Context, consentID string, st redis.State, in CallbackRequest, tok *oauth2.Token) *PageError {
+	pe := pageErr(http.StatusServiceUnavailable, "Just a moment",
+		"bunq is busy, so we could not finish connecting yet. Your approval is kept and your request is still open.",
+		"This page tries again by itself in a few seconds. You can also press Continue now.", psd2.ErrRateLimited)
+	err := s.states.Put(ctx, in.State, redis.State{ConsentID: consentID, BrowserHash: st.BrowserHash})
+	if err == nil && !s.park(ctx, in.State, in.Code, tok) {
+		err = errors.New("the token could not be kept for the retry")
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "keeping a rate-limited activation for its retry failed", "consent_id", consentID, "error", err)
+		return s.tryAgain(consentID, err)
+	}
+	s.log.InfoContext(ctx, "bunq rate limited the activation beyond the user's patience; the page retries", "consent_id", consentID)
+	pe.Page.RefreshURL = CallbackPath + "?" + url.Values{"state": {in.State}, "code": {in.Code}}.Encode()
+	pe.Page.RefreshSeconds = justAMomentRefresh
+	return pe
 }

@@ -1052,3 +1052,72 @@ func TestBare401RenewsTheSession(t *testing.T) {
 		t.Fatalf("renewals %d, want 1", renewals.Load())
 	}
 }
+
+// The client's session expiry follows the session_timeout the bank answers:
+// a PSD2 key's first session an hour, later ones the PSP's auto-logout
+// setting, whatever it is (reference §3.1, §3.2).
+func TestSessionExpiryFollowsTheAnsweredTimeout(t *testing.T) {
+	t.Parallel()
+	clk := newFakeClock()
+	env := banktest.Start(t, banktest.WithClock(clk.Now))
+	ctx := context.Background()
+	c := newClient(t, env, psd2.Options{Clock: clk})
+	psp, err := c.NewPSD2Context(ctx, testCert(t, "Test TPP AISP PISP"), ctxOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := psp.SessionExpiry().Sub(clk.Now()); got != time.Hour {
+		t.Fatalf("first PSD2 session expires in %v, want 1h", got)
+	}
+	for _, seconds := range []int{7200, 86400} {
+		env.SetSessionTimeout(t, psp.UserID(), seconds)
+		clk.Advance(psp.SessionExpiry().Sub(clk.Now()) + time.Second)
+		if _, err := c.GetUser(ctx, psp, psp.UserID()); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := psp.SessionExpiry().Sub(clk.Now()), time.Duration(seconds)*time.Second; got != want {
+			t.Fatalf("session with session_timeout %d expires in %v, want %v", seconds, got, want)
+		}
+	}
+}
+
+// TestClientAcceptsNullEmptyObjects: real payloads carry null for empty
+// object fields (permitted_device, responses, object, merchant_reference);
+// the client reads them as absent (reference §12.8).
+func TestClientAcceptsNullEmptyObjects(t *testing.T) {
+	t.Parallel()
+	env := banktest.Start(t, banktest.WithNullObjects())
+	ctx := context.Background()
+	c := newClient(t, env, psd2.Options{})
+	flow := registerTPP(t, ctx, c) // the credential answer has permitted_device null
+	user := env.Users(t)[0]
+	uc, err := c.NewOAuthContext(ctx, flow.accessToken(t, env, user.ID), ctxOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := user.Accounts[0]
+	entry := psd2.DraftPaymentEntry{Amount: psd2.Amount{Value: "2.50", Currency: "EUR"},
+		CounterpartyAlias: psd2.IBANPointer("NL02ABNA0123456789", "Shop"), Description: "nulls"}
+	did, err := c.CreateDraftPayment(ctx, uc, acc.ID, psd2.DraftPaymentRequest{Entries: []psd2.DraftPaymentEntry{entry}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.GetDraftPayment(ctx, uc, acc.ID, did)
+	if err != nil || d.Status != psd2.StatusPending || len(d.Responses) != 0 || len(d.Entries) != 1 || d.Entries[0].MerchantReference != "" {
+		t.Fatalf("pending draft with nulls = %+v, %v", d, err)
+	}
+	if id, ok := d.PaymentID(); ok {
+		t.Fatalf("a null object read as payment %d", id)
+	}
+	l, err := c.ListDraftPayments(ctx, uc, acc.ID, psd2.Page{})
+	if err != nil || len(l.Items) == 0 {
+		t.Fatalf("draft list with nulls = %+v, %v", l, err)
+	}
+	env.AcceptDraftPayment(t, did)
+	if d, err = c.GetDraftPayment(ctx, uc, acc.ID, did); err != nil || d.Status != psd2.StatusAccepted {
+		t.Fatalf("accepted draft = %+v, %v", d, err)
+	}
+	if _, ok := d.PaymentID(); !ok {
+		t.Fatalf("accepted draft has no payment: %s", d.Object)
+	}
+}

@@ -136,7 +136,9 @@ func ipAllowed(d *device, ip string) bool {
 }
 
 // pspFirstSession and pspSession are the PSD2 key's session lifetimes:
-// the first session lasts an hour, later ones 90 days (§1.3 step 5).
+// the first session lasts an hour (§1.3 step 5); later ones follow the
+// PSP's auto-logout setting (§3.1), 90 days until a test changes it
+// (PUT /_sandbox/users/{id}/session-timeout).
 const (
 	pspFirstSession = 3600
 	pspSession      = 90 * 24 * 3600
@@ -174,7 +176,7 @@ func (b *Bank) hSessionServer(c *call) reply {
 		if cr.sessions == 0 {
 			psp.sessionTimeout = pspFirstSession
 		} else {
-			psp.sessionTimeout = pspSession
+			psp.sessionTimeout = psp.autoLogout
 		}
 		cr.sessions++
 		if cr.status == "PENDING_FIRST_USE" {
@@ -296,7 +298,7 @@ func (b *Bank) hCredential(c *call) reply {
 		}
 		psp = &user{
 			id: c.st.next("user"), kind: "UserPaymentServiceProvider", created: c.now, updated: c.now,
-			publicUUID: randomUUID(), name: display, sessionTimeout: pspFirstSession, certDN: dn, roles: roles,
+			publicUUID: randomUUID(), name: display, sessionTimeout: pspFirstSession, autoLogout: pspSession, certDN: dn, roles: roles,
 		}
 		c.st.addUser(psp)
 	}
@@ -307,10 +309,14 @@ func (b *Bank) hCredential(c *call) reply {
 	}
 	c.st.credentials[cr.id] = cr
 	c.st.apiKeys[cr.token] = keyOwner{kind: "credential", id: cr.id}
-	return ok(item("CredentialPasswordIp", obj{
+	o := obj{
 		"id": cr.id, "created": ts(cr.created), "updated": ts(cr.updated), "status": cr.status,
 		"expiry_time": ts(cr.expiry), "token_value": cr.token,
-	}))
+	}
+	if c.st.nullEmpty {
+		o["permitted_device"] = nil // no device until first use (§1.3)
+	}
+	return ok(item("CredentialPasswordIp", o))
 }
 
 // sessionUser renders the session's own user element.

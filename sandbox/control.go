@@ -46,6 +46,8 @@ func (b *Bank) serveControl(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case key == "GET users" && len(segs) == 1:
 		writeJSON(w, 200, b.usersLocked())
+	case key == "PUT users" && len(segs) == 3 && segs[2] == "session-timeout":
+		b.setSessionTimeoutLocked(w, segs[1], body)
 	case key == "POST faults":
 		var f fault
 		if !dec(&f) {
@@ -124,6 +126,19 @@ func (b *Bank) serveControl(w http.ResponseWriter, r *http.Request) {
 		}
 		b.noTokenState = !*in.Enabled
 		writeJSON(w, 200, obj{"enabled": !b.noTokenState})
+	case key == "PUT null-objects":
+		var in struct {
+			Enabled *bool `json:"enabled"`
+		}
+		if !dec(&in) {
+			return
+		}
+		if in.Enabled == nil {
+			controlErr(w, 400, `send {"enabled": true|false}`)
+			return
+		}
+		b.st.nullEmpty = *in.Enabled
+		writeJSON(w, 200, obj{"enabled": b.st.nullEmpty})
 	case key == "PUT merchant-reference":
 		var in struct {
 			Echo *bool `json:"echo"`
@@ -274,4 +289,30 @@ func (b *Bank) Users() ([]UserInfo, error) {
 		out = append(out, UserInfo{u.ID, u.DisplayName, u.Email, u.APIKey})
 	}
 	return out, nil
+}
+
+// setSessionTimeoutLocked changes a user's auto-logout setting, which bunq
+// shows as session_timeout (§3.1): for a PSP the lifetime of its sessions
+// after the PSD2 key's first, for others of every new session.
+func (b *Bank) setSessionTimeoutLocked(w http.ResponseWriter, idText string, body []byte) {
+	var in struct {
+		Seconds int `json:"seconds"`
+	}
+	id, err := strconv.ParseInt(idText, 10, 64)
+	u := b.st.users[id]
+	if err != nil || u == nil {
+		controlErr(w, 404, "no such user")
+		return
+	}
+	if json.Unmarshal(body, &in) != nil || in.Seconds < 60 {
+		controlErr(w, 400, `send {"seconds": <at least 60>}`)
+		return
+	}
+	if u.kind == "UserPaymentServiceProvider" {
+		u.autoLogout = in.Seconds
+	} else {
+		u.sessionTimeout = in.Seconds
+	}
+	u.updated = b.now()
+	writeJSON(w, 200, obj{"id": u.id, "session_timeout": in.Seconds})
 }

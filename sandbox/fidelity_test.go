@@ -267,3 +267,71 @@ func TestGrantDraftCallbacksRouting(t *testing.T) {
 		t.Fatalf("deliveries %+v, want one to /grant", got)
 	}
 }
+
+// The PSD2 key's later sessions follow the PSP's auto-logout setting,
+// answered as session_timeout, not a fixed 90 days (§3.1).
+func TestPSPSessionTimeoutFollowsTheSetting(t *testing.T) {
+	t.Parallel()
+	env := banktest.Start(t)
+	c := registerPSP(t, env, "Test TPP AISP PISP")
+	env.SetSessionTimeout(t, c.userID, 7200)
+	r := c.session(c.secret).must(t, 200)
+	var timeout int64
+	for _, e := range r.elems(t) {
+		if e.typ == "UserPaymentServiceProvider" {
+			timeout = num(e.obj["session_timeout"])
+		}
+	}
+	if timeout != 7200 {
+		t.Fatalf("second PSD2 session: session_timeout %d, want the setting 7200: %s", timeout, r.raw)
+	}
+	env.AdvanceClock(t, 7201*time.Second)
+	if r := c.get(userPath(c.userID)); r.status != 403 {
+		t.Fatalf("session after its session_timeout: %d", r.status)
+	}
+}
+
+// TestNullEmptyObjects: with the switch on, empty object fields read null
+// as in real payloads (bunq-api.md §12.8); off (the default, bunq's
+// OpenAPI schema) they are left out or empty.
+func TestNullEmptyObjects(t *testing.T) {
+	t.Parallel()
+	for _, on := range []bool{false, true} {
+		var opts []banktest.Option
+		if on {
+			opts = append(opts, banktest.WithNullObjects())
+		}
+		env := banktest.Start(t, opts...)
+		// The PSD2 credential before first use: permitted_device.
+		certKey, certPEM := testCert(t, "Test TPP AISP PISP")
+		psp := newClient(t, env)
+		psp.install()
+		r := psp.call("POST", "/v1/payment-service-provider-credential", map[string]string{
+			"client_payment_service_provider_certificate":       certPEM,
+			"client_payment_service_provider_certificate_chain": certPEM,
+			"client_public_key_signature":                       sign(t, certKey, []byte(strings.TrimRight(psp.pubPEM, "\n")+"\n"+psp.instToken)),
+		}, psp.instToken, "").must(t, 200)
+		if got := strings.Contains(string(r.raw), `"permitted_device":null`); got != on {
+			t.Errorf("null objects %v: credential %s", on, r.raw)
+		}
+		// A pending draft: responses, object and an empty merchant_reference.
+		u := seeded(t, env, 0)
+		c := newClient(t, env)
+		c.context(u.APIKey)
+		acc := accountOf(t, u, "MonetaryAccountBank")
+		drafts := userPath(c.userID, "/monetary-account/", itoa(acc.ID), "/draft-payment")
+		id := num(c.post(drafts, map[string]any{"number_of_required_accepts": 1, "entries": []map[string]any{{
+			"amount": map[string]string{"value": "1.00", "currency": "EUR"}, "description": "nulls",
+			"counterparty_alias": map[string]string{"type": "IBAN", "value": "NL91ABNA0417164300", "name": "Shop"}}}}, true).must(t, 200).elems(t)[0].obj["id"])
+		d := c.get(drafts+"/"+itoa(id)).must(t, 200).elems(t)[0].obj
+		resp, hasResp := d["responses"]
+		obj, hasObj := d["object"]
+		ref := d["entries"].([]any)[0].(map[string]any)["merchant_reference"]
+		if on && (!hasResp || resp != nil || !hasObj || obj != nil || ref != nil) {
+			t.Errorf("null objects on: draft %v", d)
+		}
+		if !on && (resp == nil || hasObj || ref != "") {
+			t.Errorf("null objects off: draft %v", d)
+		}
+	}
+}

@@ -214,7 +214,7 @@ func (st *state) renderEntry(a *account, e draftEntry) obj {
 		"counterparty_alias": st.pointerLabel(e.alias), "description": e.description,
 		"merchant_reference": e.merchantRef, "type": "BUNQ", "attachment": []obj{},
 	}
-	if st.dropMerchantRef {
+	if st.dropMerchantRef || (st.nullEmpty && e.merchantRef == "") {
 		// Whether bunq echoes a draft entry's merchant_reference is not
 		// documented; real payloads show null (bunq-api.md §12.8).
 		o["merchant_reference"] = nil
@@ -248,10 +248,17 @@ func (st *state) renderDraft(d *draftPayment) obj {
 			o["schedule"] = sch
 		}
 	}
+	if st.nullEmpty && d.status == "PENDING" {
+		o["responses"] = nil // nobody has answered yet
+	}
 	switch len(d.paymentIDs) {
 	case 0:
 		// Real payloads carry "object": null here, which bunq's OpenAPI
-		// schema forbids (psd2's contract test): left out instead.
+		// schema forbids (psd2's contract test): left out unless
+		// NullEmptyObjects is on.
+		if st.nullEmpty {
+			o["object"] = nil
+		}
 	case 1:
 		o["object"] = obj{"Payment": st.renderPayment(st.payments[d.paymentIDs[0]])}
 	default:

@@ -77,6 +77,12 @@ type Config struct {
 	// ids repeated within one installation. bunq is lenient in practice, so
 	// it is off by default (bunq's own clients keep working).
 	Strict bool
+	// NullEmptyObjects sends null for empty object fields as real payloads
+	// do (bunq-api.md §12.8: permitted_device, responses, object,
+	// merchant_reference). bunq's OpenAPI schema forbids null there, and
+	// the conformance tests hold the default mode to it, so it is off by
+	// default.
+	NullEmptyObjects bool
 }
 
 // Bank is one emulated bunq sandbox. It is safe for concurrent use.
@@ -153,6 +159,7 @@ func New(cfg Config) (*Bank, error) {
 	}
 	b.st = newState(cfg.Seed, b.now())
 	b.st.dropMerchantRef = cfg.DropMerchantReference
+	b.st.nullEmpty = cfg.NullEmptyObjects
 	b.table = b.routes()
 	return b, nil
 }

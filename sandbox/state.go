@@ -20,6 +20,8 @@ type state struct {
 	// dropMerchantRef reads draft entries back without their
 	// merchant_reference (Config.DropMerchantReference, a switch).
 	dropMerchantRef bool
+	// nullEmpty renders empty object fields as null (Config.NullEmptyObjects).
+	nullEmpty bool
 
 	users    map[int64]*user // persons, companies, PSPs
 	order    []int64         // users in creation order
@@ -61,9 +63,12 @@ type user struct {
 	phone          string
 	apiKey         string
 	sessionTimeout int
-	birth          string
-	city           string
-	street         string
+	// autoLogout is a PSP's auto-logout setting: the session_timeout of its
+	// sessions after the PSD2 key's first (which lasts an hour).
+	autoLogout int
+	birth      string
+	city       string
+	street     string
 	// PSP only
 	certDN string
 	roles  []string

@@ -73,6 +73,11 @@ type ErrorData struct {
 	// RetryURL, when set, is a "Try again" link that restarts the flow
 	// (a failure that may pass; the request is still open).
 	RetryURL string
+	// RefreshURL, when set, is where the page goes by itself after
+	// RefreshSeconds (a meta refresh, no JavaScript), with a link to go now:
+	// a step that is still running and will be tried again.
+	RefreshURL     string
+	RefreshSeconds int
 }
 
 // Branding is who runs this TPP, as the pages tell the people who use them.

@@ -479,3 +479,63 @@ func accountIDs(r apiResponse) string {
 	slices.Sort(ids)
 	return strings.Join(ids, ",")
 }
+
+// TestE2EUnsignedCallbacks runs the product as bunq calls it: callbacks
+// come unsigned and 'tpp serve' runs with --bank-callback-auth none. Every
+// callback is only a hint the TPP re-checks at the bank: a revocation at
+// the bank is applied, a forged one changes nothing.
+func TestE2EUnsignedCallbacks(t *testing.T) {
+	testenv.Heavy(t)
+	t.Parallel()
+	h := newHarness(t, harnessOptions{serveFlags: []string{"--bank-callback-auth", "none"}})
+	h.Env.SetCallbackSigning(t, false)
+	h.serve(t)
+
+	t.Run("a forged revocation changes nothing", func(t *testing.T) {
+		h := h.forTest(t)
+		id := h.activeConsent(t, "accounts")
+		body := `{"NotificationUrl":{"target_url":"` + h.URL + `/bank/callbacks","category":"OAUTH","event_type":"OAUTH_AUTHORIZATION_REVOKED",` +
+			`"object":{"UserApiKey":{"granted_by_user":{"UserPerson":{"id":` + strconv.FormatInt(h.person().ID, 10) + `}}}}}}`
+		h.Env.ResetStats(t)
+		res, err := http.Post(h.URL+"/bank/callbacks", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("an unsigned callback in mode none: %d, want 200 (a hint to re-check)", res.StatusCode)
+		}
+		// The re-check asks the bank; wait for it, then the consent must
+		// still be active.
+		deadline := time.Now().Add(10 * time.Second)
+		for len(h.Env.Stats(t)) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the forged callback was not re-checked at the bank")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if c := h.consent(id); c.str("status") != "active" {
+			t.Fatalf("a forged callback revoked a live consent: %v", c)
+		}
+		if !h.contextStored(id) {
+			t.Error("the consent lost its bunq context")
+		}
+	})
+
+	t.Run("a revocation at the bank is applied", func(t *testing.T) {
+		h := h.forTest(t)
+		id := h.activeConsent(t, "accounts")
+		user := h.person()
+		h.Env.RevokeGrant(t, user.ID, h.OAuthClientID)
+		if c := h.waitConsent(id, "revoked", 20*time.Second); c.str("revoked_at") == "" {
+			t.Errorf("revoked consent = %v", c)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !okCallback(h.Env.Callbacks(t), h.URL+"/bank/callbacks") {
+			if time.Now().After(deadline) {
+				t.Fatalf("the unsigned OAUTH callback was not answered 200: %+v", h.Env.Callbacks(t))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}

@@ -227,7 +227,7 @@ func (h *harness) serveArgs(extra ...string) []string {
 		// yet: Chromium's preconnects would otherwise fail the stop.
 		"--shutdown-grace", "15s",
 		// The emulated bank signs its callbacks (newHarness turns its
-		// option on); bunq does not, see TestE2EUnsignedCallbacks.
+		// option on); bunq does not, see TestE2EUnsignedCallbacks (mode none).
 		"--bank-callback-auth", "signature",
 	}
 	return append(append(args, h.opts.serveFlags...), extra...)

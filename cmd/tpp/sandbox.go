@@ -27,6 +27,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	perInstallation := fs.Bool("rate-limit-per-installation", false, "count rate limits per installation instead of per source IP (bunq's rule)")
 	fundsAnswer := fs.String("funds-answer", "confirmation", "confirmation-of-funds answer shape: confirmation ({\"ConfirmationOfFunds\":{...}}) or id ({\"Id\":{...}})")
 	strict := fs.Bool("strict", false, "refuse requests without the headers bunq documents as mandatory, and repeated request ids")
+	nullObjects := fs.Bool("null-empty-objects", false, "send null for empty object fields (permitted_device, responses, object, merchant_reference) as real bunq payloads do; bunq's OpenAPI schema forbids it")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: tpp sandbox [flags]")
 		fmt.Fprintln(stderr, "\nRuns an emulation of bunq's sandbox API (REST, OAuth and token hosts) until interrupted.")
@@ -67,6 +68,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		RateLimitPerInstallation: *perInstallation,
 		FundsAnswer:              *fundsAnswer,
 		Strict:                   *strict,
+		NullEmptyObjects:         *nullObjects,
 		Logger:                   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	}
 	start := time.Now()

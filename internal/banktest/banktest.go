@@ -49,6 +49,10 @@ func WithRateLimitsPerInstallation() Option {
 // "confirmation" (the default).
 func WithFundsAnswer(shape string) Option { return func(c *sandbox.Config) { c.FundsAnswer = shape } }
 
+// WithNullObjects makes the emulator send null for empty object fields,
+// as real bunq payloads do (sandbox.Config.NullEmptyObjects).
+func WithNullObjects() Option { return func(c *sandbox.Config) { c.NullEmptyObjects = true } }
+
 // WithLenient turns strict header checks off (they are on in tests).
 func WithLenient() Option { return func(c *sandbox.Config) { c.Strict = false } }
 
@@ -314,4 +318,12 @@ func (e *Env) Callbacks(t testing.TB) []Callback {
 	var out []Callback
 	e.Control(t, http.MethodGet, "/_sandbox/callbacks", nil, &out)
 	return out
+}
+
+// SetSessionTimeout changes a user's auto-logout setting, which bunq shows as
+// session_timeout: for a PSP the lifetime of its sessions after the PSD2
+// key's first hour-long one.
+func (e *Env) SetSessionTimeout(t testing.TB, userID int64, seconds int) {
+	t.Helper()
+	e.Control(t, http.MethodPut, "/_sandbox/users/"+strconv.FormatInt(userID, 10)+"/session-timeout", map[string]int{"seconds": seconds}, nil)
 }

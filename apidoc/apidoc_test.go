@@ -416,6 +416,20 @@ func TestServeDocs(t *testing.T) {
 			}
 		}
 	}
+	// Each endpoint's error tables list exactly its x-codes.
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			art := regexp.MustCompile(`(?s)<article class="op" id="` + op.OperationID + `".*?</article>`).FindString(page)
+			var shown []string
+			for _, m := range regexp.MustCompile(`href="#error-([a-z_]+)"`).FindAllStringSubmatch(art, -1) {
+				shown = append(shown, m[1])
+			}
+			codes, _ := operationCodes(t, op)
+			if got, want := sorted(shown), sorted(codes); !slices.Equal(got, want) {
+				t.Errorf("%s: error tables show %v, x-codes lists %v", op.OperationID, got, want)
+			}
+		}
+	}
 	for code, st := range api.Codes() {
 		re := regexp.MustCompile(`<tr id="error-` + code + `"><td><code>` + code + `</code></td><td><span class="status s\d">` + strconv.Itoa(st) + `</span>`)
 		if !re.MatchString(page) {

@@ -416,6 +416,20 @@ func TestServeDocs(t *testing.T) {
 			}
 		}
 	}
+	// Each endpoint's error tables list exactly its x-codes.
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			art := regexp.MustCompile(`(?s)<article class="op" id="` + op.OperationID + `".*?</article>`).FindString(page)
+			var shown []string
+			for _, m := range regexp.MustCompile(`href="#error-([a-z_]+)"`).FindAllStringSubmatch(art, -1) {
+				shown = append(shown, m[1])
+			}
+			codes, _ := operationCodes(t, op)
+			if got, want := sorted(shown), sorted(codes); !slices.Equal(got, want) {
+				t.Errorf("%s: error tables show %v, x-codes lists %v", op.OperationID, got, want)
+			}
+		}
+	}
 	for code, st := range api.Codes() {
 		re := regexp.MustCompile(`<tr id="error-` + code + `"><td><code>` + code + `</code></td><td><span class="status s\d">` + strconv.Itoa(st) + `</span>`)
 		if !re.MatchString(page) {
@@ -496,4 +510,86 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	sort.Strings(s)
 	return s
+}
+
+// TestOperationCodes: every operation lists in x-codes the error codes it
+// can produce, which its error tables on /docs show. Each code is one of the
+// document's, answered under a status the operation declares, with a
+// problem response that allows it; and every problem response the operation
+// declares is there for at least one of its codes.
+func TestOperationCodes(t *testing.T) {
+	t.Parallel()
+	doc := load(t)
+	table, err := apidoc.ErrorCodes(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	statusOf := map[string]int{}
+	for _, row := range table {
+		statusOf[row.Code] = row.Status
+	}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			where := method + " " + path
+			codes, ok := operationCodes(t, op)
+			if !ok {
+				t.Errorf("%s: no x-codes; list the error codes it can produce ([] for none)", where)
+				continue
+			}
+			used := map[string]bool{}
+			seen := map[string]bool{}
+			for _, code := range codes {
+				if seen[code] {
+					t.Errorf("%s: x-codes lists %s twice", where, code)
+				}
+				seen[code] = true
+				st, known := statusOf[code]
+				if !known {
+					t.Errorf("%s: x-codes names %s, which is not in x-error-codes", where, code)
+					continue
+				}
+				r := op.Responses.Value(strconv.Itoa(st))
+				if r == nil {
+					t.Errorf("%s: x-codes has %s but the operation declares no %d response", where, code, st)
+					continue
+				}
+				if !slices.Contains(apidoc.ResponseCodes(r.Value), code) {
+					t.Errorf("%s: x-codes has %s but its %d response does not allow it", where, code, st)
+				}
+				used[strconv.Itoa(st)] = true
+			}
+			for st, r := range op.Responses.Map() {
+				if len(apidoc.ResponseCodes(r.Value)) > 0 && !used[st] {
+					t.Errorf("%s: declares a %s problem response but x-codes has no code for it", where, st)
+				}
+			}
+			if strings.HasPrefix(path, "/v1/") {
+				for _, code := range []string{"unauthorized", "rate_limited", "internal_error", "service_unavailable"} {
+					if !seen[code] {
+						t.Errorf("%s: x-codes lacks %s, which every /v1 request can give", where, code)
+					}
+				}
+				if op.RequestBody != nil && !seen["body_too_large"] {
+					t.Errorf("%s: x-codes lacks body_too_large, which every request body can give", where)
+				}
+			}
+		}
+	}
+}
+
+// operationCodes reads op's x-codes; ok is false when it has none.
+func operationCodes(t *testing.T, op *openapi3.Operation) (codes []string, ok bool) {
+	t.Helper()
+	raw, ok := op.Extensions["x-codes"]
+	if !ok {
+		return nil, false
+	}
+	b, err := json.Marshal(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &codes); err != nil {
+		t.Errorf("%s: x-codes is not a list of codes: %v", op.OperationID, err)
+	}
+	return codes, true
 }

@@ -427,6 +427,19 @@ func problemCodes(s *openapi3.Schema) []string {
 	return out
 }
 
+// ResponseCodes returns the error codes a problem response allows (none for
+// other responses). Tests hold operations' x-codes to them.
+func ResponseCodes(r *openapi3.Response) []string {
+	if r == nil {
+		return nil
+	}
+	mt := r.Content.Get("application/problem+json")
+	if mt == nil || mt.Schema == nil {
+		return nil
+	}
+	return problemCodes(mt.Schema.Value)
+}
+
 // ProblemCodesByStatus returns, per HTTP status, the error codes that the
 // document's shared problem responses allow. Tests compare it with the
 // service's own mapping.

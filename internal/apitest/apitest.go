@@ -166,7 +166,37 @@ func (v *Validator) Validate(req *http.Request, reqBody []byte, resp *http.Respo
 	if err := openapi3filter.ValidateResponse(ctx, respInput); err != nil {
 		return fail("the response violates %s %s in the document:\n  %s", route.Method, route.Path, indent(responseErrorMessage(err)))
 	}
+	if code, listed := problemCode(resp, respBody); code != "" && !listed(route.Operation) {
+		return fail("%s %s answered %s, which its x-codes do not list", route.Method, route.Path, code)
+	}
 	return nil
+}
+
+// problemCode returns the code of a problem answer ("" for any other) and
+// a check that an operation's x-codes, the codes /docs shows for it, list it.
+func problemCode(resp *http.Response, body []byte) (string, func(*openapi3.Operation) bool) {
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/problem+json" {
+		return "", nil
+	}
+	var p struct {
+		Code string `json:"code"`
+	}
+	if json.Unmarshal(body, &p) != nil || p.Code == "" {
+		return "", nil
+	}
+	return p.Code, func(op *openapi3.Operation) bool {
+		raw, ok := op.Extensions["x-codes"]
+		if !ok {
+			return true // the document's own test requires x-codes
+		}
+		list, _ := raw.([]any)
+		for _, c := range list {
+			if c == p.Code {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // checkProblem holds answers to unknown API paths and methods to the error

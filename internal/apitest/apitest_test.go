@@ -165,6 +165,12 @@ func TestValidator(t *testing.T) {
 			want: []string{"violates the document's 404 problem", "at /code"},
 		},
 		{
+			name: "a code the operation's x-codes do not list",
+			req:  exchange{method: "GET", path: "/v1/consents/con_x"},
+			resp: answer{status: 404, contentType: "application/problem+json", body: problem(404, "payment_not_found")},
+			want: []string{"GET /v1/consents/{consent_id} answered payment_not_found, which its x-codes do not list"},
+		},
+		{
 			name: "non-API path ignored",
 			req:  exchange{method: "GET", path: "/connect/con_1"},
 			resp: answer{status: 200, contentType: "text/html", body: "<!doctype html>"},

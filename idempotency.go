@@ -12,6 +12,14 @@ import (
 // IdempotencyTTL is how long a key is remembered.
 const IdempotencyTTL = 24 * time.Hour
 
+// IdempotencyClaimTimeout is how long an in-flight key whose request has
+// recorded no payment keeps its claim. The payment is stored within the
+// request's work (bounded to a minute) before anything reaches the bank, so
+// a claim this old without one belongs to a process that died between the
+// claim and the insert: nothing was sent, and a retry takes the key over
+// instead of waiting 24 hours.
+const IdempotencyClaimTimeout = 2 * time.Minute
+
 // IdempotencyState is the state of an idempotency record.
 type IdempotencyState string
 

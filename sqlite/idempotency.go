@@ -68,9 +68,18 @@ func (s *IdempotencyStore) BeginIdempotent(ctx context.Context, clientID, key, f
 		case r.Fingerprint != fingerprint:
 			return tpp.Errorf(tpp.EIdempotencyKeyReused, "Idempotency-Key %q was used with a different request", key)
 		case r.State == string(tpp.IdempotencyInFlight):
-			e := tpp.Errorf(tpp.EIdempotencyInFlight, "a request with Idempotency-Key %q is still being processed", key)
-			e.RetryAfter = inFlightRetry(now.Sub(r.CreatedAt.Time))
-			return e
+			abandoned, err := abandonedClaim(ctx, tx, clientID, key, now.Sub(r.CreatedAt.Time))
+			if err != nil {
+				return err
+			}
+			if !abandoned {
+				e := tpp.Errorf(tpp.EIdempotencyInFlight, "a request with Idempotency-Key %q is still being processed", key)
+				e.RetryAfter = inFlightRetry(now.Sub(r.CreatedAt.Time))
+				return e
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_records WHERE client_id = ? AND key = ?`, clientID, key); err != nil {
+				return fmt.Errorf("sqlite: idempotency take over: %w", err)
+			}
 		default:
 			rec = r.record()
 			return nil
@@ -134,6 +143,20 @@ func (s *IdempotencyStore) PurgeIdempotency(ctx context.Context, now time.Time) 
 // the first request may still be running (creates are bounded to a
 // minute), later once its outcome waits for the payment poller, which
 // settles it within minutes.
+// abandonedClaim reports whether an in-flight claim of age on key is past
+// tpp.IdempotencyClaimTimeout without a payment recorded for it: its
+// request died before anything reached the bank.
+func abandonedClaim(ctx context.Context, tx *sqlx.Tx, clientID, key string, age time.Duration) (bool, error) {
+	if age < tpp.IdempotencyClaimTimeout {
+		return false, nil
+	}
+	var n int
+	if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM payments WHERE client_id = ? AND idempotency_key = ?`, clientID, key); err != nil {
+		return false, fmt.Errorf("sqlite: idempotency claim check: %w", err)
+	}
+	return n == 0, nil
+}
+
 func inFlightRetry(age time.Duration) time.Duration {
 	if age < time.Minute {
 		return 2 * time.Second

@@ -26,7 +26,9 @@ import (
 // then exists once at the bank and once in the store. A request the killed
 // replica had at the bank keeps its key in flight (409) until a survivor's
 // poller reconciles the orphan, pisp.DefaultOrphanGrace (2 min) after its
-// creation: the retries wait that long.
+// creation; a key the killed replica had claimed but recorded no payment
+// for is taken over after tpp.IdempotencyClaimTimeout (2 min): the retries
+// wait that long.
 func TestReplicasKill9DuringPaymentBurst(t *testing.T) {
 	t.Parallel()
 	pgtest.Require(t)

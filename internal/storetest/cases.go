@@ -82,6 +82,7 @@ var Cases = []Case{
 	{"SinglePaymentConsentSendsNoConsentEvents", testSinglePaymentConsentSendsNoConsentEvents},
 	{"SinglePaymentOf", testSinglePaymentOf},
 	{"IdempotencyFlow", testIdempotencyFlow},
+	{"IdempotencyAbandonedClaim", testIdempotencyAbandonedClaim},
 	{"IdempotencyConcurrentBegin", testIdempotencyConcurrentBegin},
 	{"OutboxClaimDeliverRetry", testOutboxClaimDeliverRetry},
 	{"OutboxAbandonsAfterSchedule", testOutboxAbandonsAfterSchedule},

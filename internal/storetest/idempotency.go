@@ -30,7 +30,7 @@ func testIdempotencyFlow(t *testing.T, open Open) {
 	if !errors.As(err, &te) || te.RetryAfter != 2*time.Second {
 		t.Fatalf("in flight: Retry-After %v", te)
 	}
-	f.clock.Add(2 * time.Minute)
+	f.clock.Add(90 * time.Second)
 	_, _, err = f.idem.BeginIdempotent(ctx, c.ID, "key-1", fp)
 	if !errors.As(err, &te) || te.Code != tpp.EIdempotencyInFlight || te.RetryAfter != 30*time.Second {
 		t.Fatalf("long in flight: %v", err)
@@ -108,4 +108,35 @@ func testIdempotencyConcurrentBegin(t *testing.T, open Open) {
 	if fresh != 1 {
 		t.Fatalf("%d callers got to do the work, want 1", fresh)
 	}
+}
+
+// A claim whose request died between claiming the key and recording its
+// payment (kill -9) has sent nothing to the bank: after
+// tpp.IdempotencyClaimTimeout a retry takes the key over. A claim with a
+// payment keeps waiting for the poller, which settles it.
+func testIdempotencyAbandonedClaim(t *testing.T, open Open) {
+	ctx := context.Background()
+	f := newFixture(t, open)
+	c, _ := f.client(t)
+	con := f.activate(t, f.consent(t, c, "u"), 1)
+	fp := tpp.RequestFingerprint("POST", "/v1/consents/"+con.ID+"/payments", []byte(`{"x":1}`))
+	for _, key := range []string{"dead", "k1"} {
+		if _, fresh, err := f.idem.BeginIdempotent(ctx, c.ID, key, fp); err != nil || !fresh {
+			t.Fatalf("claim %s: %v %v", key, fresh, err)
+		}
+	}
+	if _, err := f.payments.CreatePayment(ctx, newDraft(c, con)); err != nil { // key k1
+		t.Fatal(err)
+	}
+	f.clock.Add(tpp.IdempotencyClaimTimeout - time.Second)
+	_, _, err := f.idem.BeginIdempotent(ctx, c.ID, "dead", fp)
+	wantCode(t, err, tpp.EIdempotencyInFlight)
+	f.clock.Add(time.Second)
+	if rec, fresh, err := f.idem.BeginIdempotent(ctx, c.ID, "dead", fp); err != nil || !fresh || rec.State != tpp.IdempotencyInFlight {
+		t.Fatalf("retry of an abandoned claim: %+v %v %v, want a fresh claim", rec, fresh, err)
+	}
+	_, _, err = f.idem.BeginIdempotent(ctx, c.ID, "dead", fp)
+	wantCode(t, err, tpp.EIdempotencyInFlight) // the new claim holds
+	_, _, err = f.idem.BeginIdempotent(ctx, c.ID, "k1", fp)
+	wantCode(t, err, tpp.EIdempotencyInFlight) // its payment exists: the poller settles it
 }

@@ -11,8 +11,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -299,13 +301,20 @@ func answers(addr string, pid int) bool {
 	return strings.Contains(string(body), "\nprocess_id:"+strconv.Itoa(pid)+"\r\n")
 }
 
+// freePort picks a free port below the kernel's ephemeral range (32768
+// and up on Linux), so no connection or :0 listener elsewhere takes it
+// before redis-server binds it, or between a Stop and a Restart on it.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for range 1000 {
+		port := 10000 + mathrand.IntN(10000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free port between 10000 and 20000")
 }
 
 // lockedBuffer collects the server's output for error messages.

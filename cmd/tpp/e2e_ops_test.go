@@ -577,9 +577,10 @@ func TestE2EOpsMetrics(t *testing.T) {
 	o := newOpsHarness(t, opsOptions{webhookURL: hooks.URL})
 	metricsAddr := "127.0.0.1:" + strconv.Itoa(freeTCPPort(t))
 	o.serve(t, "--metrics-listen", metricsAddr)
-	if !strings.Contains(o.out.String(), "tpp: metrics on http://"+metricsAddr+"/metrics") {
-		t.Errorf("stdout does not announce the metrics listener:\n%s", o.out.String())
-	}
+	// The public listener may answer before the metrics line is written.
+	waitUntil(t, 5*time.Second, "stdout to announce the metrics listener", func() bool {
+		return strings.Contains(o.out.String(), "tpp: metrics on http://"+metricsAddr+"/metrics")
+	})
 	// The public listener does not serve the metrics.
 	if res, err := http.Get(o.URL + "/metrics"); err == nil {
 		res.Body.Close()

@@ -4,6 +4,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -236,6 +237,46 @@ func certRoles(cn string) (roles []string, rest string) {
 	return roles, strings.Join(words[:i], " ")
 }
 
+// distinguishedName spells a certificate's subject as the bank shows it
+// (Config.DNFormat): RFC 2253, most specific attribute first, or OpenSSL's
+// one-line form in certificate order.
+func (st *state) distinguishedName(cert *x509.Certificate) string {
+	if !st.opensslDN {
+		return cert.Subject.String()
+	}
+	var b strings.Builder
+	for _, rdn := range cert.Subject.ToRDNSequence() {
+		for _, atv := range rdn {
+			fmt.Fprintf(&b, "/%s=%v", dnAttributeName(atv.Type.String()), atv.Value)
+		}
+	}
+	return b.String()
+}
+
+// dnAttributeName is OpenSSL's short name for an attribute an eIDAS
+// certificate subject carries, or the OID itself.
+func dnAttributeName(oid string) string {
+	switch oid {
+	case "2.5.4.3":
+		return "CN"
+	case "2.5.4.6":
+		return "C"
+	case "2.5.4.7":
+		return "L"
+	case "2.5.4.8":
+		return "ST"
+	case "2.5.4.10":
+		return "O"
+	case "2.5.4.11":
+		return "OU"
+	case "2.5.4.5":
+		return "serialNumber"
+	case "2.5.4.97":
+		return "organizationIdentifier"
+	}
+	return oid
+}
+
 func (b *Bank) hCredential(c *call) reply {
 	var in struct {
 		Cert      string `json:"client_payment_service_provider_certificate"`
@@ -281,7 +322,7 @@ func (b *Bank) hCredential(c *call) reply {
 	if len(roles) == 0 {
 		return badRequest("The certificate name must end in its PSD2 roles (AISP, PISP and/or CBPII), e.g. \"My App AISP PISP\".")
 	}
-	dn := cert.Subject.String()
+	dn := c.st.distinguishedName(cert)
 	var psp *user
 	for _, id := range c.st.order {
 		if u := c.st.users[id]; u.kind == "UserPaymentServiceProvider" && u.certDN == dn {

@@ -237,3 +237,33 @@ func TestPSD2Registration(t *testing.T) {
 	})
 	r.must(t, 200)
 }
+
+// The PSP user shows its certificate's subject as
+// certificate_distinguished_name and as its one alias, spelt as the
+// DNFormat switch says; its display name is the certificate's organisation.
+func TestPSPDistinguishedNameFormats(t *testing.T) {
+	t.Parallel()
+	for format, want := range map[string]string{
+		"rfc2253": "CN=Test TPP AISP,O=Test TPP B.V.,C=NL",
+		"openssl": "/C=NL/O=Test TPP B.V./CN=Test TPP AISP",
+	} {
+		t.Run(format, func(t *testing.T) {
+			t.Parallel()
+			c := registerPSP(t, banktest.Start(t, banktest.WithDNFormat(format)), "Test TPP AISP")
+			if dn := c.user["certificate_distinguished_name"]; dn != want {
+				t.Fatalf("certificate_distinguished_name %q, want %q", dn, want)
+			}
+			aliases, _ := c.user["alias"].([]any)
+			if len(aliases) != 1 {
+				t.Fatalf("PSP aliases %v, want one", c.user["alias"])
+			}
+			a := aliases[0].(map[string]any)
+			if a["type"] != "CERTIFICATE_DISTINGUISHED_NAME" || a["value"] != want || a["name"] != "Test TPP B.V." {
+				t.Fatalf("PSP alias %v", a)
+			}
+			if c.user["display_name"] != "Test TPP B.V." {
+				t.Fatalf("display_name %v", c.user["display_name"])
+			}
+		})
+	}
+}

@@ -74,6 +74,8 @@ func (st *state) renderUser(u *user) (string, obj) {
 	case "UserPaymentServiceProvider":
 		delete(base, "notification_filters")
 		base["certificate_distinguished_name"] = u.certDN
+		// The PSP's one alias is its certificate's subject.
+		base["alias"] = []obj{{"type": "CERTIFICATE_DISTINGUISHED_NAME", "value": u.certDN, "name": u.name}}
 	}
 	return u.kind, base
 }

@@ -83,6 +83,12 @@ type Config struct {
 	// the conformance tests hold the default mode to it, so it is off by
 	// default.
 	NullEmptyObjects bool
+	// DNFormat is how the PSP user's certificate_distinguished_name (and
+	// its CERTIFICATE_DISTINGUISHED_NAME alias) spells the certificate's
+	// subject: "rfc2253" (default, "CN=…,O=…,C=NL", most specific first) or
+	// "openssl" ("/C=NL/O=…/CN=…", in certificate order). bunq documents the
+	// field but not its format, so it is a switch.
+	DNFormat string
 }
 
 // Bank is one emulated bunq sandbox. It is safe for concurrent use.
@@ -160,6 +166,13 @@ func New(cfg Config) (*Bank, error) {
 	b.st = newState(cfg.Seed, b.now())
 	b.st.dropMerchantRef = cfg.DropMerchantReference
 	b.st.nullEmpty = cfg.NullEmptyObjects
+	switch cfg.DNFormat {
+	case "", "rfc2253":
+	case "openssl":
+		b.st.opensslDN = true
+	default:
+		return nil, fmt.Errorf("sandbox: DNFormat %q: use rfc2253 or openssl", cfg.DNFormat)
+	}
 	b.table = b.routes()
 	return b, nil
 }

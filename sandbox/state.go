@@ -22,6 +22,8 @@ type state struct {
 	dropMerchantRef bool
 	// nullEmpty renders empty object fields as null (Config.NullEmptyObjects).
 	nullEmpty bool
+	// opensslDN spells certificate subjects the OpenSSL way (Config.DNFormat).
+	opensslDN bool
 
 	users    map[int64]*user // persons, companies, PSPs
 	order    []int64         // users in creation order

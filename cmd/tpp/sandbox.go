@@ -27,6 +27,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	perInstallation := fs.Bool("rate-limit-per-installation", false, "count rate limits per installation instead of per source IP (bunq's rule)")
 	fundsAnswer := fs.String("funds-answer", "confirmation", "confirmation-of-funds answer shape: confirmation ({\"ConfirmationOfFunds\":{...}}) or id ({\"Id\":{...}})")
 	strict := fs.Bool("strict", false, "refuse requests without the headers bunq documents as mandatory, and repeated request ids")
+	dnFormat := fs.String("dn-format", "rfc2253", "how the PSP user's certificate subject is spelt: rfc2253 (CN=…,O=…,C=NL) or openssl (/C=NL/O=…/CN=…); bunq documents the field, not its format")
 	nullObjects := fs.Bool("null-empty-objects", false, "send null for empty object fields (permitted_device, responses, object, merchant_reference) as real bunq payloads do; bunq's OpenAPI schema forbids it")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: tpp sandbox [flags]")
@@ -69,6 +70,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		FundsAnswer:              *fundsAnswer,
 		Strict:                   *strict,
 		NullEmptyObjects:         *nullObjects,
+		DNFormat:                 *dnFormat,
 		Logger:                   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	}
 	start := time.Now()

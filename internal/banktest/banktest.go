@@ -53,6 +53,10 @@ func WithFundsAnswer(shape string) Option { return func(c *sandbox.Config) { c.F
 // as real bunq payloads do (sandbox.Config.NullEmptyObjects).
 func WithNullObjects() Option { return func(c *sandbox.Config) { c.NullEmptyObjects = true } }
 
+// WithDNFormat sets how the emulator spells the PSP's certificate subject:
+// "rfc2253" or "openssl" (sandbox.Config.DNFormat).
+func WithDNFormat(format string) Option { return func(c *sandbox.Config) { c.DNFormat = format } }
+
 // WithLenient turns strict header checks off (they are on in tests).
 func WithLenient() Option { return func(c *sandbox.Config) { c.Strict = false } }
 

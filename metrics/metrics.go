@@ -87,6 +87,7 @@ type Metrics struct {
 	endpoints     *boundedSet
 	certificate   *expiryCollector
 	refusals      prometheus.Counter
+	pollRounds    prometheus.Counter
 }
 
 // New returns Metrics with a fresh registry holding the Go runtime and
@@ -135,6 +136,10 @@ func New(opts ...Option) *Metrics {
 		Name: "tpp_bank_unknown_status_total",
 		Help: "Bank draft payment statuses the TPP does not know (the payment stays pending; alert on any), by payment kind.",
 	}, []string{"kind"})
+	m.pollRounds = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tpp_payment_poll_rounds_total",
+		Help: "Payment poll rounds this replica ran. Across replicas the sum grows by one per poll interval (one replica polls each round); alert when it stops growing.",
+	})
 	m.webhookTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tpp_webhook_deliveries_total",
 		Help: "Webhook delivery attempts, by event type and result (ok, failed).",
@@ -154,6 +159,7 @@ func New(opts ...Option) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpDuration, m.bankRequests, m.bankDuration, m.budgetWait, m.budgetWaits,
 		m.renewals, m.refusals, m.rebuilds, m.webhookTotal, m.webhookDur, m.certificate, m.unknownStatus,
+		m.pollRounds,
 	)
 	for _, k := range []string{"draft", "single"} {
 		m.unknownStatus.WithLabelValues(k)
@@ -247,6 +253,10 @@ func (m *Metrics) UnknownBankStatus(kind string) {
 	}
 	m.unknownStatus.WithLabelValues(kind).Inc()
 }
+
+// PollRound counts one payment poll round this replica ran. It has the
+// signature of pisp.Config's OnPollRound.
+func (m *Metrics) PollRound() { m.pollRounds.Inc() }
 
 // SessionRenewed counts one renewed bunq session (call it from
 // psd2.Options.OnRenew, next to persisting the session).

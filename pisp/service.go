@@ -113,6 +113,9 @@ type Config struct {
 	// OnUnknownStatus, when set, counts a bank draft status pisp does not
 	// know (kind: draft or single); the payment stays pending.
 	OnUnknownStatus func(kind string)
+	// OnPollRound, when set, counts each poll round this process ran (with
+	// RunExclusive, only the rounds it won the lock for).
+	OnPollRound func()
 
 	// PollInterval is the poller's period (DefaultPollInterval when 0).
 	PollInterval time.Duration
@@ -150,6 +153,7 @@ type Service struct {
 	authorizeURL func(string) string
 	events       Events
 	onUnknown    func(kind string)
+	onPollRound  func()
 	queue        PollQueue
 	interval     time.Duration
 	grace        time.Duration
@@ -166,8 +170,9 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{
 		payments: cfg.Payments, consents: cfg.Consents, idem: cfg.Idempotency, bank: cfg.Bank,
 		contexts: cfg.Contexts, tpp: cfg.TPP, authorizeURL: cfg.AuthorizeURL, events: cfg.Events,
-		onUnknown: cfg.OnUnknownStatus,
-		queue:     cfg.Queue, interval: cfg.PollInterval, grace: cfg.OrphanGrace, batch: cfg.PollBatch,
+		onUnknown:   cfg.OnUnknownStatus,
+		onPollRound: cfg.OnPollRound,
+		queue:       cfg.Queue, interval: cfg.PollInterval, grace: cfg.OrphanGrace, batch: cfg.PollBatch,
 		clock: cfg.Clock, log: cfg.Logger,
 	}
 	if s.queue == nil {

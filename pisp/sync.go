@@ -316,6 +316,7 @@ func (s *Service) OnDraftPayment(ctx context.Context, objectType string, object 
 // Every process running it polls; with several replicas use RunExclusive.
 func (s *Service) Run(ctx context.Context) error {
 	return s.every(ctx, func(ctx context.Context) error {
+		s.countRound()
 		_, err := s.Poll(ctx)
 		return err
 	})
@@ -349,9 +350,19 @@ const pollLock = "pisp:poll"
 // one of them polls, the others skip the round (PollExclusive).
 func (s *Service) RunExclusive(ctx context.Context, l Locker) error {
 	return s.every(ctx, func(ctx context.Context) error {
-		_, _, err := s.PollExclusive(ctx, l)
+		ran, _, err := s.PollExclusive(ctx, l)
+		if ran {
+			s.countRound()
+		}
 		return err
 	})
+}
+
+// countRound reports a poll round to Config.OnPollRound.
+func (s *Service) countRound() {
+	if s.onPollRound != nil {
+		s.onPollRound()
+	}
 }
 
 // PollExclusive polls unless another replica has polled within the last

@@ -40,6 +40,7 @@ type replicaSet struct {
 	pgURL   string
 	pg      *sqlx.DB
 	direct  []string // each replica's own URL
+	metrics []string // each replica's /metrics URL
 	next    atomic.Uint64
 	mu      sync.Mutex
 	hits    []hit
@@ -74,7 +75,9 @@ func startReplicasWith(t *testing.T, n int, o harnessOptions, spawn func(args []
 		u, _ := url.Parse("http://" + addr)
 		rs.direct = append(rs.direct, u.String())
 		rs.proxies = append(rs.proxies, u)
-		args := h.serveArgs("--listen", addr, "--db", pgURL, "--poll-interval", "1s")
+		metricsAddr := "127.0.0.1:" + strconv.Itoa(freeTCPPort(t))
+		rs.metrics = append(rs.metrics, "http://"+metricsAddr+"/metrics")
+		args := h.serveArgs("--listen", addr, "--db", pgURL, "--poll-interval", "1s", "--metrics-listen", metricsAddr)
 		if spawn != nil && i == n-1 {
 			exited := spawn(args)
 			runs[i] = &tppRun{done: make(chan error, 1)}
@@ -110,6 +113,30 @@ func startReplicasWith(t *testing.T, n int, o harnessOptions, spawn func(args []
 	go srv.Serve(l) //nolint:errcheck // ends with Close
 	t.Cleanup(func() { srv.Close() })
 	return rs
+}
+
+// pollRounds reads tpp_payment_poll_rounds_total from each replica.
+func (rs *replicaSet) pollRounds(t *testing.T) []int {
+	t.Helper()
+	out := make([]int, len(rs.metrics))
+	for i, u := range rs.metrics {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatalf("replica %d metrics: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, "tpp_payment_poll_rounds_total "); ok {
+				n, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("replica %d: %q", i, line)
+				}
+				out[i] = int(n)
+			}
+		}
+	}
+	return out
 }
 
 func (rs *replicaSet) waitReady(t *testing.T, base string, done <-chan error) {
@@ -288,6 +315,23 @@ func TestReplicasOnPostgres(t *testing.T) {
 		if got := rs.count(t, `SELECT COUNT(*) FROM payments`); got != n {
 			t.Errorf("%d payments stored, want %d", got, n)
 		}
+	})
+
+	t.Run("the poller runs on one replica per round", func(t *testing.T) {
+		before := rs.pollRounds(t)
+		const window = 6 * time.Second
+		time.Sleep(window)
+		after := rs.pollRounds(t)
+		total := 0
+		for i := range after {
+			total += after[i] - before[i]
+		}
+		// One round per 1 s interval at most (the lock marks a round done
+		// for 0.9 s), so 3 replicas polling each would make about 18.
+		if total < 1 || total > int(window/(900*time.Millisecond))+1 {
+			t.Errorf("%d poll rounds across the replicas in %s (per replica %v → %v), want about one a second", total, window, before, after)
+		}
+		t.Logf("poll rounds in %s: %v → %v", window, before, after)
 	})
 
 	t.Run("webhooks delivered once each", func(t *testing.T) {

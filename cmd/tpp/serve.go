@@ -672,6 +672,7 @@ func (a *app) services(ctx context.Context) error {
 		AuthorizeURL:    svc.AuthorizeURL,
 		Events:          a.store.outbox,
 		OnUnknownStatus: a.metrics.UnknownBankStatus,
+		OnPollRound:     a.metrics.PollRound,
 		PollInterval:    cfg.PollInterval,
 		Clock:           a.clock,
 		Logger:          a.log,

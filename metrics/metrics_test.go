@@ -558,7 +558,7 @@ func TestMetricNamesAreStable(t *testing.T) {
 		"tpp_bank_budget_wait_seconds", "tpp_bank_budget_waits_total", "tpp_bank_context_rebuilds_total", "tpp_bank_credentials_refused_total",
 		"tpp_bank_request_duration_seconds", "tpp_bank_requests_total", "tpp_bank_session_renewals_total",
 		"tpp_bank_unknown_status_total", "tpp_certificate_expiry_days", "tpp_http_request_duration_seconds",
-		"tpp_webhook_deliveries_total", "tpp_webhook_delivery_duration_seconds",
+		"tpp_payment_poll_rounds_total", "tpp_webhook_deliveries_total", "tpp_webhook_delivery_duration_seconds",
 	}
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Errorf("metric names:\n got %v\nwant %v", names, want)

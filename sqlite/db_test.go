@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // fixedClock is a settable clock for tests.
@@ -111,7 +109,7 @@ func TestOpenRejectsSpecialPaths(t *testing.T) {
 func TestForeignKeysEnforced(t *testing.T) {
 	t.Parallel()
 	db := openTestDB(t, nil)
-	err := db.Tx(context.Background(), func(tx *sqlx.Tx) error {
+	err := db.Tx(context.Background(), func(tx *Tx) error {
 		_, err := tx.Exec(`INSERT INTO webhook_events (id, client_id, type, payload, created_at)
 			VALUES ('evt_1', 'cli_missing', 't', '{}', 'x')`)
 		return err
@@ -129,7 +127,7 @@ func TestTxRollsBackOnErrorAndPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
-	err := db.Tx(ctx, func(tx *sqlx.Tx) error {
+	err := db.Tx(ctx, func(tx *Tx) error {
 		if _, err := tx.Exec(`INSERT INTO t VALUES (1)`); err != nil {
 			return err
 		}
@@ -144,12 +142,12 @@ func TestTxRollsBackOnErrorAndPanic(t *testing.T) {
 				t.Error("panic was swallowed")
 			}
 		}()
-		db.Tx(ctx, func(tx *sqlx.Tx) error {
+		db.Tx(ctx, func(tx *Tx) error {
 			tx.Exec(`INSERT INTO t VALUES (2)`)
 			panic("kaboom")
 		})
 	}()
-	if err := db.Tx(ctx, func(tx *sqlx.Tx) error {
+	if err := db.Tx(ctx, func(tx *Tx) error {
 		_, err := tx.Exec(`INSERT INTO t VALUES (3)`)
 		return err
 	}); err != nil {
@@ -179,7 +177,7 @@ func TestConcurrentWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < each; j++ {
-				err := db.Tx(ctx, func(tx *sqlx.Tx) error {
+				err := db.Tx(ctx, func(tx *Tx) error {
 					var n int
 					if err := tx.Get(&n, `SELECT n FROM counter`); err != nil {
 						return err

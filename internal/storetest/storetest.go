@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/internal/sqlstore"
 	"github.com/bunqtpp/tpp/seal"
 )
 
@@ -63,6 +64,13 @@ type Stores struct {
 	// HoldWriteLock blocks the store's writes from another connection,
 	// as another process would, until release is called.
 	HoldWriteLock func(t testing.TB) (release func())
+
+	// Rekey re-seals every sealed value under kr's current key
+	// (sqlite.Rekey, postgres.Rekey).
+	Rekey func(ctx context.Context, kr *seal.Keyring, dryRun bool) ([]sqlstore.RekeyCount, error)
+	// WithKeyring returns the store's services over the same database,
+	// sealing and opening with kr.
+	WithKeyring func(kr *seal.Keyring) Stores
 }
 
 // Open makes a fresh, empty store for t whose rows are stamped by clock

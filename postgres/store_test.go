@@ -37,7 +37,11 @@ func openStores(t testing.TB, clock tpp.Clock, kr *seal.Keyring) storetest.Store
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return services(db, kr, Unavailable, func(t testing.TB) func() { return holdWriteLock(t, url) })
+	return storetest.SQLStores(db.Store, kr, storetest.Stores{
+		ProbeWrite:    db.ProbeWrite,
+		Unavailable:   Unavailable,
+		HoldWriteLock: func(t testing.TB) func() { return holdWriteLock(t, url) },
+	})
 }
 
 // holdWriteLock locks idempotency_records against every write from another
@@ -72,26 +76,4 @@ func TestStore(t *testing.T) {
 	t.Parallel()
 	pgtest.Require(t)
 	storetest.Run(t, openStores)
-}
-
-// services is every service over db, sealing with kr.
-func services(db *DB, kr *seal.Keyring, unavailable func(error) bool, hold func(testing.TB) func()) storetest.Stores {
-	return storetest.Stores{
-		DB:               db,
-		Clients:          NewClientService(db, kr),
-		Consents:         NewConsentService(db, kr),
-		Payments:         NewPaymentService(db),
-		Idempotency:      NewIdempotencyStore(db),
-		Audit:            NewAuditLog(db),
-		Outbox:           NewOutbox(db),
-		Registrations:    NewRegistrationStore(db, kr),
-		MaxCloseAttempts: MaxCloseAttempts,
-		ProbeWrite:       db.ProbeWrite,
-		Unavailable:      unavailable,
-		HoldWriteLock:    hold,
-		Rekey: func(ctx context.Context, kr *seal.Keyring, dryRun bool) ([]RekeyCount, error) {
-			return Rekey(ctx, db, kr, dryRun)
-		},
-		WithKeyring: func(kr *seal.Keyring) storetest.Stores { return services(db, kr, unavailable, hold) },
-	}
 }

@@ -8,30 +8,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/bunqtpp/tpp/internal/storetest"
 )
 
 // fixedClock is a settable clock for tests.
-type fixedClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fixedClock = storetest.Clock
 
-func newClock() *fixedClock {
-	return &fixedClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fixedClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fixedClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *fixedClock { return storetest.NewClock() }
 
 func openTestDB(t testing.TB, clock *fixedClock) *DB {
 	t.Helper()

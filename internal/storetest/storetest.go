@@ -73,6 +73,26 @@ type Stores struct {
 	WithKeyring func(kr *seal.Keyring) Stores
 }
 
+// SQLStores fills in s's services over st (package sqlite's and package
+// postgres's stores are internal/sqlstore's), sealing with kr; s brings
+// what is the database's own (ProbeWrite, Unavailable, HoldWriteLock).
+func SQLStores(st *sqlstore.Store, kr *seal.Keyring, s Stores) Stores {
+	s.DB = st
+	s.Clients = sqlstore.NewClientService(st, kr)
+	s.Consents = sqlstore.NewConsentService(st, kr)
+	s.Payments = sqlstore.NewPaymentService(st)
+	s.Idempotency = sqlstore.NewIdempotencyStore(st)
+	s.Audit = sqlstore.NewAuditLog(st)
+	s.Outbox = sqlstore.NewOutbox(st)
+	s.Registrations = sqlstore.NewRegistrationStore(st, kr)
+	s.MaxCloseAttempts = sqlstore.MaxCloseAttempts
+	s.Rekey = func(ctx context.Context, kr *seal.Keyring, dryRun bool) ([]sqlstore.RekeyCount, error) {
+		return sqlstore.Rekey(ctx, st, kr, dryRun)
+	}
+	s.WithKeyring = func(kr *seal.Keyring) Stores { return SQLStores(st, kr, s) }
+	return s
+}
+
 // Open makes a fresh, empty store for t whose rows are stamped by clock
 // and whose secrets are sealed with kr; it closes it when t ends.
 type Open func(t testing.TB, clock tpp.Clock, kr *seal.Keyring) Stores

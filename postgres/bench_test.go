@@ -13,3 +13,9 @@ func BenchmarkStore(b *testing.B) {
 	pgtest.Require(b)
 	storetest.Bench(b, openStores)
 }
+
+// BenchmarkRekey re-seals 2,000 access tokens per op (internal/storetest).
+func BenchmarkRekey(b *testing.B) {
+	pgtest.Require(b)
+	storetest.BenchRekey(b, openStores)
+}

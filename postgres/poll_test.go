@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/internal/storetest"
 )
 
 // Replicas poll one table: two rounds at the same moment take disjoint
@@ -14,12 +15,24 @@ import (
 func TestDuePaymentsClaimedOncePerRound(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	f := newFixture(t)
-	c, _ := f.client(t)
-	con := f.activate(t, f.consent(t, c, "u"), 1)
+	clock := storetest.NewClock()
+	s := openStores(t, clock, storetest.Keyring(t, "k1", 7))
+	c, _, err := s.Clients.CreateClient(ctx, tpp.NewClient{Name: "Acme", ReturnURLs: []string{"https://acme.example/r"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	con, err := s.Consents.CreateConsent(ctx, tpp.NewConsent{ClientID: c.ID, UserRef: "u",
+		Scopes: []tpp.Scope{tpp.ScopePayments}, ReturnURL: c.ReturnURLs[0], Actor: tpp.ActorClient(c.ID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if con, err = s.Consents.TransitionConsent(ctx, tpp.ConsentTransition{ID: con.ID, To: tpp.ConsentActive,
+		BunqUserID: 1, AccessToken: "token", Actor: tpp.ActorPSU}); err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]bool{}
 	for i := range 6 {
-		p, err := f.payments.CreatePayment(ctx, tpp.NewPayment{
+		p, err := s.Payments.CreatePayment(ctx, tpp.NewPayment{
 			ConsentID: con.ID, ClientID: c.ID, Kind: tpp.PaymentDraft, AccountID: 12, AmountMinor: 100, Currency: "EUR",
 			CounterpartyIBAN: "NL91ABNA0417164300", CounterpartyName: "Shop", BunqID: int64(200 + i),
 			IdempotencyKey: fmt.Sprint("k", i), Actor: tpp.ActorClient(c.ID),
@@ -29,7 +42,7 @@ func TestDuePaymentsClaimedOncePerRound(t *testing.T) {
 		}
 		want[p.ID] = true
 	}
-	now := f.clock.Now()
+	now := clock.Now()
 	var mu sync.Mutex
 	got := map[string]int{}
 	var wg sync.WaitGroup
@@ -37,7 +50,7 @@ func TestDuePaymentsClaimedOncePerRound(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			due, err := f.payments.DuePayments(ctx, now, 3)
+			due, err := s.Payments.DuePayments(ctx, now, 3)
 			if err != nil {
 				t.Error(err)
 				return
@@ -58,7 +71,7 @@ func TestDuePaymentsClaimedOncePerRound(t *testing.T) {
 			t.Fatalf("payment %s taken %d times", id, n)
 		}
 	}
-	if again, err := f.payments.DuePayments(ctx, now, 10); err != nil || len(again) != 0 {
+	if again, err := s.Payments.DuePayments(ctx, now, 10); err != nil || len(again) != 0 {
 		t.Fatalf("claimed payments due again at once: %d, %v", len(again), err)
 	}
 }

@@ -37,7 +37,7 @@ func TestUnavailable(t *testing.T) {
 		"23505": false, // a unique violation is the request's conflict
 		"42P01": false, // a missing table is a bug
 	} {
-		err := fmt.Errorf("postgres: transaction lost %d serialization conflicts: %w", maxTxAttempts, &pgconn.PgError{Code: code})
+		err := fmt.Errorf("postgres: transaction lost %d serialization conflicts: %w", 20, &pgconn.PgError{Code: code})
 		if got := Unavailable(err); got != want {
 			t.Errorf("SQLSTATE %s: Unavailable %v, want %v", code, got, want)
 		}

@@ -1,7 +1,9 @@
 // Package sqlite stores the TPP's durable state (fintech clients, consents,
 // payments, idempotency records, the audit log and the webhook outbox) in a
 // SQLite file through sqlx and go-sqlite3. It implements the storage
-// interfaces of the root package.
+// interfaces of the root package with internal/sqlstore, the stores'
+// one implementation; this package opens the file, applies its migrations
+// and gives sqlstore SQLite's dialect (dialect.go).
 //
 // The file runs in WAL mode, so readers never block the single writer, with
 // foreign keys on. Every write runs in a BEGIN IMMEDIATE transaction: the write
@@ -20,12 +22,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -36,12 +38,11 @@ var migrations embed.FS
 // file is wedged.
 const busyTimeoutMS = 5000
 
-// DB is an open database. It embeds *sqlx.DB for packages (such as the
-// registration store) that add their own queries.
+// DB is an open database. Its embedded *sqlx.DB (db.DB) serves callers
+// that add their own queries.
 type DB struct {
-	*sqlx.DB
-	clock tpp.Clock
-	path  string
+	*sqlstore.Store
+	path string
 }
 
 // Open opens (creating if needed) the database file at path, creates its
@@ -55,9 +56,6 @@ func Open(ctx context.Context, path string, clock tpp.Clock) (*DB, error) {
 	// names would bypass the settings below.
 	if strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") || strings.HasPrefix(path, ":") {
 		return nil, fmt.Errorf("sqlite: database path %q must be a plain file path", path)
-	}
-	if clock == nil {
-		clock = tpp.SystemClock{}
 	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -84,7 +82,7 @@ func Open(ctx context.Context, path string, clock tpp.Clock) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	db := &DB{DB: sdb, clock: clock, path: path}
+	db := &DB{Store: sqlstore.New(sdb, dialect(), clock), path: path}
 	if err := db.check(ctx); err != nil {
 		sdb.Close()
 		return nil, err
@@ -116,39 +114,11 @@ func (db *DB) check(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database.
-func (db *DB) Close() error { return db.DB.Close() }
-
 // Path returns the file the database was opened from.
 func (db *DB) Path() string { return db.path }
 
-// Now returns the time of the database's clock, in UTC and truncated to
-// the microsecond that the columns keep.
-func (db *DB) Now() time.Time { return db.clock.Now().UTC().Truncate(time.Microsecond) }
-
-// Tx runs fn in a write transaction (BEGIN IMMEDIATE). It commits when fn
-// returns nil and rolls back when fn returns an error or panics; the panic
-// is then re-raised.
-func (db *DB) Tx(ctx context.Context, fn func(tx *sqlx.Tx) error) (err error) {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: begin: %w", err)
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			_ = tx.Rollback()
-			panic(p)
-		}
-	}()
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: commit: %w", err)
-	}
-	return nil
-}
+// Tx is a write transaction (BEGIN IMMEDIATE, from db.Tx).
+type Tx = sqlstore.Tx
 
 // migrate applies, in name order, each embedded migration not yet recorded
 // in schema_migrations. Each runs in its own transaction together with its
@@ -171,7 +141,7 @@ func (db *DB) migrate(ctx context.Context) error {
 			return fmt.Errorf("sqlite: read migration %s: %w", name, err)
 		}
 		base := filepath.Base(name)
-		err = db.Tx(ctx, func(tx *sqlx.Tx) error {
+		err = db.Tx(ctx, func(tx *Tx) error {
 			var n int
 			if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM schema_migrations WHERE name = ?`, base); err != nil {
 				return err
@@ -183,7 +153,7 @@ func (db *DB) migrate(ctx context.Context) error {
 				return err
 			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`,
-				base, formatTime(db.Now()))
+				base, sqlstore.FormatTextTime(db.Now()))
 			return err
 		})
 		if err != nil {

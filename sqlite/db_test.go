@@ -8,32 +8,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/jmoiron/sqlx"
+	"github.com/bunqtpp/tpp/internal/storetest"
 )
 
 // fixedClock is a settable clock for tests.
-type fixedClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fixedClock = storetest.Clock
 
-func newClock() *fixedClock {
-	return &fixedClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fixedClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fixedClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *fixedClock { return storetest.NewClock() }
 
 func openTestDB(t testing.TB, clock *fixedClock) *DB {
 	t.Helper()
@@ -111,7 +93,7 @@ func TestOpenRejectsSpecialPaths(t *testing.T) {
 func TestForeignKeysEnforced(t *testing.T) {
 	t.Parallel()
 	db := openTestDB(t, nil)
-	err := db.Tx(context.Background(), func(tx *sqlx.Tx) error {
+	err := db.Tx(context.Background(), func(tx *Tx) error {
 		_, err := tx.Exec(`INSERT INTO webhook_events (id, client_id, type, payload, created_at)
 			VALUES ('evt_1', 'cli_missing', 't', '{}', 'x')`)
 		return err
@@ -129,7 +111,7 @@ func TestTxRollsBackOnErrorAndPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
-	err := db.Tx(ctx, func(tx *sqlx.Tx) error {
+	err := db.Tx(ctx, func(tx *Tx) error {
 		if _, err := tx.Exec(`INSERT INTO t VALUES (1)`); err != nil {
 			return err
 		}
@@ -144,12 +126,12 @@ func TestTxRollsBackOnErrorAndPanic(t *testing.T) {
 				t.Error("panic was swallowed")
 			}
 		}()
-		db.Tx(ctx, func(tx *sqlx.Tx) error {
+		db.Tx(ctx, func(tx *Tx) error {
 			tx.Exec(`INSERT INTO t VALUES (2)`)
 			panic("kaboom")
 		})
 	}()
-	if err := db.Tx(ctx, func(tx *sqlx.Tx) error {
+	if err := db.Tx(ctx, func(tx *Tx) error {
 		_, err := tx.Exec(`INSERT INTO t VALUES (3)`)
 		return err
 	}); err != nil {
@@ -179,7 +161,7 @@ func TestConcurrentWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < each; j++ {
-				err := db.Tx(ctx, func(tx *sqlx.Tx) error {
+				err := db.Tx(ctx, func(tx *Tx) error {
 					var n int
 					if err := tx.Get(&n, `SELECT n FROM counter`); err != nil {
 						return err

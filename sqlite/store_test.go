@@ -20,20 +20,11 @@ func openStores(t testing.TB, clock tpp.Clock, kr *seal.Keyring) storetest.Store
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return storetest.Stores{
-		DB:               db,
-		Clients:          NewClientService(db, kr),
-		Consents:         NewConsentService(db, kr),
-		Payments:         NewPaymentService(db),
-		Idempotency:      NewIdempotencyStore(db),
-		Audit:            NewAuditLog(db),
-		Outbox:           NewOutbox(db),
-		Registrations:    NewRegistrationStore(db, kr),
-		MaxCloseAttempts: MaxCloseAttempts,
-		ProbeWrite:       db.ProbeWrite,
-		Unavailable:      Busy,
-		HoldWriteLock:    func(t testing.TB) func() { return holdWriteLock(t, db.Path()) },
-	}
+	return storetest.SQLStores(db.Store, kr, storetest.Stores{
+		ProbeWrite:    db.ProbeWrite,
+		Unavailable:   Busy,
+		HoldWriteLock: func(t testing.TB) func() { return holdWriteLock(t, db.Path()) },
+	})
 }
 
 // holdWriteLock takes the database's write lock from another connection

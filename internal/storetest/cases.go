@@ -98,4 +98,5 @@ var Cases = []Case{
 	{"ConsentRecordsGrantOrigin", testConsentRecordsGrantOrigin},
 	{"NotifyExpiringOncePerAuthorization", testNotifyExpiringOncePerAuthorization},
 	{"WebhookEventsNumberedPerClient", testWebhookEventsNumberedPerClient},
+	{"RekeyMovesEverySealedValueToTheCurrentKey", testRekeyMovesEverySealedValueToTheCurrentKey},
 }

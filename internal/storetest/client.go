@@ -2,11 +2,13 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/pisp"
 )
 
 func testClientCreateGetAuthenticate(t *testing.T, open Open) {
@@ -203,6 +205,9 @@ func testRevokeClientRevokesLiveConsents(t *testing.T, open Open) {
 		t.Fatal(err)
 	}
 	untouched := f.activate(t, f.consent(t, other, "u"), 2)
+	// A single payment's consent: revoked too, audited, but (as with
+	// TransitionConsent) no consent.updated event.
+	single := f.activate(t, f.consent(t, c, pisp.SinglePaymentUserRef, tpp.ScopePayments), 3)
 	deliveriesBefore := count(t, f.db, `SELECT COUNT(*) FROM webhook_deliveries`)
 
 	if _, err := f.clients.RevokeClient(ctx, c.ID); err != nil {
@@ -212,7 +217,7 @@ func testRevokeClientRevokesLiveConsents(t *testing.T, open Open) {
 		id   string
 		want tpp.ConsentStatus
 	}{{pending.ID, tpp.ConsentRevoked}, {active.ID, tpp.ConsentRevoked}, {rejected.ID, tpp.ConsentRejected},
-		{untouched.ID, tpp.ConsentActive}} {
+		{untouched.ID, tpp.ConsentActive}, {single.ID, tpp.ConsentRevoked}} {
 		got, err := f.consents.ConsentByID(ctx, tc.id)
 		if err != nil || got.Status != tc.want {
 			t.Errorf("consent %s: %v, %v; want %s", tc.id, got.Status, err, tc.want)
@@ -223,11 +228,60 @@ func testRevokeClientRevokesLiveConsents(t *testing.T, open Open) {
 	if n := count(t, f.db, `SELECT COUNT(*) FROM consents WHERE client_id = ? AND access_token_sealed IS NOT NULL`, c.ID); n != 0 {
 		t.Fatalf("%d tokens left for a revoked client", n)
 	}
-	if n := count(t, f.db, `SELECT COUNT(*) FROM audit_log WHERE client_id = ? AND detail = 'client revoked'`, c.ID); n != 2 {
-		t.Fatalf("%d consent revocations audited, want 2", n)
+	if n := count(t, f.db, `SELECT COUNT(*) FROM audit_log WHERE client_id = ? AND detail = 'client revoked'`, c.ID); n != 3 {
+		t.Fatalf("%d consent revocations audited, want 3", n)
 	}
 	// No webhook goes to a revoked client.
 	if n := count(t, f.db, `SELECT COUNT(*) FROM webhook_deliveries`); n != deliveriesBefore {
 		t.Fatalf("deliveries queued for a revoked client")
+	}
+	checkRevokedAsTransitions(t, f, c, map[string]tpp.ConsentStatus{pending.ID: tpp.ConsentPending, active.ID: tpp.ConsentActive})
+}
+
+// checkRevokedAsTransitions checks that revoking client c wrote, for each
+// consent in was (its status before), what TransitionConsent writes for a
+// move to revoked by the operator: one consent.transition audit record and
+// one consent.updated event; and for its single payment's consents none.
+func checkRevokedAsTransitions(t *testing.T, f *fixture, c *tpp.FintechClient, was map[string]tpp.ConsentStatus) {
+	t.Helper()
+	ctx := context.Background()
+	for id, from := range was {
+		recs, err := f.audit.ListAudit(ctx, tpp.AuditFilter{ConsentID: id}, 0, 0)
+		if err != nil || len(recs) == 0 {
+			t.Fatalf("audit of %s: %d, %v", id, len(recs), err)
+		}
+		last := recs[len(recs)-1]
+		if last.Actor != tpp.ActorOperator || last.Action != tpp.AuditConsentTransition || last.ClientID != c.ID ||
+			last.From != string(from) || last.To != string(tpp.ConsentRevoked) || last.Detail != "client revoked" {
+			t.Errorf("audit of %s's revocation = %+v", id, last)
+		}
+	}
+	evs, err := f.outbox.Events(ctx, c.ID, tpp.PageRequest{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]tpp.ConsentEventData{}
+	for _, ev := range evs.Items {
+		var body struct {
+			Type string               `json:"type"`
+			Data tpp.ConsentEventData `json:"data"`
+		}
+		if err := json.Unmarshal(ev.Payload, &body); err != nil {
+			t.Fatal(err)
+		}
+		if body.Type == tpp.EventConsentUpdated && body.Data.Status == string(tpp.ConsentRevoked) {
+			if _, dup := got[body.Data.ConsentID]; dup {
+				t.Errorf("two revocation events for %s", body.Data.ConsentID)
+			}
+			got[body.Data.ConsentID] = body.Data
+		}
+	}
+	if len(got) != len(was) {
+		t.Errorf("revocation events for %v, want one for each of %v", got, was)
+	}
+	for id, from := range was {
+		if d, ok := got[id]; !ok || d.PreviousStatus != string(from) || d.UserRef == "" {
+			t.Errorf("revocation event of %s = %+v, want previous status %s", id, d, from)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/internal/sqlstore"
 	"github.com/bunqtpp/tpp/seal"
 )
 
@@ -63,6 +64,33 @@ type Stores struct {
 	// HoldWriteLock blocks the store's writes from another connection,
 	// as another process would, until release is called.
 	HoldWriteLock func(t testing.TB) (release func())
+
+	// Rekey re-seals every sealed value under kr's current key
+	// (sqlite.Rekey, postgres.Rekey).
+	Rekey func(ctx context.Context, kr *seal.Keyring, dryRun bool) ([]sqlstore.RekeyCount, error)
+	// WithKeyring returns the store's services over the same database,
+	// sealing and opening with kr.
+	WithKeyring func(kr *seal.Keyring) Stores
+}
+
+// SQLStores fills in s's services over st (package sqlite's and package
+// postgres's stores are internal/sqlstore's), sealing with kr; s brings
+// what is the database's own (ProbeWrite, Unavailable, HoldWriteLock).
+func SQLStores(st *sqlstore.Store, kr *seal.Keyring, s Stores) Stores {
+	s.DB = st
+	s.Clients = sqlstore.NewClientService(st, kr)
+	s.Consents = sqlstore.NewConsentService(st, kr)
+	s.Payments = sqlstore.NewPaymentService(st)
+	s.Idempotency = sqlstore.NewIdempotencyStore(st)
+	s.Audit = sqlstore.NewAuditLog(st)
+	s.Outbox = sqlstore.NewOutbox(st)
+	s.Registrations = sqlstore.NewRegistrationStore(st, kr)
+	s.MaxCloseAttempts = sqlstore.MaxCloseAttempts
+	s.Rekey = func(ctx context.Context, kr *seal.Keyring, dryRun bool) ([]sqlstore.RekeyCount, error) {
+		return sqlstore.Rekey(ctx, st, kr, dryRun)
+	}
+	s.WithKeyring = func(kr *seal.Keyring) Stores { return SQLStores(st, kr, s) }
+	return s
 }
 
 // Open makes a fresh, empty store for t whose rows are stamped by clock

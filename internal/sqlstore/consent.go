@@ -1,10 +1,9 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -16,36 +15,36 @@ import (
 
 // ConsentService implements tpp.ConsentService.
 type ConsentService struct {
-	db      *DB
+	db      *Store
 	keyring *seal.Keyring
 }
 
 var _ tpp.ConsentService = (*ConsentService)(nil)
 
 // NewConsentService returns a consent service; keyring seals OAuth tokens.
-func NewConsentService(db *DB, keyring *seal.Keyring) *ConsentService {
+func NewConsentService(db *Store, keyring *seal.Keyring) *ConsentService {
 	return &ConsentService{db: db, keyring: keyring}
 }
 
 type consentRow struct {
-	ID                string         `db:"id"`
-	ClientID          string         `db:"client_id"`
-	UserRef           string         `db:"user_ref"`
-	Scopes            string         `db:"scopes"`
-	ReturnURL         string         `db:"return_url"`
-	Status            string         `db:"status"`
-	CreatedAt         dbTime         `db:"created_at"`
-	UpdatedAt         dbTime         `db:"updated_at"`
-	ExpiresAt         dbTime         `db:"expires_at"`
-	AuthorizedAt      nullTime       `db:"authorized_at"`
-	ReauthDueAt       nullTime       `db:"reauth_due_at"`
-	BunqUserID        sql.NullInt64  `db:"bunq_user_id"`
-	BunqDisplayName   string         `db:"bunq_display_name"`
-	AccessTokenSealed sql.NullString `db:"access_token_sealed"`
-	ErrorCode         string         `db:"error_code"`
-	RevokedAt         nullTime       `db:"revoked_at"`
-	GrantedIP         string         `db:"granted_ip"`
-	GrantedUserAgent  string         `db:"granted_user_agent"`
+	ID                string        `db:"id"`
+	ClientID          string        `db:"client_id"`
+	UserRef           string        `db:"user_ref"`
+	Scopes            string        `db:"scopes"`
+	ReturnURL         string        `db:"return_url"`
+	Status            string        `db:"status"`
+	CreatedAt         dbTime        `db:"created_at"`
+	UpdatedAt         dbTime        `db:"updated_at"`
+	ExpiresAt         dbTime        `db:"expires_at"`
+	AuthorizedAt      nullTime      `db:"authorized_at"`
+	ReauthDueAt       nullTime      `db:"reauth_due_at"`
+	BunqUserID        sql.NullInt64 `db:"bunq_user_id"`
+	BunqDisplayName   string        `db:"bunq_display_name"`
+	AccessTokenSealed sealedCol     `db:"access_token_sealed"`
+	ErrorCode         string        `db:"error_code"`
+	RevokedAt         nullTime      `db:"revoked_at"`
+	GrantedIP         string        `db:"granted_ip"`
+	GrantedUserAgent  string        `db:"granted_user_agent"`
 }
 
 const consentColumns = `id, client_id, user_ref, scopes, return_url, status, created_at, updated_at,
@@ -86,14 +85,14 @@ func consentNotFound(id string) error {
 
 // getConsentRow loads a consent; a non-empty clientID scopes the lookup, and
 // a consent of another client is reported exactly like an unknown id.
-func getConsentRow(ctx context.Context, q sqlx.QueryerContext, clientID, id string) (*consentRow, error) {
+func getConsentRow(ctx context.Context, q querier, clientID, id string) (*consentRow, error) {
 	var r consentRow
 	err := sqlx.GetContext(ctx, q, &r, `SELECT `+consentColumns+` FROM consents WHERE id = ?`, id)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && clientID != "" && r.ClientID != clientID) {
 		return nil, consentNotFound(id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: get consent: %w", err)
+		return nil, q.errorf("get consent: %w", err)
 	}
 	return &r, nil
 }
@@ -123,7 +122,7 @@ func (s *ConsentService) CreateConsent(ctx context.Context, in tpp.NewConsent) (
 	}
 	id := tpp.NewID(tpp.PrefixConsent)
 	now := s.db.Now()
-	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+	err = s.db.Tx(ctx, func(tx *Tx) error {
 		c, err := getClientRow(ctx, tx, in.ClientID)
 		if err != nil {
 			return err
@@ -142,8 +141,8 @@ func (s *ConsentService) CreateConsent(ctx context.Context, in tpp.NewConsent) (
 			(id, client_id, user_ref, scopes, return_url, status, created_at, updated_at, expires_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			id, in.ClientID, in.UserRef, strings.Join(raw, " "), in.ReturnURL, string(tpp.ConsentPending),
-			formatTime(now), formatTime(now), formatTime(now.Add(tpp.ConsentPendingTTL))); err != nil {
-			return fmt.Errorf("sqlite: insert consent: %w", err)
+			s.db.Time(now), s.db.Time(now), s.db.Time(now.Add(tpp.ConsentPendingTTL))); err != nil {
+			return s.db.errorf("insert consent: %w", err)
 		}
 		return insertAudit(ctx, tx, now, tpp.AuditRecord{
 			Actor: in.Actor, Action: tpp.AuditConsentCreated, RequestID: in.RequestID,
@@ -202,7 +201,7 @@ func (s *ConsentService) ListConsents(ctx context.Context, f tpp.ConsentFilter, 
 	}
 	rows, err := selectPage[consentRow](ctx, s.db, `SELECT `+consentColumns+` FROM consents`, where, args, limit, cur)
 	if err != nil {
-		return zero, fmt.Errorf("sqlite: list consents: %w", err)
+		return zero, s.db.errorf("list consents: %w", err)
 	}
 	out := make([]*tpp.Consent, len(rows))
 	for i := range rows {
@@ -223,7 +222,7 @@ func (s *ConsentService) SinglePaymentOf(ctx context.Context, consentID string) 
 		return nil, tpp.Errorf(tpp.EPaymentNotFound, "no single payment for consent %q", consentID)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: single payment of consent: %w", err)
+		return nil, s.db.errorf("single payment of consent: %w", err)
 	}
 	return p, nil
 }
@@ -233,7 +232,7 @@ func (s *ConsentService) ConsentsByBunqUser(ctx context.Context, bunqUserID int6
 	var rows []consentRow
 	if err := s.db.SelectContext(ctx, &rows, `SELECT `+consentColumns+` FROM consents
 		WHERE bunq_user_id = ? ORDER BY created_at, id`, bunqUserID); err != nil {
-		return nil, fmt.Errorf("sqlite: consents by bunq user: %w", err)
+		return nil, s.db.errorf("consents by bunq user: %w", err)
 	}
 	out := make([]*tpp.Consent, len(rows))
 	for i := range rows {
@@ -249,7 +248,7 @@ func (s *ConsentService) ActiveConsents(ctx context.Context, limit int) ([]*tpp.
 	var rows []consentRow
 	if err := s.db.SelectContext(ctx, &rows, `SELECT `+consentColumns+` FROM consents
 		WHERE status = ? ORDER BY random() LIMIT ?`, string(tpp.ConsentActive), limit); err != nil {
-		return nil, fmt.Errorf("sqlite: active consents: %w", err)
+		return nil, s.db.errorf("active consents: %w", err)
 	}
 	out := make([]*tpp.Consent, len(rows))
 	for i := range rows {
@@ -263,12 +262,12 @@ func (s *ConsentService) DueConsents(ctx context.Context, now time.Time, limit i
 	if limit <= 0 {
 		limit = tpp.DefaultPageLimit
 	}
-	t := formatTime(now)
+	t := s.db.Time(now)
 	var rows []consentRow
 	if err := s.db.SelectContext(ctx, &rows, `SELECT `+consentColumns+` FROM consents
 		WHERE (status = 'pending' AND expires_at <= ?) OR (status = 'active' AND reauth_due_at <= ?)
 		ORDER BY created_at, id LIMIT ?`, t, t, limit); err != nil {
-		return nil, fmt.Errorf("sqlite: due consents: %w", err)
+		return nil, s.db.errorf("due consents: %w", err)
 	}
 	out := make([]*tpp.Consent, len(rows))
 	for i := range rows {
@@ -288,22 +287,22 @@ func (s *ConsentService) NotifyExpiring(ctx context.Context, now time.Time, noti
 		limit = tpp.DefaultPageLimit
 	}
 	var sent int
-	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+	err := s.db.Tx(ctx, func(tx *Tx) error {
 		var rows []consentRow
 		if err := tx.SelectContext(ctx, &rows, `SELECT `+consentColumns+` FROM consents
 			WHERE status = 'active' AND reauth_due_at > ? AND reauth_due_at <= ?
 			AND (expiring_notified_at IS NULL OR expiring_notified_at < authorized_at)
 			AND user_ref NOT LIKE ? ESCAPE '\'
 			ORDER BY reauth_due_at, id LIMIT ?`,
-			formatTime(now), formatTime(now.Add(notice)), likePrefix(tpp.InternalUserRefPrefix), limit); err != nil {
-			return fmt.Errorf("sqlite: expiring consents: %w", err)
+			s.db.Time(now), s.db.Time(now.Add(notice)), likePrefix(tpp.InternalUserRefPrefix), limit); err != nil {
+			return s.db.errorf("expiring consents: %w", err)
 		}
 		for _, r := range rows {
 			res, err := tx.ExecContext(ctx, `UPDATE consents SET expiring_notified_at = ?
 				WHERE id = ? AND status = 'active' AND (expiring_notified_at IS NULL OR expiring_notified_at < authorized_at)`,
-				formatTime(now), r.ID)
+				s.db.Time(now), r.ID)
 			if err != nil {
-				return fmt.Errorf("sqlite: mark consent expiring: %w", err)
+				return s.db.errorf("mark consent expiring: %w", err)
 			}
 			if n, _ := res.RowsAffected(); n != 1 {
 				continue
@@ -355,87 +354,98 @@ func (s *ConsentService) TransitionConsent(ctx context.Context, t tpp.ConsentTra
 		return nil, tpp.Errorf(tpp.EInternal, "activating a consent needs the bunq user and the access token")
 	}
 	now := s.db.Now()
-	var sealed string
+	var sealed any
 	if t.To == tpp.ConsentActive {
 		var err error
-		if sealed, err = s.keyring.SealString(t.AccessToken, tpp.AccessTokenAD(t.ID)); err != nil {
-			return nil, fmt.Errorf("sqlite: seal access token: %w", err)
+		if sealed, err = s.db.seal(s.keyring, []byte(t.AccessToken), tpp.AccessTokenAD(t.ID)); err != nil {
+			return nil, s.db.errorf("seal access token: %w", err)
 		}
 	}
 	var out *tpp.Consent
-	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
-		r, err := getConsentRow(ctx, tx, t.ClientID, t.ID)
-		if err != nil {
-			return err
-		}
-		cur := tpp.ConsentStatus(r.Status)
-		if t.From != "" && cur != t.From {
-			return tpp.Errorf(tpp.EConflict, "consent %q is %s, not %s", t.ID, cur, t.From)
-		}
-		if !cur.CanTransitionTo(t.To) {
-			return statusError(t.ID, cur, t.To)
-		}
-		set := []string{"status = ?", "updated_at = ?"}
-		args := []any{string(t.To), formatTime(now)}
-		switch t.To {
-		case tpp.ConsentActive:
-			if cur == tpp.ConsentPending && !now.Before(r.ExpiresAt.Time) {
-				return tpp.Errorf(tpp.EConsentExpired, "consent %q expired before it was authorized", t.ID)
-			}
-			// Re-authorization must come from the same bunq user: another
-			// user would otherwise take over a consent made for someone else.
-			if r.BunqUserID.Valid && r.BunqUserID.Int64 != t.BunqUserID {
-				return tpp.Errorf(tpp.EConflict, "consent %q was authorized by another bunq user", t.ID)
-			}
-			set = append(set, "authorized_at = ?", "reauth_due_at = ?", "bunq_user_id = ?",
-				"bunq_display_name = ?", "access_token_sealed = ?", "error_code = ''",
-				"granted_ip = ?", "granted_user_agent = ?")
-			args = append(args, formatTime(now), formatTime(now.Add(tpp.ConsentReauthAfter)), t.BunqUserID,
-				t.BunqUserName, sealed, t.PSUIP, t.PSUUserAgent)
-		case tpp.ConsentRejected:
-			set = append(set, "error_code = ?", "access_token_sealed = NULL")
-			args = append(args, t.ErrorCode)
-		case tpp.ConsentRevoked:
-			set = append(set, "revoked_at = ?", "access_token_sealed = NULL")
-			args = append(args, formatTime(now))
-		default: // expired, reauth_required: the token must not be used any more
-			set = append(set, "access_token_sealed = NULL")
-		}
-		args = append(args, t.ID, r.Status)
-		res, err := tx.ExecContext(ctx, `UPDATE consents SET `+strings.Join(set, ", ")+
-			` WHERE id = ? AND status = ?`, args...)
-		if err != nil {
-			return fmt.Errorf("sqlite: update consent: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return tpp.Errorf(tpp.EConflict, "consent %q changed concurrently", t.ID)
-		}
-		if err := insertAudit(ctx, tx, now, tpp.AuditRecord{
-			Actor: t.Actor, Action: tpp.AuditConsentTransition, RequestID: t.RequestID,
-			ClientID: r.ClientID, ConsentID: t.ID, From: r.Status, To: string(t.To), Detail: t.Detail,
-		}); err != nil {
-			return err
-		}
-		// A single payment's consent is not the fintech's: its webhook is
-		// payment.updated, a consent.updated would name an id it cannot read.
-		if !strings.HasPrefix(r.UserRef, tpp.InternalUserRefPrefix) {
-			if _, err := insertEvent(ctx, tx, now, r.ClientID, tpp.EventConsentUpdated, tpp.ConsentEventData{
-				ConsentID: t.ID, UserRef: r.UserRef, Status: string(t.To), PreviousStatus: r.Status, ErrorCode: t.ErrorCode,
-			}); err != nil {
-				return err
-			}
-		}
-		nr, err := getConsentRow(ctx, tx, "", t.ID)
-		if err != nil {
-			return err
-		}
-		out = nr.consent()
-		return nil
+	err := s.db.Tx(ctx, func(tx *Tx) error {
+		var err error
+		out, err = writeConsentTransition(ctx, tx, now, t, sealed)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// writeConsentTransition is where a consent changes state: within tx, it
+// checks the move t against the status machine, updates the row, and
+// writes the audit record and (for a fintech's consent) the consent.updated
+// event. sealed is the access token (Store.seal) for a move to active.
+// Every consent state write goes through here: TransitionConsent and
+// revokeClientConsents.
+func writeConsentTransition(ctx context.Context, tx *Tx, now time.Time, t tpp.ConsentTransition, sealed any) (*tpp.Consent, error) {
+	r, err := getConsentRow(ctx, tx, t.ClientID, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	cur := tpp.ConsentStatus(r.Status)
+	if t.From != "" && cur != t.From {
+		return nil, tpp.Errorf(tpp.EConflict, "consent %q is %s, not %s", t.ID, cur, t.From)
+	}
+	if !cur.CanTransitionTo(t.To) {
+		return nil, statusError(t.ID, cur, t.To)
+	}
+	set := []string{"status = ?", "updated_at = ?"}
+	args := []any{string(t.To), tx.Time(now)}
+	switch t.To {
+	case tpp.ConsentActive:
+		if cur == tpp.ConsentPending && !now.Before(r.ExpiresAt.Time) {
+			return nil, tpp.Errorf(tpp.EConsentExpired, "consent %q expired before it was authorized", t.ID)
+		}
+		// Re-authorization must come from the same bunq user: another
+		// user would otherwise take over a consent made for someone else.
+		if r.BunqUserID.Valid && r.BunqUserID.Int64 != t.BunqUserID {
+			return nil, tpp.Errorf(tpp.EConflict, "consent %q was authorized by another bunq user", t.ID)
+		}
+		set = append(set, "authorized_at = ?", "reauth_due_at = ?", "bunq_user_id = ?",
+			"bunq_display_name = ?", "access_token_sealed = ?", "error_code = ''",
+			"granted_ip = ?", "granted_user_agent = ?")
+		args = append(args, tx.Time(now), tx.Time(now.Add(tpp.ConsentReauthAfter)), t.BunqUserID,
+			t.BunqUserName, sealed, t.PSUIP, t.PSUUserAgent)
+	case tpp.ConsentRejected:
+		set = append(set, "error_code = ?", "access_token_sealed = NULL")
+		args = append(args, t.ErrorCode)
+	case tpp.ConsentRevoked:
+		set = append(set, "revoked_at = ?", "access_token_sealed = NULL")
+		args = append(args, tx.Time(now))
+	default: // expired, reauth_required: the token must not be used any more
+		set = append(set, "access_token_sealed = NULL")
+	}
+	args = append(args, t.ID, r.Status)
+	res, err := tx.ExecContext(ctx, `UPDATE consents SET `+strings.Join(set, ", ")+
+		` WHERE id = ? AND status = ?`, args...)
+	if err != nil {
+		return nil, tx.errorf("update consent: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return nil, tpp.Errorf(tpp.EConflict, "consent %q changed concurrently", t.ID)
+	}
+	if err := insertAudit(ctx, tx, now, tpp.AuditRecord{
+		Actor: t.Actor, Action: tpp.AuditConsentTransition, RequestID: t.RequestID,
+		ClientID: r.ClientID, ConsentID: t.ID, From: r.Status, To: string(t.To), Detail: t.Detail,
+	}); err != nil {
+		return nil, err
+	}
+	// A single payment's consent is not the fintech's: its webhook is
+	// payment.updated, a consent.updated would name an id it cannot read.
+	if !strings.HasPrefix(r.UserRef, tpp.InternalUserRefPrefix) {
+		if _, err := insertEvent(ctx, tx, now, r.ClientID, tpp.EventConsentUpdated, tpp.ConsentEventData{
+			ConsentID: t.ID, UserRef: r.UserRef, Status: string(t.To), PreviousStatus: r.Status, ErrorCode: t.ErrorCode,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	nr, err := getConsentRow(ctx, tx, "", t.ID)
+	if err != nil {
+		return nil, err
+	}
+	return nr.consent(), nil
 }
 
 // AccessToken opens the OAuth access token of a usable consent. It fails
@@ -457,11 +467,11 @@ func (s *ConsentService) AccessToken(ctx context.Context, id string) (string, er
 	case !r.AccessTokenSealed.Valid:
 		return "", tpp.Errorf(tpp.EConsentNotActive, "consent %q has no access token", id)
 	}
-	tok, err := s.keyring.OpenString(r.AccessTokenSealed.String, tpp.AccessTokenAD(id))
+	tok, err := s.db.open(s.keyring, r.AccessTokenSealed, tpp.AccessTokenAD(id))
 	if err != nil {
-		return "", fmt.Errorf("sqlite: open access token of %s: %w", id, err)
+		return "", s.db.errorf("open access token of %s: %w", id, err)
 	}
-	return tok, nil
+	return string(tok), nil
 }
 
 func statusErrorForUse(id string, cur tpp.ConsentStatus) error {
@@ -479,31 +489,33 @@ func (s *ConsentService) SetAccessToken(ctx context.Context, id, token string) e
 	if token == "" {
 		return tpp.Errorf(tpp.EInternal, "empty access token")
 	}
-	sealed, err := s.keyring.SealString(token, tpp.AccessTokenAD(id))
+	sealed, err := s.db.seal(s.keyring, []byte(token), tpp.AccessTokenAD(id))
 	if err != nil {
-		return fmt.Errorf("sqlite: seal access token: %w", err)
+		return s.db.errorf("seal access token: %w", err)
 	}
-	return s.changeToken(ctx, id, sql.NullString{String: sealed, Valid: true}, "token replaced")
+	return s.changeToken(ctx, id, sealed, "token replaced")
 }
 
 // ClearAccessToken removes the token of a consent, whatever its status.
 func (s *ConsentService) ClearAccessToken(ctx context.Context, id string) error {
-	return s.changeToken(ctx, id, sql.NullString{}, "token cleared")
+	return s.changeToken(ctx, id, nil, "token cleared")
 }
 
-func (s *ConsentService) changeToken(ctx context.Context, id string, sealed sql.NullString, detail string) error {
+// changeToken stores sealed (a value of Store.seal) as the consent's token;
+// nil clears it.
+func (s *ConsentService) changeToken(ctx context.Context, id string, sealed any, detail string) error {
 	now := s.db.Now()
-	return s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+	return s.db.Tx(ctx, func(tx *Tx) error {
 		r, err := getConsentRow(ctx, tx, "", id)
 		if err != nil {
 			return err
 		}
-		if sealed.Valid && r.Status != string(tpp.ConsentActive) {
+		if sealed != nil && r.Status != string(tpp.ConsentActive) {
 			return statusErrorForUse(id, tpp.ConsentStatus(r.Status))
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE consents SET access_token_sealed = ?, updated_at = ? WHERE id = ?`,
-			sealed, formatTime(now), id); err != nil {
-			return fmt.Errorf("sqlite: update token: %w", err)
+			sealed, s.db.Time(now), id); err != nil {
+			return s.db.errorf("update token: %w", err)
 		}
 		return insertAudit(ctx, tx, now, tpp.AuditRecord{
 			Actor: tpp.ActorSystem, Action: tpp.AuditConsentToken, ClientID: r.ClientID, ConsentID: id, Detail: detail,
@@ -512,31 +524,25 @@ func (s *ConsentService) changeToken(ctx context.Context, id string, sealed sql.
 }
 
 // revokeClientConsents revokes every live consent of a client that is being
-// revoked, within its transaction, each with its audit record and event.
-func revokeClientConsents(ctx context.Context, tx *sqlx.Tx, now time.Time, clientID string) error {
-	var rows []consentRow
-	if err := tx.SelectContext(ctx, &rows, `SELECT `+consentColumns+` FROM consents
-		WHERE client_id = ? AND status IN ('pending', 'active', 'reauth_required')`, clientID); err != nil {
-		return fmt.Errorf("sqlite: live consents of %s: %w", clientID, err)
+// revoked, within its transaction, each as the operator's transition (with
+// its audit record and event).
+func revokeClientConsents(ctx context.Context, tx *Tx, now time.Time, clientID string) error {
+	var rows []struct {
+		ID     string `db:"id"`
+		Status string `db:"status"`
+	}
+	if err := tx.SelectContext(ctx, &rows, `SELECT id, status FROM consents
+		WHERE client_id = ? AND status IN ('pending', 'active', 'reauth_required') ORDER BY id`, clientID); err != nil {
+		return tx.errorf("live consents of %s: %w", clientID, err)
 	}
 	for _, r := range rows {
 		if !tpp.ConsentStatus(r.Status).CanTransitionTo(tpp.ConsentRevoked) {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE consents SET status = ?, revoked_at = ?, updated_at = ?,
-			access_token_sealed = NULL WHERE id = ? AND status = ?`,
-			string(tpp.ConsentRevoked), formatTime(now), formatTime(now), r.ID, r.Status); err != nil {
-			return fmt.Errorf("sqlite: revoke consent %s: %w", r.ID, err)
-		}
-		if err := insertAudit(ctx, tx, now, tpp.AuditRecord{
-			Actor: tpp.ActorOperator, Action: tpp.AuditConsentTransition, ClientID: clientID, ConsentID: r.ID,
-			From: r.Status, To: string(tpp.ConsentRevoked), Detail: "client revoked",
-		}); err != nil {
-			return err
-		}
-		if _, err := insertEvent(ctx, tx, now, clientID, tpp.EventConsentUpdated, tpp.ConsentEventData{
-			ConsentID: r.ID, UserRef: r.UserRef, Status: string(tpp.ConsentRevoked), PreviousStatus: r.Status,
-		}); err != nil {
+		if _, err := writeConsentTransition(ctx, tx, now, tpp.ConsentTransition{
+			ID: r.ID, ClientID: clientID, From: tpp.ConsentStatus(r.Status), To: tpp.ConsentRevoked,
+			Actor: tpp.ActorOperator, Detail: "client revoked",
+		}, nil); err != nil {
 			return err
 		}
 	}

@@ -1,10 +1,9 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/seal"
@@ -14,32 +13,32 @@ import (
 // the OAuth client secret are sealed with the keyring, bound to the
 // environment by their associated data.
 type RegistrationStore struct {
-	db      *DB
+	db      *Store
 	keyring *seal.Keyring
 }
 
 var _ tpp.RegistrationStore = (*RegistrationStore)(nil)
 
 // NewRegistrationStore returns a registration store.
-func NewRegistrationStore(db *DB, keyring *seal.Keyring) *RegistrationStore {
+func NewRegistrationStore(db *Store, keyring *seal.Keyring) *RegistrationStore {
 	return &RegistrationStore{db: db, keyring: keyring}
 }
 
 type registrationRow struct {
-	APIBaseURL         string   `db:"api_base_url"`
-	ContextSealed      []byte   `db:"context_sealed"`
-	UserID             int64    `db:"user_id"`
-	SessionExpiry      nullTime `db:"session_expiry"`
-	OAuthClientID      int64    `db:"oauth_client_id"`
-	ClientID           string   `db:"client_id"`
-	ClientSecretSealed []byte   `db:"client_secret_sealed"`
-	CallbackURL        string   `db:"callback_url"`
-	NotificationURL    string   `db:"notification_url"`
-	CertSubject        string   `db:"cert_subject"`
-	CertFingerprint    string   `db:"cert_fingerprint"`
-	CertNotAfter       nullTime `db:"cert_not_after"`
-	CreatedAt          dbTime   `db:"created_at"`
-	UpdatedAt          dbTime   `db:"updated_at"`
+	APIBaseURL         string    `db:"api_base_url"`
+	ContextSealed      sealedCol `db:"context_sealed"`
+	UserID             int64     `db:"user_id"`
+	SessionExpiry      nullTime  `db:"session_expiry"`
+	OAuthClientID      int64     `db:"oauth_client_id"`
+	ClientID           string    `db:"client_id"`
+	ClientSecretSealed sealedCol `db:"client_secret_sealed"`
+	CallbackURL        string    `db:"callback_url"`
+	NotificationURL    string    `db:"notification_url"`
+	CertSubject        string    `db:"cert_subject"`
+	CertFingerprint    string    `db:"cert_fingerprint"`
+	CertNotAfter       nullTime  `db:"cert_not_after"`
+	CreatedAt          dbTime    `db:"created_at"`
+	UpdatedAt          dbTime    `db:"updated_at"`
 }
 
 const registrationColumns = `api_base_url, context_sealed, user_id, session_expiry, oauth_client_id, client_id,
@@ -64,17 +63,17 @@ func (s *RegistrationStore) open(r *registrationRow) (*tpp.Registration, error) 
 		CreatedAt:       r.CreatedAt.Time,
 		UpdatedAt:       r.UpdatedAt.Time,
 	}
-	if len(r.ContextSealed) > 0 {
-		pt, err := s.keyring.Open(r.ContextSealed, []byte(contextAD(r.APIBaseURL)))
+	if len(r.ContextSealed.Stored) > 0 {
+		pt, err := s.db.open(s.keyring, r.ContextSealed, contextAD(r.APIBaseURL))
 		if err != nil {
-			return nil, fmt.Errorf("postgres: open registration context for %s: %w", r.APIBaseURL, err)
+			return nil, s.db.errorf("open registration context for %s: %w", r.APIBaseURL, err)
 		}
 		reg.Context = []byte(pt)
 	}
-	if len(r.ClientSecretSealed) > 0 {
-		pt, err := s.keyring.Open(r.ClientSecretSealed, []byte(secretAD(r.APIBaseURL)))
+	if len(r.ClientSecretSealed.Stored) > 0 {
+		pt, err := s.db.open(s.keyring, r.ClientSecretSealed, secretAD(r.APIBaseURL))
 		if err != nil {
-			return nil, fmt.Errorf("postgres: open OAuth client secret for %s: %w", r.APIBaseURL, err)
+			return nil, s.db.errorf("open OAuth client secret for %s: %w", r.APIBaseURL, err)
 		}
 		reg.ClientSecret = string(pt)
 	}
@@ -89,7 +88,7 @@ func (s *RegistrationStore) Registration(ctx context.Context, apiBaseURL string)
 		return nil, tpp.Errorf(tpp.ENotFound, "no registration for %s", apiBaseURL)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: read registration: %w", err)
+		return nil, s.db.errorf("read registration: %w", err)
 	}
 	return s.open(&r)
 }
@@ -98,7 +97,7 @@ func (s *RegistrationStore) Registration(ctx context.Context, apiBaseURL string)
 func (s *RegistrationStore) Registrations(ctx context.Context) ([]*tpp.Registration, error) {
 	var rows []registrationRow
 	if err := s.db.SelectContext(ctx, &rows, `SELECT `+registrationColumns+` FROM registration ORDER BY api_base_url`); err != nil {
-		return nil, fmt.Errorf("postgres: list registrations: %w", err)
+		return nil, s.db.errorf("list registrations: %w", err)
 	}
 	out := make([]*tpp.Registration, 0, len(rows))
 	for i := range rows {
@@ -116,16 +115,17 @@ func (s *RegistrationStore) SaveRegistration(ctx context.Context, reg *tpp.Regis
 	if reg.APIBaseURL == "" {
 		return tpp.Errorf(tpp.EInvalid, "registration needs an API base URL")
 	}
-	var ctxSealed, secretSealed []byte
+	// An absent value is written as the dialect's empty value, not NULL.
+	ctxSealed, secretSealed := s.db.dialect.EncodeSealed(nil), s.db.dialect.EncodeSealed(nil)
 	var err error
 	if len(reg.Context) > 0 {
-		if ctxSealed, err = s.keyring.Seal(reg.Context, []byte(contextAD(reg.APIBaseURL))); err != nil {
-			return fmt.Errorf("postgres: seal registration context: %w", err)
+		if ctxSealed, err = s.db.seal(s.keyring, reg.Context, contextAD(reg.APIBaseURL)); err != nil {
+			return s.db.errorf("seal registration context: %w", err)
 		}
 	}
 	if reg.ClientSecret != "" {
-		if secretSealed, err = s.keyring.Seal([]byte(reg.ClientSecret), []byte(secretAD(reg.APIBaseURL))); err != nil {
-			return fmt.Errorf("postgres: seal OAuth client secret: %w", err)
+		if secretSealed, err = s.db.seal(s.keyring, []byte(reg.ClientSecret), secretAD(reg.APIBaseURL)); err != nil {
+			return s.db.errorf("seal OAuth client secret: %w", err)
 		}
 	}
 	now := s.db.Now()
@@ -136,14 +136,15 @@ func (s *RegistrationStore) SaveRegistration(ctx context.Context, reg *tpp.Regis
 		case errors.Is(err, sql.ErrNoRows):
 			created = dbTime{now}
 		case err != nil:
-			return fmt.Errorf("postgres: read registration: %w", err)
+			return s.db.errorf("read registration: %w", err)
 		}
-		row := registrationRow{
-			APIBaseURL: reg.APIBaseURL, ContextSealed: ctxSealed, UserID: reg.UserID,
-			SessionExpiry: nullTime{reg.SessionExpiry}, OAuthClientID: reg.OAuthClientID, ClientID: reg.ClientID,
-			ClientSecretSealed: secretSealed, CallbackURL: reg.CallbackURL, NotificationURL: reg.NotificationURL,
-			CertSubject: reg.CertSubject, CertFingerprint: reg.CertFingerprint, CertNotAfter: nullTime{reg.CertNotAfter},
-			CreatedAt: created, UpdatedAt: dbTime{now},
+		row := map[string]any{
+			"api_base_url": reg.APIBaseURL, "context_sealed": ctxSealed, "user_id": reg.UserID,
+			"session_expiry": s.db.nullTime(reg.SessionExpiry), "oauth_client_id": reg.OAuthClientID,
+			"client_id": reg.ClientID, "client_secret_sealed": secretSealed, "callback_url": reg.CallbackURL,
+			"notification_url": reg.NotificationURL, "cert_subject": reg.CertSubject,
+			"cert_fingerprint": reg.CertFingerprint, "cert_not_after": s.db.nullTime(reg.CertNotAfter),
+			"created_at": s.db.Time(created.Time), "updated_at": s.db.Time(now),
 		}
 		_, err = tx.NamedExecContext(ctx, `INSERT INTO registration (`+registrationColumns+`) VALUES (
 			:api_base_url, :context_sealed, :user_id, :session_expiry, :oauth_client_id, :client_id,
@@ -157,7 +158,7 @@ func (s *RegistrationStore) SaveRegistration(ctx context.Context, reg *tpp.Regis
 			cert_fingerprint = excluded.cert_fingerprint, cert_not_after = excluded.cert_not_after,
 			updated_at = excluded.updated_at`, row)
 		if err != nil {
-			return fmt.Errorf("postgres: save registration: %w", err)
+			return s.db.errorf("save registration: %w", err)
 		}
 		reg.CreatedAt, reg.UpdatedAt = created.Time, now
 		return nil

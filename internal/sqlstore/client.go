@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"database/sql"
 	"errors"
-	"fmt"
 
 	"github.com/jmoiron/sqlx"
 
@@ -16,29 +15,29 @@ import (
 
 // ClientService implements tpp.ClientService.
 type ClientService struct {
-	db      *DB
+	db      *Store
 	keyring *seal.Keyring
 }
 
 var _ tpp.ClientService = (*ClientService)(nil)
 
 // NewClientService returns a client service; keyring seals webhook secrets.
-func NewClientService(db *DB, keyring *seal.Keyring) *ClientService {
+func NewClientService(db *Store, keyring *seal.Keyring) *ClientService {
 	return &ClientService{db: db, keyring: keyring}
 }
 
 type clientRow struct {
-	ID                  string   `db:"id"`
-	Name                string   `db:"name"`
-	ReturnURLs          string   `db:"return_urls"`
-	WebhookURL          string   `db:"webhook_url"`
-	WebhookSecretSealed string   `db:"webhook_secret_sealed"`
-	Status              string   `db:"status"`
-	APIKeyID            string   `db:"api_key_id"`
-	APIKeyHash          []byte   `db:"api_key_hash"`
-	CreatedAt           dbTime   `db:"created_at"`
-	UpdatedAt           dbTime   `db:"updated_at"`
-	RevokedAt           nullTime `db:"revoked_at"`
+	ID                  string    `db:"id"`
+	Name                string    `db:"name"`
+	ReturnURLs          string    `db:"return_urls"`
+	WebhookURL          string    `db:"webhook_url"`
+	WebhookSecretSealed sealedCol `db:"webhook_secret_sealed"`
+	Status              string    `db:"status"`
+	APIKeyID            string    `db:"api_key_id"`
+	APIKeyHash          []byte    `db:"api_key_hash"`
+	CreatedAt           dbTime    `db:"created_at"`
+	UpdatedAt           dbTime    `db:"updated_at"`
+	RevokedAt           nullTime  `db:"revoked_at"`
 }
 
 const clientColumns = `id, name, return_urls, webhook_url, webhook_secret_sealed, status,
@@ -66,14 +65,14 @@ func clientNotFound(id string) error {
 	return tpp.Errorf(tpp.ENotFound, "client %q not found", id)
 }
 
-func getClientRow(ctx context.Context, q sqlx.QueryerContext, id string) (*clientRow, error) {
+func getClientRow(ctx context.Context, q querier, id string) (*clientRow, error) {
 	var r clientRow
 	err := sqlx.GetContext(ctx, q, &r, `SELECT `+clientColumns+` FROM clients WHERE id = ?`, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, clientNotFound(id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: get client: %w", err)
+		return nil, q.errorf("get client: %w", err)
 	}
 	return &r, nil
 }
@@ -88,17 +87,17 @@ func (s *ClientService) CreateClient(ctx context.Context, in tpp.NewClient) (*tp
 	id := tpp.NewID(tpp.PrefixClient)
 	key := tpp.NewAPIKey()
 	secret := tpp.NewWebhookSecret()
-	sealed, err := s.keyring.SealString(secret, tpp.WebhookSecretAD(id))
+	sealed, err := s.db.seal(s.keyring, []byte(secret), tpp.WebhookSecretAD(id))
 	if err != nil {
-		return nil, tpp.ClientSecrets{}, fmt.Errorf("sqlite: seal webhook secret: %w", err)
+		return nil, tpp.ClientSecrets{}, s.db.errorf("seal webhook secret: %w", err)
 	}
 	now := s.db.Now()
-	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+	err = s.db.Tx(ctx, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO clients (`+clientColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
 			id, in.Name, encodeStrings(in.ReturnURLs), in.WebhookURL, sealed, string(tpp.ClientActive),
-			key.ID, key.Hash(), formatTime(now), formatTime(now)); err != nil {
-			return fmt.Errorf("sqlite: insert client: %w", err)
+			key.ID, key.Hash(), s.db.Time(now), s.db.Time(now)); err != nil {
+			return s.db.errorf("insert client: %w", err)
 		}
 		return insertAudit(ctx, tx, now, tpp.AuditRecord{
 			Actor: tpp.ActorOperator, Action: tpp.AuditClientCreated, ClientID: id, To: string(tpp.ClientActive),
@@ -132,7 +131,7 @@ func (s *ClientService) ListClients(ctx context.Context, p tpp.PageRequest) (tpp
 	}
 	rows, err := selectPage[clientRow](ctx, s.db, `SELECT `+clientColumns+` FROM clients`, nil, nil, limit, cur)
 	if err != nil {
-		return tpp.Page[*tpp.FintechClient]{}, fmt.Errorf("sqlite: list clients: %w", err)
+		return tpp.Page[*tpp.FintechClient]{}, s.db.errorf("list clients: %w", err)
 	}
 	out := make([]*tpp.FintechClient, 0, len(rows))
 	for i := range rows {
@@ -152,7 +151,7 @@ func (s *ClientService) ListClients(ctx context.Context, p tpp.PageRequest) (tpp
 // (PendingCloses), as the caller may have neither at hand.
 func (s *ClientService) RevokeClient(ctx context.Context, id string) (*tpp.FintechClient, error) {
 	now := s.db.Now()
-	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+	err := s.db.Tx(ctx, func(tx *Tx) error {
 		r, err := getClientRow(ctx, tx, id)
 		if err != nil {
 			return err
@@ -161,8 +160,8 @@ func (s *ClientService) RevokeClient(ctx context.Context, id string) (*tpp.Finte
 			return tpp.Errorf(tpp.EConflict, "client %q is already revoked", id)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE clients SET status = ?, revoked_at = ?, updated_at = ? WHERE id = ?`,
-			string(tpp.ClientRevoked), formatTime(now), formatTime(now), id); err != nil {
-			return fmt.Errorf("sqlite: revoke client: %w", err)
+			string(tpp.ClientRevoked), s.db.Time(now), s.db.Time(now), id); err != nil {
+			return s.db.errorf("revoke client: %w", err)
 		}
 		if err := insertAudit(ctx, tx, now, tpp.AuditRecord{
 			Actor: tpp.ActorOperator, Action: tpp.AuditClientRevoked, ClientID: id,
@@ -185,7 +184,7 @@ func (s *ClientService) RevokeClient(ctx context.Context, id string) (*tpp.Finte
 func (s *ClientService) RotateAPIKey(ctx context.Context, id string) (string, error) {
 	key := tpp.NewAPIKey()
 	now := s.db.Now()
-	err := s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+	err := s.db.Tx(ctx, func(tx *Tx) error {
 		r, err := getClientRow(ctx, tx, id)
 		if err != nil {
 			return err
@@ -194,8 +193,8 @@ func (s *ClientService) RotateAPIKey(ctx context.Context, id string) (string, er
 			return tpp.Errorf(tpp.EConflict, "client %q is revoked; its key cannot be rotated", id)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE clients SET api_key_id = ?, api_key_hash = ?, updated_at = ? WHERE id = ?`,
-			key.ID, key.Hash(), formatTime(now), id); err != nil {
-			return fmt.Errorf("sqlite: rotate key: %w", err)
+			key.ID, key.Hash(), s.db.Time(now), id); err != nil {
+			return s.db.errorf("rotate key: %w", err)
 		}
 		return insertAudit(ctx, tx, now, tpp.AuditRecord{
 			Actor: tpp.ActorOperator, Action: tpp.AuditClientKeyRotated, ClientID: id,
@@ -226,7 +225,7 @@ func (s *ClientService) Authenticate(ctx context.Context, apiKey string) (*tpp.F
 		return nil, denied
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: authenticate: %w", err)
+		return nil, s.db.errorf("authenticate: %w", err)
 	}
 	if subtle.ConstantTimeCompare(key.Hash(), r.APIKeyHash) != 1 {
 		return nil, denied
@@ -243,9 +242,9 @@ func (s *ClientService) WebhookSecret(ctx context.Context, id string) (string, e
 	if err != nil {
 		return "", err
 	}
-	secret, err := s.keyring.OpenString(r.WebhookSecretSealed, tpp.WebhookSecretAD(id))
+	secret, err := s.db.open(s.keyring, r.WebhookSecretSealed, tpp.WebhookSecretAD(id))
 	if err != nil {
-		return "", fmt.Errorf("sqlite: open webhook secret of %s: %w", id, err)
+		return "", s.db.errorf("open webhook secret of %s: %w", id, err)
 	}
-	return secret, nil
+	return string(secret), nil
 }

@@ -1,8 +1,7 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 )
@@ -18,10 +17,10 @@ const MaxCloseAttempts = 10
 // CLI that revokes has neither Redis nor the bank.
 func queueClientConsentCloses(ctx context.Context, tx *Tx, now time.Time, clientID string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO consent_closes (consent_id, queued_at)
-		SELECT id, ?::timestamptz FROM consents WHERE client_id = ? AND status = 'revoked' AND revoked_at = ?
-		ON CONFLICT (consent_id) DO NOTHING`, formatTime(now), clientID, formatTime(now))
+		SELECT id, `+tx.st.dialect.TimeParam+` FROM consents WHERE client_id = ? AND status = 'revoked' AND revoked_at = ?
+		ON CONFLICT (consent_id) DO NOTHING`, tx.Time(now), clientID, tx.Time(now))
 	if err != nil {
-		return fmt.Errorf("postgres: queue consent closes of %s: %w", clientID, err)
+		return tx.errorf("queue consent closes of %s: %w", clientID, err)
 	}
 	return nil
 }
@@ -34,10 +33,10 @@ func (s *ConsentService) QueueClose(ctx context.Context, consentID, reason strin
 		reason = strings.ToValidUTF8(reason[:500], "")
 	}
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO consent_closes (consent_id, queued_at, last_error)
-		SELECT id, ?::timestamptz, ?::text FROM consents WHERE id = ? AND status = 'revoked'
+		SELECT id, `+s.db.dialect.TimeParam+`, `+s.db.dialect.TextParam+` FROM consents WHERE id = ? AND status = 'revoked'
 		ON CONFLICT (consent_id) DO UPDATE SET last_error = excluded.last_error`,
-		formatTime(s.db.Now()), reason, consentID); err != nil {
-		return fmt.Errorf("postgres: queue consent close %s: %w", consentID, err)
+		s.db.Time(s.db.Now()), reason, consentID); err != nil {
+		return s.db.errorf("queue consent close %s: %w", consentID, err)
 	}
 	return nil
 }
@@ -49,7 +48,7 @@ func (s *ConsentService) PendingCloses(ctx context.Context, limit int) ([]string
 	var ids []string
 	if err := s.db.SelectContext(ctx, &ids, `SELECT consent_id FROM consent_closes WHERE attempts < ?
 		ORDER BY queued_at, consent_id LIMIT ?`, MaxCloseAttempts, limit); err != nil {
-		return nil, fmt.Errorf("postgres: pending consent closes: %w", err)
+		return nil, s.db.errorf("pending consent closes: %w", err)
 	}
 	return ids, nil
 }
@@ -57,7 +56,7 @@ func (s *ConsentService) PendingCloses(ctx context.Context, limit int) ([]string
 // CloseDone takes a consent off the close queue.
 func (s *ConsentService) CloseDone(ctx context.Context, consentID string) error {
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM consent_closes WHERE consent_id = ?`, consentID); err != nil {
-		return fmt.Errorf("postgres: consent close done %s: %w", consentID, err)
+		return s.db.errorf("consent close done %s: %w", consentID, err)
 	}
 	return nil
 }
@@ -70,7 +69,7 @@ func (s *ConsentService) CloseFailed(ctx context.Context, consentID, reason stri
 	}
 	if _, err := s.db.ExecContext(ctx, `UPDATE consent_closes SET attempts = attempts + 1, last_error = ?
 		WHERE consent_id = ?`, reason, consentID); err != nil {
-		return fmt.Errorf("postgres: consent close failed %s: %w", consentID, err)
+		return s.db.errorf("consent close failed %s: %w", consentID, err)
 	}
 	return nil
 }

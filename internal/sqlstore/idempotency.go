@@ -1,10 +1,9 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/bunqtpp/tpp"
@@ -12,13 +11,13 @@ import (
 
 // IdempotencyStore implements tpp.IdempotencyStore.
 type IdempotencyStore struct {
-	db *DB
+	db *Store
 }
 
 var _ tpp.IdempotencyStore = (*IdempotencyStore)(nil)
 
 // NewIdempotencyStore returns an idempotency store.
-func NewIdempotencyStore(db *DB) *IdempotencyStore { return &IdempotencyStore{db: db} }
+func NewIdempotencyStore(db *Store) *IdempotencyStore { return &IdempotencyStore{db: db} }
 
 type idemRow struct {
 	ClientID       string `db:"client_id"`
@@ -57,11 +56,11 @@ func (s *IdempotencyStore) BeginIdempotent(ctx context.Context, clientID, key, f
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
-			return fmt.Errorf("postgres: idempotency lookup: %w", err)
+			return s.db.errorf("idempotency lookup: %w", err)
 		case !now.Before(r.ExpiresAt.Time):
 			// Expired: the key is free again.
 			if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_records WHERE client_id = ? AND key = ?`, clientID, key); err != nil {
-				return fmt.Errorf("postgres: idempotency expire: %w", err)
+				return s.db.errorf("idempotency expire: %w", err)
 			}
 		case r.Fingerprint != fingerprint:
 			return tpp.Errorf(tpp.EIdempotencyKeyReused, "Idempotency-Key %q was used with a different request", key)
@@ -76,7 +75,7 @@ func (s *IdempotencyStore) BeginIdempotent(ctx context.Context, clientID, key, f
 				return e
 			}
 			if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_records WHERE client_id = ? AND key = ?`, clientID, key); err != nil {
-				return fmt.Errorf("postgres: idempotency take over: %w", err)
+				return s.db.errorf("idempotency take over: %w", err)
 			}
 		default:
 			rec = r.record()
@@ -86,15 +85,15 @@ func (s *IdempotencyStore) BeginIdempotent(ctx context.Context, clientID, key, f
 			CreatedAt: dbTime{now}, ExpiresAt: dbTime{now.Add(tpp.IdempotencyTTL)}}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency_records
 			(client_id, key, fingerprint, state, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			r.ClientID, r.Key, r.Fingerprint, r.State, r.CreatedAt, r.ExpiresAt); err != nil {
-			if isUnique(err) {
+			r.ClientID, r.Key, r.Fingerprint, r.State, s.db.Time(r.CreatedAt.Time), s.db.Time(r.ExpiresAt.Time)); err != nil {
+			if s.db.dialect.IsUnique(err) {
 				// Another replica claimed the key between our read and
 				// insert (SQLite's single writer cannot get here).
 				e := tpp.Errorf(tpp.EIdempotencyInFlight, "a request with Idempotency-Key %q is still being processed", key)
 				e.RetryAfter = inFlightRetry(0)
 				return e
 			}
-			return fmt.Errorf("postgres: idempotency insert: %w", err)
+			return s.db.errorf("idempotency insert: %w", err)
 		}
 		rec, fresh = r.record(), true
 		return nil
@@ -114,7 +113,7 @@ func (s *IdempotencyStore) CompleteIdempotent(ctx context.Context, clientID, key
 		WHERE client_id = ? AND key = ? AND state = ?`,
 		string(tpp.IdempotencyDone), status, body, clientID, key, string(tpp.IdempotencyInFlight))
 	if err != nil {
-		return fmt.Errorf("postgres: idempotency complete: %w", err)
+		return s.db.errorf("idempotency complete: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
 		return tpp.Errorf(tpp.EConflict, "Idempotency-Key %q is not in flight", key)
@@ -127,7 +126,7 @@ func (s *IdempotencyStore) ReleaseIdempotent(ctx context.Context, clientID, key 
 	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_records WHERE client_id = ? AND key = ? AND state = ?`,
 		clientID, key, string(tpp.IdempotencyInFlight))
 	if err != nil {
-		return fmt.Errorf("postgres: idempotency release: %w", err)
+		return s.db.errorf("idempotency release: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
 		return tpp.Errorf(tpp.EConflict, "Idempotency-Key %q is not in flight", key)
@@ -137,9 +136,9 @@ func (s *IdempotencyStore) ReleaseIdempotent(ctx context.Context, clientID, key 
 
 // PurgeIdempotency deletes expired records.
 func (s *IdempotencyStore) PurgeIdempotency(ctx context.Context, now time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_records WHERE expires_at <= ?`, formatTime(now))
+	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_records WHERE expires_at <= ?`, s.db.Time(now))
 	if err != nil {
-		return 0, fmt.Errorf("postgres: idempotency purge: %w", err)
+		return 0, s.db.errorf("idempotency purge: %w", err)
 	}
 	return res.RowsAffected()
 }
@@ -157,7 +156,7 @@ func abandonedClaim(ctx context.Context, tx *Tx, clientID, key string, age time.
 	}
 	var n int
 	if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM payments WHERE client_id = ? AND idempotency_key = ?`, clientID, key); err != nil {
-		return false, fmt.Errorf("postgres: idempotency claim check: %w", err)
+		return false, tx.errorf("idempotency claim check: %w", err)
 	}
 	return n == 0, nil
 }

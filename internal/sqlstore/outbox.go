@@ -1,26 +1,23 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 
 	"github.com/bunqtpp/tpp"
 )
 
 // Outbox implements tpp.WebhookOutbox.
 type Outbox struct {
-	db *DB
+	db *Store
 }
 
 var _ tpp.WebhookOutbox = (*Outbox)(nil)
 
 // NewOutbox returns the webhook outbox.
-func NewOutbox(db *DB) *Outbox { return &Outbox{db: db} }
+func NewOutbox(db *Store) *Outbox { return &Outbox{db: db} }
 
 // maxErrorLen bounds the stored reason of a failed attempt.
 const maxErrorLen = 500
@@ -29,7 +26,7 @@ const maxErrorLen = 500
 func (o *Outbox) EnqueueEvent(ctx context.Context, clientID, typ string, data any) (*tpp.WebhookEvent, error) {
 	now := o.db.Now()
 	var ev *tpp.WebhookEvent
-	err := o.db.Tx(ctx, func(tx *sqlx.Tx) error {
+	err := o.db.Tx(ctx, func(tx *Tx) error {
 		var err error
 		ev, err = insertEvent(ctx, tx, now, clientID, typ, data)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -52,7 +49,10 @@ type deliveryRow struct {
 	LeaseToken string `db:"lease_token"`
 }
 
-// ClaimDeliveries leases due deliveries, oldest due first. Deliveries whose
+// ClaimDeliveries leases due deliveries, oldest due first. With replicas
+// (Dialect.SharedQueues), rows another replica is claiming right now are
+// skipped (FOR UPDATE SKIP LOCKED), and a lease keeps them from every other
+// claim until it runs out, so each attempt goes to one replica. Deliveries whose
 // client was revoked or no longer has a webhook URL are abandoned here.
 func (o *Outbox) ClaimDeliveries(ctx context.Context, limit int, lease time.Duration) ([]*tpp.WebhookDelivery, error) {
 	if limit <= 0 {
@@ -64,7 +64,11 @@ func (o *Outbox) ClaimDeliveries(ctx context.Context, limit int, lease time.Dura
 	now := o.db.Now()
 	until := now.Add(lease)
 	var out []*tpp.WebhookDelivery
-	err := o.db.Tx(ctx, func(tx *sqlx.Tx) error {
+	lock := ""
+	if o.db.dialect.SharedQueues {
+		lock = " FOR UPDATE OF d SKIP LOCKED"
+	}
+	err := o.db.Tx(ctx, func(tx *Tx) error {
 		out = out[:0]
 		var rows []deliveryRow
 		if err := tx.SelectContext(ctx, &rows, `SELECT d.event_id, e.client_id, e.type, e.payload, e.created_at,
@@ -74,22 +78,22 @@ func (o *Outbox) ClaimDeliveries(ctx context.Context, limit int, lease time.Dura
 			JOIN clients c ON c.id = e.client_id
 			WHERE d.delivered_at IS NULL AND d.abandoned_at IS NULL AND d.next_attempt_at <= ?
 				AND (d.lease_until IS NULL OR d.lease_until <= ?)
-			ORDER BY d.next_attempt_at, d.event_id LIMIT ?`, formatTime(now), formatTime(now), limit); err != nil {
-			return fmt.Errorf("sqlite: claim deliveries: %w", err)
+			ORDER BY d.next_attempt_at, d.event_id LIMIT ?`+lock, o.db.Time(now), o.db.Time(now), limit); err != nil {
+			return o.db.errorf("claim deliveries: %w", err)
 		}
 		for _, r := range rows {
 			if r.Status != string(tpp.ClientActive) || r.URL == "" {
 				if _, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET abandoned_at = ?, last_error = ?,
 					lease_token = '', lease_until = NULL WHERE event_id = ?`,
-					formatTime(now), "client is revoked or has no webhook URL", r.EventID); err != nil {
-					return fmt.Errorf("sqlite: abandon delivery: %w", err)
+					o.db.Time(now), "client is revoked or has no webhook URL", r.EventID); err != nil {
+					return o.db.errorf("abandon delivery: %w", err)
 				}
 				continue
 			}
 			token := tpp.RandomToken(16)
 			if _, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET attempts = attempts + 1, lease_token = ?,
-				lease_until = ? WHERE event_id = ?`, token, formatTime(until), r.EventID); err != nil {
-				return fmt.Errorf("sqlite: lease delivery: %w", err)
+				lease_until = ? WHERE event_id = ?`, token, o.db.Time(until), r.EventID); err != nil {
+				return o.db.errorf("lease delivery: %w", err)
 			}
 			out = append(out, &tpp.WebhookDelivery{
 				Event: tpp.WebhookEvent{ID: r.EventID, ClientID: r.ClientID, Type: r.Type,
@@ -118,9 +122,9 @@ func (o *Outbox) MarkDelivered(ctx context.Context, eventID, leaseToken string) 
 	res, err := o.db.ExecContext(ctx, `UPDATE webhook_deliveries SET delivered_at = ?, last_error = '',
 		lease_token = '', lease_until = NULL
 		WHERE event_id = ? AND lease_token = ? AND delivered_at IS NULL AND abandoned_at IS NULL`,
-		formatTime(now), eventID, leaseToken)
+		o.db.Time(now), eventID, leaseToken)
 	if err != nil {
-		return fmt.Errorf("sqlite: mark delivered: %w", err)
+		return o.db.errorf("mark delivered: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
 		return leaseLost(eventID)
@@ -154,7 +158,7 @@ func (o *Outbox) fail(ctx context.Context, eventID, leaseToken, reason string, n
 		reason = reason[:maxErrorLen]
 	}
 	now := o.db.Now()
-	return o.db.Tx(ctx, func(tx *sqlx.Tx) error {
+	return o.db.Tx(ctx, func(tx *Tx) error {
 		var attempts int
 		err := tx.GetContext(ctx, &attempts, `SELECT attempts FROM webhook_deliveries
 			WHERE event_id = ? AND lease_token = ? AND delivered_at IS NULL AND abandoned_at IS NULL`, eventID, leaseToken)
@@ -162,17 +166,17 @@ func (o *Outbox) fail(ctx context.Context, eventID, leaseToken, reason string, n
 			return leaseLost(eventID)
 		}
 		if err != nil {
-			return fmt.Errorf("sqlite: mark failed: %w", err)
+			return o.db.errorf("mark failed: %w", err)
 		}
 		if next := nextOf(now, attempts); !next.IsZero() {
 			_, err = tx.ExecContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = ?, last_error = ?,
-				lease_token = '', lease_until = NULL WHERE event_id = ?`, formatTime(next), reason, eventID)
+				lease_token = '', lease_until = NULL WHERE event_id = ?`, o.db.Time(next), reason, eventID)
 		} else {
 			_, err = tx.ExecContext(ctx, `UPDATE webhook_deliveries SET abandoned_at = ?, last_error = ?,
-				lease_token = '', lease_until = NULL WHERE event_id = ?`, formatTime(now), reason, eventID)
+				lease_token = '', lease_until = NULL WHERE event_id = ?`, o.db.Time(now), reason, eventID)
 		}
 		if err != nil {
-			return fmt.Errorf("sqlite: mark failed: %w", err)
+			return o.db.errorf("mark failed: %w", err)
 		}
 		return nil
 	})
@@ -198,7 +202,7 @@ func (o *Outbox) Events(ctx context.Context, clientID string, p tpp.PageRequest)
 	rows, err := selectPage[eventRow](ctx, o.db, `SELECT id, client_id, type, payload, created_at FROM webhook_events`,
 		[]string{"client_id = ?"}, []any{clientID}, limit, cur)
 	if err != nil {
-		return zero, fmt.Errorf("sqlite: list events: %w", err)
+		return zero, o.db.errorf("list events: %w", err)
 	}
 	out := make([]*tpp.WebhookEvent, len(rows))
 	for i, r := range rows {

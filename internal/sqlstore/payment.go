@@ -1,4 +1,4 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
@@ -15,13 +15,13 @@ import (
 
 // PaymentService implements tpp.PaymentService.
 type PaymentService struct {
-	db *DB
+	db *Store
 }
 
 var _ tpp.PaymentService = (*PaymentService)(nil)
 
 // NewPaymentService returns a payment service.
-func NewPaymentService(db *DB) *PaymentService { return &PaymentService{db: db} }
+func NewPaymentService(db *Store) *PaymentService { return &PaymentService{db: db} }
 
 type paymentRow struct {
 	ID               string        `db:"id"`
@@ -157,14 +157,14 @@ func (s *PaymentService) CreatePayment(ctx context.Context, in tpp.NewPayment) (
 			id, in.ConsentID, in.ClientID, string(in.Kind), nullInt(in.AccountID), in.AmountMinor, in.Currency,
 			in.DebtorIBAN, in.DebtorName, in.CounterpartyIBAN, in.CounterpartyName, in.Description, in.Reference,
 			in.ReturnURL, nullInt(in.BunqID), string(tpp.PaymentPending), in.IdempotencyKey,
-			formatTime(now), formatTime(now)); err != nil {
-			if uniqueOn(err, "payments_single_pending_debtor") {
+			s.db.Time(now), s.db.Time(now)); err != nil {
+			if in.Kind == tpp.PaymentSingle && s.db.dialect.IsPendingSingleConflict(err) {
 				return tpp.Wrap(err, tpp.EPaymentInProgress, singleInProgress)
 			}
-			if isUnique(err) {
+			if s.db.dialect.IsUnique(err) {
 				return tpp.Wrap(err, tpp.EConflict, "bank payment %d is already recorded", in.BunqID)
 			}
-			return fmt.Errorf("postgres: insert payment: %w", err)
+			return s.db.errorf("insert payment: %w", err)
 		}
 		if err := appendHistory(ctx, tx, id, tpp.PaymentPending, now); err != nil {
 			return err
@@ -185,13 +185,14 @@ const singleInProgress = "Another single payment from this debtor IBAN is not fi
 
 // noPendingSingle refuses a second unfinished single payment from iban. The
 // unique index payments_single_pending_debtor is what makes it hold across
-// replicas (a concurrent insert fails on it, or loses the serialization
-// conflict and finds the other payment here when retried).
+// replicas (a concurrent insert fails on it, or under PostgreSQL loses the
+// serialization conflict and finds the other payment here when retried);
+// this check gives the same answer without relying on the error.
 func noPendingSingle(ctx context.Context, tx *Tx, iban string) error {
 	var n int
 	if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM payments
 		WHERE kind = 'single' AND status = 'pending' AND debtor_iban = ?`, iban); err != nil {
-		return fmt.Errorf("postgres: pending single payments: %w", err)
+		return tx.errorf("pending single payments: %w", err)
 	}
 	if n > 0 {
 		return tpp.Errorf(tpp.EPaymentInProgress, singleInProgress)
@@ -202,14 +203,14 @@ func noPendingSingle(ctx context.Context, tx *Tx, iban string) error {
 func appendHistory(ctx context.Context, tx *Tx, id string, st tpp.PaymentStatus, at time.Time) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO payment_status_history (payment_id, seq, status, at)
 		VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM payment_status_history WHERE payment_id = ?), ?, ?)`,
-		id, id, string(st), formatTime(at)); err != nil {
-		return fmt.Errorf("postgres: payment history: %w", err)
+		id, id, string(st), tx.Time(at)); err != nil {
+		return tx.errorf("payment history: %w", err)
 	}
 	return nil
 }
 
 // withHistory loads the status history of the given payments.
-func withHistory(ctx context.Context, q sqlx.QueryerContext, ps []*tpp.Payment) error {
+func withHistory(ctx context.Context, q querier, ps []*tpp.Payment) error {
 	if len(ps) == 0 {
 		return nil
 	}
@@ -222,7 +223,7 @@ func withHistory(ctx context.Context, q sqlx.QueryerContext, ps []*tpp.Payment) 
 	query, args, err := sqlx.In(`SELECT payment_id, status, at FROM payment_status_history
 		WHERE payment_id IN (?) ORDER BY payment_id, seq`, ids)
 	if err != nil {
-		return fmt.Errorf("postgres: payment history: %w", err)
+		return q.errorf("payment history: %w", err)
 	}
 	var rows []struct {
 		PaymentID string `db:"payment_id"`
@@ -230,7 +231,7 @@ func withHistory(ctx context.Context, q sqlx.QueryerContext, ps []*tpp.Payment) 
 		At        dbTime `db:"at"`
 	}
 	if err := sqlx.SelectContext(ctx, q, &rows, query, args...); err != nil {
-		return fmt.Errorf("postgres: payment history: %w", err)
+		return q.errorf("payment history: %w", err)
 	}
 	for _, r := range rows {
 		p := byID[r.PaymentID]
@@ -239,7 +240,7 @@ func withHistory(ctx context.Context, q sqlx.QueryerContext, ps []*tpp.Payment) 
 	return nil
 }
 
-func (s *PaymentService) one(ctx context.Context, q sqlx.QueryerContext, where string, args ...any) (*tpp.Payment, error) {
+func (s *PaymentService) one(ctx context.Context, q querier, where string, args ...any) (*tpp.Payment, error) {
 	var r paymentRow
 	if err := sqlx.GetContext(ctx, q, &r, `SELECT `+paymentColumns+` FROM payments WHERE `+where, args...); err != nil {
 		return nil, err
@@ -251,13 +252,13 @@ func (s *PaymentService) one(ctx context.Context, q sqlx.QueryerContext, where s
 	return p, nil
 }
 
-func (s *PaymentService) scoped(ctx context.Context, q sqlx.QueryerContext, clientID, id string) (*tpp.Payment, error) {
+func (s *PaymentService) scoped(ctx context.Context, q querier, clientID, id string) (*tpp.Payment, error) {
 	p, err := s.one(ctx, q, `id = ?`, id)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && clientID != "" && p.ClientID != clientID) {
 		return nil, paymentNotFound(id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: get payment: %w", err)
+		return nil, s.db.errorf("get payment: %w", err)
 	}
 	return p, nil
 }
@@ -283,7 +284,7 @@ func (s *PaymentService) PaymentByBunqID(ctx context.Context, kind tpp.PaymentKi
 		return nil, tpp.Errorf(tpp.EPaymentNotFound, "no payment for bank %s payment %d", kind, bunqID)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: payment by bank id: %w", err)
+		return nil, s.db.errorf("payment by bank id: %w", err)
 	}
 	return p, nil
 }
@@ -310,7 +311,7 @@ func (s *PaymentService) ListPayments(ctx context.Context, f tpp.PaymentFilter, 
 	}
 	rows, err := selectPage[paymentRow](ctx, s.db, `SELECT `+paymentColumns+` FROM payments`, where, args, limit, cur)
 	if err != nil {
-		return zero, fmt.Errorf("postgres: list payments: %w", err)
+		return zero, s.db.errorf("list payments: %w", err)
 	}
 	out := make([]*tpp.Payment, len(rows))
 	for i := range rows {
@@ -343,7 +344,7 @@ func (s *PaymentService) TransitionPayment(ctx context.Context, t tpp.PaymentTra
 			return err
 		}
 		set := []string{"updated_at = ?"}
-		args := []any{formatTime(now)}
+		args := []any{s.db.Time(now)}
 		if t.BunqID != 0 && p.BunqID != t.BunqID {
 			if p.BunqID != 0 {
 				return tpp.Errorf(tpp.EConflict, "payment %q already has bank id %d", t.ID, p.BunqID)
@@ -370,10 +371,10 @@ func (s *PaymentService) TransitionPayment(ctx context.Context, t tpp.PaymentTra
 		args = append(args, t.ID, string(p.Status))
 		res, err := tx.ExecContext(ctx, `UPDATE payments SET `+strings.Join(set, ", ")+` WHERE id = ? AND status = ?`, args...)
 		if err != nil {
-			if isUnique(err) {
+			if s.db.dialect.IsUnique(err) {
 				return tpp.Wrap(err, tpp.EConflict, "bank payment %d is already recorded", t.BunqID)
 			}
-			return fmt.Errorf("postgres: update payment: %w", err)
+			return s.db.errorf("update payment: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return tpp.Errorf(tpp.EConflict, "payment %q changed concurrently", t.ID)

@@ -1,4 +1,4 @@
-package sqlite
+package storetest
 
 import (
 	"bytes"
@@ -6,13 +6,13 @@ import (
 	"testing"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/internal/sqlstore"
 	"github.com/bunqtpp/tpp/seal"
 )
 
-func TestRekeyMovesEverySealedValueToTheCurrentKey(t *testing.T) {
-	t.Parallel()
+func testRekeyMovesEverySealedValueToTheCurrentKey(t *testing.T, open Open) {
 	ctx := context.Background()
-	f := newFixture(t) // seals with k1
+	f := newFixture(t, open) // seals with k1
 	c1, sec1 := f.client(t)
 	c2, sec2 := f.client(t)
 	if _, err := f.clients.RevokeClient(ctx, c2.ID); err != nil {
@@ -20,11 +20,11 @@ func TestRekeyMovesEverySealedValueToTheCurrentKey(t *testing.T) {
 	}
 	// More active consents than one batch holds, so the run pages.
 	var active []*tpp.Consent
-	for range rekeyBatch + 30 {
+	for range sqlstore.RekeyBatch + 30 {
 		active = append(active, f.activate(t, f.consent(t, c1, "u"), 7))
 	}
 	f.consent(t, c1, "pending") // no token: nothing to re-seal
-	regs := NewRegistrationStore(f.db, f.keyring)
+	regs := f.Registrations
 	reg := &tpp.Registration{APIBaseURL: "https://bank.example/v1", Context: []byte(`{"installation":"secret"}`),
 		ClientID: "oauth-client", ClientSecret: "oauth-client-secret"}
 	if err := regs.SaveRegistration(ctx, reg); err != nil {
@@ -33,7 +33,7 @@ func TestRekeyMovesEverySealedValueToTheCurrentKey(t *testing.T) {
 	// One damaged value: a token copied into another consent's row does
 	// not open there (its associated data names the owner).
 	damaged := active[0]
-	if _, err := f.db.Exec(`UPDATE consents SET access_token_sealed = (SELECT access_token_sealed FROM consents WHERE id = ?) WHERE id = ?`,
+	if _, err := f.db.ExecContext(ctx, `UPDATE consents SET access_token_sealed = (SELECT access_token_sealed FROM consents WHERE id = ?) WHERE id = ?`,
 		active[1].ID, damaged.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -44,13 +44,13 @@ func TestRekeyMovesEverySealedValueToTheCurrentKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]RekeyCount{
+	want := map[string]sqlstore.RekeyCount{
 		"consents.access_token_sealed":      {Resealed: len(active) - 1, Unreadable: 1},
 		"clients.webhook_secret_sealed":     {Resealed: 2},
 		"registration.context_sealed":       {Resealed: 1},
 		"registration.client_secret_sealed": {Resealed: 1},
 	}
-	check := func(name string, got []RekeyCount, want map[string]RekeyCount, wantKeys map[string]map[string]int) {
+	check := func(name string, got []sqlstore.RekeyCount, want map[string]sqlstore.RekeyCount, wantKeys map[string]map[string]int) {
 		t.Helper()
 		if len(got) != len(want) {
 			t.Fatalf("%s: %d columns reported, want %d: %v", name, len(got), len(want), got)
@@ -74,37 +74,37 @@ func TestRekeyMovesEverySealedValueToTheCurrentKey(t *testing.T) {
 	}
 
 	// A dry run counts and changes nothing.
-	got, err := Rekey(ctx, f.db, rotated, true)
+	got, err := f.Rekey(ctx, rotated, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	check("dry run", got, want, allK1)
-	got, err = Rekey(ctx, f.db, rotated, true)
+	got, err = f.Rekey(ctx, rotated, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	check("second dry run", got, want, allK1)
-	if n := count(t, f.db, `SELECT count(*) FROM audit_log WHERE action = ?`, AuditSecretsResealed); n != 0 {
+	if n := count(t, f.db, `SELECT count(*) FROM audit_log WHERE action = ?`, sqlstore.AuditSecretsResealed); n != 0 {
 		t.Fatalf("a dry run wrote %d audit records", n)
 	}
 
-	got, err = Rekey(ctx, f.db, rotated, false)
+	got, err = f.Rekey(ctx, rotated, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	check("rekey", got, want, allK1)
 	// One audit record per batch, by the operator, naming the new key.
 	if n := count(t, f.db, `SELECT count(*) FROM audit_log WHERE action = ? AND actor = ? AND detail LIKE '%under key k2'`,
-		AuditSecretsResealed, tpp.ActorOperator); n != 5 {
+		sqlstore.AuditSecretsResealed, tpp.ActorOperator); n != 5 {
 		t.Errorf("%d audit records for the rekey, want 5 (2 consent batches, clients, 2 registration columns)", n)
 	}
 
 	// Again: everything is current, only the damaged value stays.
-	got, err = Rekey(ctx, f.db, rotated, false)
+	got, err = f.Rekey(ctx, rotated, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("second rekey", got, map[string]RekeyCount{
+	check("second rekey", got, map[string]sqlstore.RekeyCount{
 		"consents.access_token_sealed":      {Current: len(active) - 1, Unreadable: 1},
 		"clients.webhook_secret_sealed":     {Current: 2},
 		"registration.context_sealed":       {Current: 1},
@@ -119,19 +119,20 @@ func TestRekeyMovesEverySealedValueToTheCurrentKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	consents := NewConsentService(f.db, only2)
+	withK2 := f.WithKeyring(only2)
+	consents := withK2.Consents
 	for _, c := range active[1:] {
 		if tok, err := consents.AccessToken(ctx, c.ID); err != nil || tok != "secret-oauth-token-"+c.ID {
 			t.Fatalf("access token of %s with k2 alone: %q, %v", c.ID, tok, err)
 		}
 	}
-	clients := NewClientService(f.db, only2)
+	clients := withK2.Clients
 	for id, want := range map[string]string{c1.ID: sec1.WebhookSecret, c2.ID: sec2.WebhookSecret} {
 		if s, err := clients.WebhookSecret(ctx, id); err != nil || s != want {
 			t.Errorf("webhook secret of %s with k2 alone: %v", id, err)
 		}
 	}
-	r, err := NewRegistrationStore(f.db, only2).Registration(ctx, reg.APIBaseURL)
+	r, err := withK2.Registrations.Registration(ctx, reg.APIBaseURL)
 	if err != nil || string(r.Context) != string(reg.Context) || r.ClientSecret != reg.ClientSecret {
 		t.Fatalf("registration with k2 alone: %v", err)
 	}
@@ -142,23 +143,23 @@ func TestRekeyMovesEverySealedValueToTheCurrentKey(t *testing.T) {
 	}
 }
 
-// BenchmarkRekey re-seals 2,000 access tokens per op, alternating between
-// two current keys so every op has all of them to move.
-func BenchmarkRekey(b *testing.B) {
-	f := newFixtureTB(b)
+// BenchRekey re-seals 2,000 access tokens per op, alternating between two
+// current keys so every op has all of them to move.
+func BenchRekey(b *testing.B, open Open) {
+	f := open(b, tpp.SystemClock{}, Keyring(b, "k1", 7))
 	ctx := context.Background()
-	c, _, err := f.clients.CreateClient(ctx, tpp.NewClient{Name: "bench", ReturnURLs: []string{"https://b.example/r"}})
+	c, _, err := f.Clients.CreateClient(ctx, tpp.NewClient{Name: "bench", ReturnURLs: []string{"https://b.example/r"}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	const n = 2000
 	for range n {
-		con, err := f.consents.CreateConsent(ctx, tpp.NewConsent{ClientID: c.ID, UserRef: "u", Scopes: []tpp.Scope{tpp.ScopeAccounts},
+		con, err := f.Consents.CreateConsent(ctx, tpp.NewConsent{ClientID: c.ID, UserRef: "u", Scopes: []tpp.Scope{tpp.ScopeAccounts},
 			ReturnURL: "https://b.example/r", Actor: tpp.ActorClient(c.ID)})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := f.consents.TransitionConsent(ctx, tpp.ConsentTransition{ID: con.ID, To: tpp.ConsentActive, BunqUserID: 1,
+		if _, err := f.Consents.TransitionConsent(ctx, tpp.ConsentTransition{ID: con.ID, To: tpp.ConsentActive, BunqUserID: 1,
 			AccessToken: "token-" + con.ID, Actor: tpp.ActorPSU}); err != nil {
 			b.Fatal(err)
 		}
@@ -178,7 +179,7 @@ func BenchmarkRekey(b *testing.B) {
 		if i%2 == 1 {
 			kr = to1
 		}
-		counts, err := Rekey(ctx, f.db, kr, false)
+		counts, err := f.Rekey(ctx, kr, false)
 		if err != nil || counts[0].Resealed != n {
 			b.Fatalf("%v, %v", counts, err)
 		}

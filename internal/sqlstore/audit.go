@@ -1,28 +1,25 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"fmt"
-
-	"github.com/jmoiron/sqlx"
 
 	"github.com/bunqtpp/tpp"
 )
 
 // AuditLog implements tpp.AuditLog.
 type AuditLog struct {
-	db *DB
+	db *Store
 }
 
 var _ tpp.AuditLog = (*AuditLog)(nil)
 
 // NewAuditLog returns the audit log.
-func NewAuditLog(db *DB) *AuditLog { return &AuditLog{db: db} }
+func NewAuditLog(db *Store) *AuditLog { return &AuditLog{db: db} }
 
 // AppendAudit appends one record, stamped with the database clock.
 func (a *AuditLog) AppendAudit(ctx context.Context, r tpp.AuditRecord) error {
 	now := a.db.Now()
-	return a.db.Tx(ctx, func(tx *sqlx.Tx) error { return insertAudit(ctx, tx, now, r) })
+	return a.db.Tx(ctx, func(tx *Tx) error { return insertAudit(ctx, tx, now, r) })
 }
 
 // ListAudit returns matching records in write order.
@@ -58,7 +55,7 @@ func (a *AuditLog) ListAudit(ctx context.Context, f tpp.AuditFilter, afterSeq in
 	if err := a.db.SelectContext(ctx, &rows, `SELECT seq, at, actor, action, request_id, client_id, consent_id,
 		payment_id, from_status, to_status, detail FROM audit_log WHERE `+col+` = ? AND seq > ? ORDER BY seq LIMIT ?`,
 		val, afterSeq, limit); err != nil {
-		return nil, fmt.Errorf("sqlite: list audit: %w", err)
+		return nil, a.db.errorf("list audit: %w", err)
 	}
 	out := make([]tpp.AuditRecord, len(rows))
 	for i, r := range rows {

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-
-	"github.com/jmoiron/sqlx"
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/seal"
@@ -17,7 +15,7 @@ import (
 // (Rekey): which values were re-sealed under which key.
 const AuditSecretsResealed = "secrets.resealed"
 
-// sealedColumn is one column of seal.Keyring values (SealString) and how
+// sealedColumn is one column of seal.Keyring values (Store.seal) and how
 // its associated data is made from the row's primary key.
 type sealedColumn struct {
 	table, pk, column string
@@ -65,9 +63,9 @@ func (c RekeyCount) KeyIDs() []string {
 	return ids
 }
 
-// rekeyBatch bounds the rows one write transaction re-seals, so the
+// RekeyBatch bounds the rows one write transaction re-seals, so the
 // service's writers wait at most a few milliseconds for the lock.
-const rekeyBatch = 200
+const RekeyBatch = 200
 
 // Rekey re-seals every sealed value in the database (consents' access
 // tokens, clients' webhook secrets, the registration's context and OAuth
@@ -77,7 +75,7 @@ const rekeyBatch = 200
 // safe while the service runs. Run again, it finds nothing to do. With
 // dryRun it only counts. Values that do not open are counted as Unreadable
 // and left alone.
-func Rekey(ctx context.Context, db *DB, kr *seal.Keyring, dryRun bool) ([]RekeyCount, error) {
+func Rekey(ctx context.Context, db *Store, kr *seal.Keyring, dryRun bool) ([]RekeyCount, error) {
 	out := make([]RekeyCount, 0, len(sealedColumns))
 	for _, col := range sealedColumns {
 		n, err := rekeyColumn(ctx, db, kr, col, dryRun)
@@ -90,42 +88,52 @@ func Rekey(ctx context.Context, db *DB, kr *seal.Keyring, dryRun bool) ([]RekeyC
 }
 
 type sealedRow struct {
-	PK     string `db:"pk"`
-	Sealed string `db:"sealed"`
+	PK     string    `db:"pk"`
+	Sealed sealedCol `db:"sealed"`
 }
 
-func rekeyColumn(ctx context.Context, db *DB, kr *seal.Keyring, col sealedColumn, dryRun bool) (RekeyCount, error) {
+func rekeyColumn(ctx context.Context, db *Store, kr *seal.Keyring, col sealedColumn, dryRun bool) (RekeyCount, error) {
 	n := RekeyCount{Table: col.table, Column: col.column, ByKey: map[string]int{}}
 	// Identifiers come from sealedColumns only, never from input.
 	sel := fmt.Sprintf(`SELECT %[2]s AS pk, %[3]s AS sealed FROM %[1]s
-		WHERE %[2]s > ? AND %[3]s IS NOT NULL AND %[3]s <> '' ORDER BY %[2]s LIMIT ?`, col.table, col.pk, col.column)
+		WHERE %[2]s > ? AND length(%[3]s) > 0 ORDER BY %[2]s LIMIT ?`, col.table, col.pk, col.column)
 	upd := fmt.Sprintf(`UPDATE %[1]s SET %[3]s = ? WHERE %[2]s = ? AND %[3]s = ?`, col.table, col.pk, col.column)
 	after := ""
 	for {
 		var rows []sealedRow
-		if err := db.SelectContext(ctx, &rows, sel, after, rekeyBatch); err != nil {
-			return n, fmt.Errorf("sqlite: rekey %s: %w", n.Name(), err)
+		if err := db.SelectContext(ctx, &rows, sel, after, RekeyBatch); err != nil {
+			return n, db.errorf("rekey %s: %w", n.Name(), err)
 		}
 		if len(rows) == 0 {
 			return n, nil
 		}
 		after = rows[len(rows)-1].PK
-		type change struct{ pk, old, new string }
+		type change struct {
+			pk       string
+			old, new any
+		}
 		var changes []change
 		for _, r := range rows {
-			id, err := seal.KeyIDString(r.Sealed)
-			if err != nil {
-				id = "?"
+			raw, err := db.dialect.DecodeSealed(r.Sealed.Stored)
+			id := "?"
+			if err == nil {
+				if k, kerr := seal.KeyID(raw); kerr == nil {
+					id = k
+				}
 			}
 			n.ByKey[id]++
-			resealed, changed, err := kr.ResealString(r.Sealed, col.ad(r.PK))
+			var resealed []byte
+			changed := false
+			if err == nil {
+				resealed, changed, err = kr.Reseal(raw, []byte(col.ad(r.PK)))
+			}
 			switch {
 			case errors.Is(err, seal.ErrOpen):
 				n.Unreadable++
 			case err != nil:
-				return n, fmt.Errorf("sqlite: rekey %s: %w", n.Name(), err)
+				return n, db.errorf("rekey %s: %w", n.Name(), err)
 			case changed:
-				changes = append(changes, change{r.PK, r.Sealed, resealed})
+				changes = append(changes, change{r.PK, db.dialect.EncodeSealed(raw), db.dialect.EncodeSealed(resealed)})
 			default:
 				n.Current++
 			}
@@ -135,12 +143,12 @@ func rekeyColumn(ctx context.Context, db *DB, kr *seal.Keyring, col sealedColumn
 			continue
 		}
 		done, lost := 0, 0
-		err := db.Tx(ctx, func(tx *sqlx.Tx) error {
+		err := db.Tx(ctx, func(tx *Tx) error {
 			done, lost = 0, 0
 			for _, c := range changes {
 				res, err := tx.ExecContext(ctx, upd, c.new, c.pk, c.old)
 				if err != nil {
-					return fmt.Errorf("sqlite: rekey %s: %w", n.Name(), err)
+					return db.errorf("rekey %s: %w", n.Name(), err)
 				}
 				if k, _ := res.RowsAffected(); k == 1 {
 					done++

@@ -42,4 +42,3 @@ func TestRoutesCoexistWithConsents(t *testing.T) {
 		}
 	}
 }
-

@@ -140,6 +140,39 @@ type Consent struct {
 	GrantedUserAgent string
 }
 
+// StatusAt is c's status at now with its deadline applied: a pending
+// consent past ExpiresAt is expired, an active one past ReauthDueAt is
+// reauth_required. It is THE deadline rule; consent.Gate records the move.
+func (c *Consent) StatusAt(now time.Time) ConsentStatus {
+	switch {
+	case c.Status == ConsentPending && !now.Before(c.ExpiresAt):
+		return ConsentExpired
+	case c.Status == ConsentActive && c.ReauthDueAt != nil && !now.Before(*c.ReauthDueAt):
+		return ConsentReauthRequired
+	}
+	return c.Status
+}
+
+// UseError is why a request may not use c in its current status (apply
+// StatusAt first), or nil when c is active. It is THE mapping of consent
+// statuses to API errors; the caller adds ReauthorizeURL.
+func (c *Consent) UseError() error {
+	switch c.Status {
+	case ConsentActive:
+		return nil
+	case ConsentReauthRequired:
+		return Errorf(EConsentReauthRequired, "the user must authorize consent %s again (PSD2 180-day rule); send them to reauthorize_url", c.ID)
+	case ConsentRevoked:
+		return Errorf(EConsentRevoked, "consent %s was revoked", c.ID)
+	case ConsentExpired:
+		return Errorf(EConsentExpired, "consent %s was never authorized and expired", c.ID)
+	case ConsentPending:
+		return Errorf(EConsentNotActive, "consent %s is pending; the user has not authorized it yet", c.ID)
+	default:
+		return Errorf(EConsentNotActive, "consent %s is %s, not active", c.ID, c.Status)
+	}
+}
+
 // Internal reports whether the TPP made c for itself (InternalUserRefPrefix).
 func (c *Consent) Internal() bool { return strings.HasPrefix(c.UserRef, InternalUserRefPrefix) }
 

@@ -17,6 +17,10 @@ type Error struct {
 	// RetryAfter, when set, tells the client when to try again (rate limits,
 	// a bank that is busy). The API sends it as a Retry-After header.
 	RetryAfter time.Duration
+	// ReauthorizeURL, when set, is the page where the user authorizes the
+	// consent again (consent_reauth_required). The API sends it as the
+	// problem document's reauthorize_url.
+	ReauthorizeURL string
 }
 
 func (e *Error) Error() string {

@@ -33,19 +33,6 @@ func (h *Handler) Register(rg *gin.RouterGroup) {
 	rg.GET("/consents/:id/accounts/:account_id/transactions", h.listTransactions)
 }
 
-// WriteError answers err as a problem document; consent_reauth_required
-// carries reauthorize_url.
-func WriteError(c *gin.Context, err error) {
-	var re *ReauthError
-	if errors.As(err, &re) {
-		p := api.NewProblem(err, api.RequestID(c))
-		p.Extra = map[string]any{"reauthorize_url": re.URL}
-		api.WriteProblem(c, p)
-		return
-	}
-	api.Error(c, err)
-}
-
 // request reads who asks and how: the client, the consent, whether the
 // user is present (PSU-IP-Address) and whether to bypass the cache.
 func request(c *gin.Context) (Request, error) {
@@ -89,13 +76,13 @@ func setAccess(c *gin.Context, a Access) {
 func (h *Handler) listAccounts(c *gin.Context) {
 	r, err := request(c)
 	if err != nil {
-		WriteError(c, err)
+		api.Error(c, err)
 		return
 	}
 	accs, access, err := h.svc.Accounts(c.Request.Context(), r)
 	setAccess(c, access)
 	if err != nil {
-		WriteError(c, err)
+		api.Error(c, err)
 		return
 	}
 	c.Header("Cache-Control", "private, no-store")
@@ -105,13 +92,13 @@ func (h *Handler) listAccounts(c *gin.Context) {
 func (h *Handler) getAccount(c *gin.Context) {
 	r, err := request(c)
 	if err != nil {
-		WriteError(c, err)
+		api.Error(c, err)
 		return
 	}
 	acc, access, err := h.svc.Account(c.Request.Context(), r, c.Param("account_id"))
 	setAccess(c, access)
 	if err != nil {
-		WriteError(c, err)
+		api.Error(c, err)
 		return
 	}
 	c.Header("Cache-Control", "private, no-store")
@@ -121,24 +108,24 @@ func (h *Handler) getAccount(c *gin.Context) {
 func (h *Handler) listTransactions(c *gin.Context) {
 	r, err := request(c)
 	if err != nil {
-		WriteError(c, err)
+		api.Error(c, err)
 		return
 	}
 	for _, k := range []string{"from", "to", "limit", "cursor"} {
 		if err := api.SingleQueryParam(c, k); err != nil {
-			WriteError(c, err)
+			api.Error(c, err)
 			return
 		}
 	}
 	q, err := ParseTxQuery(c.Query("from"), c.Query("to"), c.Query("limit"), c.Query("cursor"))
 	if err != nil {
-		WriteError(c, err)
+		api.Error(c, err)
 		return
 	}
 	page, access, err := h.svc.Transactions(c.Request.Context(), r, c.Param("account_id"), q)
 	setAccess(c, access)
 	if err != nil {
-		WriteError(c, err)
+		api.Error(c, err)
 		return
 	}
 	c.Header("Cache-Control", "private, no-store")

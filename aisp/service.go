@@ -1,3 +1,8 @@
+// Package aisp is the account information service (PSD2 AISP, scope
+// "accounts"): a user's bunq accounts, balances and transactions as one
+// JSON API, read through the consent's own bank context, cached briefly in
+// Redis and held to the PSD2 access frequency. Consents are opened at the
+// one gate (package consent), as every role opens them.
 package aisp
 
 import (
@@ -27,6 +32,14 @@ type Cache interface {
 	GetOrLoad(ctx context.Context, key string, ttl time.Duration, fresh bool, load func(context.Context) ([]byte, error)) ([]byte, bool, error)
 }
 
+// Gate opens a consent for a read and maps failed bank calls, revoking a
+// consent whose grant the bank confirms is gone (*consent.Gate).
+type Gate interface {
+	Open(ctx context.Context, clientID, consentID string, scope tpp.Scope) (*tpp.Consent, error)
+	Context(ctx context.Context, c *tpp.Consent) (*psd2.Context, error)
+	BankError(ctx context.Context, c *tpp.Consent, err error) error
+}
+
 // AccessWindow counts unattended reads per consent (*redis.AccessWindow).
 // A Redis error must refuse the read (fail closed).
 type AccessWindow interface {
@@ -38,7 +51,7 @@ const DefaultCacheTTL = 30 * time.Second
 
 // Config holds the service's dependencies and settings.
 type Config struct {
-	Gate   *Gate
+	Gate   Gate
 	Bank   Bank
 	Cache  Cache
 	Access AccessWindow
@@ -53,7 +66,7 @@ type Config struct {
 
 // Service reads accounts and transactions for fintech clients.
 type Service struct {
-	gate    *Gate
+	gate    Gate
 	bank    Bank
 	cache   Cache
 	access  AccessWindow

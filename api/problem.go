@@ -25,7 +25,8 @@ type Problem struct {
 	Detail    string `json:"detail,omitempty"`
 	Code      string `json:"code"`
 	RequestID string `json:"request_id,omitempty"`
-	// Extra members for some codes (e.g. reauthorize_url).
+	// Extra members for some codes: reauthorize_url, from
+	// tpp.Error.ReauthorizeURL.
 	Extra map[string]any `json:"-"`
 }
 
@@ -101,6 +102,10 @@ func NewProblem(err error, requestID string) Problem {
 		Code:      code,
 		Detail:    tpp.ErrorMessage(err),
 		RequestID: requestID,
+	}
+	var e *tpp.Error
+	if errors.As(err, &e) && e.ReauthorizeURL != "" {
+		p.Extra = map[string]any{"reauthorize_url": e.ReauthorizeURL}
 	}
 	if status >= 500 && code != tpp.EBankUnavailable && code != tpp.EBankBusy && code != tpp.EServiceUnavailable {
 		p.Detail = "An internal error occurred. Quote the request id when you contact support."

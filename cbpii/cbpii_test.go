@@ -212,22 +212,10 @@ func TestFundsRefusals(t *testing.T) {
 		t.Errorf("audit of failed checks: %+v", recs)
 	}
 
-	// Consent rules.
-	accountsOnly := s.ActiveConsent(tpp.ScopeAccounts)
-	if res := s.Do("POST", "/v1/consents/"+accountsOnly.ID+"/funds-confirmations", ok); res.Status != 403 || res.Code(t) != tpp.EScopeNotGranted {
-		t.Errorf("scope: %d %s", res.Status, res.Body)
-	}
-	pending := s.PendingConsent(tpp.ScopeFunds)
-	if res := s.Do("POST", "/v1/consents/"+pending.ID+"/funds-confirmations", ok); res.Status != 409 || res.Code(t) != tpp.EConsentNotActive {
-		t.Errorf("pending: %d %s", res.Status, res.Body)
-	}
+	// What each consent state answers is held for every role at once in
+	// package consent (TestEveryRoleAnswersTheSameForTheSameConsent).
 	if res := s.DoAs("", "POST", path, ok); res.Status != 401 {
 		t.Errorf("no key: %d %s", res.Status, res.Body)
-	}
-	s.Clock.Advance(tpp.ConsentReauthAfter + time.Minute)
-	res := s.Do("POST", path, ok)
-	if m := res.JSON(t); res.Status != 403 || m["code"] != tpp.EConsentReauthRequired || m["reauthorize_url"] != s.OAuth.AuthorizeURL(c.ID) {
-		t.Errorf("reauth: %d %s", res.Status, res.Body)
 	}
 }
 

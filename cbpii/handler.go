@@ -7,7 +7,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/bunqtpp/tpp"
-	"github.com/bunqtpp/tpp/aisp"
 	"github.com/bunqtpp/tpp/api"
 )
 
@@ -43,7 +42,7 @@ func (h *Handler) confirm(c *gin.Context) {
 	}
 	res, err := h.svc.Confirm(c.Request.Context(), cl.ID, c.Param("id"), in)
 	if err != nil {
-		aisp.WriteError(c, err)
+		api.Error(c, err)
 		return
 	}
 	api.JSON(c, http.StatusOK, res)

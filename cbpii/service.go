@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/bunqtpp/tpp"
-	"github.com/bunqtpp/tpp/aisp"
 	"github.com/bunqtpp/tpp/api"
 	"github.com/bunqtpp/tpp/psd2"
 )
@@ -23,6 +22,14 @@ import (
 type Bank interface {
 	GetMonetaryAccount(ctx context.Context, bc *psd2.Context, id int64) (psd2.MonetaryAccount, error)
 	ConfirmFunds(ctx context.Context, bc *psd2.Context, f psd2.FundsRequest) (bool, error)
+}
+
+// Gate opens a consent for a check and maps failed bank calls, revoking a
+// consent whose grant the bank confirms is gone (*consent.Gate).
+type Gate interface {
+	Open(ctx context.Context, clientID, consentID string, scope tpp.Scope) (*tpp.Consent, error)
+	Context(ctx context.Context, c *tpp.Consent) (*psd2.Context, error)
+	BankError(ctx context.Context, c *tpp.Consent, err error) error
 }
 
 // Audit appends to the audit log (*sqlite.AuditLog).
@@ -35,8 +42,8 @@ const AuditFundsChecked = "funds.checked"
 
 // Config holds the service's dependencies.
 type Config struct {
-	// Gate opens consents (shared with aisp).
-	Gate  *aisp.Gate
+	// Gate opens consents (the one gate every role shares).
+	Gate  Gate
 	Bank  Bank
 	Audit Audit
 	Clock tpp.Clock // tpp.SystemClock when nil
@@ -45,7 +52,7 @@ type Config struct {
 
 // Service answers confirmation-of-funds requests.
 type Service struct {
-	gate  *aisp.Gate
+	gate  Gate
 	bank  Bank
 	audit Audit
 	clock tpp.Clock

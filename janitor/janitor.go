@@ -1,7 +1,8 @@
 // Package janitor applies the deadlines that no request triggers: pending
 // consents whose 15 minutes ran out become expired, active consents past
 // their 180-day re-authentication date become reauth_required (their bank
-// context is purged: the token is gone with the transition), and expired
+// context is purged: the token is gone with the transition), both through
+// the consent gate (package consent) as for a request, and expired
 // idempotency records are deleted. Seven days before a consent's
 // re-authentication date it stores a consent.expiring webhook, once per
 // authorization period. Requests apply the same rules when they
@@ -23,10 +24,17 @@ import (
 	"github.com/bunqtpp/tpp"
 )
 
-// Consents is the consent store the janitor needs.
+// Consents lists the consents whose deadline has passed (the consent
+// store).
 type Consents interface {
 	DueConsents(ctx context.Context, now time.Time, limit int) ([]*tpp.Consent, error)
-	TransitionConsent(ctx context.Context, t tpp.ConsentTransition) (*tpp.Consent, error)
+}
+
+// Deadlines applies a consent's deadline: the move, its audit record and
+// the purge of the context are the gate's, as for a request
+// (*consent.Gate).
+type Deadlines interface {
+	ApplyDeadline(ctx context.Context, c *tpp.Consent) (*tpp.Consent, bool, error)
 }
 
 // Expiring sends the consent.expiring webhook tpp.ConsentExpiringNotice
@@ -38,11 +46,6 @@ type Expiring interface {
 // Idempotency purges expired idempotency records.
 type Idempotency interface {
 	PurgeIdempotency(ctx context.Context, now time.Time) (int64, error)
-}
-
-// Contexts forgets a consent's bank context.
-type Contexts interface {
-	Purge(ctx context.Context, consentID string) error
 }
 
 // Closes is the queue of revoked consents whose bunq session and context
@@ -65,10 +68,12 @@ type Sessions interface {
 // two replicas closing one consent's session at once cost a refused
 // second delete at the bank, nothing more.
 type Janitor struct {
+	// Consents and Deadlines, both set, apply the deadlines no request
+	// triggers.
 	Consents    Consents
+	Deadlines   Deadlines
 	Expiring    Expiring // optional
 	Idempotency Idempotency
-	Contexts    Contexts
 	// Closes and Sessions, both set, close the sessions of consents
 	// revoked with their client or whose close failed at revocation.
 	Closes   Closes
@@ -123,36 +128,13 @@ type Result struct {
 func (j *Janitor) Sweep(ctx context.Context) (Result, error) {
 	var res Result
 	now := j.Clock.Now()
-	due, err := j.Consents.DueConsents(ctx, now, batch)
-	if err != nil {
-		return res, err
-	}
 	var errs []error
-	for _, c := range due {
-		to := tpp.ConsentExpired
-		if c.Status == tpp.ConsentActive {
-			to = tpp.ConsentReauthRequired
-		}
-		_, err := j.Consents.TransitionConsent(ctx, tpp.ConsentTransition{
-			ID: c.ID, From: c.Status, To: to, Actor: tpp.ActorSystem, Detail: "deadline passed",
-		})
-		if tpp.ErrorCode(err) == tpp.EConflict {
-			continue // another replica or a request got there first
-		}
+	if j.Consents != nil && j.Deadlines != nil {
+		due, err := j.Consents.DueConsents(ctx, now, batch)
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			return res, err
 		}
-		if to == tpp.ConsentExpired {
-			res.Expired++
-			continue
-		}
-		res.ReauthRequired++
-		if j.Contexts != nil {
-			if err := j.Contexts.Purge(ctx, c.ID); err != nil {
-				errs = append(errs, err)
-			}
-		}
+		errs = j.applyDeadlines(ctx, due, &res)
 	}
 	if j.Expiring != nil {
 		n, err := j.Expiring.NotifyExpiring(ctx, now, tpp.ConsentExpiringNotice, batch)
@@ -181,6 +163,25 @@ func (j *Janitor) Sweep(ctx context.Context) (Result, error) {
 			"sessions_closed", res.Closed, "idempotency_purged", res.IdempotencyPurged)
 	}
 	return res, errors.Join(errs...)
+}
+
+// applyDeadlines moves the consents whose deadline has passed. A consent
+// another replica or a request moved first is skipped.
+func (j *Janitor) applyDeadlines(ctx context.Context, due []*tpp.Consent, res *Result) []error {
+	var errs []error
+	for _, c := range due {
+		nc, moved, err := j.Deadlines.ApplyDeadline(ctx, c)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case !moved:
+		case nc.Status == tpp.ConsentExpired:
+			res.Expired++
+		case nc.Status == tpp.ConsentReauthRequired:
+			res.ReauthRequired++
+		}
+	}
+	return errs
 }
 
 // closeRevoked works off one batch of the close queue. A close whose bank

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/consent"
 	"github.com/bunqtpp/tpp/janitor"
 	"github.com/bunqtpp/tpp/seal"
 	"github.com/bunqtpp/tpp/sqlite"
@@ -27,8 +28,10 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // purged records which consents' bank contexts were purged; the bank
-// context store is not under test here.
+// context store is not under test here (the gate only purges when it
+// applies a deadline).
 type purged struct {
+	consent.BankContexts
 	mu  sync.Mutex
 	ids []string
 }
@@ -75,7 +78,12 @@ func TestSweepAppliesDeadlines(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &purged{}
-	j := &janitor.Janitor{Consents: consents, Idempotency: idem, Contexts: p, Clock: clk}
+	gate, err := consent.NewGate(consent.Config{Store: consents, BankContexts: p, Clock: clk,
+		AuthorizeURL: func(id string) string { return "https://tpp.example/connect/" + id }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &janitor.Janitor{Consents: consents, Deadlines: gate, Idempotency: idem, Clock: clk}
 
 	// Nothing is due yet.
 	if res, err := j.Sweep(ctx); err != nil || res != (janitor.Result{}) {

@@ -22,6 +22,7 @@ import (
 	"github.com/bunqtpp/tpp/api"
 	"github.com/bunqtpp/tpp/bankctx"
 	"github.com/bunqtpp/tpp/bankctx/bankctxtest"
+	"github.com/bunqtpp/tpp/consent"
 	"github.com/bunqtpp/tpp/internal/banktest"
 	"github.com/bunqtpp/tpp/internal/redistest"
 	"github.com/bunqtpp/tpp/internal/stacktest"
@@ -122,6 +123,12 @@ func newHarnessBudget(t testing.TB, env *banktest.Env, keySource bankctx.Keys, b
 		m(h, &cfg)
 	}
 	var err error
+	if cfg.Deadlines, err = consent.NewGate(consent.Config{
+		Store: cfg.Consents, BankContexts: s.Provider, Clock: clock, Logger: s.Log,
+		AuthorizeURL: func(id string) string { return h.svc.AuthorizeURL(id) },
+	}); err != nil {
+		t.Fatal(err)
+	}
 	h.svc, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -202,7 +202,8 @@ func TestSecureCookiesFollowPublicURL(t *testing.T) {
 	}
 	cfg := Config{PublicURL: "https://tpp.example", Bank: BankOAuth{ClientID: "c", ClientSecret: "s",
 		AuthURL: "https://oauth.example/auth", TokenURL: "https://token.example/v1/token"},
-		Consents: h.consents, Clients: h.clients, States: h.svc.states, BankContexts: h.provider}
+		Consents: h.consents, Clients: h.clients, States: h.svc.states, BankContexts: h.provider,
+		Deadlines: h.svc.due}
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

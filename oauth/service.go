@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/api"
 	"github.com/bunqtpp/tpp/bankctx"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
@@ -39,6 +40,12 @@ type Consents interface {
 // so a hidden consent cannot be told from one that does not exist.
 func consentNotFound(id string) error {
 	return tpp.Errorf(tpp.EConsentNotFound, "consent %q not found", id)
+}
+
+// Deadlines applies a consent's deadline, audited, so a status read is the
+// true one (*consent.Gate, the one home of the rule).
+type Deadlines interface {
+	ApplyDeadline(ctx context.Context, c *tpp.Consent) (*tpp.Consent, bool, error)
 }
 
 // Clients looks up fintech clients (for their names and return URLs).
@@ -97,6 +104,7 @@ type Config struct {
 	Clients      Clients
 	States       States
 	BankContexts BankContexts
+	Deadlines    Deadlines
 	Callbacks    Callbacks
 	// Closes, when set, takes the revoked consents whose bunq session or
 	// Redis context could not be closed at once, for the janitor to retry.
@@ -142,6 +150,7 @@ type Service struct {
 	clients  Clients
 	states   States
 	bank     BankContexts
+	due      Deadlines
 	hooks    Callbacks
 	closes   CloseQueue
 	audit    AuditLog
@@ -167,8 +176,8 @@ func New(cfg Config) (*Service, error) {
 	if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" || pu.RawQuery != "" {
 		return nil, fmt.Errorf("oauth: public URL %q is not an absolute http(s) base URL", cfg.PublicURL)
 	}
-	if cfg.Consents == nil || cfg.Clients == nil || cfg.States == nil || cfg.BankContexts == nil {
-		return nil, errors.New("oauth: Consents, Clients, States and BankContexts are required")
+	if cfg.Consents == nil || cfg.Clients == nil || cfg.States == nil || cfg.BankContexts == nil || cfg.Deadlines == nil {
+		return nil, errors.New("oauth: Consents, Clients, States, BankContexts and Deadlines are required")
 	}
 	if cfg.Bank.RedirectURL == "" {
 		cfg.Bank.RedirectURL = pu.String() + CallbackPath
@@ -220,7 +229,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	return &Service{
 		public: pu, exchange: ex, csrfKey: key, cookies: cookies{secure: pu.Scheme == "https"},
-		consents: cfg.Consents, clients: cfg.Clients, states: cfg.States, bank: cfg.BankContexts,
+		consents: cfg.Consents, clients: cfg.Clients, states: cfg.States, bank: cfg.BankContexts, due: cfg.Deadlines,
 		hooks: cfg.Callbacks, closes: cfg.Closes, audit: cfg.Audit, sealer: sealer, cbAuth: cbAuth,
 		acceptNoState: cfg.AcceptTokenWithoutState, exchangeAttempts: attempts, exchangeBackoff: backoff,
 		clock: clock, log: log,
@@ -307,37 +316,14 @@ func (s *Service) ListConsents(ctx context.Context, clientID, userRef string, p 
 	return page, nil
 }
 
-// refresh moves a consent whose time is up: pending past its deadline →
-// expired; active past its re-authentication date → reauth_required.
+// refresh applies a consent's deadline (Deadlines), audited with
+// requestID when ctx carries none.
 func (s *Service) refresh(ctx context.Context, c *tpp.Consent, requestID string) (*tpp.Consent, error) {
-	now := s.clock.Now()
-	var to tpp.ConsentStatus
-	switch {
-	case c.Status == tpp.ConsentPending && !now.Before(c.ExpiresAt):
-		to = tpp.ConsentExpired
-	case c.Status == tpp.ConsentActive && c.ReauthDueAt != nil && !now.Before(*c.ReauthDueAt):
-		to = tpp.ConsentReauthRequired
-	default:
-		return c, nil
+	if requestID != "" && api.RequestIDFromContext(ctx) == "" {
+		ctx = api.WithRequestID(ctx, requestID)
 	}
-	nc, err := s.consents.TransitionConsent(ctx, tpp.ConsentTransition{
-		ID: c.ID, From: c.Status, To: to, Actor: tpp.ActorSystem, RequestID: requestID,
-		Detail: "deadline passed",
-	})
-	if tpp.ErrorCode(err) == tpp.EConflict {
-		// Someone else moved it first; read what it is now.
-		return s.consents.ConsentByID(ctx, c.ID)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if to == tpp.ConsentReauthRequired {
-		// The store dropped the token; the context must go too.
-		if err := s.bank.Purge(ctx, c.ID); err != nil {
-			s.log.WarnContext(ctx, "purging context of consent due for re-authorization", "consent_id", c.ID, "error", err)
-		}
-	}
-	return nc, nil
+	nc, _, err := s.due.ApplyDeadline(ctx, c)
+	return nc, err
 }
 
 // Revoke withdraws a consent for its client: the consent becomes revoked,

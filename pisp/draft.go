@@ -147,13 +147,13 @@ func replay(rec *tpp.IdempotencyRecord, location func(id string) string) *Create
 // createDraft does the work of CreatePayment. keep reports that the bank
 // may hold a draft for the payment although err is set.
 func (s *Service) createDraft(ctx context.Context, in CreatePaymentInput, d draftInput) (p *tpp.Payment, keep bool, err error) {
-	c, err := s.usableConsent(ctx, in.Client.ID, in.ConsentID)
+	c, err := s.gate.Open(ctx, in.Client.ID, in.ConsentID, tpp.ScopePayments)
 	if err != nil {
 		return nil, false, err
 	}
 	bc, err := s.contexts.Get(ctx, c)
 	if err != nil {
-		return nil, false, s.bankError(ctx, c, err)
+		return nil, false, s.gate.BankError(ctx, c, err)
 	}
 	if err := s.checkAccount(ctx, c, bc, d); err != nil {
 		return nil, false, err
@@ -182,7 +182,7 @@ func (s *Service) createDraft(ctx context.Context, in CreatePaymentInput, d draf
 			}
 		}
 		if err != nil {
-			return nil, false, s.failCreate(ctx, p, s.bankError(ctx, c, err), in.RequestID)
+			return nil, false, s.failCreate(ctx, p, s.gate.BankError(ctx, c, err), in.RequestID)
 		}
 	}
 	np, err := s.recordBankID(ctx, p, id, in.RequestID)
@@ -198,7 +198,7 @@ func (s *Service) createDraft(ctx context.Context, in CreatePaymentInput, d draf
 func (s *Service) checkAccount(ctx context.Context, c *tpp.Consent, bc *psd2.Context, d draftInput) error {
 	a, err := s.bank.GetMonetaryAccount(ctx, bc, d.accountID)
 	if err != nil {
-		mapped := s.bankError(ctx, c, err)
+		mapped := s.gate.BankError(ctx, c, err)
 		if tpp.ErrorCode(mapped) == tpp.ENotFound {
 			return tpp.Wrap(err, tpp.EAccountNotFound, "no account %q under this consent", tpp.AccountID(d.accountID))
 		}
@@ -340,61 +340,11 @@ func (s *Service) findDraft(ctx context.Context, bc *psd2.Context, p *tpp.Paymen
 	return found, nil
 }
 
-// usableConsent returns a client's consent that may make payments now.
-func (s *Service) usableConsent(ctx context.Context, clientID, consentID string) (*tpp.Consent, error) {
-	c, err := s.readableConsent(ctx, clientID, consentID)
-	if err != nil {
-		return nil, err
-	}
-	now := s.clock.Now()
-	switch c.Status {
-	case tpp.ConsentActive:
-		if c.ReauthDueAt != nil && !now.Before(*c.ReauthDueAt) {
-			return nil, tpp.Errorf(tpp.EConsentReauthRequired, "consent %s needs the user to authorize again (PSD2 180-day rule)", c.ID)
-		}
-		return c, nil
-	case tpp.ConsentReauthRequired:
-		return nil, tpp.Errorf(tpp.EConsentReauthRequired, "consent %s needs the user to authorize again (PSD2 180-day rule)", c.ID)
-	case tpp.ConsentRevoked:
-		return nil, tpp.Errorf(tpp.EConsentRevoked, "consent %s was revoked", c.ID)
-	case tpp.ConsentExpired:
-		return nil, tpp.Errorf(tpp.EConsentExpired, "consent %s was never authorized and expired", c.ID)
-	case tpp.ConsentPending:
-		if !now.Before(c.ExpiresAt) {
-			return nil, tpp.Errorf(tpp.EConsentExpired, "consent %s was never authorized and expired", c.ID)
-		}
-		return nil, tpp.Errorf(tpp.EConsentNotActive, "consent %s is pending; the user has not authorized it yet", c.ID)
-	default:
-		return nil, tpp.Errorf(tpp.EConsentNotActive, "consent %s is %s", c.ID, c.Status)
-	}
-}
-
-// readableConsent returns a client's consent that grants payments,
-// whatever its status: payments stay readable after a revocation.
-func (s *Service) readableConsent(ctx context.Context, clientID, consentID string) (*tpp.Consent, error) {
-	if clientID == "" {
-		return nil, tpp.Errorf(tpp.EConsentNotFound, "consent %q not found", consentID)
-	}
-	c, err := s.consents.Consent(ctx, clientID, consentID)
-	if err != nil {
-		return nil, err
-	}
-	// A single payment's consent is the payment's: under the consents API
-	// it does not exist, as GET /v1/consents/{id} says too.
-	if c.Internal() {
-		return nil, tpp.Errorf(tpp.EConsentNotFound, "consent %q not found", consentID)
-	}
-	if !c.HasScope(tpp.ScopePayments) {
-		return nil, tpp.Errorf(tpp.EScopeNotGranted, "consent %s does not include the scope \"payments\"", c.ID)
-	}
-	return c, nil
-}
-
 // Payment returns a draft payment of a client's consent, first bringing a
 // pending one up to date with the bank (best effort: when the bank cannot
 // be asked, the stored state is returned).
 func (s *Service) Payment(ctx context.Context, clientID, consentID, paymentID, requestID string) (*tpp.Payment, error) {
-	c, err := s.readableConsent(ctx, clientID, consentID)
+	c, err := s.gate.Read(ctx, clientID, consentID, tpp.ScopePayments)
 	if err != nil {
 		return nil, err
 	}
@@ -415,7 +365,7 @@ func (s *Service) Payment(ctx context.Context, clientID, consentID, paymentID, r
 
 // Payments lists the draft payments of a client's consent, newest first.
 func (s *Service) Payments(ctx context.Context, clientID, consentID string, pr tpp.PageRequest) (tpp.Page[*tpp.Payment], error) {
-	c, err := s.readableConsent(ctx, clientID, consentID)
+	c, err := s.gate.Read(ctx, clientID, consentID, tpp.ScopePayments)
 	if err != nil {
 		return tpp.Page[*tpp.Payment]{}, err
 	}
@@ -426,7 +376,7 @@ func (s *Service) Payments(ctx context.Context, clientID, consentID string, pr t
 // CANCELLED) and then here. A cancelled payment is returned unchanged;
 // one in another final status gives payment_not_cancellable.
 func (s *Service) CancelPayment(ctx context.Context, clientID, consentID, paymentID, requestID string) (*tpp.Payment, error) {
-	c, err := s.readableConsent(ctx, clientID, consentID)
+	c, err := s.gate.Read(ctx, clientID, consentID, tpp.ScopePayments)
 	if err != nil {
 		return nil, err
 	}
@@ -445,16 +395,16 @@ func (s *Service) CancelPayment(ctx context.Context, clientID, consentID, paymen
 	case p.BunqID == 0:
 		return nil, tpp.Errorf(tpp.EConflict, "payment %s is still being created at the bank; try again shortly", p.ID)
 	}
-	if _, err := s.usableConsent(ctx, clientID, consentID); err != nil {
+	if c, err = s.gate.Open(ctx, clientID, consentID, tpp.ScopePayments); err != nil {
 		return nil, err
 	}
 	bc, err := s.contexts.Get(ctx, c)
 	if err != nil {
-		return nil, s.bankError(ctx, c, err)
+		return nil, s.gate.BankError(ctx, c, err)
 	}
 	d, err := s.bank.GetDraftPayment(ctx, bc, p.AccountID, p.BunqID)
 	if err != nil {
-		return nil, s.bankError(ctx, c, err)
+		return nil, s.gate.BankError(ctx, c, err)
 	}
 	if d.Status == psd2.StatusPending {
 		err = s.bank.UpdateDraftPayment(ctx, bc, p.AccountID, p.BunqID, psd2.DraftPaymentUpdate{
@@ -472,7 +422,7 @@ func (s *Service) CancelPayment(ctx context.Context, clientID, consentID, paymen
 			if tpp.ErrorCode(terr) != tpp.EConflict && tpp.ErrorCode(terr) != tpp.EPaymentNotCancellable {
 				return nil, terr
 			}
-		} else if mapped := s.bankError(ctx, c, err); tpp.ErrorCode(mapped) != tpp.EBankRejected {
+		} else if mapped := s.gate.BankError(ctx, c, err); tpp.ErrorCode(mapped) != tpp.EBankRejected {
 			return nil, mapped
 		}
 	}

@@ -87,18 +87,6 @@ func readCreate(c *gin.Context, into any) (key, fingerprint string, ok bool) {
 	return key, tpp.RequestFingerprint(c.Request.Method, c.Request.URL.Path, raw), true
 }
 
-// fail answers a consent route's error; consent_reauth_required carries
-// the page where the user authorizes the consent again.
-func (h *Handler) fail(c *gin.Context, err error) {
-	if tpp.ErrorCode(err) == tpp.EConsentReauthRequired {
-		p := api.NewProblem(err, api.RequestID(c))
-		p.Extra = map[string]any{"reauthorize_url": h.svc.authorizeURL(c.Param("id"))}
-		api.WriteProblem(c, p)
-		return
-	}
-	api.Error(c, err)
-}
-
 func writeCreated(c *gin.Context, out *Created) {
 	if out.Location != "" {
 		c.Header("Location", out.Location)
@@ -126,7 +114,7 @@ func (h *Handler) createPayment(c *gin.Context) {
 		Client: cl, ConsentID: c.Param("id"), Key: key, Fingerprint: fp, Request: req, RequestID: api.RequestID(c),
 	})
 	if err != nil {
-		h.fail(c, err)
+		api.Error(c, err)
 		return
 	}
 	writeCreated(c, out)
@@ -159,7 +147,7 @@ func (h *Handler) getPayment(c *gin.Context) {
 	}
 	p, err := h.svc.Payment(c.Request.Context(), cl.ID, c.Param("id"), c.Param("payment_id"), api.RequestID(c))
 	if err != nil {
-		h.fail(c, err)
+		api.Error(c, err)
 		return
 	}
 	api.JSON(c, http.StatusOK, PaymentView(p))
@@ -172,7 +160,7 @@ func (h *Handler) cancelPayment(c *gin.Context) {
 	}
 	p, err := h.svc.CancelPayment(c.Request.Context(), cl.ID, c.Param("id"), c.Param("payment_id"), api.RequestID(c))
 	if err != nil {
-		h.fail(c, err)
+		api.Error(c, err)
 		return
 	}
 	api.JSON(c, http.StatusOK, PaymentView(p))
@@ -185,12 +173,12 @@ func (h *Handler) listPayments(c *gin.Context) {
 	}
 	pr, err := pageRequest(c)
 	if err != nil {
-		h.fail(c, err)
+		api.Error(c, err)
 		return
 	}
 	page, err := h.svc.Payments(c.Request.Context(), cl.ID, c.Param("id"), pr)
 	if err != nil {
-		h.fail(c, err)
+		api.Error(c, err)
 		return
 	}
 	out := PaymentListJSON{Data: make([]PaymentJSON, 0, len(page.Items))}

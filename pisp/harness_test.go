@@ -17,6 +17,7 @@ import (
 	"github.com/bunqtpp/tpp/api"
 	"github.com/bunqtpp/tpp/bankctx"
 	"github.com/bunqtpp/tpp/bankctx/bankctxtest"
+	"github.com/bunqtpp/tpp/consent"
 	"github.com/bunqtpp/tpp/internal/apitest"
 	"github.com/bunqtpp/tpp/internal/banktest"
 	"github.com/bunqtpp/tpp/internal/stacktest"
@@ -48,6 +49,7 @@ type harness struct {
 	payments *sqlite.PaymentService
 	clients  *sqlite.ClientService
 	provider *bankctx.Provider
+	gate     *consent.Gate
 	oauth    *oauth.Service
 	svc      *pisp.Service
 	srv      *httptest.Server
@@ -100,10 +102,17 @@ func newHarness(t *testing.T, o options) *harness {
 	// made after it (it needs the service's authorize URLs).
 	var svc *pisp.Service
 	var err error
+	h.gate, err = consent.NewGate(consent.Config{
+		Store: h.consents, BankContexts: h.provider, Clock: h.clock, Logger: s.Log,
+		AuthorizeURL: func(id string) string { return h.oauth.AuthorizeURL(id) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.oauth, err = oauth.New(oauth.Config{
 		PublicURL: s.URL, Clock: h.clock, Logger: s.Log,
 		Bank:     oauth.BankOAuth{ClientID: h.bank.ClientID, ClientSecret: h.bank.ClientSecret, AuthURL: s.AuthURL(), TokenURL: s.TokenURL()},
-		Consents: h.consents, Clients: h.clients, States: s.States(), BankContexts: h.provider,
+		Consents: h.consents, Clients: h.clients, States: s.States(), BankContexts: h.provider, Deadlines: h.gate,
 		Callbacks: oauth.Callbacks{OnDraftPayment: func(ctx context.Context, n oauth.Notification) error {
 			return svc.OnDraftPayment(ctx, n.ObjectType, n.Object, api.RequestIDFromContext(ctx))
 		}, OnContinue: func(ctx context.Context, c *tpp.Consent) error {
@@ -117,7 +126,7 @@ func newHarness(t *testing.T, o options) *harness {
 	}
 	svc, err = pisp.New(pisp.Config{
 		Payments: h.payments, Consents: h.consents, Idempotency: sqlite.NewIdempotencyStore(s.DB),
-		Bank: h.bc, Contexts: h.provider,
+		Bank: h.bc, Contexts: h.provider, Gate: h.gate,
 		TPP:          pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return h.bank.Context, nil }),
 		AuthorizeURL: h.oauth.AuthorizeURL, Events: sqlite.NewOutbox(s.DB), PollInterval: o.pollInterval, PollBatch: o.pollBatch,
 		Clock: h.clock, Logger: s.Log,

@@ -25,7 +25,7 @@ func (h *harness) replica(rs *redistest.Server, prefix string, interval time.Dur
 	h.t.Helper()
 	svc, err := pisp.New(pisp.Config{
 		Payments: h.payments, Consents: h.consents, Idempotency: sqlite.NewIdempotencyStore(h.db),
-		Bank: h.bc, Contexts: h.provider,
+		Bank: h.bc, Contexts: h.provider, Gate: h.gate,
 		TPP:          pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return h.bank.Context, nil }),
 		AuthorizeURL: h.oauth.AuthorizeURL, PollInterval: interval, Clock: h.clock,
 	})

@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"github.com/bunqtpp/tpp"
-	"github.com/bunqtpp/tpp/bankerr"
 	"github.com/bunqtpp/tpp/psd2"
 )
 
@@ -45,12 +44,20 @@ type Bank interface {
 	UpdatePSPDraftPayment(ctx context.Context, bc *psd2.Context, id int64, status string) error
 }
 
-// Contexts hands out the live bunq context of an active consent, re-checks
-// a consent's grant with the bank and forgets a context (*bankctx.Provider).
+// Contexts hands out the live bunq context of an active consent
+// (*bankctx.Provider).
 type Contexts interface {
 	Get(ctx context.Context, c *tpp.Consent) (*psd2.Context, error)
-	Verify(ctx context.Context, c *tpp.Consent) error
-	Purge(ctx context.Context, consentID string) error
+}
+
+// Gate is where a consent may be used (*consent.Gate): Open for a request
+// that acts under the consent, Read for one that reads what was made
+// under it; BankError maps a failed bank call, revoking a consent whose
+// grant the bank confirms is gone.
+type Gate interface {
+	Open(ctx context.Context, clientID, consentID string, scope tpp.Scope) (*tpp.Consent, error)
+	Read(ctx context.Context, clientID, consentID string, scope tpp.Scope) (*tpp.Consent, error)
+	BankError(ctx context.Context, c *tpp.Consent, err error) error
 }
 
 // TPPContexts hands out the TPP's own bunq context (its PSD2 registration),
@@ -69,7 +76,6 @@ func (f TPPContextFunc) TPPContext(ctx context.Context) (*psd2.Context, error) {
 // make their own consent, which the user authorizes through the usual
 // /connect flow.
 type Consents interface {
-	Consent(ctx context.Context, clientID, id string) (*tpp.Consent, error)
 	ConsentByID(ctx context.Context, id string) (*tpp.Consent, error)
 	CreateConsent(ctx context.Context, in tpp.NewConsent) (*tpp.Consent, error)
 	TransitionConsent(ctx context.Context, t tpp.ConsentTransition) (*tpp.Consent, error)
@@ -101,6 +107,7 @@ type Config struct {
 	Idempotency tpp.IdempotencyStore
 	Bank        Bank
 	Contexts    Contexts
+	Gate        Gate
 	// TPP gives the TPP's own context; without it single payments answer
 	// bank_unavailable.
 	TPP TPPContexts
@@ -149,6 +156,7 @@ type Service struct {
 	idem         tpp.IdempotencyStore
 	bank         Bank
 	contexts     Contexts
+	gate         Gate
 	tpp          TPPContexts
 	authorizeURL func(string) string
 	events       Events
@@ -164,12 +172,12 @@ type Service struct {
 
 // New validates cfg and returns a Service.
 func New(cfg Config) (*Service, error) {
-	if cfg.Payments == nil || cfg.Consents == nil || cfg.Idempotency == nil || cfg.Bank == nil || cfg.Contexts == nil || cfg.AuthorizeURL == nil {
-		return nil, errors.New("pisp: Payments, Consents, Idempotency, Bank, Contexts and AuthorizeURL are required")
+	if cfg.Payments == nil || cfg.Consents == nil || cfg.Idempotency == nil || cfg.Bank == nil || cfg.Contexts == nil || cfg.Gate == nil || cfg.AuthorizeURL == nil {
+		return nil, errors.New("pisp: Payments, Consents, Idempotency, Bank, Contexts, Gate and AuthorizeURL are required")
 	}
 	s := &Service{
 		payments: cfg.Payments, consents: cfg.Consents, idem: cfg.Idempotency, bank: cfg.Bank,
-		contexts: cfg.Contexts, tpp: cfg.TPP, authorizeURL: cfg.AuthorizeURL, events: cfg.Events,
+		contexts: cfg.Contexts, gate: cfg.Gate, tpp: cfg.TPP, authorizeURL: cfg.AuthorizeURL, events: cfg.Events,
 		onUnknown:   cfg.OnUnknownStatus,
 		onPollRound: cfg.OnPollRound,
 		queue:       cfg.Queue, interval: cfg.PollInterval, grace: cfg.OrphanGrace, batch: cfg.PollBatch,
@@ -198,28 +206,6 @@ func New(cfg Config) (*Service, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	return s, nil
-}
-
-// bankError maps a failed bank call made with consent c's context. An
-// authorization failure is checked again with the bank first: when the bank
-// confirms the grant is gone, the consent becomes revoked (actor bank,
-// audited) and its context is purged.
-func (s *Service) bankError(ctx context.Context, c *tpp.Consent, err error) error {
-	mapped := bankerr.Resolve(ctx, err, func(ctx context.Context) error { return s.contexts.Verify(ctx, c) })
-	if !bankerr.Revoked(mapped) {
-		return mapped
-	}
-	ctx = context.WithoutCancel(ctx)
-	if _, terr := s.consents.TransitionConsent(ctx, tpp.ConsentTransition{
-		ID: c.ID, From: tpp.ConsentActive, To: tpp.ConsentRevoked, Actor: tpp.ActorBank,
-		Detail: "grant withdrawn at bunq (bank refused a payment call; confirmed with the bank)",
-	}); terr != nil && tpp.ErrorCode(terr) != tpp.EConflict {
-		s.log.WarnContext(ctx, "recording the bank's revocation failed", "consent_id", c.ID, "error", terr)
-	}
-	if perr := s.contexts.Purge(ctx, c.ID); perr != nil {
-		s.log.WarnContext(ctx, "purging the context of a revoked consent failed", "consent_id", c.ID, "error", perr)
-	}
-	return tpp.Wrap(err, tpp.EConsentRevoked, "the user withdrew consent %s at the bank", c.ID)
 }
 
 func (s *Service) tppContext(ctx context.Context) (*psd2.Context, error) {

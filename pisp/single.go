@@ -264,7 +264,7 @@ func (s *Service) singleAuthorizeURL(ctx context.Context, p *tpp.Payment) string
 		return ""
 	}
 	c, err := s.consents.ConsentByID(ctx, p.ConsentID)
-	if err != nil || c.Status != tpp.ConsentPending || !s.clock.Now().Before(c.ExpiresAt) {
+	if err != nil || c.StatusAt(s.clock.Now()) != tpp.ConsentPending {
 		return ""
 	}
 	return s.authorizeURL(c.ID)

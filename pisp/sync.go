@@ -134,11 +134,11 @@ func (s *Service) draftStatus(ctx context.Context, p *tpp.Payment) (tpp.PaymentS
 	}
 	bc, err := s.contexts.Get(ctx, c)
 	if err != nil {
-		return "", "", "", s.bankError(ctx, c, err)
+		return "", "", "", s.gate.BankError(ctx, c, err)
 	}
 	d, err := s.bank.GetDraftPayment(ctx, bc, p.AccountID, p.BunqID)
 	if err != nil {
-		return "", "", "", s.bankError(ctx, c, err)
+		return "", "", "", s.gate.BankError(ctx, c, err)
 	}
 	if d.ID != p.BunqID || !draftMatches(&d, p) {
 		s.log.ErrorContext(ctx, "bank draft does not match payment", "payment_id", p.ID, "bunq_id", p.BunqID)
@@ -219,7 +219,7 @@ func (s *Service) settleSingle(ctx context.Context, bc *psd2.Context, p *tpp.Pay
 			code = c.ErrorCode // why the authorization was declined
 		}
 		return s.record(ctx, p, to, code, detail, requestID)
-	case during == "" && c.Status == tpp.ConsentPending && s.clock.Now().Before(c.ExpiresAt):
+	case during == "" && c.StatusAt(s.clock.Now()) == tpp.ConsentPending:
 		return p, nil
 	case during != "":
 		detail += fmt.Sprintf(", decided outside its own authorization (on bunq's page of consent %s); not attributed to that consent", during)
@@ -244,7 +244,7 @@ func (s *Service) abandonment(ctx context.Context, p *tpp.Payment) (tpp.PaymentS
 	switch {
 	case c.Status == tpp.ConsentRejected:
 		return tpp.PaymentRejected, c.ErrorCode, nil
-	case c.Status == tpp.ConsentExpired, c.Status == tpp.ConsentPending && !s.clock.Now().Before(c.ExpiresAt):
+	case c.StatusAt(s.clock.Now()) == tpp.ConsentExpired:
 		return tpp.PaymentFailed, tpp.EConsentExpired, nil
 	}
 	return tpp.PaymentPending, "", nil
@@ -525,7 +525,7 @@ func (s *Service) reconcileSingle(ctx context.Context, p *tpp.Payment) (*tpp.Pay
 	if err != nil {
 		return p, err
 	}
-	if c.Status == tpp.ConsentPending && s.clock.Now().Before(c.ExpiresAt) {
+	if c.StatusAt(s.clock.Now()) == tpp.ConsentPending {
 		return p, nil
 	}
 	found, _, err := s.locate(ctx, p)
@@ -591,11 +591,11 @@ func (s *Service) locate(ctx context.Context, p *tpp.Payment) (found int64, look
 	}
 	bc, err := s.contexts.Get(ctx, c)
 	if err != nil {
-		return 0, false, s.bankError(ctx, c, err)
+		return 0, false, s.gate.BankError(ctx, c, err)
 	}
 	found, err = s.findDraft(ctx, bc, p)
 	if err != nil {
-		return 0, false, s.bankError(ctx, c, err)
+		return 0, false, s.gate.BankError(ctx, c, err)
 	}
 	return found, true, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/aisp"
 	"github.com/bunqtpp/tpp/api"
+	"github.com/bunqtpp/tpp/consent"
 	"github.com/bunqtpp/tpp/internal/apitest"
 	"github.com/bunqtpp/tpp/internal/banktest"
 	"github.com/bunqtpp/tpp/internal/stacktest"
@@ -35,12 +36,12 @@ type Clock = stacktest.Clock
 const ReturnURL = stacktest.ReturnURL
 
 // Stack is one TPP on real components (the embedded stacktest.Stack, on a
-// frozen clock), with the consent service, the AISP gate and an API
+// frozen clock), with the consent service, the consent gate and an API
 // engine. Register handlers on V1 before the first request.
 type Stack struct {
 	*stacktest.Stack
 	OAuth *oauth.Service
-	Gate  *aisp.Gate
+	Gate  *consent.Gate
 
 	callMu    sync.Mutex
 	callHooks []func(psd2.CallInfo)
@@ -71,15 +72,20 @@ func NewOn(t testing.TB, env *banktest.Env) *Stack {
 	})
 
 	var err error
-	s.OAuth, err = oauth.New(oauth.Config{
-		PublicURL: s.URL, Clock: s.Clock,
-		Bank:     oauth.BankOAuth{ClientID: s.Bank.ClientID, ClientSecret: s.Bank.ClientSecret, AuthURL: s.AuthURL(), TokenURL: s.TokenURL()},
-		Consents: s.Consents, Clients: s.Clients, States: s.States(), BankContexts: s.Provider,
+	// The gate names oauth's consent page; oauth reads through the gate's
+	// deadlines: the closure breaks the cycle, as in cmd/tpp.
+	s.Gate, err = consent.NewGate(consent.Config{
+		Store: s.Consents, BankContexts: s.Provider, Clock: s.Clock,
+		AuthorizeURL: func(id string) string { return s.OAuth.AuthorizeURL(id) },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Gate, err = aisp.NewGate(aisp.GateConfig{Consents: s.OAuth, BankContexts: s.Provider, Transitions: s.Consents, Clock: s.Clock})
+	s.OAuth, err = oauth.New(oauth.Config{
+		PublicURL: s.URL, Clock: s.Clock,
+		Bank:     oauth.BankOAuth{ClientID: s.Bank.ClientID, ClientSecret: s.Bank.ClientSecret, AuthURL: s.AuthURL(), TokenURL: s.TokenURL()},
+		Consents: s.Consents, Clients: s.Clients, States: s.States(), BankContexts: s.Provider, Deadlines: s.Gate,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

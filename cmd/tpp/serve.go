@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -28,6 +29,7 @@ import (
 	"github.com/bunqtpp/tpp/apidoc"
 	"github.com/bunqtpp/tpp/bankctx"
 	"github.com/bunqtpp/tpp/cbpii"
+	"github.com/bunqtpp/tpp/consent"
 	"github.com/bunqtpp/tpp/health"
 	"github.com/bunqtpp/tpp/janitor"
 	"github.com/bunqtpp/tpp/logging"
@@ -98,7 +100,9 @@ type app struct {
 	engine  *gin.Engine
 	metrics *metrics.Metrics
 	workers []func(context.Context) error
-	onCall  []func(psd2.CallInfo)
+	// onCall are the services' hooks on every bank call, added once the
+	// services exist (after the bank client): swapped whole, read per call.
+	onCall atomic.Pointer[[]func(psd2.CallInfo)]
 
 	closers []func()
 }
@@ -424,6 +428,11 @@ func (a *app) bankClient(ctx context.Context) error {
 		OnCall: func(ci psd2.CallInfo) {
 			a.metrics.ObserveBankCall(ci.Method, ci.Path, ci.Status, ci.Duration)
 			alertCredentialsRefused(a.log, a.metrics, ci)
+			if hooks := a.onCall.Load(); hooks != nil {
+				for _, fn := range *hooks {
+					fn(ci)
+				}
+			}
 		},
 		OnRenew: func(ctx context.Context, c *psd2.Context) error {
 			a.metrics.SessionRenewed()
@@ -574,6 +583,15 @@ func (a *app) services(ctx context.Context) error {
 			return fmt.Errorf("the registration's bank server key: %w", err)
 		}
 	}
+	// The one consent gate; it names oauth's consent page, and oauth reads
+	// consents through its deadlines.
+	gate, err := consent.NewGate(consent.Config{
+		Store: consents, BankContexts: a.ctxs, Clock: a.clock, Logger: a.log,
+		AuthorizeURL: func(id string) string { return a.oauth.AuthorizeURL(id) },
+	})
+	if err != nil {
+		return err
+	}
 	svc, err := oauth.New(oauth.Config{
 		PublicURL: cfg.PublicURL,
 		Bank: oauth.BankOAuth{
@@ -595,6 +613,7 @@ func (a *app) services(ctx context.Context) error {
 		Clients:                 clients,
 		States:                  redis.NewStateStore(a.rdb, keys, 0, a.clock),
 		BankContexts:            a.ctxs,
+		Deadlines:               gate,
 		Closes:                  consents,
 		Callbacks: oauth.Callbacks{OnDraftPayment: func(ctx context.Context, n oauth.Notification) error {
 			return payments.OnDraftPayment(ctx, n.ObjectType, n.Object, api.RequestIDFromContext(ctx))
@@ -634,10 +653,6 @@ func (a *app) services(ctx context.Context) error {
 
 	// The fintech API of the PSD2 roles, behind API-key authentication.
 	v1 := a.engine.Group("/v1", auth)
-	gate, err := aisp.NewGate(aisp.GateConfig{Consents: svc, BankContexts: a.ctxs, Transitions: consents, Clock: a.clock, Logger: a.log})
-	if err != nil {
-		return err
-	}
 	accounts, err := aisp.New(aisp.Config{
 		Gate:      gate,
 		Bank:      a.psd2,
@@ -657,7 +672,7 @@ func (a *app) services(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.onCall = append(a.onCall, funds.ObserveCall)
+	a.onCall.Store(&[]func(psd2.CallInfo){funds.ObserveCall})
 	if err := mount(v1)(cbpii.NewHandler(funds)); err != nil {
 		return err
 	}
@@ -668,6 +683,7 @@ func (a *app) services(ctx context.Context) error {
 		Idempotency:     a.store.idempotency,
 		Bank:            a.psd2,
 		Contexts:        a.ctxs,
+		Gate:            gate,
 		TPP:             pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return a.tppCtx, nil }),
 		AuthorizeURL:    svc.AuthorizeURL,
 		Events:          a.store.outbox,
@@ -685,9 +701,9 @@ func (a *app) services(ctx context.Context) error {
 	a.workers = append(a.workers, func(ctx context.Context) error { return payments.RunExclusive(ctx, pollLocks) })
 	sweeper := &janitor.Janitor{
 		Consents:    consents,
+		Deadlines:   gate,
 		Expiring:    consents,
 		Idempotency: a.store.idempotency,
-		Contexts:    a.ctxs,
 		Closes:      consents,
 		Sessions:    a.ctxs,
 		Clock:       a.clock,

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/bunqtpp/tpp"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -203,7 +205,7 @@ func (c *Cache) fill(ctx context.Context, key, rkey string, ttl time.Duration, l
 			}
 			return c.loadAndStore(ctx, key, rkey, ttl, load)
 		}
-		if !errors.Is(err, ErrLocked) {
+		if !errors.Is(err, tpp.ErrLocked) {
 			c.report("lock", err)
 			return c.loadAndStore(ctx, key, rkey, ttl, load)
 		}
@@ -339,7 +341,7 @@ func (c *Cache) read(ctx context.Context, key, rkey string) ([]byte, bool) {
 	}
 	pt, err := c.opts.Sealer.Open(b, cacheAD(key))
 	if err != nil {
-		c.report("open", fmt.Errorf("%w: cache %s: %w", ErrUnreadable, key, err))
+		c.report("open", fmt.Errorf("%w: cache %s: %w", tpp.ErrUnreadable, key, err))
 		return nil, false
 	}
 	return pt, true

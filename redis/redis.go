@@ -9,7 +9,7 @@
 // several deployments can share one Redis:
 //
 //	<prefix>ctx:<consent id>               sealed bunq context (ContextStore)
-//	<prefix>oauth:state:<sha256 of state>  JSON State, single use (StateStore)
+//	<prefix>oauth:state:<sha256 of state>  JSON tpp.OAuthState, single use (StateStore)
 //	<prefix>lock:<name>                    lock token (Locker; Cache uses "cache:<key>")
 //	<prefix>rate:<key>                     sorted set of admissions (RateBudget)
 //	<prefix>access:<consent id>            sorted set of unattended reads (AccessWindow)
@@ -34,9 +34,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 )
-
-// ErrNotFound is returned when a key is missing or has expired.
-var ErrNotFound = errors.New("redis: not found")
 
 // Sealer encrypts values before they reach Redis and opens them after.
 // *seal.Keyring satisfies it. ad binds a value to its owner.

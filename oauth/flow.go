@@ -225,7 +225,7 @@ func (s *Service) Begin(ctx context.Context, id string) (authURL string, cookie 
 			return "", nil, s.withReturn(ctx, s.continueFailed(ctx, c.ID, err), id)
 		}
 	}
-	state, nonce := newState(), randomToken(32)
+	state, nonce := newState(), tpp.RandomToken(32)
 	if err := s.states.Put(ctx, state, tpp.OAuthState{ConsentID: c.ID, BrowserHash: hashNonce(nonce), CreatedAt: s.clock.Now().UTC()}); err != nil {
 		return "", nil, s.withReturn(ctx, s.unavailable(err), id)
 	}

@@ -103,7 +103,7 @@ func (a *AccessWindow) Allow(ctx context.Context, consentID string) (tpp.AccessD
 	if consentID == "" {
 		return tpp.AccessDecision{}, errors.New("redis: access window: empty consent id")
 	}
-	res, err := accessScript.Run(ctx, a.rdb, []string{a.keys.Key("access", consentID)}, a.limit, a.window.Microseconds(), randomToken(8)).Int64Slice()
+	res, err := accessScript.Run(ctx, a.rdb, []string{a.keys.Key("access", consentID)}, a.limit, a.window.Microseconds(), tpp.RandomToken(8)).Int64Slice()
 	// Whatever happened, a remembered Peek of this consent may be wrong now.
 	a.allows.Add(1)
 	a.mu.Lock()

@@ -58,7 +58,7 @@ func (lk *Locker) TryAcquire(ctx context.Context, name string, ttl time.Duration
 	if ttl < time.Millisecond {
 		return nil, fmt.Errorf("redis: lock %s: ttl %s is below 1 ms", name, ttl)
 	}
-	l := &Lock{rdb: lk.rdb, key: lk.keys.Key("lock", name), token: randomToken(16)}
+	l := &Lock{rdb: lk.rdb, key: lk.keys.Key("lock", name), token: tpp.RandomToken(16)}
 	ok, err := lk.rdb.SetNX(ctx, l.key, l.token, ttl).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redis: lock %s: %w", name, err)

@@ -22,9 +22,7 @@ package redis
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -268,11 +266,4 @@ func (h Health) Ping(ctx context.Context) error {
 		return fmt.Errorf("redis: ping: %w", err)
 	}
 	return nil
-}
-
-// randomToken returns n random bytes in hex (lock tokens, unique members).
-func randomToken(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	return hex.EncodeToString(b)
 }

@@ -41,6 +41,10 @@ type CacheOptions struct {
 	// group keeps an index of its live keys; a value whose index entry
 	// cannot be written is not stored.
 	GroupFields int
+	// Clock dates read marks and group index entries (default
+	// tpp.SystemClock). Waiting for another replica's value is measured
+	// with real timers, so that wait reads the wall clock.
+	Clock tpp.Clock
 }
 
 // Cache is a read-through cache in Redis under "<prefix>cache:<key>" that
@@ -89,6 +93,9 @@ func NewCache(rdb goredis.UniversalClient, keys Keys, opts CacheOptions) *Cache 
 	}
 	if opts.LoadTimeout <= 0 {
 		opts.LoadTimeout = 30 * time.Second
+	}
+	if opts.Clock == nil {
+		opts.Clock = tpp.SystemClock{}
 	}
 	return &Cache{rdb: rdb, keys: keys, opts: opts, locker: NewLocker(rdb, keys), readUntil: map[string]time.Time{}}
 }
@@ -154,7 +161,7 @@ func (c *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, fr
 
 // markRead notes a non-fresh read of key.
 func (c *Cache) markRead(key string, ttl time.Duration) {
-	now := time.Now()
+	now := c.opts.Clock.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.readUntil[key]; !ok && len(c.readUntil) >= maxReadMarks {
@@ -176,7 +183,7 @@ func (c *Cache) readRecently(key string) bool {
 	c.mu.Lock()
 	t, ok := c.readUntil[key]
 	c.mu.Unlock()
-	return ok && time.Now().Before(t)
+	return ok && c.opts.Clock.Now().Before(t)
 }
 
 // Delete drops key from the cache.
@@ -286,7 +293,7 @@ func (c *Cache) groupOf(key string) string {
 // Cluster); PurgeGroup deletes the members one key per command.
 func (c *Cache) index(ctx context.Context, group, rkey string, ttl time.Duration) error {
 	ikey := c.keys.Key("cacheidx", group)
-	now := time.Now()
+	now := c.opts.Clock.Now()
 	// Slack covers clock skew between replicas and EXPIRE's whole seconds.
 	keep := ttl + 2*time.Second
 	pipe := c.rdb.Pipeline()

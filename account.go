@@ -1,7 +1,6 @@
 package tpp
 
 import (
-	"encoding/base32"
 	"encoding/binary"
 	"strings"
 )
@@ -9,16 +8,13 @@ import (
 // AccountPrefix starts every account id.
 const AccountPrefix = "acc_"
 
-// accountEncoding is lower-case base32 without padding, like tpp's ids.
-var accountEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
 // AccountID is the API's id of a bunq monetary account: stable, opaque to
 // the fintech. It is not a secret: every use resolves it through the
 // consent's own bank context, where another user's account does not exist.
 func AccountID(bunqID int64) string {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(bunqID))
-	return AccountPrefix + accountEncoding.EncodeToString(b[:])
+	return AccountPrefix + idEncoding.EncodeToString(b[:])
 }
 
 // ParseAccountID returns the bunq monetary-account id of an API account id,
@@ -29,7 +25,7 @@ func ParseAccountID(id string) (int64, error) {
 	if !ok {
 		return 0, notFound
 	}
-	b, err := accountEncoding.DecodeString(rest)
+	b, err := idEncoding.DecodeString(rest)
 	if err != nil || len(b) != 8 {
 		return 0, notFound
 	}
@@ -49,7 +45,7 @@ const TransactionPrefix = "txn_"
 func TransactionID(bunqID int64) string {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(bunqID))
-	return TransactionPrefix + accountEncoding.EncodeToString(b[:])
+	return TransactionPrefix + idEncoding.EncodeToString(b[:])
 }
 
 func truncateForMessage(s string, n int) string {

@@ -280,16 +280,19 @@ const (
 	PrefixConsent = "con_"
 	PrefixPayment = "pay_"
 	PrefixEvent   = "evt_"
+	PrefixRequest = "req_"
 )
 
-// idEncoding is lower-case base32 without padding: safe in URLs and paths,
-// and free of '_' so ids and API keys split cleanly.
+// idEncoding is lower-case base32 without padding: safe in URLs, paths and
+// cookies, and free of '_' so ids and API keys split cleanly. Every id,
+// account id and random token of the TPP is spelled in it.
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // NewID returns prefix followed by 128 random bits.
 func NewID(prefix string) string { return prefix + RandomToken(16) }
 
-// RandomToken returns n random bytes as lower-case base32.
+// RandomToken returns n random bytes as lower-case base32 (OAuth states,
+// nonces, lock tokens, API key secrets).
 func RandomToken(n int) string {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {

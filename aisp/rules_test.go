@@ -185,11 +185,11 @@ type peeking struct {
 	mu    sync.Mutex
 }
 
-func (p *peeking) Peek(context.Context, string) (redis.Decision, error) {
+func (p *peeking) Peek(context.Context, string) (tpp.AccessDecision, error) {
 	p.mu.Lock()
 	p.peeks++
 	p.mu.Unlock()
-	return redis.Decision{Allowed: true, Limit: 4, Remaining: 2}, nil
+	return tpp.AccessDecision{Allowed: true, Limit: 4, Remaining: 2}, nil
 }
 
 func TestAttendedReadsShowTheBudgetWhenTheWindowCanPeek(t *testing.T) {

@@ -17,7 +17,6 @@ import (
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/api"
 	"github.com/bunqtpp/tpp/psd2"
-	"github.com/bunqtpp/tpp/redis"
 )
 
 // Bank is the part of the bunq client the service reads with (*psd2.Client).
@@ -43,7 +42,7 @@ type Gate interface {
 // AccessWindow counts unattended reads per consent (*redis.AccessWindow).
 // A Redis error must refuse the read (fail closed).
 type AccessWindow interface {
-	Allow(ctx context.Context, consentID string) (redis.Decision, error)
+	Allow(ctx context.Context, consentID string) (tpp.AccessDecision, error)
 }
 
 // DefaultCacheTTL is how long a read is served from the cache.
@@ -124,7 +123,7 @@ type Access struct {
 // without using it. When Access implements it, attended answers carry the
 // RateLimit headers too.
 type AccessPeeker interface {
-	Peek(ctx context.Context, consentID string) (redis.Decision, error)
+	Peek(ctx context.Context, consentID string) (tpp.AccessDecision, error)
 }
 
 // Account is an account as the API shows it.

@@ -21,9 +21,9 @@ type Options struct {
 
 // NewEngine returns a gin engine with the API's base middleware: request ids,
 // panic recovery, access logs and body limits. Services add their routes;
-// unmatched routes and methods answer problem+json too.
+// unmatched routes and methods answer problem+json too. It leaves gin's
+// process-wide mode alone: cmd/tpp's main sets release mode once.
 func NewEngine(o Options) *gin.Engine {
-	gin.SetMode(gin.ReleaseMode)
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

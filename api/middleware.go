@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,15 +45,6 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, requestIDKey{}, id)
 }
 
-// NewID returns prefix followed by 26 random base32 characters (130 bits).
-func NewID(prefix string) string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(fmt.Sprintf("crypto/rand failed: %v", err)) // the OS has no entropy: nothing is safe to do
-	}
-	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
-}
-
 // validRequestID accepts client-supplied ids that are safe to log and echo.
 func validRequestID(s string) bool {
 	if s == "" || len(s) > 64 {
@@ -76,7 +65,7 @@ func RequestIDMiddleware(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.GetHeader(HeaderRequestID)
 		if !validRequestID(id) {
-			id = NewID("req_")
+			id = tpp.NewID(tpp.PrefixRequest)
 		}
 		c.Set(ctxRequestID, id)
 		c.Set(ctxBaseLogger, log)

@@ -27,7 +27,6 @@ import (
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/psd2"
-	"github.com/bunqtpp/tpp/redis"
 )
 
 // Bank is the part of the bunq client the provider uses (*psd2.Client).
@@ -38,7 +37,7 @@ type Bank interface {
 }
 
 // Store keeps sealed contexts by consent id (*redis.ContextStore). Get
-// returns redis.ErrNotFound or redis.ErrUnreadable when there is nothing usable.
+// returns tpp.ErrNotFound or tpp.ErrUnreadable when there is nothing usable.
 type Store interface {
 	Get(ctx context.Context, consentID string) ([]byte, error)
 	Put(ctx context.Context, consentID string, blob []byte) error
@@ -47,7 +46,7 @@ type Store interface {
 
 // Locker hands out cross-replica locks (*redis.Locker).
 type Locker interface {
-	Acquire(ctx context.Context, name string, ttl time.Duration) (*redis.Lock, error)
+	Acquire(ctx context.Context, name string, ttl time.Duration) (tpp.Lock, error)
 }
 
 // Tokens opens a consent's sealed OAuth access token (the sqlite store).
@@ -404,7 +403,7 @@ func (p *Provider) load(ctx context.Context, consentID string) (*psd2.Context, e
 	bc := new(psd2.Context)
 	if err := bc.UnmarshalJSON(blob); err != nil {
 		// A value we cannot read is as good as none: rebuild over it.
-		return nil, fmt.Errorf("%w: %w", redis.ErrUnreadable, err)
+		return nil, fmt.Errorf("%w: %w", tpp.ErrUnreadable, err)
 	}
 	p.track(bc, consentID)
 	p.remember(consentID, sum, bc)
@@ -444,7 +443,7 @@ func (p *Provider) save(ctx context.Context, consentID string, bc *psd2.Context)
 }
 
 func missing(err error) bool {
-	return errors.Is(err, redis.ErrNotFound) || errors.Is(err, redis.ErrUnreadable)
+	return errors.Is(err, tpp.ErrNotFound) || errors.Is(err, tpp.ErrUnreadable)
 }
 
 func lockName(consentID string) string { return "ctx:" + consentID }

@@ -94,19 +94,9 @@ func Generate(random io.Reader, now time.Time, opts Options) (*Generated, error)
 	if err != nil {
 		return nil, err
 	}
-
-	// The two keys are the slow part (a 4096-bit key takes seconds): make
-	// them side by side.
-	var (
-		wg          sync.WaitGroup
-		caKey, key  *rsa.PrivateKey
-		caErr, kErr error
-	)
-	wg.Go(func() { caKey, caErr = rsa.GenerateKey(rand.Reader, o.KeyBits) })
-	key, kErr = rsa.GenerateKey(rand.Reader, o.KeyBits)
-	wg.Wait()
-	if err := errors.Join(caErr, kErr); err != nil {
-		return nil, fmt.Errorf("certs: generate key: %w", err)
+	caKey, key, err := generateKeys(o.KeyBits)
+	if err != nil {
+		return nil, err
 	}
 	caSerial, err := serial(random)
 	if err != nil {
@@ -116,57 +106,13 @@ func Generate(random io.Reader, now time.Time, opts Options) (*Generated, error)
 	if err != nil {
 		return nil, err
 	}
-
-	caTmpl := &x509.Certificate{
-		SerialNumber: caSerial,
-		Subject: pkix.Name{
-			CommonName:   "TPP Test QTSP CA",
-			Organization: []string{"Test CA (not a qualified trust service provider)"},
-			Country:      []string{o.Country},
-		},
-		NotBefore:             o.NotBefore,
-		NotAfter:              o.NotAfter,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	caDER, err := x509.CreateCertificate(random, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca, caDER, err := issueCA(random, o, caSerial, caKey)
 	if err != nil {
-		return nil, fmt.Errorf("certs: create CA certificate: %w", err)
+		return nil, err
 	}
-	ca, err := x509.ParseCertificate(caDER)
+	leaf, leafDER, err := issueSeal(random, o, leafSerial, qc, ca, caKey, &key.PublicKey)
 	if err != nil {
-		return nil, fmt.Errorf("certs: parse CA certificate: %w", err)
-	}
-
-	policy, err := x509.OIDFromInts([]uint64{0, 4, 0, 194112, 1, 1}) // QCP-l: qualified, legal person
-	if err != nil {
-		return nil, fmt.Errorf("certs: policy OID: %w", err)
-	}
-	leafTmpl := &x509.Certificate{
-		SerialNumber: leafSerial,
-		Subject: pkix.Name{
-			CommonName:   o.CommonName,
-			Organization: []string{o.Organization},
-			Country:      []string{o.Country},
-			ExtraNames:   []pkix.AttributeTypeAndValue{{Type: oidOrganizationID, Value: o.OrganizationID}},
-		},
-		NotBefore: o.NotBefore,
-		NotAfter:  o.NotAfter,
-		// A seal signs data; nonRepudiation (contentCommitment) is what QTSPs set on QSeals.
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
-		BasicConstraintsValid: true,
-		Policies:              []x509.OID{policy},
-		ExtraExtensions:       []pkix.Extension{{Id: oidQCStatements, Value: qc}},
-	}
-	leafDER, err := x509.CreateCertificate(random, leafTmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("certs: create certificate: %w", err)
-	}
-	leaf, err := x509.ParseCertificate(leafDER)
-	if err != nil {
-		return nil, fmt.Errorf("certs: parse certificate: %w", err)
+		return nil, err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
@@ -183,6 +129,83 @@ func Generate(random io.Reader, now time.Time, opts Options) (*Generated, error)
 		KeyPEM:   pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
 		ChainPEM: caPEM,
 	}, nil
+}
+
+// generateKeys makes the CA's key and the seal's key. They are the slow
+// part (a 4096-bit key takes seconds): make them side by side.
+func generateKeys(bits int) (caKey, key *rsa.PrivateKey, err error) {
+	var (
+		wg          sync.WaitGroup
+		caErr, kErr error
+	)
+	wg.Go(func() { caKey, caErr = rsa.GenerateKey(rand.Reader, bits) })
+	key, kErr = rsa.GenerateKey(rand.Reader, bits)
+	wg.Wait()
+	if err := errors.Join(caErr, kErr); err != nil {
+		return nil, nil, fmt.Errorf("certs: generate key: %w", err)
+	}
+	return caKey, key, nil
+}
+
+// issueCA makes the self-signed test CA certificate.
+func issueCA(random io.Reader, o Options, serial *big.Int, caKey *rsa.PrivateKey) (*x509.Certificate, []byte, error) {
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject: pkix.Name{
+			CommonName:   "TPP Test QTSP CA",
+			Organization: []string{"Test CA (not a qualified trust service provider)"},
+			Country:      []string{o.Country},
+		},
+		NotBefore:             o.NotBefore,
+		NotAfter:              o.NotAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(random, tmpl, tmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: create CA certificate: %w", err)
+	}
+	ca, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: parse CA certificate: %w", err)
+	}
+	return ca, der, nil
+}
+
+// issueSeal makes the QSeal-style certificate for pub, signed by the CA:
+// the organization id in the subject, the PSD2 roles in qc (QCStatements).
+func issueSeal(random io.Reader, o Options, serial *big.Int, qc []byte, ca *x509.Certificate, caKey *rsa.PrivateKey, pub *rsa.PublicKey) (*x509.Certificate, []byte, error) {
+	policy, err := x509.OIDFromInts([]uint64{0, 4, 0, 194112, 1, 1}) // QCP-l: qualified, legal person
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: policy OID: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject: pkix.Name{
+			CommonName:   o.CommonName,
+			Organization: []string{o.Organization},
+			Country:      []string{o.Country},
+			ExtraNames:   []pkix.AttributeTypeAndValue{{Type: oidOrganizationID, Value: o.OrganizationID}},
+		},
+		NotBefore: o.NotBefore,
+		NotAfter:  o.NotAfter,
+		// A seal signs data; nonRepudiation (contentCommitment) is what QTSPs set on QSeals.
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+		BasicConstraintsValid: true,
+		Policies:              []x509.OID{policy},
+		ExtraExtensions:       []pkix.Extension{{Id: oidQCStatements, Value: qc}},
+	}
+	der, err := x509.CreateCertificate(random, tmpl, ca, pub, caKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: create certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: parse certificate: %w", err)
+	}
+	return leaf, der, nil
 }
 
 // withDefaults fills in and checks the options.

@@ -340,7 +340,16 @@ func (a *App) load(ctx context.Context, r *http.Request, v *view, selected strin
 	if v.PayForm.Key == "" {
 		v.PayForm.Key = newIdempotencyKey()
 	}
+	a.loadTransactions(ctx, v, consentID, ip, fresh)
+	labelPayments(v)
+	setRefreshLinks(v)
+	return nil
+}
 
+// loadTransactions reads, at most three at a time, each account's recent
+// transactions for its chart and the selected account's page for the
+// table. A failed read leaves its part empty and the page's first error.
+func (a *App) loadTransactions(ctx context.Context, v *view, consentID, ip string, fresh bool) {
 	var mu sync.Mutex
 	firstErr := func(err error) {
 		mu.Lock()
@@ -390,7 +399,11 @@ func (a *App) load(ctx context.Context, r *http.Request, v *view, selected strin
 	if av := v.Selected; av != nil && av.Chart != "" {
 		v.SelectedChart = Chart{ID: av.ID + "-big", Title: "Balance of " + label(av.Account) + " over time", Currency: av.Currency, Points: av.points}.SVG()
 	}
+}
 
+// labelPayments names the recent payments for the page and finds the
+// newest pending one.
+func labelPayments(v *view) {
 	v.PaymentLabels = map[string]string{}
 	for i, p := range v.Payments {
 		v.PaymentLabels[p.ID] = fmtMoney(p.Amount.Amount, p.Amount.Currency) + " to " + p.Counterparty.Name
@@ -398,10 +411,14 @@ func (a *App) load(ctx context.Context, r *http.Request, v *view, selected strin
 			v.Pending = &v.Payments[i]
 		}
 	}
-	// Without JavaScript a pending payment refreshes the dashboard (a GET,
-	// also after a form POST); the cache keeps that cheap. The link shown
-	// once a payment settles has fresh=1: balances and transactions are
-	// read past the TPP's short cache.
+}
+
+// setRefreshLinks sets where the page sends the browser to refresh.
+// Without JavaScript a pending payment refreshes the dashboard (a GET,
+// also after a form POST); the cache keeps that cheap. The link shown
+// once a payment settles has fresh=1: balances and transactions are
+// read past the TPP's short cache.
+func setRefreshLinks(v *view) {
 	rq := url.Values{}
 	v.Refresh = BasePath + "/#payments"
 	if v.Selected != nil {
@@ -410,7 +427,6 @@ func (a *App) load(ctx context.Context, r *http.Request, v *view, selected strin
 	}
 	rq.Set("fresh", "1")
 	v.Reload = BasePath + "/?" + rq.Encode()
-	return nil
 }
 
 // settledFresh is how long after a payment settled the dashboard reads

@@ -91,7 +91,7 @@ func TestSweepClosesConsentsOfRevokedClients(t *testing.T) {
 	stored := func(id string) bool {
 		t.Helper()
 		_, err := store.Get(ctx, id)
-		if errors.Is(err, redis.ErrNotFound) {
+		if errors.Is(err, tpp.ErrNotFound) {
 			return false
 		}
 		if err != nil {

@@ -2,13 +2,14 @@ package oauth
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/bunqtpp/tpp"
 )
 
 // Browser binding. The OAuth state alone proves only that *someone* started
@@ -28,17 +29,8 @@ const (
 	csrfFormField      = "csrf_token"
 )
 
-// randomToken returns n random bytes, base64url without padding.
-func randomToken(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic("oauth: crypto/rand: " + err.Error()) // nothing secret may be made without entropy
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 // newState returns a fresh OAuth state: 256 random bits.
-func newState() string { return randomToken(32) }
+func newState() string { return tpp.RandomToken(32) }
 
 // hashNonce is what Redis stores for the browser nonce.
 func hashNonce(nonce string) string {
@@ -111,7 +103,7 @@ func (c cookies) csrf(value string) *http.Cookie {
 // HMAC tag, so a value the browser (or someone planting cookies) chose is
 // told apart from one we issued.
 func newCSRFCookie(key []byte) string {
-	nonce := randomToken(24)
+	nonce := tpp.RandomToken(24)
 	return nonce + "." + csrfCookieTag(key, nonce)
 }
 

@@ -76,7 +76,7 @@ func TestCodeRedeemableOnlyInItsOwnFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Get(context.Background(), attackerID); !errors.Is(err, redis.ErrNotFound) {
+	if _, err := store.Get(context.Background(), attackerID); !errors.Is(err, tpp.ErrNotFound) {
 		t.Fatalf("bank context of the attacker's consent: %v, want none stored", err)
 	}
 	if rs := h.refusals(attackerID); len(rs) != 1 || !strings.Contains(rs[0].Detail, "another flow") {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/bunqtpp/tpp"
 )
 
 // fakeTokenHost is a token endpoint that accepts parameters ONLY in the
@@ -184,9 +186,9 @@ func TestBrowserBinding(t *testing.T) {
 	if s1 == s2 || len(s1) < 43 { // 32 bytes base64url
 		t.Fatalf("states %q %q", s1, s2)
 	}
-	n := randomToken(32)
+	n := tpp.RandomToken(32)
 	h := hashNonce(n)
-	if browserHash(n) != h || browserHash(randomToken(32)) == h || browserHash("") != "" {
+	if browserHash(n) != h || browserHash(tpp.RandomToken(32)) == h || browserHash("") != "" {
 		t.Fatal("browser hash wrong")
 	}
 	if stateCookieName(s1) == stateCookieName(s2) {

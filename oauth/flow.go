@@ -17,7 +17,6 @@ import (
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/bankctx"
 	"github.com/bunqtpp/tpp/psd2"
-	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/web"
 )
 
@@ -226,8 +225,8 @@ func (s *Service) Begin(ctx context.Context, id string) (authURL string, cookie 
 			return "", nil, s.withReturn(ctx, s.continueFailed(ctx, c.ID, err), id)
 		}
 	}
-	state, nonce := newState(), randomToken(32)
-	if err := s.states.Put(ctx, state, redis.State{ConsentID: c.ID, BrowserHash: hashNonce(nonce), CreatedAt: s.clock.Now().UTC()}); err != nil {
+	state, nonce := newState(), tpp.RandomToken(32)
+	if err := s.states.Put(ctx, state, tpp.OAuthState{ConsentID: c.ID, BrowserHash: hashNonce(nonce), CreatedAt: s.clock.Now().UTC()}); err != nil {
 		return "", nil, s.withReturn(ctx, s.unavailable(err), id)
 	}
 	return s.exchange.AuthCodeURL(state), s.cookies.state(state, nonce, s.states.TTL()), nil
@@ -334,9 +333,9 @@ func (s *Service) callback(ctx context.Context, in CallbackRequest) (_ *Callback
 	// of the user who started the flow.
 	st, err := s.states.Take(ctx, in.State, browserHash(in.Cookie(stateCookieName(in.State))))
 	switch {
-	case errors.Is(err, redis.ErrNotFound):
+	case errors.Is(err, tpp.ErrNotFound):
 		return nil, "", errStateGone
-	case errors.Is(err, redis.ErrForeignBrowser):
+	case errors.Is(err, tpp.ErrForeignBrowser):
 		return nil, "", errForeignBrowser
 	case err != nil:
 		return nil, "", s.unavailable(err)
@@ -591,11 +590,11 @@ const justAMomentRefresh = 15
 // the code, so the page's refresh (the same callback URL) activates the
 // consent without a second trip to bunq. Should that fail, the page
 // restarts the flow instead.
-func (s *Service) justAMoment(ctx context.Context, consentID string, st redis.State, in CallbackRequest, tok *oauth2.Token) *PageError {
+func (s *Service) justAMoment(ctx context.Context, consentID string, st tpp.OAuthState, in CallbackRequest, tok *oauth2.Token) *PageError {
 	pe := pageErr(http.StatusServiceUnavailable, "Just a moment",
 		"bunq is busy, so we could not finish connecting yet. Your approval is kept and your request is still open.",
 		"This page tries again by itself in a few seconds. You can also press Continue now.", psd2.ErrRateLimited)
-	err := s.states.Put(ctx, in.State, redis.State{ConsentID: consentID, BrowserHash: st.BrowserHash})
+	err := s.states.Put(ctx, in.State, tpp.OAuthState{ConsentID: consentID, BrowserHash: st.BrowserHash})
 	if err == nil && !s.park(ctx, in.State, in.Code, tok) {
 		err = errors.New("the token could not be kept for the retry")
 	}

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/bunqtpp/tpp"
-	"github.com/bunqtpp/tpp/redis"
 )
 
 // Redeeming the code. The state proves the callback arrives in the browser
@@ -187,7 +186,7 @@ func (s *Service) park(ctx context.Context, state, code string, tok *oauth2.Toke
 func (s *Service) unpark(ctx context.Context, state, code string) *oauth2.Token {
 	b, err := s.states.TakeParked(ctx, state)
 	if err != nil {
-		if !errors.Is(err, redis.ErrNotFound) {
+		if !errors.Is(err, tpp.ErrNotFound) {
 			s.log.WarnContext(ctx, "reading a parked token failed", "error", err)
 		}
 		return nil

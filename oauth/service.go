@@ -18,7 +18,6 @@ import (
 	"github.com/bunqtpp/tpp/api"
 	"github.com/bunqtpp/tpp/bankctx"
 	"github.com/bunqtpp/tpp/psd2"
-	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/seal"
 )
 
@@ -56,10 +55,10 @@ type Clients interface {
 // States keeps OAuth states single-use, short-lived and bound to the
 // browser (*redis.StateStore).
 type States interface {
-	Put(ctx context.Context, state string, st redis.State) error
+	Put(ctx context.Context, state string, st tpp.OAuthState) error
 	// Take uses state up only for the browser whose cookie hashes to
-	// browserHash (redis.ErrForeignBrowser otherwise, the state stays).
-	Take(ctx context.Context, state, browserHash string) (redis.State, error)
+	// browserHash (tpp.ErrForeignBrowser otherwise, the state stays).
+	Take(ctx context.Context, state, browserHash string) (tpp.OAuthState, error)
 	// Park keeps a blob for a live state; TakeParked reads it once.
 	Park(ctx context.Context, state string, blob []byte) (bool, error)
 	TakeParked(ctx context.Context, state string) ([]byte, error)

@@ -13,7 +13,6 @@ import (
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/bankerr"
 	"github.com/bunqtpp/tpp/psd2"
-	"github.com/bunqtpp/tpp/redis"
 )
 
 // errMismatch is a bank object that does not match the payment that names
@@ -340,7 +339,7 @@ func (s *Service) every(ctx context.Context, round func(context.Context) error) 
 
 // Locker takes cross-replica locks (*redis.Locker).
 type Locker interface {
-	TryAcquire(ctx context.Context, name string, ttl time.Duration) (*redis.Lock, error)
+	TryAcquire(ctx context.Context, name string, ttl time.Duration) (tpp.Lock, error)
 }
 
 // pollLock names the lock that gives one replica each poll round.
@@ -374,7 +373,7 @@ func (s *Service) countRound() {
 func (s *Service) PollExclusive(ctx context.Context, l Locker) (ran bool, changed int, err error) {
 	ttl := max(s.interval*9/10, time.Millisecond)
 	lock, err := l.TryAcquire(ctx, pollLock, ttl)
-	if errors.Is(err, redis.ErrLocked) {
+	if errors.Is(err, tpp.ErrLocked) {
 		return false, 0, nil
 	}
 	if err != nil {

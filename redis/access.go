@@ -9,6 +9,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/bunqtpp/tpp"
 )
 
 // PSD2 allows at most 4 unattended account reads per consent per day.
@@ -39,18 +41,6 @@ local wait = tonumber(oldest[2]) + window - now
 if wait < 1 then wait = 1 end
 return {0, 0, wait}
 `)
-
-// Decision is the outcome of AccessWindow.Allow.
-type Decision struct {
-	Allowed bool
-	// Limit is the number of reads allowed per window.
-	Limit int
-	// Remaining is how many more reads the window allows after this one.
-	Remaining int
-	// RetryAfter is, when refused, how long until the oldest read in the
-	// window ages out and one more is allowed.
-	RetryAfter time.Duration
-}
 
 // AccessWindow enforces the PSD2 access frequency for unattended reads
 // (no PSU-IP-Address): at most Limit reads per consent in any rolling
@@ -87,7 +77,7 @@ const DefaultPeekMaxAge = time.Second
 const maxPeeks = 10_000
 
 type peeked struct {
-	d     Decision
+	d     tpp.AccessDecision
 	until time.Time
 }
 
@@ -109,23 +99,23 @@ func NewAccessWindow(rdb goredis.UniversalClient, keys Keys, limit int, window t
 // Allow records one unattended read of consentID if the window has room.
 // A Redis error is returned as such: callers must refuse the read then
 // (fail closed), not treat it as allowed.
-func (a *AccessWindow) Allow(ctx context.Context, consentID string) (Decision, error) {
+func (a *AccessWindow) Allow(ctx context.Context, consentID string) (tpp.AccessDecision, error) {
 	if consentID == "" {
-		return Decision{}, errors.New("redis: access window: empty consent id")
+		return tpp.AccessDecision{}, errors.New("redis: access window: empty consent id")
 	}
-	res, err := accessScript.Run(ctx, a.rdb, []string{a.keys.Key("access", consentID)}, a.limit, a.window.Microseconds(), randomToken(8)).Int64Slice()
+	res, err := accessScript.Run(ctx, a.rdb, []string{a.keys.Key("access", consentID)}, a.limit, a.window.Microseconds(), tpp.RandomToken(8)).Int64Slice()
 	// Whatever happened, a remembered Peek of this consent may be wrong now.
 	a.allows.Add(1)
 	a.mu.Lock()
 	delete(a.peeks, consentID)
 	a.mu.Unlock()
 	if err != nil {
-		return Decision{}, fmt.Errorf("redis: access window for consent %s: %w", consentID, err)
+		return tpp.AccessDecision{}, fmt.Errorf("redis: access window for consent %s: %w", consentID, err)
 	}
 	if len(res) != 3 {
-		return Decision{}, fmt.Errorf("redis: access window for consent %s: unexpected script reply %v", consentID, res)
+		return tpp.AccessDecision{}, fmt.Errorf("redis: access window for consent %s: unexpected script reply %v", consentID, res)
 	}
-	return Decision{
+	return tpp.AccessDecision{
 		Allowed:    res[0] == 1,
 		Limit:      a.limit,
 		Remaining:  int(res[1]),
@@ -156,9 +146,9 @@ func (a *AccessWindow) Reset(ctx context.Context, consentID string) error {
 // in one pipeline rather than with a script: the log holds at most Limit
 // live entries (Allow records none beyond), so counting them here is
 // cheap, and a script costs an embedded Redis far more than two commands.
-func (a *AccessWindow) Peek(ctx context.Context, consentID string) (Decision, error) {
+func (a *AccessWindow) Peek(ctx context.Context, consentID string) (tpp.AccessDecision, error) {
 	if consentID == "" {
-		return Decision{}, errors.New("redis: access window: empty consent id")
+		return tpp.AccessDecision{}, errors.New("redis: access window: empty consent id")
 	}
 	start := time.Now()
 	if a.PeekMaxAge > 0 {
@@ -174,7 +164,7 @@ func (a *AccessWindow) Peek(ctx context.Context, consentID string) (Decision, er
 	now := pipe.Time(ctx)
 	log := pipe.ZRangeWithScores(ctx, a.keys.Key("access", consentID), 0, -1)
 	if _, err := pipe.Exec(ctx); err != nil {
-		return Decision{}, fmt.Errorf("redis: access window for consent %s: %w", consentID, err)
+		return tpp.AccessDecision{}, fmt.Errorf("redis: access window for consent %s: %w", consentID, err)
 	}
 	// As Allow counts: reads scored (µs of Redis time) after now - window.
 	nowUS := now.Val().UnixMicro()
@@ -190,7 +180,7 @@ func (a *AccessWindow) Peek(ctx context.Context, consentID string) (Decision, er
 		}
 	}
 	remaining := max(a.limit-n, 0)
-	d := Decision{Allowed: remaining > 0, Limit: a.limit, Remaining: remaining}
+	d := tpp.AccessDecision{Allowed: remaining > 0, Limit: a.limit, Remaining: remaining}
 	if a.PeekMaxAge > 0 {
 		until := start.Add(a.PeekMaxAge)
 		if oldest >= 0 {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/bunqtpp/tpp"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -39,6 +41,10 @@ type CacheOptions struct {
 	// group keeps an index of its live keys; a value whose index entry
 	// cannot be written is not stored.
 	GroupFields int
+	// Clock dates read marks and group index entries (default
+	// tpp.SystemClock). Waiting for another replica's value is measured
+	// with real timers, so that wait reads the wall clock.
+	Clock tpp.Clock
 }
 
 // Cache is a read-through cache in Redis under "<prefix>cache:<key>" that
@@ -87,6 +93,9 @@ func NewCache(rdb goredis.UniversalClient, keys Keys, opts CacheOptions) *Cache 
 	}
 	if opts.LoadTimeout <= 0 {
 		opts.LoadTimeout = 30 * time.Second
+	}
+	if opts.Clock == nil {
+		opts.Clock = tpp.SystemClock{}
 	}
 	return &Cache{rdb: rdb, keys: keys, opts: opts, locker: NewLocker(rdb, keys), readUntil: map[string]time.Time{}}
 }
@@ -152,7 +161,7 @@ func (c *Cache) GetOrLoad(ctx context.Context, key string, ttl time.Duration, fr
 
 // markRead notes a non-fresh read of key.
 func (c *Cache) markRead(key string, ttl time.Duration) {
-	now := time.Now()
+	now := c.opts.Clock.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.readUntil[key]; !ok && len(c.readUntil) >= maxReadMarks {
@@ -174,7 +183,7 @@ func (c *Cache) readRecently(key string) bool {
 	c.mu.Lock()
 	t, ok := c.readUntil[key]
 	c.mu.Unlock()
-	return ok && time.Now().Before(t)
+	return ok && c.opts.Clock.Now().Before(t)
 }
 
 // Delete drops key from the cache.
@@ -203,7 +212,7 @@ func (c *Cache) fill(ctx context.Context, key, rkey string, ttl time.Duration, l
 			}
 			return c.loadAndStore(ctx, key, rkey, ttl, load)
 		}
-		if !errors.Is(err, ErrLocked) {
+		if !errors.Is(err, tpp.ErrLocked) {
 			c.report("lock", err)
 			return c.loadAndStore(ctx, key, rkey, ttl, load)
 		}
@@ -284,7 +293,7 @@ func (c *Cache) groupOf(key string) string {
 // Cluster); PurgeGroup deletes the members one key per command.
 func (c *Cache) index(ctx context.Context, group, rkey string, ttl time.Duration) error {
 	ikey := c.keys.Key("cacheidx", group)
-	now := time.Now()
+	now := c.opts.Clock.Now()
 	// Slack covers clock skew between replicas and EXPIRE's whole seconds.
 	keep := ttl + 2*time.Second
 	pipe := c.rdb.Pipeline()
@@ -339,7 +348,7 @@ func (c *Cache) read(ctx context.Context, key, rkey string) ([]byte, bool) {
 	}
 	pt, err := c.opts.Sealer.Open(b, cacheAD(key))
 	if err != nil {
-		c.report("open", fmt.Errorf("%w: cache %s: %w", ErrUnreadable, key, err))
+		c.report("open", fmt.Errorf("%w: cache %s: %w", tpp.ErrUnreadable, key, err))
 		return nil, false
 	}
 	return pt, true

@@ -462,3 +462,52 @@ func TestCacheGroupIndexTrims(t *testing.T) {
 		})
 	})
 }
+
+// settableClock is a clock a test moves by hand.
+type settableClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *settableClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *settableClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// The cache dates its read marks and group index entries by its clock, not
+// the wall clock: moved past a read's ttl, a fresh value goes unstored, and
+// index scores are the clock's expiry.
+func TestCacheDatesWithClock(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, srv testServer) {
+		ctx := context.Background()
+		rdb := srv.Client(t)
+		clock := &settableClock{t: time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)}
+		c := NewCache(rdb, Keys{}, CacheOptions{GroupFields: 2, Clock: clock})
+		l := &loader{}
+		if _, _, err := c.GetOrLoad(ctx, "aisp:c1:k", time.Minute, false, l.load); err != nil {
+			t.Fatal(err)
+		}
+		score, err := rdb.ZScore(ctx, "tpp:cacheidx:aisp:c1", "tpp:cache:aisp:c1:k").Result()
+		if want := clock.Now().Add(time.Minute + 2*time.Second).UnixMilli(); err != nil || int64(score) != want {
+			t.Fatalf("index score = %v, %v; want %d (the clock's expiry)", score, err, want)
+		}
+		clock.Add(2 * time.Minute)
+		if err := c.Delete(ctx, "aisp:c1:k"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.GetOrLoad(ctx, "aisp:c1:k", time.Minute, true, l.load); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := rdb.Exists(ctx, "tpp:cache:aisp:c1:k").Result(); err != nil || n != 0 {
+			t.Fatalf("fresh read after the clock passed the read's ttl: exists %d, %v; want nothing stored", n, err)
+		}
+	})
+}

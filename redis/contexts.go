@@ -7,12 +7,9 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-)
 
-// ErrUnreadable is returned when a stored value exists but cannot be opened
-// (tampered with, copied from another owner, or sealed under a retired
-// key). Callers treat it like ErrNotFound: rebuild and overwrite.
-var ErrUnreadable = errors.New("redis: stored value cannot be opened")
+	"github.com/bunqtpp/tpp"
+)
 
 // ContextStore keeps each consent's bunq context (installation, device and
 // session state) sealed in Redis under "<prefix>ctx:<consent id>". Only
@@ -59,22 +56,22 @@ func (s *ContextStore) Put(ctx context.Context, consentID string, blob []byte) e
 	return nil
 }
 
-// Get returns the opened context of consentID, ErrNotFound when there is
-// none, or ErrUnreadable when the stored value does not open.
+// Get returns the opened context of consentID, tpp.ErrNotFound when there is
+// none, or tpp.ErrUnreadable when the stored value does not open.
 func (s *ContextStore) Get(ctx context.Context, consentID string) ([]byte, error) {
 	if consentID == "" {
 		return nil, errors.New("redis: context store: empty consent id")
 	}
 	ct, err := s.rdb.Get(ctx, s.keys.Key("ctx", consentID)).Bytes()
 	if errors.Is(err, goredis.Nil) {
-		return nil, ErrNotFound
+		return nil, tpp.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("redis: load context for consent %s: %w", consentID, err)
 	}
 	pt, err := s.sealer.Open(ct, contextAD(consentID))
 	if err != nil {
-		return nil, fmt.Errorf("%w: context for consent %s: %w", ErrUnreadable, consentID, err)
+		return nil, fmt.Errorf("%w: context for consent %s: %w", tpp.ErrUnreadable, consentID, err)
 	}
 	return pt, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/internal/redistest"
 	"github.com/bunqtpp/tpp/seal"
 )
@@ -22,8 +23,8 @@ func TestContextStoreRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Get(ctx, "42"); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("Get of missing = %v, want ErrNotFound", err)
+		if _, err := s.Get(ctx, "42"); !errors.Is(err, tpp.ErrNotFound) {
+			t.Fatalf("Get of missing = %v, want tpp.ErrNotFound", err)
 		}
 		blob := []byte(`{"session_token":"abc"}`)
 		if err := s.Put(ctx, "42", blob); err != nil {
@@ -40,7 +41,7 @@ func TestContextStoreRoundTrip(t *testing.T) {
 		if err := s.Delete(ctx, "42"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Get(ctx, "42"); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Get(ctx, "42"); !errors.Is(err, tpp.ErrNotFound) {
 			t.Fatalf("Get after Delete = %v", err)
 		}
 		if err := s.Delete(ctx, "42"); err != nil {
@@ -102,15 +103,15 @@ func TestContextStoreSealsAtRest(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = s.Get(ctx, "2")
-		if !errors.Is(err, ErrUnreadable) || !errors.Is(err, seal.ErrOpen) {
-			t.Fatalf("Get of copied value = %v, want ErrUnreadable wrapping seal.ErrOpen", err)
+		if !errors.Is(err, tpp.ErrUnreadable) || !errors.Is(err, seal.ErrOpen) {
+			t.Fatalf("Get of copied value = %v, want tpp.ErrUnreadable wrapping seal.ErrOpen", err)
 		}
 		// Tampering is detected too.
 		raw[len(raw)-1] ^= 1
 		if err := rdb.Set(ctx, "tpp:ctx:1", raw, 0).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Get(ctx, "1"); !errors.Is(err, ErrUnreadable) {
+		if _, err := s.Get(ctx, "1"); !errors.Is(err, tpp.ErrUnreadable) {
 			t.Fatalf("Get of tampered value = %v", err)
 		}
 	})
@@ -133,7 +134,7 @@ func TestContextStoreTTL(t *testing.T) {
 		}
 		eventually(t, 3*time.Second, "context expires", func() bool {
 			_, err := s.Get(ctx, "9")
-			return errors.Is(err, ErrNotFound)
+			return errors.Is(err, tpp.ErrNotFound)
 		})
 	})
 }
@@ -190,15 +191,15 @@ func TestContextStoreRedisDownThenBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Stop(t)
-	if _, err := s.Get(ctx, "1"); err == nil || errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(ctx, "1"); err == nil || errors.Is(err, tpp.ErrNotFound) {
 		t.Fatalf("Get with Redis down = %v, want a connection error", err)
 	}
 	if err := s.Put(ctx, "1", []byte("ctx")); err == nil {
 		t.Fatal("Put with Redis down succeeded")
 	}
 	srv.Restart(t)
-	if _, err := s.Get(ctx, "1"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Get after restart = %v, want ErrNotFound", err)
+	if _, err := s.Get(ctx, "1"); !errors.Is(err, tpp.ErrNotFound) {
+		t.Fatalf("Get after restart = %v, want tpp.ErrNotFound", err)
 	}
 	if err := s.Put(ctx, "1", []byte("rebuilt")); err != nil {
 		t.Fatal(err)

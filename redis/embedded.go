@@ -9,6 +9,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/bunqtpp/tpp"
 )
 
 // errEmbeddedClosed answers dials after EmbeddedRedis.Close.
@@ -37,7 +39,7 @@ type EmbeddedRedis struct {
 func StartEmbedded() *EmbeddedRedis {
 	mr := miniredis.NewMiniRedis()
 	mr.ClockTTL(true)
-	e := &EmbeddedRedis{mr: mr, password: randomToken(32)}
+	e := &EmbeddedRedis{mr: mr, password: tpp.RandomToken(32)}
 	mr.RequireAuth(e.password)
 	return e
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/bunqtpp/tpp"
 )
 
 // TTLs must run down in the embedded Redis as in a real one: a lock whose
@@ -32,8 +34,8 @@ func TestEmbeddedKeysExpire(t *testing.T) {
 	if _, err := locks.TryAcquire(ctx, "poll", 50*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := locks.TryAcquire(ctx, "poll", time.Second); !errors.Is(err, ErrLocked) {
-		t.Fatalf("second TryAcquire while held = %v, want ErrLocked", err)
+	if _, err := locks.TryAcquire(ctx, "poll", time.Second); !errors.Is(err, tpp.ErrLocked) {
+		t.Fatalf("second TryAcquire while held = %v, want tpp.ErrLocked", err)
 	}
 	eventually(t, 5*time.Second, "an abandoned lock frees itself", func() bool {
 		_, err := locks.TryAcquire(ctx, "poll", time.Second)
@@ -41,14 +43,14 @@ func TestEmbeddedKeysExpire(t *testing.T) {
 	})
 
 	states := NewStateStore(rdb, Keys{}, 50*time.Millisecond, nil)
-	if err := states.Put(ctx, "s", State{ConsentID: "c1", BrowserHash: "b"}); err != nil {
+	if err := states.Put(ctx, "s", tpp.OAuthState{ConsentID: "c1", BrowserHash: "b"}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "an OAuth state expires", func() bool {
 		return rdb.Exists(ctx, states.key("s")).Val() == 0
 	})
-	if _, err := states.Take(ctx, "s", "b"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Take of an expired state = %v, want ErrNotFound", err)
+	if _, err := states.Take(ctx, "s", "b"); !errors.Is(err, tpp.ErrNotFound) {
+		t.Fatalf("Take of an expired state = %v, want tpp.ErrNotFound", err)
 	}
 }
 

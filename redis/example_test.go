@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/seal"
 )
@@ -31,7 +32,7 @@ func Example() {
 		panic(err)
 	}
 	_ = contexts.Put(ctx, "42", []byte(`{"session_token":"..."}`))
-	if _, err := contexts.Get(ctx, "43"); errors.Is(err, redis.ErrNotFound) {
+	if _, err := contexts.Get(ctx, "43"); errors.Is(err, tpp.ErrNotFound) {
 		fmt.Println("consent 43: no context yet, rebuild it")
 	}
 

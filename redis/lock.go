@@ -8,14 +8,9 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/bunqtpp/tpp"
 )
-
-// ErrLocked is returned by TryAcquire when someone else holds the lock.
-var ErrLocked = errors.New("redis: lock is held by someone else")
-
-// ErrLockLost is returned by Release and Extend when the lock expired and
-// may now belong to someone else.
-var ErrLockLost = errors.New("redis: lock was lost (expired)")
 
 // Compare-and-delete and compare-and-extend: only the holder's token may
 // touch the lock, so a holder whose lock expired cannot free someone else's.
@@ -48,42 +43,39 @@ func NewLocker(rdb goredis.UniversalClient, keys Keys) *Locker {
 	return &Locker{rdb: rdb, keys: keys, MinBackoff: 5 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
 }
 
-// Lock is a held lock.
+// Lock is a held lock; Locker hands it out as a tpp.Lock.
 type Lock struct {
 	rdb   goredis.UniversalClient
 	key   string
 	token string
 }
 
-// Key returns the Redis key of the lock.
-func (l *Lock) Key() string { return l.key }
-
-// TryAcquire takes the lock name for ttl, or returns ErrLocked at once.
-func (lk *Locker) TryAcquire(ctx context.Context, name string, ttl time.Duration) (*Lock, error) {
+// TryAcquire takes the lock name for ttl, or returns tpp.ErrLocked at once.
+func (lk *Locker) TryAcquire(ctx context.Context, name string, ttl time.Duration) (tpp.Lock, error) {
 	if name == "" {
 		return nil, errors.New("redis: lock: empty name")
 	}
 	if ttl < time.Millisecond {
 		return nil, fmt.Errorf("redis: lock %s: ttl %s is below 1 ms", name, ttl)
 	}
-	l := &Lock{rdb: lk.rdb, key: lk.keys.Key("lock", name), token: randomToken(16)}
+	l := &Lock{rdb: lk.rdb, key: lk.keys.Key("lock", name), token: tpp.RandomToken(16)}
 	ok, err := lk.rdb.SetNX(ctx, l.key, l.token, ttl).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redis: lock %s: %w", name, err)
 	}
 	if !ok {
-		return nil, ErrLocked
+		return nil, tpp.ErrLocked
 	}
 	return l, nil
 }
 
 // Acquire takes the lock name for ttl, waiting with jittered exponential
 // backoff while someone else holds it, until ctx ends.
-func (lk *Locker) Acquire(ctx context.Context, name string, ttl time.Duration) (*Lock, error) {
+func (lk *Locker) Acquire(ctx context.Context, name string, ttl time.Duration) (tpp.Lock, error) {
 	backoff := max(lk.MinBackoff, time.Millisecond)
 	for {
 		l, err := lk.TryAcquire(ctx, name, ttl)
-		if !errors.Is(err, ErrLocked) {
+		if !errors.Is(err, tpp.ErrLocked) {
 			return l, err
 		}
 		// Full jitter keeps many waiters from retrying in lockstep.
@@ -99,20 +91,20 @@ func (lk *Locker) Acquire(ctx context.Context, name string, ttl time.Duration) (
 	}
 }
 
-// Release frees the lock if it is still ours; ErrLockLost if it expired.
+// Release frees the lock if it is still ours; tpp.ErrLockLost if it expired.
 func (l *Lock) Release(ctx context.Context) error {
 	n, err := releaseScript.Run(ctx, l.rdb, []string{l.key}, l.token).Int()
 	if err != nil {
 		return fmt.Errorf("redis: release %s: %w", l.key, err)
 	}
 	if n == 0 {
-		return ErrLockLost
+		return tpp.ErrLockLost
 	}
 	return nil
 }
 
 // Extend resets the lock's expiry to ttl from now if it is still ours;
-// ErrLockLost if it expired.
+// tpp.ErrLockLost if it expired.
 func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 	if ttl < time.Millisecond {
 		return fmt.Errorf("redis: extend %s: ttl %s is below 1 ms", l.key, ttl)
@@ -122,7 +114,7 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 		return fmt.Errorf("redis: extend %s: %w", l.key, err)
 	}
 	if n == 0 {
-		return ErrLockLost
+		return tpp.ErrLockLost
 	}
 	return nil
 }

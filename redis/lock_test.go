@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bunqtpp/tpp"
 )
 
 // 20 replicas (separate clients) contend for one lock: never two holders.
@@ -64,15 +66,16 @@ func TestLockExpiryFreesCrashedHolder(t *testing.T) {
 		a := NewLocker(rdb, Keys{})
 		b := NewLocker(srv.Client(t), Keys{})
 
+		lockKey := Keys{}.Key("lock", "c1")
 		crashed, err := a.TryAcquire(ctx, "c1", 30*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.TryAcquire(ctx, "c1", time.Second); !errors.Is(err, ErrLocked) {
-			t.Fatalf("TryAcquire of held lock = %v, want ErrLocked", err)
+		if _, err := b.TryAcquire(ctx, "c1", time.Second); !errors.Is(err, tpp.ErrLocked) {
+			t.Fatalf("TryAcquire of held lock = %v, want tpp.ErrLocked", err)
 		}
 		type result struct {
-			l   *Lock
+			l   tpp.Lock
 			err error
 			at  time.Time
 		}
@@ -92,7 +95,7 @@ func TestLockExpiryFreesCrashedHolder(t *testing.T) {
 		default:
 		}
 		expired := time.Now()
-		if err := rdb.PExpire(ctx, crashed.Key(), 20*time.Millisecond).Err(); err != nil {
+		if err := rdb.PExpire(ctx, lockKey, 20*time.Millisecond).Err(); err != nil {
 			t.Fatal(err)
 		}
 		r := <-got
@@ -103,25 +106,25 @@ func TestLockExpiryFreesCrashedHolder(t *testing.T) {
 			t.Fatal("acquired before the crashed holder's lock expired")
 		}
 		next := r.l
-		if err := crashed.Release(ctx); !errors.Is(err, ErrLockLost) {
-			t.Fatalf("stale Release = %v, want ErrLockLost", err)
+		if err := crashed.Release(ctx); !errors.Is(err, tpp.ErrLockLost) {
+			t.Fatalf("stale Release = %v, want tpp.ErrLockLost", err)
 		}
-		if err := crashed.Extend(ctx, time.Minute); !errors.Is(err, ErrLockLost) {
-			t.Fatalf("stale Extend = %v, want ErrLockLost", err)
+		if err := crashed.Extend(ctx, time.Minute); !errors.Is(err, tpp.ErrLockLost) {
+			t.Fatalf("stale Extend = %v, want tpp.ErrLockLost", err)
 		}
-		if n := rdb.Exists(ctx, next.Key()).Val(); n != 1 {
+		if n := rdb.Exists(ctx, lockKey).Val(); n != 1 {
 			t.Fatal("a stale holder removed the new holder's lock")
 		}
 		if err := next.Extend(ctx, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		if ttl := rdb.PTTL(ctx, next.Key()).Val(); ttl < 50*time.Second {
+		if ttl := rdb.PTTL(ctx, lockKey).Val(); ttl < 50*time.Second {
 			t.Fatalf("PTTL after Extend = %s", ttl)
 		}
 		if err := next.Release(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n := rdb.Exists(ctx, next.Key()).Val(); n != 0 {
+		if n := rdb.Exists(ctx, lockKey).Val(); n != 0 {
 			t.Fatal("Release left the key")
 		}
 	})

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/bunqtpp/tpp"
 )
 
 // slidingWindowScript is a sliding-window log: a sorted set of admission
@@ -89,7 +91,7 @@ func (b *RateBudget) Wait(ctx context.Context, key string, limit int, window tim
 // admit runs the sliding-window script once and returns 0 when admitted or
 // the microseconds to wait.
 func admit(ctx context.Context, rdb goredis.UniversalClient, key string, limit int, window time.Duration) (int64, error) {
-	n, err := slidingWindowScript.Run(ctx, rdb, []string{key}, limit, window.Microseconds(), randomToken(8)).Int64()
+	n, err := slidingWindowScript.Run(ctx, rdb, []string{key}, limit, window.Microseconds(), tpp.RandomToken(8)).Int64()
 	if err != nil {
 		return 0, err
 	}

@@ -9,7 +9,7 @@
 // several deployments can share one Redis:
 //
 //	<prefix>ctx:<consent id>               sealed bunq context (ContextStore)
-//	<prefix>oauth:state:<sha256 of state>  JSON State, single use (StateStore)
+//	<prefix>oauth:state:<sha256 of state>  JSON tpp.OAuthState, single use (StateStore)
 //	<prefix>lock:<name>                    lock token (Locker; Cache uses "cache:<key>")
 //	<prefix>rate:<key>                     sorted set of admissions (RateBudget)
 //	<prefix>access:<consent id>            sorted set of unattended reads (AccessWindow)
@@ -22,9 +22,7 @@ package redis
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -34,9 +32,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 )
-
-// ErrNotFound is returned when a key is missing or has expired.
-var ErrNotFound = errors.New("redis: not found")
 
 // Sealer encrypts values before they reach Redis and opens them after.
 // *seal.Keyring satisfies it. ad binds a value to its owner.
@@ -124,80 +119,18 @@ func NewClient(ctx context.Context, cfg Config) (goredis.UniversalClient, error)
 	var (
 		rdb   goredis.UniversalClient
 		where string
+		err   error
 	)
 	switch {
 	case cfg.URL != "":
-		u, err := url.Parse(cfg.URL)
-		if err != nil {
-			// url.Parse errors quote the whole URL, password included.
-			return nil, errors.New("redis: Config.URL is not a valid URL")
-		}
-		where = redactURL(u)
-		if u.Scheme != "redis" && u.Scheme != "rediss" {
-			return nil, fmt.Errorf("redis: Config.URL %s: scheme must be redis:// or rediss://", where)
-		}
-		if u.Host == "" {
-			return nil, fmt.Errorf("redis: Config.URL %s: no host", where)
-		}
-		if u.Query().Has("master_name") {
-			// A Sentinel URL: the host (and any addr= parameters) are sentinels.
-			opts, err := goredis.ParseFailoverURL(cfg.URL)
-			if err != nil {
-				return nil, fmt.Errorf("redis: Config.URL %s: %w", where, err)
-			}
-			where = fmt.Sprintf("sentinel master %q via %s", opts.MasterName, strings.Join(opts.SentinelAddrs, ","))
-			if opts.TLSConfig, err = urlTLS(opts.TLSConfig, cfg.TLS, where); err != nil {
-				return nil, err
-			}
-			rdb = goredis.NewFailoverClient(opts)
-			break
-		}
-		opts, err := goredis.ParseURL(cfg.URL)
-		if err != nil {
-			return nil, fmt.Errorf("redis: Config.URL %s: %w", where, err)
-		}
-		if opts.TLSConfig, err = urlTLS(opts.TLSConfig, cfg.TLS, where); err != nil {
-			return nil, err
-		}
-		rdb = goredis.NewClient(opts)
+		rdb, where, err = urlClient(cfg)
 	case cfg.SentinelMaster != "" || len(cfg.SentinelAddrs) > 0:
-		if cfg.SentinelMaster == "" {
-			return nil, errors.New("redis: Config.SentinelMaster is required with Config.SentinelAddrs")
-		}
-		if len(cfg.SentinelAddrs) == 0 {
-			return nil, errors.New("redis: Config.SentinelAddrs is required with Config.SentinelMaster")
-		}
-		if err := validAddrs("SentinelAddrs", cfg.SentinelAddrs); err != nil {
-			return nil, err
-		}
-		if cfg.DB < 0 {
-			return nil, fmt.Errorf("redis: Config.DB %d is negative", cfg.DB)
-		}
-		where = fmt.Sprintf("sentinel master %q via %s", cfg.SentinelMaster, strings.Join(cfg.SentinelAddrs, ","))
-		rdb = goredis.NewUniversalClient(&goredis.UniversalOptions{
-			MasterName:       cfg.SentinelMaster,
-			Addrs:            cfg.SentinelAddrs,
-			SentinelPassword: cfg.SentinelPassword,
-			Username:         cfg.Username,
-			Password:         cfg.Password,
-			DB:               cfg.DB,
-			TLSConfig:        cfg.TLS,
-		})
+		rdb, where, err = sentinelClient(cfg)
 	default:
-		if err := validAddrs("ClusterAddrs", cfg.ClusterAddrs); err != nil {
-			return nil, err
-		}
-		if cfg.DB != 0 {
-			return nil, errors.New("redis: Config.DB must be 0 with Config.ClusterAddrs (Redis Cluster has one database)")
-		}
-		where = "cluster " + strings.Join(cfg.ClusterAddrs, ",")
-		rdb = goredis.NewUniversalClient(&goredis.UniversalOptions{
-			Addrs:         cfg.ClusterAddrs,
-			IsClusterMode: true,
-			Username:      cfg.Username,
-			Password:      cfg.Password,
-			TLSConfig:     cfg.TLS,
-		})
+		rdb, where, err = clusterClient(cfg)
+	}
+	if err != nil {
+		return nil, err
 	}
 
 	timeout := cfg.PingTimeout
@@ -211,6 +144,89 @@ func NewClient(ctx context.Context, cfg Config) (goredis.UniversalClient, error)
 		return nil, fmt.Errorf("redis: cannot reach Redis at %s: %w", where, err)
 	}
 	return rdb, nil
+}
+
+// urlClient makes the client of Config.URL: one server, or Sentinels when
+// the URL has a master_name. where names the server for errors, without
+// the password.
+func urlClient(cfg Config) (rdb goredis.UniversalClient, where string, err error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		// url.Parse errors quote the whole URL, password included.
+		return nil, "", errors.New("redis: Config.URL is not a valid URL")
+	}
+	where = redactURL(u)
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return nil, "", fmt.Errorf("redis: Config.URL %s: scheme must be redis:// or rediss://", where)
+	}
+	if u.Host == "" {
+		return nil, "", fmt.Errorf("redis: Config.URL %s: no host", where)
+	}
+	if u.Query().Has("master_name") {
+		// A Sentinel URL: the host (and any addr= parameters) are sentinels.
+		opts, err := goredis.ParseFailoverURL(cfg.URL)
+		if err != nil {
+			return nil, "", fmt.Errorf("redis: Config.URL %s: %w", where, err)
+		}
+		where = fmt.Sprintf("sentinel master %q via %s", opts.MasterName, strings.Join(opts.SentinelAddrs, ","))
+		if opts.TLSConfig, err = urlTLS(opts.TLSConfig, cfg.TLS, where); err != nil {
+			return nil, "", err
+		}
+		return goredis.NewFailoverClient(opts), where, nil
+	}
+	opts, err := goredis.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, "", fmt.Errorf("redis: Config.URL %s: %w", where, err)
+	}
+	if opts.TLSConfig, err = urlTLS(opts.TLSConfig, cfg.TLS, where); err != nil {
+		return nil, "", err
+	}
+	return goredis.NewClient(opts), where, nil
+}
+
+// sentinelClient makes the client of Config.SentinelMaster via
+// Config.SentinelAddrs.
+func sentinelClient(cfg Config) (rdb goredis.UniversalClient, where string, err error) {
+	if cfg.SentinelMaster == "" {
+		return nil, "", errors.New("redis: Config.SentinelMaster is required with Config.SentinelAddrs")
+	}
+	if len(cfg.SentinelAddrs) == 0 {
+		return nil, "", errors.New("redis: Config.SentinelAddrs is required with Config.SentinelMaster")
+	}
+	if err := validAddrs("SentinelAddrs", cfg.SentinelAddrs); err != nil {
+		return nil, "", err
+	}
+	if cfg.DB < 0 {
+		return nil, "", fmt.Errorf("redis: Config.DB %d is negative", cfg.DB)
+	}
+	where = fmt.Sprintf("sentinel master %q via %s", cfg.SentinelMaster, strings.Join(cfg.SentinelAddrs, ","))
+	return goredis.NewUniversalClient(&goredis.UniversalOptions{
+		MasterName:       cfg.SentinelMaster,
+		Addrs:            cfg.SentinelAddrs,
+		SentinelPassword: cfg.SentinelPassword,
+		Username:         cfg.Username,
+		Password:         cfg.Password,
+		DB:               cfg.DB,
+		TLSConfig:        cfg.TLS,
+	}), where, nil
+}
+
+// clusterClient makes the client of the Redis Cluster seeded by
+// Config.ClusterAddrs.
+func clusterClient(cfg Config) (rdb goredis.UniversalClient, where string, err error) {
+	if err := validAddrs("ClusterAddrs", cfg.ClusterAddrs); err != nil {
+		return nil, "", err
+	}
+	if cfg.DB != 0 {
+		return nil, "", errors.New("redis: Config.DB must be 0 with Config.ClusterAddrs (Redis Cluster has one database)")
+	}
+	return goredis.NewUniversalClient(&goredis.UniversalOptions{
+		Addrs:         cfg.ClusterAddrs,
+		IsClusterMode: true,
+		Username:      cfg.Username,
+		Password:      cfg.Password,
+		TLSConfig:     cfg.TLS,
+	}), "cluster " + strings.Join(cfg.ClusterAddrs, ","), nil
 }
 
 // urlTLS applies Config.TLS to the TLS settings parsed from a URL (nil for
@@ -271,11 +287,4 @@ func (h Health) Ping(ctx context.Context) error {
 		return fmt.Errorf("redis: ping: %w", err)
 	}
 	return nil
-}
-
-// randomToken returns n random bytes in hex (lock tokens, unique members).
-func randomToken(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	return hex.EncodeToString(b)
 }

@@ -8,6 +8,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/internal/redistest"
 )
 
@@ -162,7 +163,7 @@ func TestEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 	ss := NewStateStore(rdb, keys, 0, nil)
-	if err := ss.Put(ctx, "s", State{ConsentID: "c1", BrowserHash: "b"}); err != nil {
+	if err := ss.Put(ctx, "s", tpp.OAuthState{ConsentID: "c1", BrowserHash: "b"}); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := ss.Take(ctx, "s", "b"); err != nil || st.ConsentID != "c1" {
@@ -224,7 +225,7 @@ func TestStoresOnCluster(t *testing.T) {
 		t.Fatalf("context Get = %q, %v", v, err)
 	}
 	ss := NewStateStore(rdb, keys, 0, nil)
-	if err := ss.Put(ctx, "s", State{ConsentID: "1", BrowserHash: "b"}); err != nil {
+	if err := ss.Put(ctx, "s", tpp.OAuthState{ConsentID: "1", BrowserHash: "b"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ss.Take(ctx, "s", "b"); err != nil {

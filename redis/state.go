@@ -21,15 +21,6 @@ const DefaultStateTTL = 10 * time.Minute
 // stored: states are random, so this means reuse or a broken generator.
 var ErrStateExists = errors.New("redis: oauth state already exists")
 
-// State is what the OAuth flow remembers between redirect and callback.
-type State struct {
-	ConsentID string `json:"consent_id"`
-	// BrowserHash is the hash of the browser-binding cookie; the oauth
-	// package compares it in constant time.
-	BrowserHash string    `json:"browser_hash"`
-	CreatedAt   time.Time `json:"created_at"`
-}
-
 // StateStore keeps OAuth states single-use and short-lived. Keys hold the
 // SHA-256 of the state, so reading Redis does not reveal live states.
 type StateStore struct {
@@ -64,11 +55,6 @@ func (s *StateStore) key(state string) string {
 // fill Redis, while a user with a few tabs open still finishes in the
 // newest.
 const MaxStatesPerConsent = 5
-
-// ErrForeignBrowser is returned by Take when the state exists but the
-// browser hash does not match: the state stays, for the browser that
-// started the flow.
-var ErrForeignBrowser = errors.New("redis: oauth state belongs to another browser")
 
 // trimStatesScript adds a state hash (ARGV[1]) to the consent's list of
 // states (KEYS[1]), keeps the list at ARGV[2] entries and returns the state
@@ -105,7 +91,7 @@ func (s *StateStore) consentKey(consentID string) string {
 // Put stores st under state for the store's TTL. A zero CreatedAt is set
 // from the clock. The consent keeps at most MaxStatesPerConsent live
 // states: the oldest beyond that is deleted.
-func (s *StateStore) Put(ctx context.Context, state string, st State) error {
+func (s *StateStore) Put(ctx context.Context, state string, st tpp.OAuthState) error {
 	if state == "" {
 		return errors.New("redis: oauth state: empty state")
 	}
@@ -139,34 +125,34 @@ func (s *StateStore) Put(ctx context.Context, state string, st State) error {
 // Take returns and deletes the payload of state in one step, but only for
 // the browser whose cookie hashes to browserHash: a state can be used once,
 // and only by the browser that started the flow. A second Take, or a Take
-// after expiry, gets ErrNotFound; a Take from another browser gets
-// ErrForeignBrowser and leaves the state for the right one.
-func (s *StateStore) Take(ctx context.Context, state, browserHash string) (State, error) {
+// after expiry, gets tpp.ErrNotFound; a Take from another browser gets
+// tpp.ErrForeignBrowser and leaves the state for the right one.
+func (s *StateStore) Take(ctx context.Context, state, browserHash string) (tpp.OAuthState, error) {
 	if state == "" {
-		return State{}, ErrNotFound
+		return tpp.OAuthState{}, tpp.ErrNotFound
 	}
 	if browserHash == "" {
 		browserHash = "\x00" // matches no stored hash, not even an empty one
 	}
 	res, err := takeStateScript.Run(ctx, s.rdb, []string{s.key(state)}, browserHash).Slice()
 	if err != nil {
-		return State{}, fmt.Errorf("redis: take oauth state: %w", err)
+		return tpp.OAuthState{}, fmt.Errorf("redis: take oauth state: %w", err)
 	}
 	if len(res) == 0 {
-		return State{}, errors.New("redis: take oauth state: empty answer")
+		return tpp.OAuthState{}, errors.New("redis: take oauth state: empty answer")
 	}
 	switch code, _ := res[0].(int64); {
 	case code == 0:
-		return State{}, ErrNotFound
+		return tpp.OAuthState{}, tpp.ErrNotFound
 	case code == 1:
-		return State{}, ErrForeignBrowser
+		return tpp.OAuthState{}, tpp.ErrForeignBrowser
 	case len(res) < 2:
-		return State{}, errors.New("redis: take oauth state: answer without payload")
+		return tpp.OAuthState{}, errors.New("redis: take oauth state: answer without payload")
 	}
 	raw, _ := res[1].(string)
-	var st State
+	var st tpp.OAuthState
 	if err := json.Unmarshal([]byte(raw), &st); err != nil {
-		return State{}, fmt.Errorf("redis: decode oauth state: %w", err)
+		return tpp.OAuthState{}, fmt.Errorf("redis: decode oauth state: %w", err)
 	}
 	// The consent's list only bounds live states; a stale entry there is
 	// harmless (it is the first to be dropped), so this may fail quietly.
@@ -192,12 +178,12 @@ func (s *StateStore) Park(ctx context.Context, state string, blob []byte) (bool,
 	return true, nil
 }
 
-// TakeParked returns and deletes what was parked for state; ErrNotFound
+// TakeParked returns and deletes what was parked for state; tpp.ErrNotFound
 // when nothing was.
 func (s *StateStore) TakeParked(ctx context.Context, state string) ([]byte, error) {
 	b, err := s.rdb.GetDel(ctx, s.parkedKey(state)).Bytes()
 	if errors.Is(err, goredis.Nil) {
-		return nil, ErrNotFound
+		return nil, tpp.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("redis: take parked oauth answer: %w", err)

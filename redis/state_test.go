@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bunqtpp/tpp"
 )
 
 type fixedClock struct{ t time.Time }
@@ -22,10 +24,10 @@ func TestStateStoreSingleUse(t *testing.T) {
 	now := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
 	s := NewStateStore(rdb, Keys{}, 0, fixedClock{now})
 	const state = "st-Zq81xk3L0-random"
-	if err := s.Put(ctx, state, State{ConsentID: "c7", BrowserHash: "h1"}); err != nil {
+	if err := s.Put(ctx, state, tpp.OAuthState{ConsentID: "c7", BrowserHash: "h1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Put(ctx, state, State{ConsentID: "evil"}); !errors.Is(err, ErrStateExists) {
+	if err := s.Put(ctx, state, tpp.OAuthState{ConsentID: "evil"}); !errors.Is(err, ErrStateExists) {
 		t.Fatalf("second Put = %v, want ErrStateExists", err)
 	}
 	// The state itself is not readable from Redis keys; the TTL is the default.
@@ -47,10 +49,10 @@ func TestStateStoreSingleUse(t *testing.T) {
 	if st.ConsentID != "c7" || st.BrowserHash != "h1" || !st.CreatedAt.Equal(now) {
 		t.Fatalf("Take = %+v", st)
 	}
-	if _, err := s.Take(ctx, state, "h1"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("replayed Take = %v, want ErrNotFound", err)
+	if _, err := s.Take(ctx, state, "h1"); !errors.Is(err, tpp.ErrNotFound) {
+		t.Fatalf("replayed Take = %v, want tpp.ErrNotFound", err)
 	}
-	if _, err := s.Take(ctx, "never-issued", "h1"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Take(ctx, "never-issued", "h1"); !errors.Is(err, tpp.ErrNotFound) {
 		t.Fatalf("Take of unknown state = %v", err)
 	}
 }
@@ -60,13 +62,13 @@ func TestStateStoreExpiry(t *testing.T) {
 	ctx := context.Background()
 	_, rdb := newRedis(t)
 	s := NewStateStore(rdb, Keys{}, 500*time.Millisecond, nil)
-	if err := s.Put(ctx, "short", State{ConsentID: "c", BrowserHash: "b"}); err != nil {
+	if err := s.Put(ctx, "short", tpp.OAuthState{ConsentID: "c", BrowserHash: "b"}); err != nil {
 		t.Fatal(err)
 	}
 	if ttl := rdb.PTTL(ctx, s.key("short")).Val(); ttl <= 0 || ttl > 500*time.Millisecond {
 		t.Fatalf("PTTL = %s, want (0, 500ms]", ttl)
 	}
-	if err := s.Put(ctx, "taken-in-time", State{ConsentID: "c", BrowserHash: "b"}); err != nil {
+	if err := s.Put(ctx, "taken-in-time", tpp.OAuthState{ConsentID: "c", BrowserHash: "b"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Take(ctx, "taken-in-time", "b"); err != nil {
@@ -75,8 +77,8 @@ func TestStateStoreExpiry(t *testing.T) {
 	eventually(t, 3*time.Second, "state expires", func() bool {
 		return rdb.Exists(ctx, s.key("short")).Val() == 0
 	})
-	if _, err := s.Take(ctx, "short", "b"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Take after TTL = %v, want ErrNotFound", err)
+	if _, err := s.Take(ctx, "short", "b"); !errors.Is(err, tpp.ErrNotFound) {
+		t.Fatalf("Take after TTL = %v, want tpp.ErrNotFound", err)
 	}
 }
 
@@ -86,7 +88,7 @@ func TestStateStoreConcurrentTake(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	srv, rdb := newRedis(t)
-	if err := NewStateStore(rdb, Keys{}, 0, nil).Put(ctx, "race", State{ConsentID: "c", BrowserHash: "b"}); err != nil {
+	if err := NewStateStore(rdb, Keys{}, 0, nil).Put(ctx, "race", tpp.OAuthState{ConsentID: "c", BrowserHash: "b"}); err != nil {
 		t.Fatal(err)
 	}
 	var wins, misses atomic.Int32
@@ -98,7 +100,7 @@ func TestStateStoreConcurrentTake(t *testing.T) {
 			switch {
 			case err == nil:
 				wins.Add(1)
-			case errors.Is(err, ErrNotFound):
+			case errors.Is(err, tpp.ErrNotFound):
 				misses.Add(1)
 			default:
 				t.Error(err)
@@ -118,20 +120,20 @@ func TestStateStoreForeignBrowserLeavesState(t *testing.T) {
 	ctx := context.Background()
 	_, rdb := newRedis(t)
 	s := NewStateStore(rdb, Keys{}, 0, nil)
-	if err := s.Put(ctx, "st", State{ConsentID: "c1", BrowserHash: "right"}); err != nil {
+	if err := s.Put(ctx, "st", tpp.OAuthState{ConsentID: "c1", BrowserHash: "right"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, hash := range []string{"wrong", ""} {
-		if _, err := s.Take(ctx, "st", hash); !errors.Is(err, ErrForeignBrowser) {
-			t.Fatalf("Take with browser hash %q = %v, want ErrForeignBrowser", hash, err)
+		if _, err := s.Take(ctx, "st", hash); !errors.Is(err, tpp.ErrForeignBrowser) {
+			t.Fatalf("Take with browser hash %q = %v, want tpp.ErrForeignBrowser", hash, err)
 		}
 	}
 	st, err := s.Take(ctx, "st", "right")
 	if err != nil || st.ConsentID != "c1" {
 		t.Fatalf("Take by the right browser after foreign tries = %+v, %v", st, err)
 	}
-	if _, err := s.Take(ctx, "st", "right"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("second Take = %v, want ErrNotFound (single use)", err)
+	if _, err := s.Take(ctx, "st", "right"); !errors.Is(err, tpp.ErrNotFound) {
+		t.Fatalf("second Take = %v, want tpp.ErrNotFound (single use)", err)
 	}
 }
 
@@ -142,12 +144,12 @@ func TestStateStoreBoundsStatesPerConsent(t *testing.T) {
 	ctx := context.Background()
 	_, rdb := newRedis(t)
 	s := NewStateStore(rdb, Keys{}, 0, nil)
-	if err := s.Put(ctx, "other", State{ConsentID: "c2", BrowserHash: "b"}); err != nil {
+	if err := s.Put(ctx, "other", tpp.OAuthState{ConsentID: "c2", BrowserHash: "b"}); err != nil {
 		t.Fatal(err)
 	}
 	const n = MaxStatesPerConsent + 3
 	for i := range n {
-		if err := s.Put(ctx, "st-"+strconv.Itoa(i), State{ConsentID: "c1", BrowserHash: "b"}); err != nil {
+		if err := s.Put(ctx, "st-"+strconv.Itoa(i), tpp.OAuthState{ConsentID: "c1", BrowserHash: "b"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -157,7 +159,7 @@ func TestStateStoreBoundsStatesPerConsent(t *testing.T) {
 	}
 	for i := range n {
 		_, err := s.Take(ctx, "st-"+strconv.Itoa(i), "b")
-		if dropped := i < n-MaxStatesPerConsent; dropped != errors.Is(err, ErrNotFound) || (!dropped && err != nil) {
+		if dropped := i < n-MaxStatesPerConsent; dropped != errors.Is(err, tpp.ErrNotFound) || (!dropped && err != nil) {
 			t.Errorf("Take st-%d = %v, want dropped=%v", i, err, dropped)
 		}
 	}
@@ -176,7 +178,7 @@ func TestStateStorePark(t *testing.T) {
 	if ok, err := s.Park(ctx, "gone", []byte("x")); ok || err != nil {
 		t.Fatalf("Park for an unknown state = %v, %v; want false", ok, err)
 	}
-	if err := s.Put(ctx, "st", State{ConsentID: "c1", BrowserHash: "b"}); err != nil {
+	if err := s.Put(ctx, "st", tpp.OAuthState{ConsentID: "c1", BrowserHash: "b"}); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := s.Park(ctx, "st", []byte("sealed")); !ok || err != nil {
@@ -188,8 +190,8 @@ func TestStateStorePark(t *testing.T) {
 	if b, err := s.TakeParked(ctx, "st"); err != nil || string(b) != "sealed" {
 		t.Fatalf("TakeParked = %q, %v", b, err)
 	}
-	if _, err := s.TakeParked(ctx, "st"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("second TakeParked = %v, want ErrNotFound", err)
+	if _, err := s.TakeParked(ctx, "st"); !errors.Is(err, tpp.ErrNotFound) {
+		t.Fatalf("second TakeParked = %v, want tpp.ErrNotFound", err)
 	}
 }
 
@@ -204,14 +206,14 @@ func TestStateStoreOnEmbeddedRedis(t *testing.T) {
 	t.Cleanup(stop)
 	s := NewStateStore(rdb, Keys{}, 0, nil)
 	for i := range MaxStatesPerConsent + 1 {
-		if err := s.Put(ctx, "st-"+strconv.Itoa(i), State{ConsentID: "c1", BrowserHash: "b"}); err != nil {
+		if err := s.Put(ctx, "st-"+strconv.Itoa(i), tpp.OAuthState{ConsentID: "c1", BrowserHash: "b"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Take(ctx, "st-0", "b"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("oldest state after the bound = %v, want ErrNotFound", err)
+	if _, err := s.Take(ctx, "st-0", "b"); !errors.Is(err, tpp.ErrNotFound) {
+		t.Fatalf("oldest state after the bound = %v, want tpp.ErrNotFound", err)
 	}
-	if _, err := s.Take(ctx, "st-1", "x"); !errors.Is(err, ErrForeignBrowser) {
+	if _, err := s.Take(ctx, "st-1", "x"); !errors.Is(err, tpp.ErrForeignBrowser) {
 		t.Fatalf("foreign Take = %v", err)
 	}
 	if st, err := s.Take(ctx, "st-1", "b"); err != nil || st.ConsentID != "c1" {

@@ -335,3 +335,36 @@ func TestNullEmptyObjects(t *testing.T) {
 		}
 	}
 }
+
+// TestSwitchControls: each on/off control answers its new setting, and
+// refuses a body without its field or with invalid JSON.
+func TestSwitchControls(t *testing.T) {
+	t.Parallel()
+	env := banktest.Start(t)
+	put := func(path, body string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPut, env.APIURL+"/_sandbox/"+path, strings.NewReader(body))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, strings.TrimSpace(string(b))
+	}
+	for _, c := range []struct{ path, field string }{
+		{"rate-limits", "enabled"}, {"callback-signing", "enabled"}, {"token-state", "enabled"},
+		{"null-objects", "enabled"}, {"merchant-reference", "echo"},
+	} {
+		for _, on := range []string{"false", "true"} {
+			if code, body := put(c.path, `{"`+c.field+`":`+on+`}`); code != 200 || body != `{"`+c.field+`":`+on+`}` {
+				t.Errorf("PUT %s %s = %d %s", c.path, on, code, body)
+			}
+		}
+		if code, body := put(c.path, `{}`); code != 400 || !strings.Contains(body, `send {\"`+c.field+`\": true|false}`) {
+			t.Errorf("PUT %s without %s = %d %s", c.path, c.field, code, body)
+		}
+		if code, body := put(c.path, `{`); code != 400 || !strings.Contains(body, "invalid JSON") {
+			t.Errorf("PUT %s with invalid JSON = %d %s", c.path, code, body)
+		}
+	}
+}

@@ -476,9 +476,46 @@ type merchant struct {
 	desc       []string
 }
 
-// seed creates the deterministic users, accounts and histories.
+// seedAccounts are the accounts the seed fills with history.
+type seedAccounts struct {
+	main, savings, joint, bobMain, carolMain, compMain *account
+}
+
+// counterparties are whom the seed's payments go to and come from.
+type counterparties struct {
+	employer, landlord merchant
+	shops, friends     []merchant
+}
+
+// seed creates the deterministic users, accounts and histories. The order
+// of the steps is fixed: each draws from st.rng.
 func (st *state) seed(now time.Time) {
 	start := now.Add(-300 * 24 * time.Hour).Truncate(24 * time.Hour)
+	acc := st.seedUsersAndAccounts(start)
+	cp := st.seedCounterparties()
+
+	// Bookings are planned first and applied in time order at the end, so
+	// that ids grow with created on every account, as at bunq.
+	l := &ledger{balance: map[int64]int64{}, count: map[int64]int{}}
+
+	// Opening balances for the other accounts.
+	t0 := start.Add(9 * time.Hour)
+	l.book(acc.bobMain, 185000, cp.employer.iban, cp.employer.name, 0, "Salary", "EBA_SCT", t0)
+	l.book(acc.carolMain, 2500, cp.friends[0].iban, cp.friends[0].name, 0, "Pocket money", "EBA_SCT", t0.Add(time.Minute))
+	l.book(acc.compMain, 1250000, cp.employer.iban, cp.employer.name, 0, "Invoice 2024-001", "EBA_SCT", t0.Add(2*time.Minute))
+
+	st.planMainAccount(l, start, acc, cp)
+	st.planOtherAccounts(l, start, acc, cp)
+	l.apply(st)
+	for _, a := range []*account{acc.main, acc.savings, acc.joint, acc.bobMain, acc.carolMain, acc.compMain} {
+		if n := len(a.payments); n > 0 {
+			a.updated = a.payments[n-1].created
+		}
+	}
+}
+
+// seedUsersAndAccounts creates the seed's users and their accounts.
+func (st *state) seedUsersAndAccounts(start time.Time) seedAccounts {
 	alice := st.newPerson(start)
 	bob := st.newPerson(start)
 	carol := st.newPerson(start)
@@ -494,7 +531,12 @@ func (st *state) seed(now time.Time) {
 	bobMain := st.newAccount("MonetaryAccountBank", bob, "Daily", start)
 	carolMain := st.newAccount("MonetaryAccountBank", carol, "Current account", start)
 	compMain := st.newAccount("MonetaryAccountBank", company, "Business account", start)
+	return seedAccounts{main: main, savings: savings, joint: joint, bobMain: bobMain, carolMain: carolMain, compMain: compMain}
+}
 
+// seedCounterparties makes the employer, landlord, shops and friends, each
+// with an IBAN at another Dutch bank.
+func (st *state) seedCounterparties() counterparties {
 	bank := func(code string) string { return makeIBAN("NL", code, fmt.Sprintf("%010d", st.rng.IntN(1e9))) }
 	employer := merchant{name: "Acme Software B.V.", iban: bank("ABNA")}
 	landlord := merchant{name: "Woonstichting De Key", iban: bank("INGB")}
@@ -514,18 +556,13 @@ func (st *state) seed(now time.Time) {
 		{"Lisa Verbeek", bank("TRIO"), 500, 6000, []string{"Tikkie dinner", "Concert tickets", "Thanks!"}},
 		{"Tom Kuipers", bank("KNAB"), 1000, 4000, []string{"Pizza night", "Birthday gift"}},
 	}
+	return counterparties{employer: employer, landlord: landlord, shops: shops, friends: friends}
+}
 
-	// Bookings are planned first and applied in time order at the end, so
-	// that ids grow with created on every account, as at bunq.
-	l := &ledger{balance: map[int64]int64{}, count: map[int64]int{}}
-
-	// Opening balances for the other accounts.
-	t0 := start.Add(9 * time.Hour)
-	l.book(bobMain, 185000, employer.iban, employer.name, 0, "Salary", "EBA_SCT", t0)
-	l.book(carolMain, 2500, friends[0].iban, friends[0].name, 0, "Pocket money", "EBA_SCT", t0.Add(time.Minute))
-	l.book(compMain, 1250000, employer.iban, employer.name, 0, "Invoice 2024-001", "EBA_SCT", t0.Add(2*time.Minute))
-
-	// Alice's main account: exactly 300 payments over ~10 months.
+// planMainAccount plans Alice's main account: exactly 300 payments over
+// ~10 months of salary, rent, savings, shopping and friends.
+func (st *state) planMainAccount(l *ledger, start time.Time, acc seedAccounts, cp counterparties) {
+	main, employer, landlord, shops, friends := acc.main, cp.employer, cp.landlord, cp.shops, cp.friends
 	step := 299 * 24 * time.Hour / 300
 	for i := 0; l.count[main.id] < 300; i++ {
 		at := start.Add(time.Duration(i)*step + time.Duration(st.rng.IntN(3600))*time.Second + 8*time.Hour)
@@ -535,11 +572,11 @@ func (st *state) seed(now time.Time) {
 		case i%30 == 2 && l.balance[main.id] > 120000:
 			l.book(main, -115000, landlord.iban, landlord.name, 0, "Rent "+at.Format("January 2006"), "EBA_SCT", at)
 		case i%30 == 5 && l.balance[main.id] > 30000:
-			l.transfer(main, savings, 25000, "Monthly savings", at)
+			l.transfer(main, acc.savings, 25000, "Monthly savings", at)
 		case i%30 == 9 && l.balance[main.id] > 20000:
-			l.transfer(main, joint, 15000, "Household contribution", at)
+			l.transfer(main, acc.joint, 15000, "Household contribution", at)
 		case i%30 == 11:
-			l.transfer(bobMain, main, int64(1000+st.rng.IntN(4000)), "Groceries share", at)
+			l.transfer(acc.bobMain, main, int64(1000+st.rng.IntN(4000)), "Groceries share", at)
 		case i%7 == 3:
 			f := friends[st.rng.IntN(len(friends))]
 			amt := f.min + st.rng.Int64N(f.max-f.min+1)
@@ -562,25 +599,24 @@ func (st *state) seed(now time.Time) {
 			l.book(main, -amt, m.iban, m.name, 0, m.desc[st.rng.IntN(len(m.desc))], typ, at)
 		}
 	}
-	// A few payments for the others.
+}
+
+// planOtherAccounts plans a few payments for Bob, the joint account and
+// Carol.
+func (st *state) planOtherAccounts(l *ledger, start time.Time, acc seedAccounts, cp counterparties) {
+	shops, friends := cp.shops, cp.friends
 	for i := 0; i < 12; i++ {
 		at := start.Add(time.Duration(20+i*24) * 24 * time.Hour).Add(15 * time.Hour)
 		m := shops[st.rng.IntN(len(shops))]
-		l.book(bobMain, -(m.min + st.rng.Int64N(m.max-m.min+1)), m.iban, m.name, 0, m.desc[0], "EBA_SCT", at)
+		l.book(acc.bobMain, -(m.min + st.rng.Int64N(m.max-m.min+1)), m.iban, m.name, 0, m.desc[0], "EBA_SCT", at)
 		if i%3 == 0 {
-			l.transfer(joint, bobMain, 2000, "Shared expenses", at.Add(time.Hour))
+			l.transfer(acc.joint, acc.bobMain, 2000, "Shared expenses", at.Add(time.Hour))
 		}
 	}
 	for i := 0; i < 4; i++ {
 		at := start.Add(time.Duration(100+i*40) * 24 * time.Hour)
-		l.book(carolMain, -500, shops[5].iban, shops[5].name, 0, "Coffee", "EBA_SCT", at)
-		l.book(carolMain, 500, friends[1].iban, friends[1].name, 0, "Coffee money", "EBA_SCT", at.Add(time.Hour))
-	}
-	l.apply(st)
-	for _, a := range []*account{main, savings, joint, bobMain, carolMain, compMain} {
-		if n := len(a.payments); n > 0 {
-			a.updated = a.payments[n-1].created
-		}
+		l.book(acc.carolMain, -500, shops[5].iban, shops[5].name, 0, "Coffee", "EBA_SCT", at)
+		l.book(acc.carolMain, 500, friends[1].iban, friends[1].name, 0, "Coffee money", "EBA_SCT", at.Add(time.Hour))
 	}
 }
 

@@ -126,7 +126,7 @@ func (s *Stack) Service(cfg aisp.Config) *aisp.Service {
 	}
 	if cfg.Cache == nil {
 		// Account data is personal data: sealed in Redis, as in production.
-		cfg.Cache = redis.NewCache(s.RDB, s.Keys, redis.CacheOptions{Sealer: s.Keyring})
+		cfg.Cache = redis.NewCache(s.RDB, s.Keys, redis.CacheOptions{Sealer: s.Keyring, Clock: s.Clock})
 	}
 	if cfg.Access == nil {
 		aw, err := redis.NewAccessWindow(s.RDB, s.Keys, 0, 0)

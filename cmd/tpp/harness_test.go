@@ -40,6 +40,7 @@ import (
 	"github.com/chromedp/chromedp"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/internal/apitest"
 	"github.com/bunqtpp/tpp/internal/banktest"
 	"github.com/bunqtpp/tpp/internal/browsertest"
@@ -609,7 +610,7 @@ func (h *harness) contextStored(id string) bool {
 		h.t.Fatal(err)
 	}
 	_, err = store.Get(context.Background(), id)
-	if errors.Is(err, redis.ErrNotFound) {
+	if errors.Is(err, tpp.ErrNotFound) {
 		return false
 	}
 	if err != nil {

@@ -13,9 +13,15 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/gin-gonic/gin"
 )
 
 func main() {
+	// gin's mode is process-wide (it only silences gin's route listing and
+	// warnings on stdout); it is set here, once, and nowhere else. Test
+	// binaries need nothing: gin picks its test mode by itself there.
+	gin.SetMode(gin.ReleaseMode)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {

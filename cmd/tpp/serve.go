@@ -453,7 +453,7 @@ func (a *app) bankClient(ctx context.Context) error {
 		return err
 	}
 	// The provider purges these with a consent's context (aisp uses them).
-	a.cache = redis.NewCache(a.rdb, keys, redis.CacheOptions{Sealer: a.keyring, GroupFields: 2})
+	a.cache = redis.NewCache(a.rdb, keys, redis.CacheOptions{Sealer: a.keyring, GroupFields: 2, Clock: a.clock})
 	if a.access, err = redis.NewAccessWindow(a.rdb, keys, 4, 24*time.Hour); err != nil {
 		return err
 	}

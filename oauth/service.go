@@ -210,7 +210,7 @@ func New(cfg Config) (*Service, error) {
 
 // AuthorizeURL is where the fintech sends its user: {public}/connect/{id}.
 func (s *Service) AuthorizeURL(consentID string) string {
-	return s.public.String() + "/connect/" + url.PathEscape(consentID)
+	return AuthorizeURLs(s.public.String())(consentID)
 }
 
 // ---- consents API

@@ -36,11 +36,7 @@ func (h *Handler) Register(rg *gin.RouterGroup) {
 // request reads who asks and how: the client, the consent, whether the
 // user is present (PSU-IP-Address) and whether to bypass the cache.
 func request(c *gin.Context) (Request, error) {
-	cl := api.ClientFromGin(c)
-	if cl == nil {
-		return Request{}, tpp.Errorf(tpp.EUnauthorized, "the API key is missing")
-	}
-	r := Request{ClientID: cl.ID, ConsentID: c.Param("id")}
+	r := Request{ClientID: api.Client(c).ID, ConsentID: c.Param("id")}
 	if vs, ok := c.Request.Header["Psu-Ip-Address"]; ok {
 		v := ""
 		if len(vs) > 0 {

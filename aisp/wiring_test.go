@@ -6,7 +6,6 @@ import (
 	"github.com/bunqtpp/tpp/aisp"
 	"github.com/bunqtpp/tpp/api"
 	"github.com/bunqtpp/tpp/oauth"
-	"github.com/bunqtpp/tpp/web"
 )
 
 // The account routes live under the consents routes of package oauth; gin
@@ -14,20 +13,15 @@ import (
 func TestRoutesCoexistWithConsents(t *testing.T) {
 	t.Parallel()
 	s, svc := setup(t, aisp.Config{})
-	pages, err := web.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	oh, err := oauth.NewHandler(oauth.HandlerConfig{
-		Service: s.OAuth, Pages: pages, Auth: api.Authenticate(s.Clients), Client: api.ClientFromGin,
-	})
+	oh, err := oauth.NewHandler(s.OAuth)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := api.NewEngine(api.Options{})
-	oh.Register(e)
+	v1 := e.Group("/v1", api.Authenticate(s.Clients))
+	oh.Register(v1)
 	h, _ := aisp.NewHandler(svc)
-	h.Register(e.Group("/v1", api.Authenticate(s.Clients)))
+	h.Register(v1)
 	var paths []string
 	for _, r := range e.Routes() {
 		paths = append(paths, r.Method+" "+r.Path)

@@ -27,7 +27,9 @@ type Authenticator interface {
 const AuthCacheTTL = time.Second
 
 // Authenticate requires "Authorization: Bearer <api key>" and puts the
-// client on the request. Every failure answers the same 401, so a caller
+// client on the request (Client reads it). It is attached once, to the
+// /v1 group every fintech API route is mounted on (cmd/tpp), and
+// authenticate below is the only place a fintech request is authenticated. Every failure answers the same 401, so a caller
 // cannot tell an unknown key from a revoked one. A key a accepted less than
 // AuthCacheTTL ago is accepted again without asking a, which otherwise
 // costs a database read per request.
@@ -84,8 +86,18 @@ func ClientFromContext(ctx context.Context) *tpp.FintechClient {
 	return cl
 }
 
-// ClientFromGin returns the authenticated client of a request, or nil.
-func ClientFromGin(c *gin.Context) *tpp.FintechClient {
+// Client returns the fintech client of a request to a route of the
+// authenticated group (see Authenticate): set there before any handler
+// runs, so handlers never check for it. Outside the group it panics, which
+// the engine answers 500: a route mounted without authentication must not
+// be served.
+func Client(c *gin.Context) *tpp.FintechClient {
+	return c.MustGet(ctxClient).(*tpp.FintechClient)
+}
+
+// clientOf returns the authenticated client of a request, or nil (for
+// middleware that also runs outside the authenticated group).
+func clientOf(c *gin.Context) *tpp.FintechClient {
 	if v, ok := c.Get(ctxClient); ok {
 		return v.(*tpp.FintechClient)
 	}

@@ -63,7 +63,7 @@ func TestAuthCacheRevocation(t *testing.T) {
 	e := gin.New()
 	var seen *tpp.FintechClient
 	e.GET("/x", authenticate(ac, nil), func(c *gin.Context) {
-		seen = ClientFromGin(c)
+		seen = Client(c)
 		c.Status(http.StatusNoContent)
 	})
 	get := func(k string) int {

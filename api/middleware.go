@@ -141,7 +141,7 @@ func AccessLog(observe Observer) gin.HandlerFunc {
 }
 
 func clientIDForLog(c *gin.Context) string {
-	if cl := ClientFromGin(c); cl != nil {
+	if cl := clientOf(c); cl != nil {
 		return cl.ID
 	}
 	return ""

@@ -48,7 +48,7 @@ func RateLimit(allow RateLimiter, policy string) gin.HandlerFunc {
 // limit counts the request and reports whether it may go on; a refusal is
 // written here.
 func limit(c *gin.Context, allow RateLimiter, policy string) bool {
-	cl := ClientFromGin(c)
+	cl := clientOf(c)
 	if cl == nil {
 		Error(c, tpp.Errorf(tpp.EInternal, "rate limit without an authenticated client"))
 		return false

@@ -568,7 +568,7 @@ func (p *Provider) Verify(ctx context.Context, c *tpp.Consent) error {
 
 // ServerKey returns the bank's server public key as recorded in a context's
 // installation: the key that signs the bank's answers and its notification
-// callbacks (oauth.Config.CallbackKey).
+// callbacks (notify.Config.Key).
 func ServerKey(bc *psd2.Context) (*rsa.PublicKey, error) {
 	blob, err := bc.MarshalJSON()
 	if err != nil {

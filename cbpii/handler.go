@@ -6,7 +6,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/api"
 )
 
@@ -30,17 +29,12 @@ func (h *Handler) Register(rg *gin.RouterGroup) {
 func (h *Handler) confirm(c *gin.Context) {
 	// Answers about money are never stored by anyone on the way.
 	c.Header("Cache-Control", "no-store")
-	cl := api.ClientFromGin(c)
-	if cl == nil {
-		api.Error(c, tpp.Errorf(tpp.EUnauthorized, "the API key is missing"))
-		return
-	}
 	var in Request
 	if err := api.DecodeJSON(c, &in); err != nil {
 		api.Error(c, err)
 		return
 	}
-	res, err := h.svc.Confirm(c.Request.Context(), cl.ID, c.Param("id"), in)
+	res, err := h.svc.Confirm(c.Request.Context(), api.Client(c).ID, c.Param("id"), in)
 	if err != nil {
 		api.Error(c, err)
 		return

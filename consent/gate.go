@@ -10,6 +10,7 @@ package consent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/bunqtpp/tpp"
@@ -200,19 +201,46 @@ func (g *Gate) BankError(ctx context.Context, c *tpp.Consent, err error) error {
 	return mapped
 }
 
-// revoke records the bank's withdrawal. The answer to the client is
-// consent_revoked whatever happens here; failures are logged.
+// RecheckGrant asks the bank whether c's grant still holds and revokes c
+// when the bank refuses it. Package notify calls it for each consent an
+// OAUTH callback may concern: the callback itself is only a hint.
+func (g *Gate) RecheckGrant(ctx context.Context, c *tpp.Consent, requestID string) error {
+	err := g.contexts.Verify(ctx, c)
+	if err == nil {
+		g.log.InfoContext(ctx, "OAUTH callback: grant still valid", "consent_id", c.ID)
+		return nil
+	}
+	if !errors.Is(err, bankctx.ErrGrantRevoked) {
+		return fmt.Errorf("consent: re-check consent %s with the bank: %w", c.ID, err)
+	}
+	return g.recordRevocation(ctx, c, requestID, "grant withdrawn at bunq (OAUTH callback, confirmed with the bank)")
+}
+
+// revoke records the bank's withdrawal found by a refused call. The answer
+// to the client is consent_revoked whatever happens here; failures are
+// logged.
 func (g *Gate) revoke(ctx context.Context, c *tpp.Consent) {
 	ctx = context.WithoutCancel(ctx)
-	_, err := g.store.TransitionConsent(ctx, tpp.ConsentTransition{
-		ID: c.ID, From: tpp.ConsentActive, To: tpp.ConsentRevoked, Actor: tpp.ActorBank,
-		RequestID: api.RequestIDFromContext(ctx), Detail: "grant withdrawn at bunq (bank refused a call; confirmed with the bank)",
-	})
-	if err != nil && tpp.ErrorCode(err) != tpp.EConflict {
+	err := g.recordRevocation(ctx, c, api.RequestIDFromContext(ctx), "grant withdrawn at bunq (bank refused a call; confirmed with the bank)")
+	if err != nil {
 		g.log.WarnContext(ctx, "recording the bank's revocation failed", "consent_id", c.ID, "error", err)
 	}
-	if err := g.contexts.Purge(ctx, c.ID); err != nil {
-		g.log.WarnContext(ctx, "purging the context of a revoked consent failed", "consent_id", c.ID, "error", err)
+}
+
+// recordRevocation moves c to revoked (actor bank, audited) and purges its
+// context. A consent someone else moved first is not an error.
+func (g *Gate) recordRevocation(ctx context.Context, c *tpp.Consent, requestID, detail string) error {
+	_, err := g.store.TransitionConsent(ctx, tpp.ConsentTransition{
+		ID: c.ID, From: c.Status, To: tpp.ConsentRevoked, Actor: tpp.ActorBank, RequestID: requestID, Detail: detail,
+	})
+	if err != nil && tpp.ErrorCode(err) != tpp.EConflict {
+		return err
 	}
-	g.log.InfoContext(ctx, "consent revoked by the bank", "consent_id", c.ID)
+	if perr := g.contexts.Purge(ctx, c.ID); perr != nil {
+		return fmt.Errorf("consent: purge the context of revoked consent %s: %w", c.ID, perr)
+	}
+	if err == nil {
+		g.log.InfoContext(ctx, "consent revoked by the bank", "consent_id", c.ID)
+	}
+	return nil
 }

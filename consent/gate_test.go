@@ -10,7 +10,6 @@ import (
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/aisp"
 	"github.com/bunqtpp/tpp/aisp/aisptest"
-	"github.com/bunqtpp/tpp/api"
 	"github.com/bunqtpp/tpp/cbpii"
 	"github.com/bunqtpp/tpp/internal/banktest"
 	"github.com/bunqtpp/tpp/pisp"
@@ -51,11 +50,11 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ph, err := pisp.NewHandler(payments, api.Authenticate(s.Clients))
+	ph, err := pisp.NewHandler(payments)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ph.Register(s.Engine)
+	ph.Register(s.V1)
 	s.account = tpp.AccountID(s.Person.Accounts[0].ID)
 	for _, u := range s.Env.Users(t) {
 		if u.ID != s.Person.ID && len(u.Accounts) > 0 {

@@ -1,7 +1,8 @@
 // Package oauth is the end user's side of a consent: the consents API the
-// fintech calls, the browser flow that sends the user to bunq and back,
-// the activation of the consent with the user's own bunq context, and the
-// bank's notification callbacks.
+// fintech calls (Handler), the browser flow that sends the user to bunq and
+// back (Pages), and the activation of the consent with the user's own bunq
+// context. The bank's notification callbacks are package notify's; it
+// re-checks revoked grants through consent.Gate.RecheckGrant.
 //
 // Flow:
 //
@@ -11,7 +12,6 @@
 //	POST /connect/{id}/cancel         → 303 to return_url?consent_id=…&status=rejected&error=cancelled
 //	GET  /oauth/callback?code&state   → code exchange, user context, consent active,
 //	                                    303 to return_url?consent_id=…&status=active
-//	POST /bank/callbacks              → OAUTH (re-checked revocation), DRAFT_PAYMENT (hook)
 //
 // Security decisions:
 //
@@ -42,8 +42,7 @@
 //     an empty body: QueryTransport moves x/oauth2's form body into the
 //     query. The token URL then holds the client secret and the code, so
 //     exchange errors never carry the URL, and logs redact URLs.
-//   - An OAUTH callback is a hint only: each active consent of the named
-//     user is re-checked with the bank (a fresh context from its token) and
-//     revoked only if the bank refuses. With Config.CallbackKey, callbacks
-//     must also carry the bank's signature.
+//   - An OAUTH callback (package notify) is a hint only: each active
+//     consent of the named user is re-checked with the bank (consent.Gate.RecheckGrant:
+//     a fresh context from its token) and revoked only if the bank refuses.
 package oauth

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/api"
 	"github.com/bunqtpp/tpp/bankctx"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/web"
@@ -220,8 +221,8 @@ func (s *Service) Begin(ctx context.Context, id string) (authURL string, cookie 
 	if err != nil {
 		return "", nil, s.withReturn(ctx, err, id)
 	}
-	if s.hooks.OnContinue != nil {
-		if err := s.hooks.OnContinue(ctx, c); err != nil {
+	if s.payments != nil {
+		if err := s.payments.PrepareSingle(ctx, c, api.RequestIDFromContext(ctx)); err != nil {
 			return "", nil, s.withReturn(ctx, s.continueFailed(ctx, c.ID, err), id)
 		}
 	}
@@ -310,8 +311,8 @@ var (
 // and the consent becomes active.
 func (s *Service) Callback(ctx context.Context, in CallbackRequest) (*CallbackResult, error) {
 	res, consentID, err := s.callback(ctx, in)
-	if consentID != "" && s.hooks.AfterBank != nil {
-		s.hooks.AfterBank(ctx, consentID, in.RequestID)
+	if consentID != "" && s.payments != nil {
+		s.payments.AfterAuthorization(ctx, consentID, in.RequestID)
 		if err == nil {
 			res.Redirect = s.settledOutcome(ctx, consentID, res.Redirect)
 		}

@@ -2,7 +2,6 @@ package oauth
 
 import (
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -15,71 +14,51 @@ import (
 	"github.com/bunqtpp/tpp/web"
 )
 
-// Handler exposes the Service over HTTP: the consents API under /v1 and
-// the browser pages.
-type Handler struct {
-	svc    *Service
-	pages  *web.Renderer
-	auth   gin.HandlerFunc
-	client func(c *gin.Context) *tpp.FintechClient
-	log    *slog.Logger
+// Handler exposes the consents API of the Service.
+type Handler struct{ svc *Service }
+
+// NewHandler returns the consents API of svc.
+func NewHandler(svc *Service) (*Handler, error) {
+	if svc == nil {
+		return nil, errors.New("oauth: handler needs a Service")
+	}
+	return &Handler{svc: svc}, nil
 }
 
-// HandlerConfig holds the handler's dependencies.
-type HandlerConfig struct {
-	Service *Service
-	Pages   *web.Renderer
-	// Auth authenticates fintech API calls (api.Authenticate(...)) and
-	// Client reads the authenticated client back (api.ClientFromGin when nil).
-	Auth   gin.HandlerFunc
-	Client func(c *gin.Context) *tpp.FintechClient
-	Logger *slog.Logger
-}
-
-// NewHandler returns a Handler.
-func NewHandler(cfg HandlerConfig) (*Handler, error) {
-	if cfg.Service == nil || cfg.Pages == nil || cfg.Auth == nil {
-		return nil, errors.New("oauth: handler needs Service, Pages and Auth")
-	}
-	if cfg.Client == nil {
-		cfg.Client = api.ClientFromGin
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &Handler{svc: cfg.Service, pages: cfg.Pages, auth: cfg.Auth, client: cfg.Client, log: log}, nil
-}
-
-// Register mounts the routes: /v1/consents (authenticated), the consent
-// pages under /connect, /oauth/callback, /bank/callbacks and the pages'
-// stylesheet under /static/.
-func (h *Handler) Register(r *gin.Engine) {
-	v1 := r.Group("/v1", h.auth, h.requireClient)
+// Register mounts /v1/consents on v1, the authenticated /v1 group.
+func (h *Handler) Register(v1 *gin.RouterGroup) {
 	v1.POST("/consents", h.createConsent)
 	v1.GET("/consents", h.listConsents)
 	v1.GET("/consents/:id", h.getConsent)
 	v1.DELETE("/consents/:id", h.revokeConsent)
+}
 
-	r.GET("/static/*file", gin.WrapH(web.Static()))
-	r.GET("/connect/:id", h.connectPage)
-	r.POST("/connect/:id/continue", h.connectContinue)
-	r.POST("/connect/:id/cancel", h.connectCancel)
-	r.GET(CallbackPath, h.callback)
-	r.POST("/bank/callbacks", h.bankCallback)
+// Pages serves the browser flow of the Service: the consent pages and
+// bunq's redirect back.
+type Pages struct {
+	svc   *Service
+	pages *web.Renderer
+}
+
+// NewPages returns the browser flow of svc, rendered with pages.
+func NewPages(svc *Service, pages *web.Renderer) (*Pages, error) {
+	if svc == nil || pages == nil {
+		return nil, errors.New("oauth: pages need a Service and a web.Renderer")
+	}
+	return &Pages{svc: svc, pages: pages}, nil
+}
+
+// Register mounts the consent pages under /connect, /oauth/callback and
+// the pages' stylesheet under /static/ on rg, the engine's root group.
+func (h *Pages) Register(rg *gin.RouterGroup) {
+	rg.GET("/static/*file", gin.WrapH(web.Static()))
+	rg.GET("/connect/:id", h.connectPage)
+	rg.POST("/connect/:id/continue", h.connectContinue)
+	rg.POST("/connect/:id/cancel", h.connectCancel)
+	rg.GET(CallbackPath, h.callback)
 }
 
 // ---- JSON API
-
-// requireClient fails closed if the auth middleware let a request through
-// without a client.
-func (h *Handler) requireClient(c *gin.Context) {
-	if h.client(c) == nil {
-		api.Error(c, tpp.Errorf(tpp.EUnauthorized, "API key is missing or invalid"))
-		return
-	}
-	c.Next()
-}
 
 // ConsentJSON is a consent as the API shows it.
 type ConsentJSON struct {
@@ -149,7 +128,7 @@ func (h *Handler) createConsent(c *gin.Context) {
 		api.Error(c, err)
 		return
 	}
-	cons, err := h.svc.CreateConsent(c.Request.Context(), h.client(c), in, api.RequestID(c))
+	cons, err := h.svc.CreateConsent(c.Request.Context(), api.Client(c), in, api.RequestID(c))
 	if err != nil {
 		api.Error(c, err)
 		return
@@ -159,7 +138,7 @@ func (h *Handler) createConsent(c *gin.Context) {
 }
 
 func (h *Handler) getConsent(c *gin.Context) {
-	cons, err := h.svc.Consent(c.Request.Context(), h.client(c).ID, c.Param("id"))
+	cons, err := h.svc.Consent(c.Request.Context(), api.Client(c).ID, c.Param("id"))
 	if err != nil {
 		api.Error(c, err)
 		return
@@ -173,7 +152,7 @@ func (h *Handler) listConsents(c *gin.Context) {
 		api.Error(c, err)
 		return
 	}
-	page, err := h.svc.ListConsents(c.Request.Context(), h.client(c).ID, c.Query("user_ref"), p)
+	page, err := h.svc.ListConsents(c.Request.Context(), api.Client(c).ID, c.Query("user_ref"), p)
 	if err != nil {
 		api.Error(c, err)
 		return
@@ -192,7 +171,7 @@ func (h *Handler) listConsents(c *gin.Context) {
 }
 
 func (h *Handler) revokeConsent(c *gin.Context) {
-	cons, err := h.svc.Revoke(c.Request.Context(), h.client(c).ID, c.Param("id"), api.RequestID(c))
+	cons, err := h.svc.Revoke(c.Request.Context(), api.Client(c).ID, c.Param("id"), api.RequestID(c))
 	if err != nil {
 		api.Error(c, err)
 		return
@@ -204,7 +183,7 @@ func (h *Handler) revokeConsent(c *gin.Context) {
 
 // render writes a page. formTargets are the origins its forms may lead to
 // besides our own (CSP form-action also covers the redirect after a POST).
-func (h *Handler) render(c *gin.Context, status int, page string, data any, formTargets ...string) {
+func (h *Pages) render(c *gin.Context, status int, page string, data any, formTargets ...string) {
 	if err := h.pages.Render(c.Writer, status, page, api.RequestID(c), data, formTargets...); err != nil {
 		api.Logger(c).ErrorContext(c.Request.Context(), "rendering page failed", "page", page, "error", err)
 		c.String(http.StatusInternalServerError, "Something went wrong on our side. Please try again.")
@@ -212,7 +191,7 @@ func (h *Handler) render(c *gin.Context, status int, page string, data any, form
 	c.Abort()
 }
 
-func (h *Handler) pageError(c *gin.Context, err error) {
+func (h *Pages) pageError(c *gin.Context, err error) {
 	var pe *PageError
 	if !errors.As(err, &pe) {
 		pe = h.svc.unavailable(err)
@@ -225,7 +204,7 @@ func (h *Handler) pageError(c *gin.Context, err error) {
 	h.render(c, pe.Status, web.PageError, pe.Page)
 }
 
-func (h *Handler) connectPage(c *gin.Context) {
+func (h *Pages) connectPage(c *gin.Context) {
 	id := c.Param("id")
 	v, err := h.svc.Connect(c.Request.Context(), id)
 	if err != nil {
@@ -269,7 +248,7 @@ var errCSRF = pageErr(http.StatusForbidden, "Please start again from the page",
 	"We could not confirm that this request came from our page, so we stopped. Nothing has been shared.",
 	"Go back, reload the page and press the button again. If you came from another app, start again there.", nil)
 
-func (h *Handler) checkCSRF(c *gin.Context) bool {
+func (h *Pages) checkCSRF(c *gin.Context) bool {
 	cookie, _ := c.Cookie(h.svc.cookies.csrfName())
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 4<<10)
 	if !csrfValid(h.svc.csrfKey, cookie, c.Param("id"), c.PostForm(csrfFormField)) {
@@ -281,7 +260,7 @@ func (h *Handler) checkCSRF(c *gin.Context) bool {
 	return true
 }
 
-func (h *Handler) connectContinue(c *gin.Context) {
+func (h *Pages) connectContinue(c *gin.Context) {
 	if !h.checkCSRF(c) {
 		return
 	}
@@ -296,7 +275,7 @@ func (h *Handler) connectContinue(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, to)
 }
 
-func (h *Handler) connectCancel(c *gin.Context) {
+func (h *Pages) connectCancel(c *gin.Context) {
 	if !h.checkCSRF(c) {
 		return
 	}
@@ -309,7 +288,7 @@ func (h *Handler) connectCancel(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, to)
 }
 
-func (h *Handler) callback(c *gin.Context) {
+func (h *Pages) callback(c *gin.Context) {
 	q := c.Request.URL.Query()
 	res, err := h.svc.Callback(c.Request.Context(), CallbackRequest{
 		State: q.Get("state"), Code: q.Get("code"), Error: q.Get("error"),
@@ -334,47 +313,6 @@ func (h *Handler) callback(c *gin.Context) {
 	// The callback URL holds the code: never hand it on as a referrer.
 	c.Header("Referrer-Policy", "no-referrer")
 	c.Redirect(http.StatusSeeOther, res.Redirect)
-}
-
-// bankCallback receives bunq's notification callbacks. It answers fast and
-// tells the caller nothing: 200 for anything it accepted or ignored, 400
-// for a body that is not a notification, 401 for one refused by the
-// callback authentication (source range or signature, Config.CallbackAuth),
-// 503 when its re-checks are over their rate limit and 500 when a re-check
-// could not finish (bunq retries both).
-func (h *Handler) bankCallback(c *gin.Context) {
-	if c.Request.ContentLength > MaxCallbackBytes {
-		c.AbortWithStatus(http.StatusRequestEntityTooLarge)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxCallbackBytes))
-	if err != nil {
-		c.AbortWithStatus(http.StatusRequestEntityTooLarge)
-		return
-	}
-	if err := h.svc.cbAuth.check(c.Request, body); err != nil {
-		api.Logger(c).WarnContext(c.Request.Context(), "bank callback refused", "error", err)
-		c.AbortWithStatus(http.StatusUnauthorized)
-		return
-	}
-	n, err := ParseNotification(body)
-	if err != nil {
-		c.AbortWithStatus(http.StatusBadRequest)
-		return
-	}
-	err = h.svc.HandleNotification(c.Request.Context(), n, api.RequestID(c))
-	if errors.Is(err, ErrRecheckLimited) {
-		// bunq retries a failed callback a minute later.
-		c.Header("Retry-After", "60")
-		c.AbortWithStatus(http.StatusServiceUnavailable)
-		return
-	}
-	if err != nil {
-		api.Logger(c).WarnContext(c.Request.Context(), "bank callback not handled", "category", n.Category, "error", err)
-		c.AbortWithStatus(http.StatusInternalServerError)
-		return
-	}
-	c.Status(http.StatusOK)
 }
 
 // origin is the scheme://host of u, or "" when u has none.

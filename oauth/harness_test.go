@@ -137,18 +137,27 @@ func newHarnessBudget(t testing.TB, env *banktest.Env, keySource bankctx.Keys, b
 	if err != nil {
 		t.Fatal(err)
 	}
-	hd, err := NewHandler(HandlerConfig{
-		Service: h.svc, Pages: pages, Logger: s.Log,
-		Auth: api.Authenticate(h.clients),
-	})
+	g := gin.New()
+	g.Use(api.RequestIDMiddleware(s.Log), api.AccessLog(nil), api.Recover())
+	mount(t, g, h.svc, pages, api.Authenticate(h.clients))
+	s.Serve(g)
+	return h
+}
+
+// mount registers the consents API on an authenticated /v1 group and the
+// browser pages at the root, as cmd/tpp does.
+func mount(t testing.TB, g *gin.Engine, svc *Service, pages *web.Renderer, auth gin.HandlerFunc) {
+	t.Helper()
+	hd, err := NewHandler(svc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := gin.New()
-	g.Use(api.RequestIDMiddleware(s.Log), api.AccessLog(nil), api.Recover())
-	hd.Register(g)
-	s.Serve(g)
-	return h
+	pg, err := NewPages(svc, pages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd.Register(g.Group("/v1", auth))
+	pg.Register(&g.RouterGroup)
 }
 
 // ---- API helpers

@@ -4,12 +4,10 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -104,7 +102,9 @@ type Config struct {
 	States       States
 	BankContexts BankContexts
 	Deadlines    Deadlines
-	Callbacks    Callbacks
+	// Payments, when set, takes part in the browser flow for single
+	// payments (*pisp.Service).
+	Payments Payments
 	// Closes, when set, takes the revoked consents whose bunq session or
 	// Redis context could not be closed at once, for the janitor to retry.
 	Closes CloseQueue
@@ -114,26 +114,12 @@ type Config struct {
 	// Sealer seals a token kept in Redis for its own flow (see redeem).
 	// Replicas must share it; nil means a random key per process.
 	Sealer Sealer
-	// CallbackKey, when set, is the bank's server public key: notification
-	// callbacks must then carry a valid X-Bunq-Server-Signature, so forged
-	// ones are refused before any work (see bankctx.ServerKey). Without it
-	// callbacks are only hints that are re-checked with the bank.
-	CallbackKey *rsa.PublicKey
-	// CallbackAuth is how callbacks are authenticated: CallbackAuthIP
-	// (CallbackCIDRs), CallbackAuthSignature (CallbackKey) or
-	// CallbackAuthNone. Empty means signature when CallbackKey is set,
-	// else none.
-	CallbackAuth  string
-	CallbackCIDRs []netip.Prefix
 	// ActivationPatience is how long the OAuth callback keeps retrying a
 	// context creation that bunq rate limits (session-server: 1 per 30 s per
 	// IP, shared by every activation) before it fails the consent; 0 means
 	// DefaultActivationPatience. ActivationRetry is the pause between tries
 	// (0: 2 s).
 	ActivationPatience, ActivationRetry time.Duration
-	// RechecksPerMinute and UserRechecksPerMinute bound the bank re-checks
-	// callbacks cause, overall and per bunq user (0: the defaults).
-	RechecksPerMinute, UserRechecksPerMinute int
 
 	Clock  tpp.Clock
 	Logger *slog.Logger
@@ -150,12 +136,10 @@ type Service struct {
 	states   States
 	bank     BankContexts
 	due      Deadlines
-	hooks    Callbacks
+	payments Payments
 	closes   CloseQueue
 	audit    AuditLog
 	sealer   Sealer
-	cbAuth   callbackAuth
-	rechecks *recheckLimiter
 	patience time.Duration
 	retry    time.Duration
 
@@ -219,27 +203,22 @@ func New(cfg Config) (*Service, error) {
 	if backoff <= 0 {
 		backoff = 200 * time.Millisecond
 	}
-	cbAuth, err := newCallbackAuth(cfg)
-	if err != nil {
-		return nil, err
-	}
 	if pu.Scheme == "http" && !isLoopback(pu.Hostname()) {
 		log.Warn("oauth: the public URL is plain http: cookies cannot be Secure; use https outside development", "public_url", pu.String())
 	}
 	return &Service{
 		public: pu, exchange: ex, csrfKey: key, cookies: cookies{secure: pu.Scheme == "https"},
 		consents: cfg.Consents, clients: cfg.Clients, states: cfg.States, bank: cfg.BankContexts, due: cfg.Deadlines,
-		hooks: cfg.Callbacks, closes: cfg.Closes, audit: cfg.Audit, sealer: sealer, cbAuth: cbAuth,
+		payments: cfg.Payments, closes: cfg.Closes, audit: cfg.Audit, sealer: sealer,
 		acceptNoState: cfg.AcceptTokenWithoutState, exchangeAttempts: attempts, exchangeBackoff: backoff,
 		clock: clock, log: log,
-		rechecks: newRecheckLimiter(clock, cfg.RechecksPerMinute, cfg.UserRechecksPerMinute),
 		patience: cmp.Or(cfg.ActivationPatience, DefaultActivationPatience), retry: cmp.Or(cfg.ActivationRetry, 2*time.Second),
 	}, nil
 }
 
 // AuthorizeURL is where the fintech sends its user: {public}/connect/{id}.
 func (s *Service) AuthorizeURL(consentID string) string {
-	return s.public.String() + "/connect/" + url.PathEscape(consentID)
+	return AuthorizeURLs(s.public.String())(consentID)
 }
 
 // ---- consents API

@@ -14,39 +14,25 @@ import (
 )
 
 // Handler exposes the Service as the payments API.
-type Handler struct {
-	svc  *Service
-	auth gin.HandlerFunc
-}
+type Handler struct{ svc *Service }
 
-// NewHandler returns a Handler. auth authenticates fintech API calls
-// (api.Authenticate(...)); it must put the client where api.ClientFromGin
-// finds it.
-func NewHandler(svc *Service, auth gin.HandlerFunc) (*Handler, error) {
-	if svc == nil || auth == nil {
-		return nil, errors.New("pisp: handler needs a Service and an auth middleware")
+// NewHandler returns the handler of svc.
+func NewHandler(svc *Service) (*Handler, error) {
+	if svc == nil {
+		return nil, errors.New("pisp: handler needs a Service")
 	}
-	return &Handler{svc: svc, auth: auth}, nil
+	return &Handler{svc: svc}, nil
 }
 
-// Register mounts the payment routes under /v1.
-func (h *Handler) Register(r gin.IRouter) {
-	v1 := r.Group("/v1", h.auth)
+// Register mounts the payment routes on v1, the authenticated /v1 group
+// (consent parameter :id, as in packages oauth and aisp).
+func (h *Handler) Register(v1 *gin.RouterGroup) {
 	v1.POST("/consents/:id/payments", h.createPayment)
 	v1.GET("/consents/:id/payments", h.listPayments)
 	v1.GET("/consents/:id/payments/:payment_id", h.getPayment)
 	v1.DELETE("/consents/:id/payments/:payment_id", h.cancelPayment)
 	v1.POST("/single-payments", h.createSinglePayment)
 	v1.GET("/single-payments/:payment_id", h.getSinglePayment)
-}
-
-func client(c *gin.Context) (*tpp.FintechClient, bool) {
-	cl := api.ClientFromGin(c)
-	if cl == nil {
-		api.Error(c, tpp.Errorf(tpp.EUnauthorized, "send your API key as \"Authorization: Bearer <key>\""))
-		return nil, false
-	}
-	return cl, true
 }
 
 // readCreate reads what every create request needs: the Idempotency-Key,
@@ -101,10 +87,7 @@ func writeCreated(c *gin.Context, out *Created) {
 }
 
 func (h *Handler) createPayment(c *gin.Context) {
-	cl, ok := client(c)
-	if !ok {
-		return
-	}
+	cl := api.Client(c)
 	var req PaymentRequest
 	key, fp, ok := readCreate(c, &req)
 	if !ok {
@@ -121,10 +104,7 @@ func (h *Handler) createPayment(c *gin.Context) {
 }
 
 func (h *Handler) createSinglePayment(c *gin.Context) {
-	cl, ok := client(c)
-	if !ok {
-		return
-	}
+	cl := api.Client(c)
 	var req SinglePaymentRequest
 	key, fp, ok := readCreate(c, &req)
 	if !ok {
@@ -141,10 +121,7 @@ func (h *Handler) createSinglePayment(c *gin.Context) {
 }
 
 func (h *Handler) getPayment(c *gin.Context) {
-	cl, ok := client(c)
-	if !ok {
-		return
-	}
+	cl := api.Client(c)
 	p, err := h.svc.Payment(c.Request.Context(), cl.ID, c.Param("id"), c.Param("payment_id"), api.RequestID(c))
 	if err != nil {
 		api.Error(c, err)
@@ -154,10 +131,7 @@ func (h *Handler) getPayment(c *gin.Context) {
 }
 
 func (h *Handler) cancelPayment(c *gin.Context) {
-	cl, ok := client(c)
-	if !ok {
-		return
-	}
+	cl := api.Client(c)
 	p, err := h.svc.CancelPayment(c.Request.Context(), cl.ID, c.Param("id"), c.Param("payment_id"), api.RequestID(c))
 	if err != nil {
 		api.Error(c, err)
@@ -167,10 +141,7 @@ func (h *Handler) cancelPayment(c *gin.Context) {
 }
 
 func (h *Handler) listPayments(c *gin.Context) {
-	cl, ok := client(c)
-	if !ok {
-		return
-	}
+	cl := api.Client(c)
 	pr, err := pageRequest(c)
 	if err != nil {
 		api.Error(c, err)
@@ -196,10 +167,7 @@ func pageRequest(c *gin.Context) (tpp.PageRequest, error) {
 }
 
 func (h *Handler) getSinglePayment(c *gin.Context) {
-	cl, ok := client(c)
-	if !ok {
-		return
-	}
+	cl := api.Client(c)
 	p, authURL, err := h.svc.SinglePayment(c.Request.Context(), cl.ID, c.Param("payment_id"), api.RequestID(c))
 	if err != nil {
 		api.Error(c, err)

@@ -21,6 +21,7 @@ import (
 	"github.com/bunqtpp/tpp/internal/apitest"
 	"github.com/bunqtpp/tpp/internal/banktest"
 	"github.com/bunqtpp/tpp/internal/stacktest"
+	"github.com/bunqtpp/tpp/notify"
 	"github.com/bunqtpp/tpp/oauth"
 	"github.com/bunqtpp/tpp/pisp"
 	"github.com/bunqtpp/tpp/psd2"
@@ -98,60 +99,64 @@ func newHarness(t *testing.T, o options) *harness {
 		}
 	}
 
-	// The OAuth service hands DRAFT_PAYMENT callbacks to pisp, which is
-	// made after it (it needs the service's authorize URLs).
-	var svc *pisp.Service
+	// pisp takes part in the OAuth service's browser flow, so it is made
+	// first, with the authorize URLs the service will serve; the callback
+	// endpoint hands it DRAFT_PAYMENT notifications.
 	var err error
 	h.gate, err = consent.NewGate(consent.Config{
 		Store: h.consents, BankContexts: h.provider, Clock: h.clock, Logger: s.Log,
-		AuthorizeURL: func(id string) string { return h.oauth.AuthorizeURL(id) },
+		AuthorizeURL: oauth.AuthorizeURLs(s.URL),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.oauth, err = oauth.New(oauth.Config{
-		PublicURL: s.URL, Clock: h.clock, Logger: s.Log,
-		Bank:     oauth.BankOAuth{ClientID: h.bank.ClientID, ClientSecret: h.bank.ClientSecret, AuthURL: s.AuthURL(), TokenURL: s.TokenURL()},
-		Consents: h.consents, Clients: h.clients, States: s.States(), BankContexts: h.provider, Deadlines: h.gate,
-		Callbacks: oauth.Callbacks{OnDraftPayment: func(ctx context.Context, n oauth.Notification) error {
-			return svc.OnDraftPayment(ctx, n.ObjectType, n.Object, api.RequestIDFromContext(ctx))
-		}, OnContinue: func(ctx context.Context, c *tpp.Consent) error {
-			return svc.PrepareSingle(ctx, c, api.RequestIDFromContext(ctx))
-		}, AfterBank: func(ctx context.Context, consentID, requestID string) {
-			svc.AfterAuthorization(ctx, consentID, requestID)
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err = pisp.New(pisp.Config{
+	svc, err := pisp.New(pisp.Config{
 		Payments: h.payments, Consents: h.consents, Idempotency: sqlite.NewIdempotencyStore(s.DB),
 		Bank: h.bc, Contexts: h.provider, Gate: h.gate,
 		TPP:          pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return h.bank.Context, nil }),
-		AuthorizeURL: h.oauth.AuthorizeURL, Events: sqlite.NewOutbox(s.DB), PollInterval: o.pollInterval, PollBatch: o.pollBatch,
+		AuthorizeURL: oauth.AuthorizeURLs(s.URL), Events: sqlite.NewOutbox(s.DB), PollInterval: o.pollInterval, PollBatch: o.pollBatch,
 		Clock: h.clock, Logger: s.Log,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.svc = svc
+	h.oauth, err = oauth.New(oauth.Config{
+		PublicURL: s.URL, Clock: h.clock, Logger: s.Log,
+		Bank:     oauth.BankOAuth{ClientID: h.bank.ClientID, ClientSecret: h.bank.ClientSecret, AuthURL: s.AuthURL(), TokenURL: s.TokenURL()},
+		Consents: h.consents, Clients: h.clients, States: s.States(), BankContexts: h.provider, Deadlines: h.gate,
+		Payments: svc,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callbacks, err := notify.New(notify.Config{Consents: h.consents, Grants: h.gate, Drafts: svc, Clock: h.clock, Logger: s.Log})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	pages, err := web.New("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := api.Authenticate(h.clients)
-	od, err := oauth.NewHandler(oauth.HandlerConfig{Service: h.oauth, Pages: pages, Logger: s.Log, Auth: auth, Client: api.ClientFromGin})
+	od, err := oauth.NewHandler(h.oauth)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pd, err := pisp.NewHandler(svc, auth)
+	flow, err := oauth.NewPages(h.oauth, pages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd, err := pisp.NewHandler(svc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := api.NewEngine(api.Options{Logger: s.Log})
-	od.Register(g)
-	pd.Register(g)
+	v1 := g.Group("/v1", api.Authenticate(h.clients))
+	od.Register(v1)
+	pd.Register(v1)
+	flow.Register(&g.RouterGroup)
+	callbacks.Register(&g.RouterGroup)
 	s.Serve(g)
 
 	h.v = apitest.NewValidator(t)

@@ -12,13 +12,10 @@
 // every status change.
 //
 // Wiring (cmd/tpp): New with the sqlite stores, the psd2 client, the
-// bankctx provider, the TPP's own context and the OAuth service's
-// AuthorizeURL; NewHandler(svc, auth).Register(engine); run svc.Run as a
-// worker; and hand DRAFT_PAYMENT callbacks over in oauth.Config.Callbacks:
-//
-//	OnDraftPayment: func(ctx context.Context, n oauth.Notification) error {
-//		return svc.OnDraftPayment(ctx, n.ObjectType, n.Object, api.RequestIDFromContext(ctx))
-//	}
+// bankctx provider, the TPP's own context and oauth.AuthorizeURLs;
+// NewHandler(svc).Register on the authenticated /v1 group; run svc.Run as
+// a worker; and pass svc as oauth.Config.Payments (the browser flow) and
+// notify.Config.Drafts (DRAFT_PAYMENT callbacks).
 package pisp
 
 import (

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bunqtpp/tpp/oauth"
+	"github.com/bunqtpp/tpp/notify"
 	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/seal"
 )
@@ -320,11 +320,11 @@ func (c *config) callbackAuth() (string, []netip.Prefix, error) {
 	if mode == "auto" || mode == "" {
 		switch c.BankEnv {
 		case "production":
-			mode = oauth.CallbackAuthIP
+			mode = notify.AuthIP
 		case "emulated":
-			mode = oauth.CallbackAuthSignature
+			mode = notify.AuthSignature
 		default:
-			mode = oauth.CallbackAuthNone
+			mode = notify.AuthNone
 		}
 	}
 	var cidrs []netip.Prefix
@@ -339,14 +339,14 @@ func (c *config) callbackAuth() (string, []netip.Prefix, error) {
 		cidrs = append(cidrs, p.Masked())
 	}
 	switch mode {
-	case oauth.CallbackAuthIP:
+	case notify.AuthIP:
 		if len(cidrs) == 0 && c.BankEnv == "production" {
-			cidrs = []netip.Prefix{oauth.BunqProductionCallbackRange}
+			cidrs = []netip.Prefix{notify.BunqProductionRange}
 		}
 		if len(cidrs) == 0 {
 			return "", nil, errors.New("setting --bank-callback-auth ($TPP_BANK_CALLBACK_AUTH) = ip needs --bank-callback-cidrs ($TPP_BANK_CALLBACK_CIDRS) outside production")
 		}
-	case oauth.CallbackAuthSignature, oauth.CallbackAuthNone:
+	case notify.AuthSignature, notify.AuthNone:
 	default:
 		return "", nil, fmt.Errorf("setting --bank-callback-auth ($TPP_BANK_CALLBACK_AUTH) = %q: use ip, signature, none or auto", c.CallbackAuth)
 	}

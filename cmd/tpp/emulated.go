@@ -15,7 +15,7 @@ import (
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/certs"
-	"github.com/bunqtpp/tpp/oauth"
+	"github.com/bunqtpp/tpp/notify"
 	"github.com/bunqtpp/tpp/sandbox"
 )
 
@@ -33,7 +33,7 @@ func startEmulatedBank(ctx context.Context, a *app, out io.Writer) (bankURLs, fu
 	// The emulated bank signs its callbacks only when the TPP checks
 	// signatures (--bank-callback-auth signature, the default for emulated).
 	mode, _, _ := a.cfg.callbackAuth()
-	signCallbacks := mode == oauth.CallbackAuthSignature
+	signCallbacks := mode == notify.AuthSignature
 	// Rate limits count per installation here, not per IP as at bunq: a
 	// developer's flows through one loopback IP would otherwise wait 30 s
 	// per authorization. Tests of the per-IP behaviour use banktest.

@@ -34,6 +34,7 @@ import (
 	"github.com/bunqtpp/tpp/janitor"
 	"github.com/bunqtpp/tpp/logging"
 	"github.com/bunqtpp/tpp/metrics"
+	"github.com/bunqtpp/tpp/notify"
 	"github.com/bunqtpp/tpp/oauth"
 	"github.com/bunqtpp/tpp/pisp"
 	"github.com/bunqtpp/tpp/postgres"
@@ -567,9 +568,6 @@ func (a *app) services(ctx context.Context) error {
 	a.hooks = hooks
 	a.workers = append(a.workers, hooks.Run)
 
-	// oauth hands DRAFT_PAYMENT callbacks to pisp, and pisp builds its
-	// authorize URLs with oauth: the closure breaks the cycle.
-	var payments *pisp.Service
 	// Bank callbacks are authenticated by source range (production), by the
 	// emulated bank's signature, or not at all (bunq's sandbox); either way
 	// they are hints re-checked at the bank at a bounded rate.
@@ -578,16 +576,38 @@ func (a *app) services(ctx context.Context) error {
 		return err
 	}
 	var callbackKey *rsa.PublicKey
-	if cbMode == oauth.CallbackAuthSignature {
+	if cbMode == notify.AuthSignature {
 		if callbackKey, err = bankctx.ServerKey(a.tppCtx); err != nil {
 			return fmt.Errorf("the registration's bank server key: %w", err)
 		}
 	}
-	// The one consent gate; it names oauth's consent page, and oauth reads
-	// consents through its deadlines.
+	// The one consent gate: where a consent may be used. It names oauth's
+	// consent page in reauthorize_url; oauth, the roles and the janitor
+	// apply its deadlines.
 	gate, err := consent.NewGate(consent.Config{
 		Store: consents, BankContexts: a.ctxs, Clock: a.clock, Logger: a.log,
-		AuthorizeURL: func(id string) string { return a.oauth.AuthorizeURL(id) },
+		AuthorizeURL: oauth.AuthorizeURLs(cfg.PublicURL),
+	})
+	if err != nil {
+		return err
+	}
+	// pisp takes part in oauth's browser flow (Config.Payments), so it is
+	// made first, with the authorize URLs oauth will serve.
+	payments, err := pisp.New(pisp.Config{
+		Payments:        a.store.payments,
+		Consents:        consents,
+		Idempotency:     a.store.idempotency,
+		Bank:            a.psd2,
+		Contexts:        a.ctxs,
+		Gate:            gate,
+		TPP:             pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return a.tppCtx, nil }),
+		AuthorizeURL:    oauth.AuthorizeURLs(cfg.PublicURL),
+		Events:          a.store.outbox,
+		OnUnknownStatus: a.metrics.UnknownBankStatus,
+		OnPollRound:     a.metrics.PollRound,
+		PollInterval:    cfg.PollInterval,
+		Clock:           a.clock,
+		Logger:          a.log,
 	})
 	if err != nil {
 		return err
@@ -606,29 +626,33 @@ func (a *app) services(ctx context.Context) error {
 		Audit:   a.store.audit,
 		// Off unless the operator accepts token answers without state.
 		AcceptTokenWithoutState: cfg.AcceptTokenWithoutState,
-		CallbackKey:             callbackKey,
-		CallbackAuth:            cbMode,
-		CallbackCIDRs:           cbCIDRs,
 		Consents:                consents,
 		Clients:                 clients,
 		States:                  redis.NewStateStore(a.rdb, keys, 0, a.clock),
 		BankContexts:            a.ctxs,
 		Deadlines:               gate,
 		Closes:                  consents,
-		Callbacks: oauth.Callbacks{OnDraftPayment: func(ctx context.Context, n oauth.Notification) error {
-			return payments.OnDraftPayment(ctx, n.ObjectType, n.Object, api.RequestIDFromContext(ctx))
-		}, OnContinue: func(ctx context.Context, c *tpp.Consent) error {
-			return payments.PrepareSingle(ctx, c, api.RequestIDFromContext(ctx))
-		}, AfterBank: func(ctx context.Context, consentID, requestID string) {
-			payments.AfterAuthorization(ctx, consentID, requestID)
-		}},
-		Clock:  a.clock,
-		Logger: a.log,
+		Payments:                payments,
+		Clock:                   a.clock,
+		Logger:                  a.log,
 	})
 	if err != nil {
 		return err
 	}
 	a.oauth = svc
+	callbacks, err := notify.New(notify.Config{
+		Consents: consents,
+		Grants:   gate,
+		Drafts:   payments,
+		Key:      callbackKey,
+		Auth:     cbMode,
+		CIDRs:    cbCIDRs,
+		Clock:    a.clock,
+		Logger:   a.log,
+	})
+	if err != nil {
+		return err
+	}
 
 	pages, err := web.NewBranded(web.Branding{Name: cfg.TPPName, LegalEntity: cfg.TPPLegalEntity, Licence: cfg.TPPLicence, PrivacyURL: cfg.TPPPrivacyURL})
 	if err != nil {
@@ -645,14 +669,22 @@ func (a *app) services(ctx context.Context) error {
 	}
 	apidoc.Register(a.engine)
 	apidoc.RegisterHome(a.engine)
-	h, err := oauth.NewHandler(oauth.HandlerConfig{Service: svc, Pages: pages, Auth: auth, Client: api.ClientFromGin, Logger: a.log})
-	if err != nil {
+	// The browser's pages and the bank's callbacks, at the root.
+	root := &a.engine.RouterGroup
+	if err := mount(root)(oauth.NewPages(svc, pages)); err != nil {
 		return err
 	}
-	h.Register(a.engine)
+	callbacks.Register(root)
 
-	// The fintech API of the PSD2 roles, behind API-key authentication.
+	// The fintech API of the PSD2 roles: the one group behind API-key
+	// authentication (and the per-client rate limit).
 	v1 := a.engine.Group("/v1", auth)
+	if err := mount(v1)(oauth.NewHandler(svc)); err != nil {
+		return err
+	}
+	if err := mount(v1)(pisp.NewHandler(payments)); err != nil {
+		return err
+	}
 	accounts, err := aisp.New(aisp.Config{
 		Gate:      gate,
 		Bank:      a.psd2,
@@ -677,25 +709,6 @@ func (a *app) services(ctx context.Context) error {
 		return err
 	}
 
-	payments, err = pisp.New(pisp.Config{
-		Payments:        a.store.payments,
-		Consents:        consents,
-		Idempotency:     a.store.idempotency,
-		Bank:            a.psd2,
-		Contexts:        a.ctxs,
-		Gate:            gate,
-		TPP:             pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return a.tppCtx, nil }),
-		AuthorizeURL:    svc.AuthorizeURL,
-		Events:          a.store.outbox,
-		OnUnknownStatus: a.metrics.UnknownBankStatus,
-		OnPollRound:     a.metrics.PollRound,
-		PollInterval:    cfg.PollInterval,
-		Clock:           a.clock,
-		Logger:          a.log,
-	})
-	if err != nil {
-		return err
-	}
 	// One replica polls per round; the others skip it.
 	pollLocks := redis.NewLocker(a.rdb, a.rkeys)
 	a.workers = append(a.workers, func(ctx context.Context) error { return payments.RunExclusive(ctx, pollLocks) })
@@ -710,11 +723,6 @@ func (a *app) services(ctx context.Context) error {
 		Logger:      a.log,
 	}
 	a.workers = append(a.workers, sweeper.Run)
-	ph, err := pisp.NewHandler(payments, auth)
-	if err != nil {
-		return err
-	}
-	ph.Register(a.engine)
 	return nil
 }
 
@@ -738,7 +746,8 @@ func (a *app) authenticate(clients api.Authenticator) (gin.HandlerFunc, error) {
 	return api.AuthenticateLimited(clients, allow, policy), nil
 }
 
-// routes is a role's handler: it adds its routes to the /v1 group.
+// routes is a package's handler: it adds its routes to a group (the
+// authenticated /v1 group, or the root for pages and callbacks).
 type routes interface{ Register(*gin.RouterGroup) }
 
 // mount returns a func that registers a handler, straight from its

@@ -1,4 +1,4 @@
-package oauth
+package notify
 
 import (
 	"encoding/json"

@@ -1,14 +1,18 @@
-package oauth
+// Package notify receives bunq's notification callbacks (POST
+// /bank/callbacks) and hands each category to the service that owns it:
+// OAUTH revocations to the consents (package oauth re-checks each grant
+// with the bank), DRAFT_PAYMENT to the payments (package pisp). Callbacks
+// are authenticated by source range or signature (auth.go), and every one
+// is only a hint that is re-checked at the bank at a bounded rate.
+package notify
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 
 	"github.com/bunqtpp/tpp"
-	"github.com/bunqtpp/tpp/bankctx"
 )
 
 // Notification is one bunq notification callback (a NotificationUrl).
@@ -20,29 +24,11 @@ type Notification struct {
 	Object     json.RawMessage // the object itself
 }
 
-// Callbacks lets other packages handle the notification categories they
-// own. OAUTH is handled here.
-type Callbacks struct {
-	// OnDraftPayment receives DRAFT_PAYMENT notifications (pisp). An error
-	// makes the endpoint answer 500 so that bunq retries.
-	OnDraftPayment func(ctx context.Context, n Notification) error
-	// OnContinue runs as the user continues from our consent page to the
-	// bank, before a state is made; an error stops the trip with an error
-	// page. pisp makes a single payment's PSP draft here: bunq shows every
-	// pending PSP draft on its page, so none may exist before its flow.
-	OnContinue func(ctx context.Context, c *tpp.Consent) error
-	// AfterBank runs after every trip back from the bank that this browser
-	// started, whatever its outcome, before the browser is sent on. pisp
-	// settles the PSP drafts bunq's page decided (all of them, not only
-	// this consent's).
-	AfterBank func(ctx context.Context, consentID, requestID string)
-}
-
 // MaxCallbackBytes caps a notification body; bunq's are a few KiB.
 const MaxCallbackBytes = 64 << 10
 
 // ErrBadNotification is a body that is not a notification.
-var ErrBadNotification = errors.New("oauth: not a bunq notification")
+var ErrBadNotification = errors.New("notify: not a bunq notification")
 
 // ParseNotification decodes {"NotificationUrl": {...}}.
 func ParseNotification(body []byte) (Notification, error) {
@@ -68,17 +54,17 @@ func ParseNotification(body []byte) (Notification, error) {
 	return n, nil
 }
 
-// HandleNotification acts on a bank notification. OAUTH is only a hint
-// that a grant was withdrawn: every consent it may concern is re-checked
-// with the bank, and only those the bank refuses become revoked. Unknown
-// categories are ignored.
-func (s *Service) HandleNotification(ctx context.Context, n Notification, requestID string) error {
+// Handle acts on a bank notification. OAUTH is only a hint that a grant
+// was withdrawn: every consent it may concern is re-checked with the bank
+// (Grants), and only those the bank refuses become revoked. DRAFT_PAYMENT
+// goes to Drafts. Unknown categories are ignored.
+func (h *Handler) Handle(ctx context.Context, n Notification, requestID string) error {
 	switch n.Category {
 	case "OAUTH":
-		return s.checkGrants(ctx, n, requestID)
+		return h.checkGrants(ctx, n, requestID)
 	case "DRAFT_PAYMENT":
-		if s.hooks.OnDraftPayment != nil {
-			return s.hooks.OnDraftPayment(ctx, n)
+		if h.drafts != nil {
+			return h.drafts.OnDraftPayment(ctx, n.ObjectType, n.Object, requestID)
 		}
 	}
 	return nil
@@ -88,21 +74,21 @@ func (s *Service) HandleNotification(ctx context.Context, n Notification, reques
 const maxChecks = 20
 
 // ActiveConsentLister lists the oldest-checked active consents of the TPP
-// (sqlite.ConsentService). When the consent store has it, an OAUTH callback
+// (*sqlite.ConsentService). When the consent store has it, an OAUTH callback
 // that names no bunq user falls back to re-checking up to maxChecks of them
 // (bunq does not document the revocation payload).
 type ActiveConsentLister interface {
 	ActiveConsents(ctx context.Context, limit int) ([]*tpp.Consent, error)
 }
 
-func (s *Service) checkGrants(ctx context.Context, n Notification, requestID string) error {
+func (h *Handler) checkGrants(ctx context.Context, n Notification, requestID string) error {
 	ids := grantUserIDs(n.Object)
 	if len(ids) == 0 {
-		return s.checkAllGrants(ctx, requestID)
+		return h.checkAllGrants(ctx, requestID)
 	}
 	checked := 0
 	for _, uid := range ids {
-		cs, err := s.consents.ConsentsByBunqUser(ctx, uid)
+		cs, err := h.consents.ConsentsByBunqUser(ctx, uid)
 		if err != nil {
 			return err
 		}
@@ -116,10 +102,10 @@ func (s *Service) checkGrants(ctx context.Context, n Notification, requestID str
 				return nil
 			}
 			checked++
-			if err := s.rechecks.take(uid); err != nil {
+			if err := h.rechecks.take(uid); err != nil {
 				return err
 			}
-			if err := s.recheck(ctx, c, requestID); err != nil {
+			if err := h.grants.RecheckGrant(ctx, c, requestID); err != nil {
 				return err
 			}
 		}
@@ -129,50 +115,24 @@ func (s *Service) checkGrants(ctx context.Context, n Notification, requestID str
 
 // checkAllGrants is the fallback for an OAUTH callback without a user id:
 // a bounded re-check of the TPP's active consents, under the overall limit.
-func (s *Service) checkAllGrants(ctx context.Context, requestID string) error {
-	lister, ok := s.consents.(ActiveConsentLister)
+func (h *Handler) checkAllGrants(ctx context.Context, requestID string) error {
+	lister, ok := h.consents.(ActiveConsentLister)
 	if !ok {
-		s.log.WarnContext(ctx, "OAUTH callback names no bunq user and the store cannot list active consents: ignored")
+		h.log.WarnContext(ctx, "OAUTH callback names no bunq user and the store cannot list active consents: ignored")
 		return nil
 	}
 	cs, err := lister.ActiveConsents(ctx, maxChecks)
 	if err != nil {
 		return err
 	}
-	s.log.InfoContext(ctx, "OAUTH callback names no bunq user: re-checking active consents", "consents", len(cs))
+	h.log.InfoContext(ctx, "OAUTH callback names no bunq user: re-checking active consents", "consents", len(cs))
 	for _, c := range cs {
-		if err := s.rechecks.take(0); err != nil {
+		if err := h.rechecks.take(0); err != nil {
 			return err
 		}
-		if err := s.recheck(ctx, c, requestID); err != nil {
+		if err := h.grants.RecheckGrant(ctx, c, requestID); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// recheck revokes c if the bank no longer accepts its grant.
-func (s *Service) recheck(ctx context.Context, c *tpp.Consent, requestID string) error {
-	err := s.bank.Verify(ctx, c)
-	if err == nil {
-		s.log.InfoContext(ctx, "OAUTH callback: grant still valid", "consent_id", c.ID)
-		return nil
-	}
-	if !errors.Is(err, bankctx.ErrGrantRevoked) {
-		return fmt.Errorf("oauth: re-check consent %s with the bank: %w", c.ID, err)
-	}
-	_, terr := s.consents.TransitionConsent(ctx, tpp.ConsentTransition{
-		ID: c.ID, From: c.Status, To: tpp.ConsentRevoked, Actor: tpp.ActorBank, RequestID: requestID,
-		Detail: "grant withdrawn at bunq (OAUTH callback, confirmed with the bank)",
-	})
-	if terr != nil && tpp.ErrorCode(terr) != tpp.EConflict {
-		return terr
-	}
-	if err := s.bank.Purge(ctx, c.ID); err != nil {
-		return err
-	}
-	if terr == nil {
-		s.log.InfoContext(ctx, "OAUTH callback: consent revoked by the bank", "consent_id", c.ID)
 	}
 	return nil
 }

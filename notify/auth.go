@@ -1,4 +1,4 @@
-package oauth
+package notify
 
 import (
 	"crypto/rsa"
@@ -14,24 +14,24 @@ import (
 	"github.com/bunqtpp/tpp/psd2"
 )
 
-// How bank callbacks are authenticated (Config.CallbackAuth). bunq documents
+// How bank callbacks are authenticated (Config.Auth). bunq documents
 // no signature on callbacks: it names its source ranges instead
 // (production 185.40.108.0/22; sandbox: changing AWS addresses). Whatever
 // the mode, a callback is only a hint that is re-checked at the bank.
 const (
-	// CallbackAuthIP accepts callbacks whose TCP peer is inside one of
-	// Config.CallbackCIDRs.
-	CallbackAuthIP = "ip"
-	// CallbackAuthSignature requires X-Bunq-Server-Signature by the bank's
-	// server key (Config.CallbackKey): the emulator's option, not bunq's.
-	CallbackAuthSignature = "signature"
-	// CallbackAuthNone accepts every callback (still only a hint).
-	CallbackAuthNone = "none"
+	// AuthIP accepts callbacks whose TCP peer is inside one of
+	// Config.CIDRs.
+	AuthIP = "ip"
+	// AuthSignature requires X-Bunq-Server-Signature by the bank's
+	// server key (Config.Key): the emulator's option, not bunq's.
+	AuthSignature = "signature"
+	// AuthNone accepts every callback (still only a hint).
+	AuthNone = "none"
 )
 
-// BunqProductionCallbackRange is the source range of bunq's production
+// BunqProductionRange is the source range of bunq's production
 // callbacks (bunq's callback documentation).
-var BunqProductionCallbackRange = netip.MustParsePrefix("185.40.108.0/22")
+var BunqProductionRange = netip.MustParsePrefix("185.40.108.0/22")
 
 // callbackAuth checks inbound callbacks before they are parsed.
 type callbackAuth struct {
@@ -41,44 +41,44 @@ type callbackAuth struct {
 }
 
 func newCallbackAuth(cfg Config) (callbackAuth, error) {
-	mode := cfg.CallbackAuth
+	mode := cfg.Auth
 	if mode == "" {
-		mode = CallbackAuthNone
-		if cfg.CallbackKey != nil {
-			mode = CallbackAuthSignature
+		mode = AuthNone
+		if cfg.Key != nil {
+			mode = AuthSignature
 		}
 	}
-	a := callbackAuth{mode: mode, key: cfg.CallbackKey, cidrs: cfg.CallbackCIDRs}
+	a := callbackAuth{mode: mode, key: cfg.Key, cidrs: cfg.CIDRs}
 	switch mode {
-	case CallbackAuthSignature:
+	case AuthSignature:
 		if a.key == nil {
-			return a, errors.New("oauth: callback auth signature needs the bank's server key")
+			return a, errors.New("notify: callback auth signature needs the bank's server key")
 		}
-	case CallbackAuthIP:
+	case AuthIP:
 		if len(a.cidrs) == 0 {
-			return a, errors.New("oauth: callback auth ip needs at least one CIDR")
+			return a, errors.New("notify: callback auth ip needs at least one CIDR")
 		}
-	case CallbackAuthNone:
+	case AuthNone:
 	default:
-		return a, fmt.Errorf("oauth: callback auth %q: use ip, signature or none", mode)
+		return a, fmt.Errorf("notify: callback auth %q: use ip, signature or none", mode)
 	}
 	return a, nil
 }
 
 // errCallbackRefused is a callback from an unknown source or with a bad
 // signature.
-var errCallbackRefused = errors.New("oauth: callback refused")
+var errCallbackRefused = errors.New("notify: callback refused")
 
 // check authenticates a callback by its TCP peer or signature. The peer is
 // the connection's address, never a forwarding header, which anyone could
 // set.
 func (a callbackAuth) check(r *http.Request, body []byte) error {
 	switch a.mode {
-	case CallbackAuthSignature:
+	case AuthSignature:
 		if err := psd2.Verify(a.key, body, r.Header.Get("X-Bunq-Server-Signature")); err != nil {
 			return fmt.Errorf("%w: %w", errCallbackRefused, err)
 		}
-	case CallbackAuthIP:
+	case AuthIP:
 		host, _, err := net.SplitHostPort(r.RemoteAddr)
 		if err != nil {
 			host = r.RemoteAddr
@@ -110,7 +110,7 @@ const (
 )
 
 // ErrRecheckLimited: the callback's re-checks are over the rate limit.
-var ErrRecheckLimited = errors.New("oauth: callback re-checks are rate limited; the bank retries")
+var ErrRecheckLimited = errors.New("notify: callback re-checks are rate limited; the bank retries")
 
 type recheckLimiter struct {
 	clock         tpp.Clock

@@ -1,4 +1,4 @@
-package oauth
+package notify
 
 import (
 	"context"
@@ -14,8 +14,6 @@ import (
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/bankctx"
-	"github.com/bunqtpp/tpp/internal/banktest"
-	"github.com/bunqtpp/tpp/internal/stacktest"
 	"github.com/bunqtpp/tpp/psd2"
 )
 
@@ -48,7 +46,7 @@ func TestCallbackAuthBySourceRange(t *testing.T) {
 		status int
 	}{{"185.40.108.0/22", http.StatusUnauthorized}, {"127.0.0.0/8", http.StatusOK}} {
 		h := newHarnessWith(t, nil, nil, func(_ *harness, c *Config) {
-			c.CallbackAuth, c.CallbackCIDRs = CallbackAuthIP, []netip.Prefix{netip.MustParsePrefix(tc.cidr)}
+			c.Auth, c.CIDRs = AuthIP, []netip.Prefix{netip.MustParsePrefix(tc.cidr)}
 		})
 		id := h.connect()
 		c := h.consent(id)
@@ -77,7 +75,7 @@ func TestCallbackAuthBySourceRange(t *testing.T) {
 func TestCallbackRechecksAreBounded(t *testing.T) {
 	t.Parallel()
 	h := newHarnessWith(t, nil, nil, func(_ *harness, c *Config) {
-		c.CallbackAuth, c.RechecksPerMinute, c.UserRechecksPerMinute = CallbackAuthNone, 2, 1
+		c.Auth, c.RechecksPerMinute, c.UserRechecksPerMinute = AuthNone, 2, 1
 	})
 	a, b := h.connect(), h.connect() // one bunq user, two consents
 	user := h.consent(a).BunqUserID
@@ -126,7 +124,7 @@ func TestReplayedSignedCallbackIsHarmless(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.CallbackAuth, c.CallbackKey = CallbackAuthSignature, key
+		c.Auth, c.Key = AuthSignature, key
 	})
 	h.env.SetCallbackSigning(t, true)
 	// A second OAUTH target (bunq allows 2 per category) records the bank's
@@ -155,55 +153,5 @@ func TestReplayedSignedCallbackIsHarmless(t *testing.T) {
 	}
 	if got := h.consent(second); got.Status != tpp.ConsentActive {
 		t.Fatalf("replayed callback moved the new consent to %s", got.Status)
-	}
-}
-
-// TestConcurrentActivationsUnderPerIPLimits: bunq allows one session-server
-// call per 30 s per IP. Five users authorizing at once all end active: the
-// callback retries rate-limited context creation within the user's
-// patience instead of failing the consent (the bank's clock moves 30 s
-// while they wait).
-func TestConcurrentActivationsUnderPerIPLimits(t *testing.T) {
-	t.Parallel()
-	frozen := time.Now().UTC()
-	env := banktest.Start(t, banktest.WithRateLimits(), banktest.WithClock(func() time.Time { return frozen }))
-	h := newHarnessBudget(t, env, nil, stacktest.Unlimited{}, func(_ *harness, c *Config) {
-		c.ActivationRetry, c.ActivationPatience = 50*time.Millisecond, time.Minute
-	})
-	const n = 5
-	env.AdvanceClock(t, 31*time.Second) // the registration's own session
-	ids := make(chan string, n)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			id, au := h.createConsent()
-			b := h.newBrowser()
-			cb := h.decide(b.toBank(au), "approve")
-			if p := b.get(cb); p.status != http.StatusSeeOther || !strings.Contains(p.location, "status=active") {
-				t.Errorf("callback: %d %s", p.status, p.location)
-			}
-			ids <- id
-		}()
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	for waiting := true; waiting; {
-		select {
-		case <-done:
-			waiting = false
-		case <-time.After(300 * time.Millisecond):
-			env.AdvanceClock(t, 30*time.Second)
-		}
-	}
-	close(ids)
-	for id := range ids {
-		if c := h.consent(id); c.Status != tpp.ConsentActive {
-			t.Errorf("consent %s is %s", id, c.Status)
-		}
-	}
-	if got := env.Stats(t)["POST /v1/session-server"]; got <= n {
-		t.Logf("session-server calls %d: no 429 was met (the test would not show the retry)", got)
 	}
 }

@@ -261,22 +261,6 @@ func TestRegisterErrors(t *testing.T) {
 	}
 }
 
-func TestResolveBunqEnv(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]string{
-		"sandbox":                   psd2.Sandbox.APIBaseURL,
-		"production":                psd2.Production.APIBaseURL,
-		"http://127.0.0.1:5000":     "http://127.0.0.1:5000",
-		"http://127.0.0.1:5000/v1/": "http://127.0.0.1:5000",
-		"https://api.example.com/":  "https://api.example.com",
-	} {
-		got, err := resolveBunqEnv(in)
-		if err != nil || got != want {
-			t.Errorf("resolveBunqEnv(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-}
-
 // TestRegisterReplacesItsStaleNotificationTarget: after --public-url
 // changes, the rerun replaces the TPP's own earlier callback target instead
 // of adding a second one (bunq allows 2 per category and would keep calling

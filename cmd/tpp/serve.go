@@ -539,13 +539,41 @@ func (a *app) saveTPPContext(ctx context.Context, regs tpp.RegistrationStore) er
 	return regs.SaveRegistration(ctx, reg)
 }
 
+// services wires the services and their routes, in dependency order.
 func (a *app) services(ctx context.Context) error {
-	cfg := a.cfg
-	keys := redis.NewKeys("tpp:")
-	consents := a.store.consents
-	clients := a.store.clients
+	if err := a.webhooks(); err != nil {
+		return err
+	}
+	// oauth hands DRAFT_PAYMENT callbacks to pisp, and pisp builds its
+	// authorize URLs with oauth: the closure breaks the cycle.
+	var payments *pisp.Service
+	svc, err := a.oauthService(func() *pisp.Service { return payments })
+	if err != nil {
+		return err
+	}
+	auth, err := a.baseRoutes(svc)
+	if err != nil {
+		return err
+	}
+	if err := a.readRoles(svc, auth); err != nil {
+		return err
+	}
+	payments, err = a.paymentService(svc)
+	if err != nil {
+		return err
+	}
+	a.sweeper()
+	ph, err := pisp.NewHandler(payments, auth)
+	if err != nil {
+		return err
+	}
+	ph.Register(a.engine)
+	return nil
+}
 
-	// Webhooks to fintechs, from the durable outbox.
+// webhooks delivers webhooks to fintechs, from the durable outbox.
+func (a *app) webhooks() error {
+	cfg, clients := a.cfg, a.store.clients
 	hooks, err := webhook.NewDispatcher(webhook.NewOutboxStore(a.store.outbox, clients), webhook.Options{
 		Clock:               a.clock,
 		Logger:              a.log,
@@ -558,20 +586,24 @@ func (a *app) services(ctx context.Context) error {
 	a.hooks = hooks
 	a.workers = append(a.workers, hooks.Run)
 
-	// oauth hands DRAFT_PAYMENT callbacks to pisp, and pisp builds its
-	// authorize URLs with oauth: the closure breaks the cycle.
-	var payments *pisp.Service
+	return nil
+}
+
+// oauthService is the consent flow: the consent pages, the bank's OAuth
+// and its callbacks; payments gives the PISP service once it exists.
+func (a *app) oauthService(payments func() *pisp.Service) (*oauth.Service, error) {
+	cfg, consents, clients := a.cfg, a.store.consents, a.store.clients
 	// Bank callbacks are authenticated by source range (production), by the
 	// emulated bank's signature, or not at all (bunq's sandbox); either way
 	// they are hints re-checked at the bank at a bounded rate.
 	cbMode, cbCIDRs, err := cfg.callbackAuth()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var callbackKey *rsa.PublicKey
 	if cbMode == oauth.CallbackAuthSignature {
 		if callbackKey, err = bankctx.ServerKey(a.tppCtx); err != nil {
-			return fmt.Errorf("the registration's bank server key: %w", err)
+			return nil, fmt.Errorf("the registration's bank server key: %w", err)
 		}
 	}
 	svc, err := oauth.New(oauth.Config{
@@ -593,45 +625,60 @@ func (a *app) services(ctx context.Context) error {
 		CallbackCIDRs:           cbCIDRs,
 		Consents:                consents,
 		Clients:                 clients,
-		States:                  redis.NewStateStore(a.rdb, keys, 0, a.clock),
+		States:                  redis.NewStateStore(a.rdb, redis.NewKeys("tpp:"), 0, a.clock),
 		BankContexts:            a.ctxs,
 		Closes:                  consents,
 		Callbacks: oauth.Callbacks{OnDraftPayment: func(ctx context.Context, n oauth.Notification) error {
-			return payments.OnDraftPayment(ctx, n.ObjectType, n.Object, api.RequestIDFromContext(ctx))
+			return payments().OnDraftPayment(ctx, n.ObjectType, n.Object, api.RequestIDFromContext(ctx))
 		}, OnContinue: func(ctx context.Context, c *tpp.Consent) error {
-			return payments.PrepareSingle(ctx, c, api.RequestIDFromContext(ctx))
+			return payments().PrepareSingle(ctx, c, api.RequestIDFromContext(ctx))
 		}, AfterBank: func(ctx context.Context, consentID, requestID string) {
-			payments.AfterAuthorization(ctx, consentID, requestID)
+			payments().AfterAuthorization(ctx, consentID, requestID)
 		}},
 		Clock:  a.clock,
 		Logger: a.log,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a.oauth = svc
 
+	a.oauth = svc
+	return svc, nil
+}
+
+// baseRoutes creates the engine with health, metrics, the API docs and
+// the consent pages, and returns the fintech API's authentication.
+func (a *app) baseRoutes(svc *oauth.Service) (gin.HandlerFunc, error) {
+	cfg, clients := a.cfg, a.store.clients
 	pages, err := web.NewBranded(web.Branding{Name: cfg.TPPName, LegalEntity: cfg.TPPLegalEntity, Licence: cfg.TPPLicence, PrivacyURL: cfg.TPPPrivacyURL})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	auth, err := a.authenticate(clients)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a.engine = api.NewEngine(api.Options{Logger: a.log, Observe: a.metrics.APIObserver(), Unavailable: unavailable})
 	a.health().Register(a.engine)
 	if err := a.metrics.WatchConsents(metrics.SQLConsents{DB: a.store.raw}, 0); err != nil {
-		return err
+		return nil, err
 	}
 	apidoc.Register(a.engine)
 	apidoc.RegisterHome(a.engine)
 	h, err := oauth.NewHandler(oauth.HandlerConfig{Service: svc, Pages: pages, Auth: auth, Client: api.ClientFromGin, Logger: a.log})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	h.Register(a.engine)
 
+	return auth, nil
+}
+
+// readRoles mounts the AISP and CBPII fintech API, behind API-key
+// authentication.
+func (a *app) readRoles(svc *oauth.Service, auth gin.HandlerFunc) error {
+	cfg, consents := a.cfg, a.store.consents
 	// The fintech API of the PSD2 roles, behind API-key authentication.
 	v1 := a.engine.Group("/v1", auth)
 	gate, err := aisp.NewGate(aisp.GateConfig{Consents: svc, BankContexts: a.ctxs, Transitions: consents, Clock: a.clock, Logger: a.log})
@@ -662,7 +709,13 @@ func (a *app) services(ctx context.Context) error {
 		return err
 	}
 
-	payments, err = pisp.New(pisp.Config{
+	return nil
+}
+
+// paymentService is the PISP service and its status poller.
+func (a *app) paymentService(svc *oauth.Service) (*pisp.Service, error) {
+	cfg, consents := a.cfg, a.store.consents
+	payments, err := pisp.New(pisp.Config{
 		Payments:        a.store.payments,
 		Consents:        consents,
 		Idempotency:     a.store.idempotency,
@@ -677,11 +730,17 @@ func (a *app) services(ctx context.Context) error {
 		Logger:          a.log,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// One replica polls per round; the others skip it.
 	pollLocks := redis.NewLocker(a.rdb, a.rkeys)
 	a.workers = append(a.workers, func(ctx context.Context) error { return payments.RunExclusive(ctx, pollLocks) })
+	return payments, nil
+}
+
+// sweeper expires consents, idempotency keys and bank contexts.
+func (a *app) sweeper() {
+	consents := a.store.consents
 	sweeper := &janitor.Janitor{
 		Consents:    consents,
 		Expiring:    consents,
@@ -693,12 +752,6 @@ func (a *app) services(ctx context.Context) error {
 		Logger:      a.log,
 	}
 	a.workers = append(a.workers, sweeper.Run)
-	ph, err := pisp.NewHandler(payments, auth)
-	if err != nil {
-		return err
-	}
-	ph.Register(a.engine)
-	return nil
 }
 
 // authenticate is the API-key check of the fintech API, followed by the

@@ -192,6 +192,9 @@ type Approval struct {
 	ConsentID    string
 	ReturnURL    string // the fintech's return URL the TPP must send the browser back to
 	UserID       int64  // the sandbox user who approves
+	// OnBankAuth, when set, checks the bank's authorize URL the consent
+	// page sent the browser to (client, callback, state).
+	OnBankAuth func(bankAuthURL *url.URL) error
 	// OnCallback, when set, sees the bank's redirect to the TPP's callback
 	// (tests collect the OAuth code as a secret the logs must not show).
 	OnCallback func(callbackURL string)
@@ -205,6 +208,11 @@ func Approve(ctx context.Context, b *Browser, bank Bank, a Approval) error {
 	bankAuth, err := b.ToBank(ctx, a.AuthorizeURL)
 	if err != nil {
 		return err
+	}
+	if a.OnBankAuth != nil {
+		if err := a.OnBankAuth(bankAuth); err != nil {
+			return err
+		}
 	}
 	cb, err := bank.Decide(ctx, bankAuth, a.UserID, "approve")
 	if err != nil {

@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rsa"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,6 +34,7 @@ import (
 	"github.com/bunqtpp/tpp/postgres"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
+	"github.com/bunqtpp/tpp/registration"
 	"github.com/bunqtpp/tpp/seal"
 	"github.com/bunqtpp/tpp/sqlite"
 	"github.com/bunqtpp/tpp/web"
@@ -277,18 +275,12 @@ func (a *app) openKeyring() (*seal.Keyring, error) {
 func (a *app) openRedis(ctx context.Context) error {
 	cfg := a.cfg
 	a.rkeys = redis.NewKeys("tpp:")
-	rc := redis.Config{URL: cfg.RedisURL}
-	if cfg.RedisSentinel != "" {
-		master, addrs, ok := strings.Cut(cfg.RedisSentinel, "@")
-		if !ok || master == "" || addrs == "" {
-			return errors.New("setting --redis-sentinel ($TPP_REDIS_SENTINEL) must look like master@host:port,host:port")
-		}
-		rc = redis.Config{SentinelMaster: master, SentinelAddrs: splitList(addrs), Password: cfg.RedisPassword, SentinelPassword: cfg.RedisPassword}
+	settings := redis.Settings{URL: cfg.RedisURL, Sentinel: cfg.RedisSentinel, Cluster: cfg.RedisCluster, Password: cfg.RedisPassword, CAFile: cfg.RedisCA}
+	rc, ok, err := settings.Config()
+	if err != nil {
+		return err
 	}
-	if cfg.RedisCluster != "" {
-		rc = redis.Config{ClusterAddrs: splitList(cfg.RedisCluster), Password: cfg.RedisPassword}
-	}
-	if rc.URL == "" && rc.SentinelMaster == "" && len(rc.ClusterAddrs) == 0 {
+	if !ok {
 		if cfg.BankEnv == "production" {
 			return errors.New("setting --redis-url ($TPP_REDIS_URL) is required in production: the embedded Redis keeps nothing and is not shared by replicas")
 		}
@@ -302,44 +294,13 @@ func (a *app) openRedis(ctx context.Context) error {
 		return nil
 	}
 	redis.RouteLibraryLogs(a.log) // the error below says it once; no per-retry lines
-	if cfg.RedisCA != "" {
-		t, err := redisTLS(cfg.RedisCA)
-		if err != nil {
-			return err
-		}
-		rc.TLS = t
-	}
 	rdb, err := redis.NewClient(ctx, rc)
 	if err != nil {
-		return fmt.Errorf("%s: %w", redisSetting(cfg), err)
+		return fmt.Errorf("%s: %w", settings.Setting(), err)
 	}
 	a.rdb = rdb
 	a.closers = append(a.closers, func() { rdb.Close() })
 	return nil
-}
-
-// redisSetting names the setting that chose the Redis, for errors.
-func redisSetting(cfg *config) string {
-	switch {
-	case cfg.RedisSentinel != "":
-		return "setting --redis-sentinel ($TPP_REDIS_SENTINEL)"
-	case cfg.RedisCluster != "":
-		return "setting --redis-cluster ($TPP_REDIS_CLUSTER)"
-	}
-	return "setting --redis-url ($TPP_REDIS_URL)"
-}
-
-// redisTLS trusts the CA certificates in the PEM file path.
-func redisTLS(path string) (*tls.Config, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("setting --redis-ca ($TPP_REDIS_CA): %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("setting --redis-ca ($TPP_REDIS_CA) = %q holds no PEM certificate", path)
-	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // connectBank resolves the bank's URLs and loads the registration.
@@ -359,45 +320,12 @@ func (a *app) connectBank(ctx context.Context, out io.Writer) error {
 	default:
 		a.bank = bankURLs{API: strings.TrimRight(cfg.BankEnv, "/"), OAuth: cfg.BankOAuthURL, Token: cfg.BankTokenURL}
 	}
-	reg, err := a.store.registrations.Registration(ctx, a.bank.API)
-	if tpp.ErrorCode(err) == tpp.ENotFound {
-		return fmt.Errorf("this TPP is not registered with %s: run 'tpp register --env %s' first", a.bank.API, cfg.BankEnv)
-	}
+	reg, tppCtx, err := registration.ForServing(ctx, a.store.registrations, a.bank.API, cfg.BankEnv, cfg.PublicURL, a.clock.Now())
 	if err != nil {
-		return fmt.Errorf("load registration: %w", err)
-	}
-	if reg.ClientID == "" || reg.ClientSecret == "" {
-		return fmt.Errorf("the registration with %s has no OAuth client: run 'tpp register' again", a.bank.API)
-	}
-	wantCallback := strings.TrimRight(cfg.PublicURL, "/") + oauth.CallbackPath
-	if reg.CallbackURL != wantCallback {
-		return fmt.Errorf("the OAuth callback registered at the bank is %s, but --public-url gives %s: run 'tpp register --public-url %s' again", reg.CallbackURL, wantCallback, cfg.PublicURL)
-	}
-	if err := certificateInForce(reg, a.clock.Now()); err != nil {
 		return err
 	}
-	a.reg = reg
+	a.reg, a.tppCtx = reg, tppCtx
 	a.metrics.SetCertificateExpiry(reg.CertNotAfter)
-	a.tppCtx = new(psd2.Context)
-	if err := json.Unmarshal(reg.Context, a.tppCtx); err != nil {
-		return fmt.Errorf("stored TPP context: %w", err)
-	}
-	return nil
-}
-
-// certificateInForce refuses to serve on a registration whose QSeal
-// certificate has expired: bunq refuses such a TPP's calls, and a service
-// that starts anyway only fails its users one request at a time. ('tpp
-// register' refuses a certificate that is not yet valid, so a stored one
-// always started before its registration.)
-func certificateInForce(reg *tpp.Registration, now time.Time) error {
-	if reg.CertNotAfter.IsZero() {
-		return fmt.Errorf("the registration with %s records no certificate: run 'tpp register' again", reg.APIBaseURL)
-	}
-	if !now.Before(reg.CertNotAfter) {
-		return fmt.Errorf("the QSeal certificate registered with %s (%s) expired at %s: renew it (or make a test one with 'tpp certs generate') and run 'tpp register' again with it",
-			reg.APIBaseURL, reg.CertSubject, reg.CertNotAfter.UTC().Format(time.RFC3339))
-	}
 	return nil
 }
 
@@ -423,12 +351,12 @@ func (a *app) bankClient(ctx context.Context) error {
 		Logger:       a.log,
 		OnCall: func(ci psd2.CallInfo) {
 			a.metrics.ObserveBankCall(ci.Method, ci.Path, ci.Status, ci.Duration)
-			alertCredentialsRefused(a.log, a.metrics, ci)
+			bankctx.AlertCredentialsRefused(a.log, a.metrics, ci)
 		},
 		OnRenew: func(ctx context.Context, c *psd2.Context) error {
 			a.metrics.SessionRenewed()
 			if c == a.tppCtx {
-				return a.saveTPPContext(ctx, regs)
+				return registration.SaveSession(ctx, regs, a.reg, c, a.log)
 			}
 			return provider.OnRenew(ctx, c)
 		},
@@ -460,7 +388,7 @@ func (a *app) bankClient(ctx context.Context) error {
 		OnRebuild:    a.metrics.OnContextRebuild(),
 		Recheck:      bankctx.DefaultRecheck,
 		Clock:        a.clock,
-		Residue:      consentResidue{cache: a.cache, access: a.access},
+		Residue:      aisp.Residue{Cache: a.cache, Access: a.access},
 	})
 	if err != nil {
 		return err
@@ -498,46 +426,10 @@ func budgetShare(ctx context.Context) string {
 	return ""
 }
 
-// consentResidue deletes a consent's cached answers and access window
-// (bankctx.Residue).
-type consentResidue struct {
-	cache  *redis.Cache
-	access *redis.AccessWindow
-}
-
-func (r consentResidue) PurgeCached(ctx context.Context, consentID string) error {
-	return r.cache.PurgeGroup(ctx, aisp.CacheGroup(consentID))
-}
-
-func (r consentResidue) PurgeAccess(ctx context.Context, consentID string) error {
-	return r.access.Reset(ctx, consentID)
-}
-
 // unlimited admits every call at once.
 type unlimited struct{}
 
 func (unlimited) Wait(ctx context.Context, _ string, _ int, _ time.Duration) error { return ctx.Err() }
-
-// saveTPPContext writes the TPP's renewed session back to its registration.
-// It re-reads the registration first: if 'tpp register' replaced it (a new
-// certificate) while this process ran, the old context must not overwrite it.
-func (a *app) saveTPPContext(ctx context.Context, regs tpp.RegistrationStore) error {
-	b, err := json.Marshal(a.tppCtx)
-	if err != nil {
-		return err
-	}
-	reg, err := regs.Registration(ctx, a.bank.API)
-	if err != nil {
-		return err
-	}
-	if reg.CertFingerprint != a.reg.CertFingerprint {
-		a.log.Warn("the registration changed while running (re-registered with another certificate): restart to use it")
-		return nil
-	}
-	reg.Context = b
-	reg.SessionExpiry = a.tppCtx.SessionExpiry()
-	return regs.SaveRegistration(ctx, reg)
-}
 
 // services wires the services and their routes, in dependency order.
 func (a *app) services(ctx context.Context) error {
@@ -823,21 +715,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// credentialsAlerter is what alertCredentialsRefused reports to.
-type credentialsAlerter interface{ CredentialsRefused() }
-
-// alertCredentialsRefused raises the operator alert for bunq refusing a
-// session with "User credentials are incorrect. Incorrect API key or IP
-// address.": the egress IP changed or --permitted-ips leaves it out. It is
-// logged as an error and counted (tpp_bank_credentials_refused_total);
-// consents are never revoked for it.
-func alertCredentialsRefused(log *slog.Logger, m credentialsAlerter, ci psd2.CallInfo) {
-	if ci.Err == nil || !bankctx.CredentialsRefused(ci.Err) {
-		return
-	}
-	m.CredentialsRefused()
-	log.Error("bunq refused a session: credentials refused, check the permitted IPs and the egress IP (tpp register --permitted-ips)",
-		"path", ci.Path, "bank_request_id", ci.RequestID, "bank_response_id", ci.ResponseID)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/bunqtpp/tpp/logging"
 	"github.com/bunqtpp/tpp/registration"
 	"github.com/bunqtpp/tpp/sandbox"
+	"github.com/bunqtpp/tpp/settings"
 )
 
 // runBench load-tests the TPP against the emulated bank, in this process and
@@ -243,7 +244,7 @@ func startBenchTPP(ctx context.Context, bank *sandbox.Server, o benchTPP) (*runn
 	}
 	if !o.skipRegister {
 		if o.redisURL != "" {
-			fmt.Fprintf(o.out, "redis: redis-server at %s (real, shared keys under tpp:*)\n", maskURLPassword(o.redisURL))
+			fmt.Fprintf(o.out, "redis: redis-server at %s (real, shared keys under tpp:*)\n", settings.URLPassword(o.redisURL))
 		} else {
 			fmt.Fprintln(o.out, "redis: embedded in-process Redis (miniredis); pass --redis-url for a real redis-server")
 		}
@@ -294,7 +295,7 @@ func serveBenchTPP(ctx context.Context, cfg *config, o benchTPP, listen string) 
 
 func benchDBName(db string) string {
 	if isPostgresURL(db) {
-		return "PostgreSQL " + maskURLPassword(db)
+		return "PostgreSQL " + settings.URLPassword(db)
 	}
 	return "SQLite " + db
 }

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -36,6 +35,7 @@ import (
 	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/registration"
 	"github.com/bunqtpp/tpp/seal"
+	"github.com/bunqtpp/tpp/server"
 	"github.com/bunqtpp/tpp/sqlite"
 	"github.com/bunqtpp/tpp/web"
 	"github.com/bunqtpp/tpp/webhook"
@@ -135,75 +135,14 @@ func serve(ctx context.Context, cfg *config, env serveEnv) error {
 		}
 	}
 
-	srv := &http.Server{
-		Handler:           a.engine,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-
-	// Workers run until workCtx ends, which happens after the HTTP server
-	// has drained, so nothing a request started is cut off.
-	workCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWorkers()
-	a.keys.Start(workCtx) // running from here on: Get waits for keys, never fails
-	var wg sync.WaitGroup
-	for _, w := range a.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w(workCtx); err != nil && !errors.Is(err, context.Canceled) {
-				log.Error("worker stopped", "err", err)
-			}
-		}()
-	}
-
-	serveErr := make(chan error, 2)
-	go func() { serveErr <- srv.Serve(ln) }()
-	var metricsSrv *http.Server
-	if cfg.MetricsListen != "" {
-		mln, err := net.Listen("tcp", cfg.MetricsListen)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("setting --metrics-listen ($TPP_METRICS_LISTEN) = %q: %w", cfg.MetricsListen, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", a.metrics.Handler())
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { serveErr <- metricsSrv.Serve(mln) }()
-		fmt.Fprintf(env.stdout, "tpp: metrics on http://%s/metrics\n", mln.Addr())
-	}
-	fmt.Fprintf(env.stdout, "tpp: listening on %s (public URL %s)\n", ln.Addr(), cfg.PublicURL)
-	log.Info("serving", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "bank", a.bank.API)
-	if env.started != nil {
-		env.started(cfg.PublicURL)
-	}
-
-	select {
-	case err := <-serveErr:
-		stopWorkers()
-		wg.Wait()
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	fmt.Fprintf(env.stdout, "tpp: shutting down: finishing requests in flight (up to %s)\n", cfg.ShutdownGrace)
-	log.Info("shutting down", "grace", cfg.ShutdownGrace.String())
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
-	defer cancel()
-	err = srv.Shutdown(shutCtx)
-	if metricsSrv != nil {
-		_ = metricsSrv.Shutdown(shutCtx)
-	}
-	stopWorkers()
-	wg.Wait()
-	if err != nil {
-		return fmt.Errorf("graceful shutdown: %w", err)
-	}
-	log.Info("stopped")
-	fmt.Fprintln(env.stdout, "tpp: stopped")
-	return nil
+	return server.Run(ctx, server.Config{
+		Handler: a.engine, Listener: ln,
+		MetricsListen: cfg.MetricsListen, Metrics: a.metrics.Handler(),
+		Start:   a.keys.Start, // running from here on: Get waits for keys, never fails
+		Workers: a.workers,
+		Grace:   cfg.ShutdownGrace, Log: log, Out: env.stdout,
+		PublicURL: cfg.PublicURL, Started: env.started, LogAttrs: []any{"bank", a.bank.API},
+	})
 }
 
 func newLogger(w io.Writer, cfg *config) *slog.Logger {

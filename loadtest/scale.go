@@ -27,19 +27,40 @@ func Measure(ctx context.Context, o BenchOptions, target Target) (*Result, error
 }
 
 // RoundRobin is a reverse proxy that sends each request to the next of
-// targets in turn, keeping the public Host header as a load balancer does.
-func RoundRobin(targets []*url.URL, conns int) http.Handler {
-	var next atomic.Uint64
-	return &httputil.ReverseProxy{
+// its targets in turn, keeping the public Host header as a load balancer
+// does. Set changes the targets, so one public address can front several
+// deployments one after the other.
+type RoundRobin struct {
+	proxy   *httputil.ReverseProxy
+	next    atomic.Uint64
+	targets atomic.Pointer[[]*url.URL]
+}
+
+// NewRoundRobin returns a proxy without targets that keeps conns idle
+// connections per target.
+func NewRoundRobin(conns int) *RoundRobin {
+	rr := &RoundRobin{}
+	rr.proxy = &httputil.ReverseProxy{
 		ErrorLog:  log.New(io.Discard, "", 0),
 		Transport: PooledTransport(conns),
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			i := (next.Add(1) - 1) % uint64(len(targets))
-			pr.SetURL(targets[i])
+			t := *rr.targets.Load()
+			pr.SetURL(t[(rr.next.Add(1)-1)%uint64(len(t))])
 			pr.Out.Host = pr.In.Host
 		},
-		FlushInterval: -1,
 	}
+	return rr
+}
+
+// Set replaces the targets.
+func (rr *RoundRobin) Set(targets []*url.URL) { rr.targets.Store(&targets) }
+
+func (rr *RoundRobin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if t := rr.targets.Load(); t == nil || len(*t) == 0 {
+		http.Error(w, "no replica", http.StatusBadGateway)
+		return
+	}
+	rr.proxy.ServeHTTP(w, r)
 }
 
 // ReplicaRow is one deployment's figures in a scale comparison.

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -57,27 +58,43 @@ func runReplicaBench(ctx context.Context, f benchFlags, stdout, logs io.Writer) 
 	}
 	defer os.RemoveAll(dir)
 
+	// One public address for every deployment: the bank keeps the callback
+	// URL and notification target registered the first time (it allows
+	// two targets per category).
+	pl, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", f.listen, err)
+	}
+	proxy := loadtest.NewRoundRobin(o.Concurrency)
+	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(pl) //nolint:errcheck // ends with Close
+	defer srv.Close()
+	front := benchFront{url: "http://" + pl.Addr().String(), proxy: proxy}
+
 	var rows []loadtest.ReplicaRow
-	res, err := benchDeployment(ctx, f, bank, benchTPP{dir: dir, db: filepath.Join(dir, "tpp.db")}, 1, logs)
+	res, err := benchDeployment(ctx, f, bank, front, benchTPP{dir: dir, db: filepath.Join(dir, "tpp.db")}, 1, logs)
 	if err != nil {
 		return fmt.Errorf("SQLite: %w", err)
 	}
 	rows = append(rows, loadtest.ReplicaRow{Store: "SQLite", Replicas: 1, Res: res})
+	printDeployment(stdout, rows[len(rows)-1])
 	for n := 1; n <= f.replicas; n++ {
 		schemaURL, drop, err := benchSchema(ctx, f.dbURL)
 		if err != nil {
 			return err
 		}
-		res, err := benchDeployment(ctx, f, bank, benchTPP{dir: dir, db: schemaURL}, n, logs)
+		res, err := benchDeployment(ctx, f, bank, front, benchTPP{dir: dir, db: schemaURL}, n, logs)
 		drop()
 		if err != nil {
 			return fmt.Errorf("PostgreSQL, %d replicas: %w", n, err)
 		}
 		rows = append(rows, loadtest.ReplicaRow{Store: "PostgreSQL", Replicas: n, Res: res})
+		printDeployment(stdout, rows[len(rows)-1])
 	}
 	loadtest.PrintReplicaTable(stdout, rows)
-	fmt.Fprintln(stdout, "\nOne process each, in this process: the bank, the load generator and every replica share its cores;")
-	fmt.Fprintln(stdout, "replicas scale with cores and machines, which this run does not add.")
+	fmt.Fprintf(stdout, "\nEverything runs in this process (GOMAXPROCS %d): the bank, the load generator, Redis's clients and every\n", runtime.GOMAXPROCS(0))
+	fmt.Fprintln(stdout, "replica share its cores, so more replicas here add work, not capacity; each deployment is behind the same")
+	fmt.Fprintln(stdout, "round-robin proxy. On separate hosts each replica brings its own cores.")
 	for _, r := range rows {
 		if r.Res.Errors > 0 {
 			return fmt.Errorf("%d of %d requests on %s with %d replicas failed", r.Res.Errors, r.Res.Requests, r.Store, r.Replicas)
@@ -86,24 +103,32 @@ func runReplicaBench(ctx context.Context, f benchFlags, stdout, logs io.Writer) 
 	return nil
 }
 
-// benchDeployment starts n replicas on t.db behind a round-robin proxy
-// and measures them; the single SQLite process is behind the same proxy,
-// so every deployment pays the same extra hop.
-func benchDeployment(ctx context.Context, f benchFlags, bank *sandbox.Server, t benchTPP, n int, logs io.Writer) (*loadtest.Result, error) {
-	start := time.Now()
-	pl, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return nil, fmt.Errorf("--listen %s: %w", f.listen, err)
+func printDeployment(w io.Writer, r loadtest.ReplicaRow) {
+	fmt.Fprintf(w, "measured %s with %d replica(s): %d requests, %d errors, %d under way at the end (not counted)\n",
+		r.Store, r.Replicas, r.Res.Requests, r.Res.Errors, r.Res.Cut)
+	for _, s := range r.Res.ErrorSamples {
+		fmt.Fprintf(w, "  error: %s\n", s)
 	}
-	proxyURL := "http://" + pl.Addr().String()
-	t.publicURL, t.listen, t.redisURL, t.logs, t.out = proxyURL, "127.0.0.1:0", f.opt.RedisURL, logs, io.Discard
+}
+
+// benchFront is the public address all deployments are reached at.
+type benchFront struct {
+	url   string
+	proxy *loadtest.RoundRobin
+}
+
+// benchDeployment starts n replicas on t.db behind the front proxy and
+// measures them; the single SQLite process is behind the same proxy, so
+// every deployment pays the same extra hop.
+func benchDeployment(ctx context.Context, f benchFlags, bank *sandbox.Server, front benchFront, t benchTPP, n int, logs io.Writer) (*loadtest.Result, error) {
+	start := time.Now()
+	t.publicURL, t.listen, t.redisURL, t.logs, t.out = front.url, "127.0.0.1:0", f.opt.RedisURL, logs, io.Discard
 	t.masterKey = "bench:" + randomHex(32)
 	var targets []*url.URL
 	for i := range n {
 		t.skipRegister = i > 0
 		r, err := startBenchTPP(ctx, bank, t)
 		if err != nil {
-			pl.Close()
 			return nil, fmt.Errorf("replica %d: %w", i+1, err)
 		}
 		defer r.stop(t.logs)
@@ -111,10 +136,9 @@ func benchDeployment(ctx context.Context, f benchFlags, bank *sandbox.Server, t 
 		u, _ := url.Parse(r.url)
 		targets = append(targets, u)
 	}
-	srv := &http.Server{Handler: loadtest.RoundRobin(targets, f.opt.Concurrency), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(pl) //nolint:errcheck // ends with Close
-	defer srv.Close()
-	return loadtest.Measure(ctx, f.opt, loadtest.Target{TPPURL: proxyURL, APIKey: t.apiKey, BankURL: bank.APIURL, Started: start})
+	front.proxy.Set(targets)
+	defer front.proxy.Set(nil)
+	return loadtest.Measure(ctx, f.opt, loadtest.Target{TPPURL: front.url, APIKey: t.apiKey, BankURL: bank.APIURL, Started: start})
 }
 
 // benchSchema creates a fresh schema in the database at base and returns

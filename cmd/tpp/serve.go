@@ -195,20 +195,14 @@ func (a *app) openKeyring() (*seal.Keyring, error) {
 		return openKeyring(a.cfg.MasterKey)
 	}
 	path := filepath.Join(filepath.Dir(a.cfg.DBPath), "master.key")
-	key, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, err
-		}
-		key = []byte("dev:" + randomHex(32))
-		if err := os.WriteFile(path, key, 0o600); err != nil {
-			return nil, fmt.Errorf("write dev master key: %w", err)
-		}
-		a.log.Warn("no master key set: generated a development key for the emulated bank", "file", path)
-	} else if err != nil {
-		return nil, fmt.Errorf("read dev master key %s: %w", path, err)
+	key, created, err := seal.DevKey(path)
+	if err != nil {
+		return nil, err
 	}
-	return openKeyring(strings.TrimSpace(string(key)))
+	if created {
+		a.log.Warn("no master key set: generated a development key for the emulated bank", "file", path)
+	}
+	return openKeyring(key)
 }
 
 func (a *app) openRedis(ctx context.Context) error {

@@ -1,7 +1,13 @@
 // Package loadtest drives a closed-loop load (a fixed number of workers, each
 // sending its next request when the last one answered) for a bounded time,
 // and summarizes it: request and error counts, throughput and latency
-// percentiles. It knows nothing about what the requests are.
+// percentiles (Run, which knows nothing about what the requests are).
+//
+// On top of it, Bench and Measure are what 'tpp bench' measures against a
+// TPP and the emulated bank the caller started: consents authorized
+// through the consent flow (internal/flowdriver), the fintech API's reads
+// next to direct signed bank calls, with bank calls, CPU and heap per
+// request.
 package loadtest
 
 import (
@@ -100,57 +106,14 @@ func Run(ctx context.Context, opts Options, op Op) (*Result, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	// The window's bounds are published under mu; workers read them once
-	// per request, which is cheap next to any real request.
-	var mu sync.Mutex
-	var winStart, winEnd time.Time
-	window := func() (time.Time, time.Time) {
-		mu.Lock()
-		defer mu.Unlock()
-		return winStart, winEnd
-	}
-
+	w := &window{now: now}
 	recs := make([]record, opts.Concurrency)
 	var wg sync.WaitGroup
-	for w := range opts.Concurrency {
+	for i := range opts.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rec := &recs[w]
-			for n := 0; runCtx.Err() == nil; n++ {
-				t0 := now()
-				err := op(runCtx, w, n)
-				t1 := now()
-				ws, we := window()
-				if runCtx.Err() != nil {
-					// The run is over (its end or the caller's context):
-					// whatever this request saw is not the system's answer.
-					if !ws.IsZero() {
-						rec.cut++
-					}
-					continue
-				}
-				if !ws.IsZero() && !we.IsZero() && t1.After(we) {
-					if t0.Before(we) {
-						rec.cut++
-					}
-					continue
-				}
-				// Count requests that completed inside the window: in a
-				// steady state that neither loses nor double-counts any.
-				if ws.IsZero() || t1.Before(ws) {
-					continue
-				}
-				rec.reqs++
-				if err != nil {
-					rec.errs++
-					if len(rec.samples) < maxErrorSamples {
-						rec.samples = append(rec.samples, err.Error())
-					}
-					continue
-				}
-				rec.lat = append(rec.lat, t1.Sub(t0))
-			}
+			w.work(runCtx, op, i, &recs[i])
 		}()
 	}
 
@@ -168,18 +131,14 @@ func Run(ctx context.Context, opts Options, op Op) (*Result, error) {
 	}
 	measuring := false
 	if sleep(opts.Warmup) {
-		mu.Lock()
-		winStart = now()
-		mu.Unlock()
+		w.open()
 		measuring = true
 		if opts.OnMeasure != nil {
 			opts.OnMeasure(true)
 		}
 		sleep(opts.Duration)
 	}
-	mu.Lock()
-	winEnd = now()
-	mu.Unlock()
+	w.close()
 	if measuring && opts.OnMeasure != nil {
 		opts.OnMeasure(false)
 	}
@@ -192,10 +151,75 @@ func Run(ctx context.Context, opts Options, op Op) (*Result, error) {
 	}
 	res := Merge(parts...) // the workers' windows are one: set it once
 	if measuring {
-		ws, we := window()
+		ws, we := w.bounds()
 		res.Elapsed = we.Sub(ws)
 	}
 	return res, runErr
+}
+
+// window is the measured window's bounds, published under mu; workers
+// read them once per request, which is cheap next to any real request.
+type window struct {
+	now        func() time.Time
+	mu         sync.Mutex
+	start, end time.Time
+}
+
+func (w *window) bounds() (time.Time, time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.start, w.end
+}
+
+func (w *window) open() {
+	w.mu.Lock()
+	w.start = w.now()
+	w.mu.Unlock()
+}
+
+func (w *window) close() {
+	w.mu.Lock()
+	w.end = w.now()
+	w.mu.Unlock()
+}
+
+// work is one worker: it sends requests until ctx ends and records those
+// that completed inside the window.
+func (w *window) work(ctx context.Context, op Op, worker int, rec *record) {
+	for n := 0; ctx.Err() == nil; n++ {
+		t0 := w.now()
+		err := op(ctx, worker, n)
+		t1 := w.now()
+		ws, we := w.bounds()
+		if ctx.Err() != nil {
+			// The run is over (its end or the caller's context):
+			// whatever this request saw is not the system's answer.
+			if !ws.IsZero() {
+				rec.cut++
+			}
+			continue
+		}
+		if !ws.IsZero() && !we.IsZero() && t1.After(we) {
+			if t0.Before(we) {
+				rec.cut++
+			}
+			continue
+		}
+		// Count requests that completed inside the window: in a
+		// steady state that neither loses nor double-counts any.
+		if ws.IsZero() || t1.Before(ws) {
+			continue
+		}
+		rec.reqs++
+		if err != nil {
+			rec.errs++
+			if len(rec.samples) < maxErrorSamples {
+				rec.samples = append(rec.samples, err.Error())
+			}
+			continue
+		}
+		rec.lat = append(rec.lat, t1.Sub(t0))
+	}
 }
 
 // Merge sums results of runs of the same load (rounds of one phase) into

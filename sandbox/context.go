@@ -3,6 +3,8 @@ package sandbox
 import (
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"fmt"
 	"slices"
@@ -241,11 +243,12 @@ func certRoles(cn string) (roles []string, rest string) {
 // (Config.DNFormat): RFC 2253, most specific attribute first, or OpenSSL's
 // one-line form in certificate order.
 func (st *state) distinguishedName(cert *x509.Certificate) string {
-	if !st.opensslDN {
+	var seq pkix.RDNSequence
+	if _, err := asn1.Unmarshal(cert.RawSubject, &seq); err != nil || !st.opensslDN {
 		return cert.Subject.String()
 	}
 	var b strings.Builder
-	for _, rdn := range cert.Subject.ToRDNSequence() {
+	for _, rdn := range seq {
 		for _, atv := range rdn {
 			fmt.Fprintf(&b, "/%s=%v", dnAttributeName(atv.Type.String()), atv.Value)
 		}

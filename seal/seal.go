@@ -256,3 +256,19 @@ func KeyIDString(s string) (string, error) {
 	}
 	return KeyID(b)
 }
+
+// MaskKeyIDs shows only the key ids of a master key list, for printing
+// the configuration: ids help operators, the keys stay hidden. Anything
+// that is not a well-formed id (say, a key written before its id) shows as
+// "?".
+func MaskKeyIDs(v string) string {
+	var ids []string
+	for _, item := range strings.Split(v, ",") {
+		id, _, ok := strings.Cut(strings.TrimSpace(item), ":")
+		if !ok || ValidKeyID(id) != nil { // a key written before its id never passes
+			id = "?"
+		}
+		ids = append(ids, id+":****")
+	}
+	return strings.Join(ids, ",")
+}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bunqtpp/tpp/internal/pgtest"
 	"github.com/bunqtpp/tpp/internal/redistest"
 	"github.com/bunqtpp/tpp/internal/testenv"
 )
@@ -190,6 +191,13 @@ func TestBenchFlags(t *testing.T) {
 		{"--emulated-addr", "127.0.0.1:65534"},
 		{"--bogus"},
 		{"extra"},
+		{"--replicas", "2"},
+		{"--replicas", "2", "--redis-url", "redis://127.0.0.1:6379"},
+		{"--replicas", "2", "--db-url", "data/tpp.db", "--redis-url", "redis://127.0.0.1:6379"},
+		{"--replicas", "2", "--db-url", "postgres://127.0.0.1/x"},
+		{"--replicas", "9", "--db-url", "postgres://127.0.0.1/x", "--redis-url", "redis://127.0.0.1:6379"},
+		{"--replicas", "-1"},
+		{"--db-url", "postgres://127.0.0.1/x"},
 	} {
 		var errOut bytes.Buffer
 		if err := run(context.Background(), append([]string{"bench"}, args...), io.Discard, &errOut); err == nil {
@@ -198,7 +206,36 @@ func TestBenchFlags(t *testing.T) {
 	}
 	var errOut bytes.Buffer
 	if err := run(context.Background(), []string{"bench", "-h"}, io.Discard, &errOut); err != nil || !strings.Contains(errOut.String(), "-consents") ||
-		!strings.Contains(errOut.String(), "-listen") || !strings.Contains(errOut.String(), "-emulated-addr") {
+		!strings.Contains(errOut.String(), "-listen") || !strings.Contains(errOut.String(), "-emulated-addr") || !strings.Contains(errOut.String(), "-replicas") {
 		t.Errorf("bench -h: %v\n%s", err, errOut.String())
+	}
+}
+
+// TestBenchReplicas runs the replica comparison on one PostgreSQL and one
+// redis-server: a SQLite row, then one and two replicas, none failing.
+func TestBenchReplicas(t *testing.T) {
+	testenv.Heavy(t) // three deployments take ~30 s
+	t.Parallel()
+	pgURL := pgtest.URL(t)
+	rs := redistest.Start(t)
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	args := []string{"bench", "--replicas", "2", "--db-url", pgURL, "--redis-url", rs.URL,
+		"--consents", "4", "--concurrency", "4", "--duration", "2s", "--warmup", "0s"}
+	if err := run(ctx, args, &out, &errOut); err != nil {
+		t.Fatalf("bench --replicas: %v\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	t.Log(out.String())
+	row := regexp.MustCompile(`(?m)^(SQLite|PostgreSQL)\s+(\d)\s+(\d+)\s+([\d.]+)\s+[\d.]+ms\s+[\d.]+ms\s+([\d.]+)ms\s+0\s+[\d.]+x$`)
+	var got []string
+	for _, m := range row.FindAllStringSubmatch(out.String(), -1) {
+		if m[3] == "0" {
+			t.Errorf("%s with %s replicas: no requests", m[1], m[2])
+		}
+		got = append(got, m[1]+" "+m[2])
+	}
+	if strings.Join(got, ", ") != "SQLite 1, PostgreSQL 1, PostgreSQL 2" {
+		t.Errorf("rows %v, want SQLite 1, PostgreSQL 1, PostgreSQL 2:\n%s", got, out.String())
 	}
 }

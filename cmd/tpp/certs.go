@@ -131,7 +131,7 @@ func runCertsGenerate(_ context.Context, args []string, stdout, stderr io.Writer
 	fmt.Fprintf(stdout, "  %-28s private key (mode 0600)\n", w.Key)
 	fmt.Fprintf(stdout, "  %-28s chain to send to bunq (the CA certificate)\n", w.Chain)
 	fmt.Fprintln(stdout)
-	printCertBundle(stdout, b, now)
+	b.Describe(stdout, now)
 	if err := b.Validate(now); err != nil {
 		// Possible only with a validity window chosen to lie outside now.
 		fmt.Fprintf(stdout, "\nNote: the certificate does not validate now:\n%v\n", err)
@@ -192,85 +192,6 @@ func runCertsInspect(_ context.Context, args []string, stdout, stderr io.Writer)
 	}
 	now := time.Now()
 	fmt.Fprintf(stdout, "Certificate: %s\n", *certPath)
-	printCertBundle(stdout, b, now)
-	switch {
-	case *keyPath == "":
-		fmt.Fprintln(stdout, "Key:         not checked (no --key)")
-	default:
-		fmt.Fprintf(stdout, "Key:         %s matches the certificate (RSA %d bits, readable by its owner only)\n", *keyPath, b.Key.N.BitLen())
-	}
-
-	var problems []error
-	chainOK := *chainPath != ""
-	for _, p := range b.Problems(now) {
-		// A missing key or chain was a choice of the caller, not a fault.
-		if errors.Is(p, certs.ErrNoKey) || errors.Is(p, certs.ErrNoChain) {
-			continue
-		}
-		if errors.Is(p, certs.ErrChain) {
-			chainOK = false
-		}
-		problems = append(problems, p)
-	}
-	switch {
-	case *chainPath == "":
-		fmt.Fprintln(stdout, "Chain:       not checked (no --chain)")
-	case chainOK:
-		fmt.Fprintf(stdout, "Chain:       %s verifies the certificate (%d certificate(s))\n", *chainPath, len(b.Chain))
-	default:
-		fmt.Fprintf(stdout, "Chain:       %s does NOT verify the certificate\n", *chainPath)
-	}
-	if len(problems) > 0 {
-		fmt.Fprintf(stdout, "Check:       FAILED, %d problem(s)\n", len(problems))
-		return errors.Join(problems...)
-	}
-	fmt.Fprintln(stdout, "Check:       OK")
-	return nil
-}
-
-// printCertBundle writes what an operator wants to see of a certificate.
-func printCertBundle(w io.Writer, b *certs.Bundle, now time.Time) {
-	fmt.Fprintf(w, "Subject:     %s\n", b.Subject())
-	fmt.Fprintf(w, "Issuer:      %s\n", certs.FormatName(b.Leaf.Issuer))
-	if b.OrganizationID != "" {
-		fmt.Fprintf(w, "Org id:      %s\n", b.OrganizationID)
-	}
-	src := "end of the common name"
-	if b.QC != nil && b.QC.PSD2 != nil {
-		src = "PSD2 QC statement"
-	}
-	if len(b.Roles) == 0 {
-		fmt.Fprintln(w, "Roles:       none")
-	} else {
-		fmt.Fprintf(w, "Roles:       %s (from the %s)\n", certs.JoinRoles(b.Roles), src)
-	}
-	if b.QC != nil {
-		var parts []string
-		if b.QC.Compliance {
-			parts = append(parts, "QcCompliance")
-		}
-		if b.QC.ESeal() {
-			parts = append(parts, "QcType eSeal")
-		}
-		if p := b.QC.PSD2; p != nil {
-			names := make([]string, len(p.Roles))
-			for i, r := range p.Roles {
-				names[i] = r.ETSIName()
-			}
-			parts = append(parts, fmt.Sprintf("PSD2 %s, NCA %s (%s)", strings.Join(names, " "), p.NCAID, p.NCAName))
-		}
-		fmt.Fprintf(w, "QC:          %s\n", strings.Join(parts, "; "))
-	}
-	fmt.Fprintf(w, "Valid from:  %s\n", b.Leaf.NotBefore.UTC().Format(time.RFC3339))
-	days := b.DaysToExpiry(now)
-	state := fmt.Sprintf("%d days left", days)
-	switch {
-	case now.After(b.Leaf.NotAfter):
-		state = "EXPIRED"
-	case now.Before(b.Leaf.NotBefore):
-		state = "NOT YET VALID"
-	case days < 30:
-		state += ", renew soon"
-	}
-	fmt.Fprintf(w, "Valid until: %s (%s)\n", b.Leaf.NotAfter.UTC().Format(time.RFC3339), state)
+	b.Describe(stdout, now)
+	return b.Check(stdout, now, *keyPath, *chainPath)
 }

@@ -8,13 +8,13 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/bunqtpp/tpp/notify"
 	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/seal"
+	"github.com/bunqtpp/tpp/settings"
 )
 
 // config is the typed configuration of 'tpp serve' and 'tpp demo'. Every
@@ -61,128 +61,76 @@ type config struct {
 	ClientBurst string
 }
 
-// setting describes one configuration value.
-type setting struct {
-	flag, env, def, usage string
-	secret                bool
-	str                   *string
-	dur                   *time.Duration
-	boolean               *bool
-	integer               *int
+// settings lists every setting of the config.
+func (c *config) settings() []settings.Setting {
+	list := []settings.Setting{
+		{Flag: "bank", Env: "TPP_BUNQ_ENV", Default: "emulated", Usage: "bunq environment: emulated (in-process emulated sandbox), sandbox, production, or a base URL such as http://127.0.0.1:5000", Str: &c.BankEnv},
+		{Flag: "bank-oauth-url", Env: "TPP_BUNQ_OAUTH_URL", Default: "", Usage: "bunq OAuth authorize URL; needed only when --bank is a base URL", Str: &c.BankOAuthURL},
+		{Flag: "bank-token-url", Env: "TPP_BUNQ_TOKEN_URL", Default: "", Usage: "bunq OAuth token URL; needed only when --bank is a base URL", Str: &c.BankTokenURL},
+		{Flag: "emulated-addr", Env: "TPP_EMULATED_ADDR", Default: "127.0.0.1:5480", Usage: "with --bank emulated: address of the emulated bank's API host; its OAuth and token hosts take the next two ports", Str: &c.EmulatedAddr},
+		{Flag: "listen", Env: "TPP_LISTEN", Default: "127.0.0.1:8080", Usage: "address of the public API and browser pages", Str: &c.Listen},
+		{Flag: "metrics-listen", Env: "TPP_METRICS_LISTEN", Default: "127.0.0.1:9090", Usage: "address of /metrics (keep it private); empty disables it", Str: &c.MetricsListen},
+		{Flag: "public-url", Env: "TPP_PUBLIC_URL", Default: "", Usage: "URL where browsers and the bank reach this service (OAuth redirect and callbacks); default http://<listen>", Str: &c.PublicURL},
+		{Flag: "db", Env: "TPP_DB_PATH", Default: "data/tpp.db", Usage: "SQLite database file, or a postgres:// URL (see --db-url)", Str: &c.DBPath},
+		{Flag: "db-url", Env: "TPP_DB_URL", Default: "", Usage: "PostgreSQL URL (postgres://user@host:5432/db?sslmode=verify-full); when set it is used instead of --db, and N replicas can share it (a password in it is masked when printed; PGPASSWORD works too)", Str: &c.DBURL},
+		{Flag: "db-max-conns", Env: "TPP_DB_MAX_CONNS", Default: "20", Usage: "PostgreSQL: connections this replica opens at most", Int: &c.DBMaxConns},
+		{Flag: "db-max-idle-conns", Env: "TPP_DB_MAX_IDLE_CONNS", Default: "10", Usage: "PostgreSQL: idle connections this replica keeps", Int: &c.DBMaxIdle},
+		{Flag: "db-conn-lifetime", Env: "TPP_DB_CONN_LIFETIME", Default: "30m", Usage: "PostgreSQL: a connection is replaced after this long", Dur: &c.DBConnLifetime},
+		{Flag: "redis-url", Env: "TPP_REDIS_URL", Default: "", Usage: "Redis URL (redis:// or rediss://); empty starts an embedded Redis, for dev and demo only", Str: &c.RedisURL},
+		{Flag: "redis-sentinel", Env: "TPP_REDIS_SENTINEL", Default: "", Usage: "Redis Sentinel as master@host:port,host:port (instead of --redis-url)", Str: &c.RedisSentinel},
+		{Flag: "redis-cluster", Env: "TPP_REDIS_CLUSTER", Default: "", Usage: "Redis Cluster node addresses host:port,host:port (instead of --redis-url)", Str: &c.RedisCluster},
+		{Flag: "redis-password", Env: "TPP_REDIS_PASSWORD", Default: "", Usage: "Redis password for --redis-sentinel and --redis-cluster (a --redis-url carries its own)", Str: &c.RedisPassword},
+		{Flag: "redis-ca", Env: "TPP_REDIS_CA", Default: "", Usage: "PEM file of the CA certificates to trust for Redis over TLS (a rediss:// --redis-url); with --redis-sentinel or --redis-cluster it also turns TLS on; empty: the system's CAs", Str: &c.RedisCA},
+		{Flag: "webhook-targets", Env: "TPP_WEBHOOK_TARGETS", Default: "auto", Usage: "which webhook destinations are allowed: public (refuse private, loopback and link-local addresses), any, or auto (public against sandbox and production, any otherwise)", Str: &c.WebhookHosts},
+		{Flag: "master-key", Env: "TPP_MASTER_KEY", Default: "", Usage: "master keys sealing secrets at rest, \"id:hex\" items, current first (generate: openssl rand -hex 32)", Str: &c.MasterKey},
+		{Flag: "log-level", Env: "TPP_LOG_LEVEL", Default: "info", Usage: "debug, info, warn or error", Str: &c.LogLevel},
+		{Flag: "log-format", Env: "TPP_LOG_FORMAT", Default: "json", Usage: "json or text", Str: &c.LogFormat},
+		{Flag: "cache-ttl", Env: "TPP_CACHE_TTL", Default: "30s", Usage: "how long account reads are cached", Dur: &c.CacheTTL},
+		{Flag: "bank-rate-budget", Env: "TPP_BANK_RATE_BUDGET", Default: "shared", Usage: "how calls are kept under bunq's rate limits: shared (in Redis, across replicas), local (this process only) or off (load tests against a bank without limits; refused for sandbox and production)", Str: &c.RateBudget},
+		{Flag: "sign-all", Env: "TPP_SIGN_ALL", Default: "false", Usage: "sign every bunq request, as bunq's SDKs do (costs ~1 ms CPU per call)", Bool: &c.SignAll},
+		{Flag: "accept-token-without-state", Env: "TPP_ACCEPT_TOKEN_WITHOUT_STATE", Default: "false", Usage: "accept a bunq token answer without state; its code cannot be proven to belong to the callback's flow (see docs/OPERATIONS.md, Security model)", Bool: &c.AcceptTokenWithoutState},
+		{Flag: "permitted-ips", Env: "TPP_PERMITTED_IPS", Default: "", Usage: "comma-separated IPs the bunq device registration is bound to (empty: the caller's IP)", Str: &c.PermittedIPs},
+		{Flag: "bank-callback-auth", Env: "TPP_BANK_CALLBACK_AUTH", Default: "auto", Usage: "how bank callbacks are authenticated: ip (source address in --bank-callback-cidrs), signature (X-Bunq-Server-Signature; the emulated bank's option, bunq does not sign), none, or auto (ip for production, none for sandbox and a base URL, signature for emulated); callbacks are always re-checked at the bank", Str: &c.CallbackAuth},
+		{Flag: "bank-callback-cidrs", Env: "TPP_BANK_CALLBACK_CIDRS", Default: "", Usage: "comma-separated source ranges accepted with --bank-callback-auth ip (default for production: bunq's 185.40.108.0/22)", Str: &c.CallbackCIDRs},
+		{Flag: "poll-interval", Env: "TPP_POLL_INTERVAL", Default: "30s", Usage: "how often pending payments are re-checked at the bank (covers lost callbacks)", Dur: &c.PollInterval},
+		{Flag: "shutdown-grace", Env: "TPP_SHUTDOWN_GRACE", Default: "20s", Usage: "how long in-flight requests may take to finish at shutdown", Dur: &c.ShutdownGrace},
+		{Flag: "tpp-name", Env: "TPP_NAME", Default: "", Usage: "the service's name on the consent pages (default Open Banking Connect; required for sandbox and production)", Str: &c.TPPName},
+		{Flag: "tpp-legal-entity", Env: "TPP_LEGAL_ENTITY", Default: "", Usage: "the company holding the PSD2 licence, shown on the consent pages (required for sandbox and production)", Str: &c.TPPLegalEntity},
+		{Flag: "tpp-licence", Env: "TPP_LICENCE", Default: "", Usage: "the licence, e.g. \"DNB licence R123456\", shown on the consent pages (required for sandbox and production)", Str: &c.TPPLicence},
+		{Flag: "tpp-privacy-url", Env: "TPP_PRIVACY_URL", Default: "", Usage: "the privacy policy's https URL, linked from the consent pages (required for sandbox and production)", Str: &c.TPPPrivacyURL},
+		{Flag: "client-rate-limit", Env: "TPP_CLIENT_RATE_LIMIT", Default: "50/s", Usage: "requests per fintech client to the /v1 API, shared by all replicas in Redis, as <n>/s, <n>/m or <n>/h; off disables it", Str: &c.ClientRate},
+		{Flag: "client-rate-burst", Env: "TPP_CLIENT_RATE_BURST", Default: "", Usage: "requests a client may send at once under --client-rate-limit (empty: twice the rate's n)", Str: &c.ClientBurst},
+	}
+	for i := range list {
+		list[i].Mask = maskFor(list[i].Flag)
+	}
+	return list
 }
 
-func (c *config) settings() []setting {
-	return []setting{
-		{flag: "bank", env: "TPP_BUNQ_ENV", def: "emulated", usage: "bunq environment: emulated (in-process emulated sandbox), sandbox, production, or a base URL such as http://127.0.0.1:5000", str: &c.BankEnv},
-		{flag: "bank-oauth-url", env: "TPP_BUNQ_OAUTH_URL", def: "", usage: "bunq OAuth authorize URL; needed only when --bank is a base URL", str: &c.BankOAuthURL},
-		{flag: "bank-token-url", env: "TPP_BUNQ_TOKEN_URL", def: "", usage: "bunq OAuth token URL; needed only when --bank is a base URL", str: &c.BankTokenURL},
-		{flag: "emulated-addr", env: "TPP_EMULATED_ADDR", def: "127.0.0.1:5480", usage: "with --bank emulated: address of the emulated bank's API host; its OAuth and token hosts take the next two ports", str: &c.EmulatedAddr},
-		{flag: "listen", env: "TPP_LISTEN", def: "127.0.0.1:8080", usage: "address of the public API and browser pages", str: &c.Listen},
-		{flag: "metrics-listen", env: "TPP_METRICS_LISTEN", def: "127.0.0.1:9090", usage: "address of /metrics (keep it private); empty disables it", str: &c.MetricsListen},
-		{flag: "public-url", env: "TPP_PUBLIC_URL", def: "", usage: "URL where browsers and the bank reach this service (OAuth redirect and callbacks); default http://<listen>", str: &c.PublicURL},
-		{flag: "db", env: "TPP_DB_PATH", def: "data/tpp.db", usage: "SQLite database file, or a postgres:// URL (see --db-url)", str: &c.DBPath},
-		{flag: "db-url", env: "TPP_DB_URL", def: "", usage: "PostgreSQL URL (postgres://user@host:5432/db?sslmode=verify-full); when set it is used instead of --db, and N replicas can share it (a password in it is masked when printed; PGPASSWORD works too)", str: &c.DBURL},
-		{flag: "db-max-conns", env: "TPP_DB_MAX_CONNS", def: "20", usage: "PostgreSQL: connections this replica opens at most", integer: &c.DBMaxConns},
-		{flag: "db-max-idle-conns", env: "TPP_DB_MAX_IDLE_CONNS", def: "10", usage: "PostgreSQL: idle connections this replica keeps", integer: &c.DBMaxIdle},
-		{flag: "db-conn-lifetime", env: "TPP_DB_CONN_LIFETIME", def: "30m", usage: "PostgreSQL: a connection is replaced after this long", dur: &c.DBConnLifetime},
-		{flag: "redis-url", env: "TPP_REDIS_URL", def: "", usage: "Redis URL (redis:// or rediss://); empty starts an embedded Redis, for dev and demo only", str: &c.RedisURL},
-		{flag: "redis-sentinel", env: "TPP_REDIS_SENTINEL", def: "", usage: "Redis Sentinel as master@host:port,host:port (instead of --redis-url)", str: &c.RedisSentinel},
-		{flag: "redis-cluster", env: "TPP_REDIS_CLUSTER", def: "", usage: "Redis Cluster node addresses host:port,host:port (instead of --redis-url)", str: &c.RedisCluster},
-		{flag: "redis-password", env: "TPP_REDIS_PASSWORD", def: "", usage: "Redis password for --redis-sentinel and --redis-cluster (a --redis-url carries its own)", secret: true, str: &c.RedisPassword},
-		{flag: "redis-ca", env: "TPP_REDIS_CA", def: "", usage: "PEM file of the CA certificates to trust for Redis over TLS (a rediss:// --redis-url); with --redis-sentinel or --redis-cluster it also turns TLS on; empty: the system's CAs", str: &c.RedisCA},
-		{flag: "webhook-targets", env: "TPP_WEBHOOK_TARGETS", def: "auto", usage: "which webhook destinations are allowed: public (refuse private, loopback and link-local addresses), any, or auto (public against sandbox and production, any otherwise)", str: &c.WebhookHosts},
-		{flag: "master-key", env: "TPP_MASTER_KEY", def: "", usage: "master keys sealing secrets at rest, \"id:hex\" items, current first (generate: openssl rand -hex 32)", secret: true, str: &c.MasterKey},
-		{flag: "log-level", env: "TPP_LOG_LEVEL", def: "info", usage: "debug, info, warn or error", str: &c.LogLevel},
-		{flag: "log-format", env: "TPP_LOG_FORMAT", def: "json", usage: "json or text", str: &c.LogFormat},
-		{flag: "cache-ttl", env: "TPP_CACHE_TTL", def: "30s", usage: "how long account reads are cached", dur: &c.CacheTTL},
-		{flag: "bank-rate-budget", env: "TPP_BANK_RATE_BUDGET", def: "shared", usage: "how calls are kept under bunq's rate limits: shared (in Redis, across replicas), local (this process only) or off (load tests against a bank without limits; refused for sandbox and production)", str: &c.RateBudget},
-		{flag: "sign-all", env: "TPP_SIGN_ALL", def: "false", usage: "sign every bunq request, as bunq's SDKs do (costs ~1 ms CPU per call)", boolean: &c.SignAll},
-		{flag: "accept-token-without-state", env: "TPP_ACCEPT_TOKEN_WITHOUT_STATE", def: "false", usage: "accept a bunq token answer without state; its code cannot be proven to belong to the callback's flow (see docs/OPERATIONS.md, Security model)", boolean: &c.AcceptTokenWithoutState},
-		{flag: "permitted-ips", env: "TPP_PERMITTED_IPS", def: "", usage: "comma-separated IPs the bunq device registration is bound to (empty: the caller's IP)", str: &c.PermittedIPs},
-		{flag: "bank-callback-auth", env: "TPP_BANK_CALLBACK_AUTH", def: "auto", usage: "how bank callbacks are authenticated: ip (source address in --bank-callback-cidrs), signature (X-Bunq-Server-Signature; the emulated bank's option, bunq does not sign), none, or auto (ip for production, none for sandbox and a base URL, signature for emulated); callbacks are always re-checked at the bank", str: &c.CallbackAuth},
-		{flag: "bank-callback-cidrs", env: "TPP_BANK_CALLBACK_CIDRS", def: "", usage: "comma-separated source ranges accepted with --bank-callback-auth ip (default for production: bunq's 185.40.108.0/22)", str: &c.CallbackCIDRs},
-		{flag: "poll-interval", env: "TPP_POLL_INTERVAL", def: "30s", usage: "how often pending payments are re-checked at the bank (covers lost callbacks)", dur: &c.PollInterval},
-		{flag: "shutdown-grace", env: "TPP_SHUTDOWN_GRACE", def: "20s", usage: "how long in-flight requests may take to finish at shutdown", dur: &c.ShutdownGrace},
-		{flag: "tpp-name", env: "TPP_NAME", def: "", usage: "the service's name on the consent pages (default Open Banking Connect; required for sandbox and production)", str: &c.TPPName},
-		{flag: "tpp-legal-entity", env: "TPP_LEGAL_ENTITY", def: "", usage: "the company holding the PSD2 licence, shown on the consent pages (required for sandbox and production)", str: &c.TPPLegalEntity},
-		{flag: "tpp-licence", env: "TPP_LICENCE", def: "", usage: "the licence, e.g. \"DNB licence R123456\", shown on the consent pages (required for sandbox and production)", str: &c.TPPLicence},
-		{flag: "tpp-privacy-url", env: "TPP_PRIVACY_URL", def: "", usage: "the privacy policy's https URL, linked from the consent pages (required for sandbox and production)", str: &c.TPPPrivacyURL},
-		{flag: "client-rate-limit", env: "TPP_CLIENT_RATE_LIMIT", def: "50/s", usage: "requests per fintech client to the /v1 API, shared by all replicas in Redis, as <n>/s, <n>/m or <n>/h; off disables it", str: &c.ClientRate},
-		{flag: "client-rate-burst", env: "TPP_CLIENT_RATE_BURST", def: "", usage: "requests a client may send at once under --client-rate-limit (empty: twice the rate's n)", str: &c.ClientBurst},
+// maskFor is how a setting's printed value hides secrets.
+func maskFor(flag string) func(string) string {
+	switch {
+	case flag == "master-key":
+		return seal.MaskKeyIDs // key ids help operators; the keys stay hidden
+	case flag == "redis-password":
+		return settings.Secret
+	case strings.HasPrefix(flag, "redis-"), flag == "db", flag == "db-url":
+		return settings.URLPassword
 	}
+	return nil
 }
 
 // parseConfig fills c from defaults, then getenv, then args.
 func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (*config, error) {
 	c := &config{}
-	raw := map[string]*string{}
-	for _, s := range c.settings() {
-		v := s.def
-		if e := getenv(s.env); e != "" {
-			v = e
-		}
-		val := v
-		raw[s.flag] = &val
-		if s.boolean != nil {
-			// A plain --sign-all means true, as with any boolean flag;
-			// --sign-all=false turns it off again.
-			fs.Var(boolFlag{&val}, s.flag, s.usage+" ($"+s.env+")")
-			continue
-		}
-		fs.StringVar(raw[s.flag], s.flag, v, s.usage+" ($"+s.env+")")
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := settings.Parse(fs, c.settings(), args, getenv); err != nil {
 		return nil, err
-	}
-	for _, s := range c.settings() {
-		v := strings.TrimSpace(*raw[s.flag])
-		switch {
-		case s.str != nil:
-			*s.str = v
-		case s.dur != nil:
-			d, err := time.ParseDuration(v)
-			if err != nil || d < 0 {
-				return nil, fmt.Errorf("setting --%s ($%s) = %q is not a duration such as 30s or 5m", s.flag, s.env, v)
-			}
-			*s.dur = d
-		case s.integer != nil:
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return nil, fmt.Errorf("setting --%s ($%s) = %q must be a whole number of at least 1", s.flag, s.env, v)
-			}
-			*s.integer = n
-		case s.integer != nil:
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return nil, fmt.Errorf("setting --%s ($%s) = %q must be a whole number of at least 1", s.flag, s.env, v)
-			}
-			*s.integer = n
-		case s.boolean != nil:
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return nil, fmt.Errorf("setting --%s ($%s) = %q must be true or false", s.flag, s.env, v)
-			}
-			*s.boolean = b
-		}
 	}
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.Listen
 	}
 	return c, c.validate()
 }
-
-// boolFlag is a boolean flag kept as text until parseConfig checks it, so a
-// bad value from the environment gets the same error as one from a flag.
-type boolFlag struct{ v *string }
-
-func (b boolFlag) String() string {
-	if b.v == nil {
-		return ""
-	}
-	return *b.v
-}
-func (b boolFlag) Set(s string) error { *b.v = s; return nil }
-func (b boolFlag) IsBoolFlag() bool   { return true }
 
 // validate checks settings that can be checked without I/O and names the
 // setting and the fix in every error.
@@ -291,66 +239,12 @@ func (c *config) validateBranding() []error {
 // clientLimit parses --client-rate-limit and --client-rate-burst; on is
 // false when the limit is off.
 func (c *config) clientLimit() (l redis.ClientLimit, on bool, err error) {
-	if c.ClientRate == "off" {
-		return l, false, nil
-	}
-	n, unit, ok := strings.Cut(c.ClientRate, "/")
-	periods := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}
-	rate, rerr := strconv.Atoi(n)
-	if !ok || rerr != nil || rate < 1 || periods[unit] == 0 {
-		return l, false, fmt.Errorf("setting --client-rate-limit ($TPP_CLIENT_RATE_LIMIT) = %q: use <n>/s, <n>/m or <n>/h with n >= 1 (e.g. 50/s), or off", c.ClientRate)
-	}
-	l = redis.ClientLimit{Rate: rate, Period: periods[unit], Burst: 2 * rate}
-	if c.ClientBurst != "" {
-		b, err := strconv.Atoi(c.ClientBurst)
-		if err != nil || b < 1 {
-			return l, false, fmt.Errorf("setting --client-rate-burst ($TPP_CLIENT_RATE_BURST) = %q: use a whole number >= 1, or leave it empty", c.ClientBurst)
-		}
-		l.Burst = b
-	}
-	return l, true, nil
+	return redis.ParseClientLimit(c.ClientRate, c.ClientBurst)
 }
 
-// callbackAuth resolves --bank-callback-auth and --bank-callback-cidrs:
-// auto is ip with bunq's production range for production, signature for the
-// emulated bank (started with callback signing on) and none otherwise (bunq's
-// sandbox calls from changing AWS addresses, so a range cannot be named).
+// callbackAuth resolves --bank-callback-auth and --bank-callback-cidrs.
 func (c *config) callbackAuth() (string, []netip.Prefix, error) {
-	mode := c.CallbackAuth
-	if mode == "auto" || mode == "" {
-		switch c.BankEnv {
-		case "production":
-			mode = notify.AuthIP
-		case "emulated":
-			mode = notify.AuthSignature
-		default:
-			mode = notify.AuthNone
-		}
-	}
-	var cidrs []netip.Prefix
-	for _, f := range strings.Split(c.CallbackCIDRs, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			return "", nil, fmt.Errorf("setting --bank-callback-cidrs ($TPP_BANK_CALLBACK_CIDRS): %q is not a CIDR such as 185.40.108.0/22", f)
-		}
-		cidrs = append(cidrs, p.Masked())
-	}
-	switch mode {
-	case notify.AuthIP:
-		if len(cidrs) == 0 && c.BankEnv == "production" {
-			cidrs = []netip.Prefix{notify.BunqProductionRange}
-		}
-		if len(cidrs) == 0 {
-			return "", nil, errors.New("setting --bank-callback-auth ($TPP_BANK_CALLBACK_AUTH) = ip needs --bank-callback-cidrs ($TPP_BANK_CALLBACK_CIDRS) outside production")
-		}
-	case notify.AuthSignature, notify.AuthNone:
-	default:
-		return "", nil, fmt.Errorf("setting --bank-callback-auth ($TPP_BANK_CALLBACK_AUTH) = %q: use ip, signature, none or auto", c.CallbackAuth)
-	}
-	return mode, cidrs, nil
+	return notify.ResolveCallbackAuth(c.CallbackAuth, c.BankEnv, c.CallbackCIDRs)
 }
 
 // webhookDenyPrivate tells whether webhooks to private, loopback and
@@ -369,80 +263,13 @@ func (c *config) webhookDenyPrivate() bool {
 func (c *config) print(w io.Writer) {
 	fmt.Fprintln(w, "effective configuration:")
 	for _, s := range c.settings() {
-		var v string
-		switch {
-		case s.str != nil:
-			v = *s.str
-		case s.dur != nil:
-			v = s.dur.String()
-		case s.integer != nil:
-			v = strconv.Itoa(*s.integer)
-		case s.boolean != nil:
-			v = strconv.FormatBool(*s.boolean)
-		}
-		shown := maskSetting(s, v)
-		if s.flag == "master-key" && v == "" && c.BankEnv == "emulated" {
+		shown := s.Shown()
+		if s.Flag == "master-key" && shown == "" && c.BankEnv == "emulated" {
 			// Never an empty line while a key seals the secrets.
 			shown = "(not set: a development key, kept in " + filepath.Join(filepath.Dir(c.DBPath), "master.key") + ")"
 		}
-		fmt.Fprintf(w, "  %-16s %s\n", s.flag, shown)
+		fmt.Fprintf(w, "  %-16s %s\n", s.Flag, shown)
 	}
-}
-
-// maskSetting returns v as it may be printed. Each rule is final: a
-// secret is never parsed as something else (a password holding ':' or ','
-// is not a key list, nor a URL).
-func maskSetting(s setting, v string) string {
-	switch {
-	case v == "":
-		return v
-	case s.flag == "master-key":
-		return maskKeyIDs(v) // key ids help operators; the keys stay hidden
-	case s.secret:
-		return "****"
-	case strings.HasPrefix(s.flag, "redis-"), s.flag == "db", s.flag == "db-url":
-		return maskURLPassword(v)
-	}
-	return v
-}
-
-// maskKeyIDs shows only the key ids of a master key list. Anything that is
-// not a well-formed id (say, a key written before its id) shows as "?".
-func maskKeyIDs(v string) string {
-	var ids []string
-	for _, item := range strings.Split(v, ",") {
-		id, _, ok := strings.Cut(strings.TrimSpace(item), ":")
-		if !ok || seal.ValidKeyID(id) != nil { // a key written before its id never passes
-			id = "?"
-		}
-		ids = append(ids, id+":****")
-	}
-	return strings.Join(ids, ",")
-}
-
-// maskURLPassword masks a password in a URL's user info and in its query
-// (Sentinel URLs carry the Redis password as password=...). A value that
-// does not parse, or parses with a fragment (a password holding an
-// unescaped '#' splits there), prints as "****".
-func maskURLPassword(v string) string {
-	u, err := url.Parse(v)
-	if err != nil || u.Fragment != "" || strings.Contains(v, "#") {
-		return "****"
-	}
-	if q := u.Query(); q.Has("password") || q.Has("sentinel_password") {
-		for _, k := range []string{"password", "sentinel_password"} {
-			if q.Has(k) {
-				q.Set(k, "MASKED")
-			}
-		}
-		u.RawQuery = q.Encode()
-	}
-	if u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "MASKED")
-		}
-	}
-	return strings.ReplaceAll(strings.ReplaceAll(u.String(), ":MASKED@", ":****@"), "=MASKED", "=****")
 }
 
 func isHTTPURL(s string) bool {

@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/demo"
 	"github.com/bunqtpp/tpp/internal/browsertest"
 	"github.com/bunqtpp/tpp/internal/stacktest"
 	"github.com/bunqtpp/tpp/internal/testenv"
@@ -130,9 +131,9 @@ func apiStatus(t *testing.T, publicURL, key, path string) int {
 	return resp.StatusCode
 }
 
-func readDemoClient(t *testing.T, dir string) demoClient {
+func readDemoClient(t *testing.T, dir string) demo.Client {
 	t.Helper()
-	path := filepath.Join(dir, demoClientFile)
+	path := filepath.Join(dir, demo.ClientFile)
 	st, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +145,7 @@ func readDemoClient(t *testing.T, dir string) demoClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dc demoClient
+	var dc demo.Client
 	if err := json.Unmarshal(b, &dc); err != nil {
 		t.Fatal(err)
 	}

@@ -4,18 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
-	"github.com/bunqtpp/tpp"
-	"github.com/bunqtpp/tpp/certs"
 	"github.com/bunqtpp/tpp/notify"
+	"github.com/bunqtpp/tpp/registration"
 	"github.com/bunqtpp/tpp/sandbox"
 )
 
@@ -49,56 +46,25 @@ func startEmulatedBank(ctx context.Context, a *app, out io.Writer) (bankURLs, fu
 	fmt.Fprintf(out, "tpp: emulated bunq sandbox at %s/v1 (OAuth %s/auth)\n", srv.APIURL, srv.OAuthURL)
 
 	dir := filepath.Join(filepath.Dir(a.cfg.DBPath), "certs")
-	f := registerFlags{
-		cert:         filepath.Join(dir, "cert.pem"),
-		key:          filepath.Join(dir, "key.pem"),
-		chain:        filepath.Join(dir, "chain.pem"),
-		publicURL:    a.cfg.PublicURL,
-		permittedIPs: a.cfg.PermittedIPs,
+	req, generated, err := registration.TestCertificate(dir, "Demo TPP B.V.", a.clock.Now())
+	if err != nil {
+		stop()
+		return bankURLs{}, nil, err
 	}
-	if _, err := os.Stat(f.cert); errors.Is(err, os.ErrNotExist) {
-		g, err := certs.Generate(rand.Reader, a.clock.Now(), certs.Options{
-			Roles:        []certs.Role{certs.RoleAISP, certs.RolePISP, certs.RoleCBPII},
-			Organization: "Demo TPP B.V.",
-		})
-		if err != nil {
-			return bankURLs{}, stop, fmt.Errorf("generate test certificate: %w", err)
-		}
-		if _, err := g.WriteFiles(dir, certs.FileNames{}, false); err != nil {
-			stop()
-			return bankURLs{}, nil, fmt.Errorf("write test certificate: %w", err)
-		}
+	if generated {
 		fmt.Fprintf(out, "tpp: generated a test certificate in %s\n", dir)
 	}
-	// The emulated bank starts empty every time: forget what an earlier run
-	// registered there, or register would try to reuse a dead installation.
 	store := a.store.registrations
-	if old, err := store.Registration(ctx, srv.APIURL); err == nil {
-		*old = tpp.Registration{APIBaseURL: old.APIBaseURL, CreatedAt: old.CreatedAt}
-		if err := store.SaveRegistration(ctx, old); err != nil {
-			stop()
-			return bankURLs{}, nil, fmt.Errorf("reset the emulated bank's registration: %w", err)
-		}
+	if err := registration.Forget(ctx, store, srv.APIURL); err != nil {
+		stop()
+		return bankURLs{}, nil, err
 	}
-	r := &registrar{store: store, clock: a.clock, out: prefixWriter{out, "tpp: register: "}}
-	if err := r.register(ctx, srv.APIURL, f); err != nil {
+	req.APIBase, req.PublicURL, req.PermittedIPs = srv.APIURL, a.cfg.PublicURL, a.cfg.PermittedIPs
+	if err := registration.Register(ctx, store, a.clock, registration.PrefixWriter{W: out, Prefix: "tpp: register: "}, req); err != nil {
 		stop()
 		return bankURLs{}, nil, fmt.Errorf("register with the emulated bank: %w", err)
 	}
 	return bankURLs{API: srv.APIURL, OAuth: srv.OAuthURL + "/auth", Token: srv.TokenURL + "/v1/token", Emulated: true}, stop, nil
-}
-
-// prefixWriter prefixes each write (one progress line) with a label.
-type prefixWriter struct {
-	w      io.Writer
-	prefix string
-}
-
-func (p prefixWriter) Write(b []byte) (int, error) {
-	if _, err := io.WriteString(p.w, p.prefix); err != nil {
-		return 0, err
-	}
-	return p.w.Write(b)
 }
 
 // randomHex returns n random bytes as hex.

@@ -21,7 +21,6 @@ import (
 	mathrand "math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -44,6 +43,7 @@ import (
 	"github.com/bunqtpp/tpp/internal/apitest"
 	"github.com/bunqtpp/tpp/internal/banktest"
 	"github.com/bunqtpp/tpp/internal/browsertest"
+	"github.com/bunqtpp/tpp/internal/flowdriver"
 	"github.com/bunqtpp/tpp/internal/redistest"
 	"github.com/bunqtpp/tpp/internal/stacktest"
 	"github.com/bunqtpp/tpp/redis"
@@ -565,35 +565,47 @@ func (h *harness) userNamed(name string) banktest.User {
 // callback, with code and state or an error.
 func (h *harness) decide(bankAuthURL *url.URL, userID int64, decision string) string {
 	h.t.Helper()
-	q := bankAuthURL.Query()
-	if q.Get("client_id") != h.OAuthClientID || q.Get("redirect_uri") != h.URL+"/oauth/callback" || q.Get("state") == "" {
-		h.t.Fatalf("the bank authorize URL does not carry our client, callback and a state: %s", bankAuthURL)
+	if err := h.checkBankAuth(bankAuthURL); err != nil {
+		h.t.Fatal(err)
 	}
 	to := h.Env.Authorize(h.t, banktest.AuthorizeRequest{
-		ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"), State: q.Get("state"),
+		ClientID: bankAuthURL.Query().Get("client_id"), RedirectURI: bankAuthURL.Query().Get("redirect_uri"), State: bankAuthURL.Query().Get("state"),
 		UserID: userID, Decision: decision,
 	})
-	if u, err := url.Parse(to); err == nil {
-		h.secrets.add("OAuth code", u.Query().Get("code"))
-	}
+	h.collectCode(to)
 	return to
 }
 
-// activeConsent runs the whole consent flow without a real browser (a
-// cookie-jar client posting our forms, and the bank's approval through the
-// emulator's control endpoint) and returns the active consent's id.
+// checkBankAuth checks that the bank's authorize URL carries our client,
+// callback and a state.
+func (h *harness) checkBankAuth(u *url.URL) error {
+	q := u.Query()
+	if q.Get("client_id") != h.OAuthClientID || q.Get("redirect_uri") != h.URL+"/oauth/callback" || q.Get("state") == "" {
+		return fmt.Errorf("the bank authorize URL does not carry our client, callback and a state: %s", u)
+	}
+	return nil
+}
+
+// collectCode adds the OAuth code of a callback URL to the secrets.
+func (h *harness) collectCode(callbackURL string) {
+	if u, err := url.Parse(callbackURL); err == nil {
+		h.secrets.add("OAuth code", u.Query().Get("code"))
+	}
+}
+
+// activeConsent runs the whole consent flow without a real browser
+// (flowdriver: a cookie-jar client posting our forms, and the bank's
+// approval through the emulator's control endpoint) and returns the active
+// consent's id.
 func (h *harness) activeConsent(t *testing.T, scopes ...string) string {
 	t.Helper()
 	id, au := h.createConsent(scopes...)
-	b := h.newJarBrowser()
-	cb := h.decide(b.toBank(au), h.person().ID, "approve")
-	p := b.get(cb)
-	if p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, h.ReturnURL+"?") {
-		t.Fatalf("callback: %d → %q\n%s", p.status, p.location, p.body)
-	}
-	q := mustQuery(t, p.location)
-	if q.Get("status") != "active" || q.Get("consent_id") != id {
-		t.Fatalf("return URL %s, want status=active for %s", p.location, id)
+	err := flowdriver.Approve(context.Background(), flowdriver.NewBrowser("", nil), flowdriver.Bank{URL: h.Env.APIURL}, flowdriver.Approval{
+		AuthorizeURL: au, ConsentID: id, ReturnURL: h.ReturnURL, UserID: h.person().ID,
+		OnBankAuth: h.checkBankAuth, OnCallback: h.collectCode,
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if c := h.consent(id); c.str("status") != "active" {
 		t.Fatalf("consent after the flow: %v", c)
@@ -643,17 +655,16 @@ func (h *harness) collectStoredSecrets(id string) {
 
 // ---- a browser without JavaScript
 
-// jarBrowser is an HTTP client with a cookie jar that follows no
-// redirects, so tests see every hop (and the callback URL with the code).
+// jarBrowser is flowdriver's browser following no redirects, so tests see
+// every hop (and the callback URL with the code); it fails the test on
+// errors.
 type jarBrowser struct {
 	t *testing.T
-	c *http.Client
+	b *flowdriver.Browser
 }
 
 func (h *harness) newJarBrowser() *jarBrowser {
-	jar, _ := cookiejar.New(nil)
-	return &jarBrowser{t: h.t, c: &http.Client{Jar: jar, Timeout: 30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	return &jarBrowser{t: h.t, b: flowdriver.NewBrowser("", nil)}
 }
 
 type page struct {
@@ -662,58 +673,43 @@ type page struct {
 	location string
 }
 
+func (b *jarBrowser) page(p flowdriver.Page, err error) page {
+	b.t.Helper()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return page{status: p.Status, body: p.Body, location: p.Location}
+}
+
 func (b *jarBrowser) do(req *http.Request) page {
 	b.t.Helper()
-	res, err := b.c.Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	return page{status: res.StatusCode, body: string(raw), location: res.Header.Get("Location")}
+	return b.page(b.b.Do(req))
 }
 
 func (b *jarBrowser) get(u string) page {
 	b.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return b.do(req)
+	return b.page(b.b.Get(context.Background(), u))
 }
 
 func (b *jarBrowser) post(u string, form url.Values) page {
 	b.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(req)
+	return b.page(b.b.Post(context.Background(), u, form))
 }
-
-var e2eCSRFRe = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 
 // open loads our consent page and returns its form token.
 func (b *jarBrowser) open(authorizeURL string) string {
 	b.t.Helper()
-	p := b.get(authorizeURL)
-	m := e2eCSRFRe.FindStringSubmatch(p.body)
-	if p.status != http.StatusOK || m == nil {
-		b.t.Fatalf("consent page %s: %d\n%s", authorizeURL, p.status, p.body)
+	_, tok, err := b.b.Open(context.Background(), authorizeURL)
+	if err != nil {
+		b.t.Fatalf("consent page %s: %v", authorizeURL, err)
 	}
-	return html.UnescapeString(m[1])
+	return tok
 }
 
 // toBank presses Continue on our page and returns the bank's authorize URL.
 func (b *jarBrowser) toBank(authorizeURL string) *url.URL {
 	b.t.Helper()
-	tok := b.open(authorizeURL)
-	p := b.post(authorizeURL+"/continue", url.Values{"csrf_token": {tok}})
-	if p.status != http.StatusSeeOther {
-		b.t.Fatalf("continue: %d %s", p.status, p.body)
-	}
-	u, err := url.Parse(p.location)
+	u, err := b.b.ToBank(context.Background(), authorizeURL)
 	if err != nil {
 		b.t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ func TestREADMEDocumentsEverySetting(t *testing.T) {
 	readme := string(b)
 	var c config
 	for _, s := range c.settings() {
-		row := "| `--" + s.flag + "` | `" + s.env + "` |"
+		row := "| `--" + s.Flag + "` | `" + s.Env + "` |"
 		if !strings.Contains(readme, row) {
 			t.Errorf("README.md has no settings row starting %q", row)
 		}

@@ -43,8 +43,13 @@ type registerEnv struct {
 
 func newRegisterEnv(t *testing.T, days int) *registerEnv {
 	t.Helper()
+	return newRegisterEnvWith(t, days, sandbox.Config{})
+}
+
+func newRegisterEnvWith(t *testing.T, days int, cfg sandbox.Config) *registerEnv {
+	t.Helper()
 	ctx := context.Background()
-	bank, err := sandbox.Start(ctx, sandbox.Config{}, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
+	bank, err := sandbox.Start(ctx, cfg, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +210,26 @@ func TestRegisterEndToEnd(t *testing.T) {
 	}
 }
 
+// bunq does not document how it spells the certificate subject it shows on
+// the PSP user: registration reads either spelling as our certificate's and
+// tells the operator the name bunq shows users.
+func TestRegisterUnderBothDNFormats(t *testing.T) {
+	t.Parallel()
+	for _, format := range []string{"rfc2253", "openssl"} {
+		t.Run(format, func(t *testing.T) {
+			t.Parallel()
+			e := newRegisterEnvWith(t, 365, sandbox.Config{DNFormat: format})
+			out, err := e.run(t)
+			if err != nil {
+				t.Fatalf("register: %v\n%s", err, out)
+			}
+			if !strings.Contains(out, "bunq shows users this TPP as \"") || strings.Contains(out, "WARNING") {
+				t.Errorf("register output under %s:\n%s", format, out)
+			}
+		})
+	}
+}
+
 func TestRegisterStatusWarnsAboutExpiringCertificate(t *testing.T) {
 	t.Parallel()
 	e := newRegisterEnv(t, 10)
@@ -258,22 +283,6 @@ func TestRegisterErrors(t *testing.T) {
 	}
 	if n := e.stats(t)["POST /v1/installation"]; n != 0 {
 		t.Fatalf("failed runs reached the bank %d times", n)
-	}
-}
-
-func TestResolveBunqEnv(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]string{
-		"sandbox":                   psd2.Sandbox.APIBaseURL,
-		"production":                psd2.Production.APIBaseURL,
-		"http://127.0.0.1:5000":     "http://127.0.0.1:5000",
-		"http://127.0.0.1:5000/v1/": "http://127.0.0.1:5000",
-		"https://api.example.com/":  "https://api.example.com",
-	} {
-		got, err := resolveBunqEnv(in)
-		if err != nil || got != want {
-			t.Errorf("resolveBunqEnv(%q) = %q, %v; want %q", in, got, err, want)
-		}
 	}
 }
 

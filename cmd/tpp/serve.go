@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rsa"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,7 +36,9 @@ import (
 	"github.com/bunqtpp/tpp/postgres"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
+	"github.com/bunqtpp/tpp/registration"
 	"github.com/bunqtpp/tpp/seal"
+	"github.com/bunqtpp/tpp/server"
 	"github.com/bunqtpp/tpp/sqlite"
 	"github.com/bunqtpp/tpp/web"
 	"github.com/bunqtpp/tpp/webhook"
@@ -142,75 +140,14 @@ func serve(ctx context.Context, cfg *config, env serveEnv) error {
 		}
 	}
 
-	srv := &http.Server{
-		Handler:           a.engine,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-
-	// Workers run until workCtx ends, which happens after the HTTP server
-	// has drained, so nothing a request started is cut off.
-	workCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWorkers()
-	a.keys.Start(workCtx) // running from here on: Get waits for keys, never fails
-	var wg sync.WaitGroup
-	for _, w := range a.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w(workCtx); err != nil && !errors.Is(err, context.Canceled) {
-				log.Error("worker stopped", "err", err)
-			}
-		}()
-	}
-
-	serveErr := make(chan error, 2)
-	go func() { serveErr <- srv.Serve(ln) }()
-	var metricsSrv *http.Server
-	if cfg.MetricsListen != "" {
-		mln, err := net.Listen("tcp", cfg.MetricsListen)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("setting --metrics-listen ($TPP_METRICS_LISTEN) = %q: %w", cfg.MetricsListen, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", a.metrics.Handler())
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { serveErr <- metricsSrv.Serve(mln) }()
-		fmt.Fprintf(env.stdout, "tpp: metrics on http://%s/metrics\n", mln.Addr())
-	}
-	fmt.Fprintf(env.stdout, "tpp: listening on %s (public URL %s)\n", ln.Addr(), cfg.PublicURL)
-	log.Info("serving", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "bank", a.bank.API)
-	if env.started != nil {
-		env.started(cfg.PublicURL)
-	}
-
-	select {
-	case err := <-serveErr:
-		stopWorkers()
-		wg.Wait()
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	fmt.Fprintf(env.stdout, "tpp: shutting down: finishing requests in flight (up to %s)\n", cfg.ShutdownGrace)
-	log.Info("shutting down", "grace", cfg.ShutdownGrace.String())
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
-	defer cancel()
-	err = srv.Shutdown(shutCtx)
-	if metricsSrv != nil {
-		_ = metricsSrv.Shutdown(shutCtx)
-	}
-	stopWorkers()
-	wg.Wait()
-	if err != nil {
-		return fmt.Errorf("graceful shutdown: %w", err)
-	}
-	log.Info("stopped")
-	fmt.Fprintln(env.stdout, "tpp: stopped")
-	return nil
+	return server.Run(ctx, server.Config{
+		Handler: a.engine, Listener: ln,
+		MetricsListen: cfg.MetricsListen, Metrics: a.metrics.Handler(),
+		Start:   a.keys.Start, // running from here on: Get waits for keys, never fails
+		Workers: a.workers,
+		Grace:   cfg.ShutdownGrace, Log: log, Out: env.stdout,
+		PublicURL: cfg.PublicURL, Started: env.started, LogAttrs: []any{"bank", a.bank.API},
+	})
 }
 
 func newLogger(w io.Writer, cfg *config) *slog.Logger {
@@ -263,37 +200,25 @@ func (a *app) openKeyring() (*seal.Keyring, error) {
 		return openKeyring(a.cfg.MasterKey)
 	}
 	path := filepath.Join(filepath.Dir(a.cfg.DBPath), "master.key")
-	key, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, err
-		}
-		key = []byte("dev:" + randomHex(32))
-		if err := os.WriteFile(path, key, 0o600); err != nil {
-			return nil, fmt.Errorf("write dev master key: %w", err)
-		}
-		a.log.Warn("no master key set: generated a development key for the emulated bank", "file", path)
-	} else if err != nil {
-		return nil, fmt.Errorf("read dev master key %s: %w", path, err)
+	key, created, err := seal.DevKey(path)
+	if err != nil {
+		return nil, err
 	}
-	return openKeyring(strings.TrimSpace(string(key)))
+	if created {
+		a.log.Warn("no master key set: generated a development key for the emulated bank", "file", path)
+	}
+	return openKeyring(key)
 }
 
 func (a *app) openRedis(ctx context.Context) error {
 	cfg := a.cfg
 	a.rkeys = redis.NewKeys("tpp:")
-	rc := redis.Config{URL: cfg.RedisURL}
-	if cfg.RedisSentinel != "" {
-		master, addrs, ok := strings.Cut(cfg.RedisSentinel, "@")
-		if !ok || master == "" || addrs == "" {
-			return errors.New("setting --redis-sentinel ($TPP_REDIS_SENTINEL) must look like master@host:port,host:port")
-		}
-		rc = redis.Config{SentinelMaster: master, SentinelAddrs: splitList(addrs), Password: cfg.RedisPassword, SentinelPassword: cfg.RedisPassword}
+	settings := redis.Settings{URL: cfg.RedisURL, Sentinel: cfg.RedisSentinel, Cluster: cfg.RedisCluster, Password: cfg.RedisPassword, CAFile: cfg.RedisCA}
+	rc, ok, err := settings.Config()
+	if err != nil {
+		return err
 	}
-	if cfg.RedisCluster != "" {
-		rc = redis.Config{ClusterAddrs: splitList(cfg.RedisCluster), Password: cfg.RedisPassword}
-	}
-	if rc.URL == "" && rc.SentinelMaster == "" && len(rc.ClusterAddrs) == 0 {
+	if !ok {
 		if cfg.BankEnv == "production" {
 			return errors.New("setting --redis-url ($TPP_REDIS_URL) is required in production: the embedded Redis keeps nothing and is not shared by replicas")
 		}
@@ -307,44 +232,13 @@ func (a *app) openRedis(ctx context.Context) error {
 		return nil
 	}
 	redis.RouteLibraryLogs(a.log) // the error below says it once; no per-retry lines
-	if cfg.RedisCA != "" {
-		t, err := redisTLS(cfg.RedisCA)
-		if err != nil {
-			return err
-		}
-		rc.TLS = t
-	}
 	rdb, err := redis.NewClient(ctx, rc)
 	if err != nil {
-		return fmt.Errorf("%s: %w", redisSetting(cfg), err)
+		return fmt.Errorf("%s: %w", settings.Setting(), err)
 	}
 	a.rdb = rdb
 	a.closers = append(a.closers, func() { rdb.Close() })
 	return nil
-}
-
-// redisSetting names the setting that chose the Redis, for errors.
-func redisSetting(cfg *config) string {
-	switch {
-	case cfg.RedisSentinel != "":
-		return "setting --redis-sentinel ($TPP_REDIS_SENTINEL)"
-	case cfg.RedisCluster != "":
-		return "setting --redis-cluster ($TPP_REDIS_CLUSTER)"
-	}
-	return "setting --redis-url ($TPP_REDIS_URL)"
-}
-
-// redisTLS trusts the CA certificates in the PEM file path.
-func redisTLS(path string) (*tls.Config, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("setting --redis-ca ($TPP_REDIS_CA): %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("setting --redis-ca ($TPP_REDIS_CA) = %q holds no PEM certificate", path)
-	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // connectBank resolves the bank's URLs and loads the registration.
@@ -364,45 +258,12 @@ func (a *app) connectBank(ctx context.Context, out io.Writer) error {
 	default:
 		a.bank = bankURLs{API: strings.TrimRight(cfg.BankEnv, "/"), OAuth: cfg.BankOAuthURL, Token: cfg.BankTokenURL}
 	}
-	reg, err := a.store.registrations.Registration(ctx, a.bank.API)
-	if tpp.ErrorCode(err) == tpp.ENotFound {
-		return fmt.Errorf("this TPP is not registered with %s: run 'tpp register --env %s' first", a.bank.API, cfg.BankEnv)
-	}
+	reg, tppCtx, err := registration.ForServing(ctx, a.store.registrations, a.bank.API, cfg.BankEnv, cfg.PublicURL, a.clock.Now())
 	if err != nil {
-		return fmt.Errorf("load registration: %w", err)
-	}
-	if reg.ClientID == "" || reg.ClientSecret == "" {
-		return fmt.Errorf("the registration with %s has no OAuth client: run 'tpp register' again", a.bank.API)
-	}
-	wantCallback := strings.TrimRight(cfg.PublicURL, "/") + oauth.CallbackPath
-	if reg.CallbackURL != wantCallback {
-		return fmt.Errorf("the OAuth callback registered at the bank is %s, but --public-url gives %s: run 'tpp register --public-url %s' again", reg.CallbackURL, wantCallback, cfg.PublicURL)
-	}
-	if err := certificateInForce(reg, a.clock.Now()); err != nil {
 		return err
 	}
-	a.reg = reg
+	a.reg, a.tppCtx = reg, tppCtx
 	a.metrics.SetCertificateExpiry(reg.CertNotAfter)
-	a.tppCtx = new(psd2.Context)
-	if err := json.Unmarshal(reg.Context, a.tppCtx); err != nil {
-		return fmt.Errorf("stored TPP context: %w", err)
-	}
-	return nil
-}
-
-// certificateInForce refuses to serve on a registration whose QSeal
-// certificate has expired: bunq refuses such a TPP's calls, and a service
-// that starts anyway only fails its users one request at a time. ('tpp
-// register' refuses a certificate that is not yet valid, so a stored one
-// always started before its registration.)
-func certificateInForce(reg *tpp.Registration, now time.Time) error {
-	if reg.CertNotAfter.IsZero() {
-		return fmt.Errorf("the registration with %s records no certificate: run 'tpp register' again", reg.APIBaseURL)
-	}
-	if !now.Before(reg.CertNotAfter) {
-		return fmt.Errorf("the QSeal certificate registered with %s (%s) expired at %s: renew it (or make a test one with 'tpp certs generate') and run 'tpp register' again with it",
-			reg.APIBaseURL, reg.CertSubject, reg.CertNotAfter.UTC().Format(time.RFC3339))
-	}
 	return nil
 }
 
@@ -428,7 +289,7 @@ func (a *app) bankClient(ctx context.Context) error {
 		Logger:       a.log,
 		OnCall: func(ci psd2.CallInfo) {
 			a.metrics.ObserveBankCall(ci.Method, ci.Path, ci.Status, ci.Duration)
-			alertCredentialsRefused(a.log, a.metrics, ci)
+			bankctx.AlertCredentialsRefused(a.log, a.metrics, ci)
 			if hooks := a.onCall.Load(); hooks != nil {
 				for _, fn := range *hooks {
 					fn(ci)
@@ -438,7 +299,7 @@ func (a *app) bankClient(ctx context.Context) error {
 		OnRenew: func(ctx context.Context, c *psd2.Context) error {
 			a.metrics.SessionRenewed()
 			if c == a.tppCtx {
-				return a.saveTPPContext(ctx, regs)
+				return registration.SaveSession(ctx, regs, a.reg, c, a.log)
 			}
 			return provider.OnRenew(ctx, c)
 		},
@@ -470,7 +331,7 @@ func (a *app) bankClient(ctx context.Context) error {
 		OnRebuild:    a.metrics.OnContextRebuild(),
 		Recheck:      bankctx.DefaultRecheck,
 		Clock:        a.clock,
-		Residue:      consentResidue{cache: a.cache, access: a.access},
+		Residue:      aisp.Residue{Cache: a.cache, Access: a.access},
 	})
 	if err != nil {
 		return err
@@ -508,54 +369,46 @@ func budgetShare(ctx context.Context) string {
 	return ""
 }
 
-// consentResidue deletes a consent's cached answers and access window
-// (bankctx.Residue).
-type consentResidue struct {
-	cache  *redis.Cache
-	access *redis.AccessWindow
-}
-
-func (r consentResidue) PurgeCached(ctx context.Context, consentID string) error {
-	return r.cache.PurgeGroup(ctx, aisp.CacheGroup(consentID))
-}
-
-func (r consentResidue) PurgeAccess(ctx context.Context, consentID string) error {
-	return r.access.Reset(ctx, consentID)
-}
-
 // unlimited admits every call at once.
 type unlimited struct{}
 
 func (unlimited) Wait(ctx context.Context, _ string, _ int, _ time.Duration) error { return ctx.Err() }
 
-// saveTPPContext writes the TPP's renewed session back to its registration.
-// It re-reads the registration first: if 'tpp register' replaced it (a new
-// certificate) while this process ran, the old context must not overwrite it.
-func (a *app) saveTPPContext(ctx context.Context, regs tpp.RegistrationStore) error {
-	b, err := json.Marshal(a.tppCtx)
+// services wires the services and their routes, in dependency order.
+func (a *app) services(ctx context.Context) error {
+	if err := a.webhooks(); err != nil {
+		return err
+	}
+	gate, err := a.consentGate()
 	if err != nil {
 		return err
 	}
-	reg, err := regs.Registration(ctx, a.bank.API)
+	payments, err := a.paymentService(gate)
 	if err != nil {
 		return err
 	}
-	if reg.CertFingerprint != a.reg.CertFingerprint {
-		a.log.Warn("the registration changed while running (re-registered with another certificate): restart to use it")
-		return nil
+	svc, err := a.oauthService(gate, payments)
+	if err != nil {
+		return err
 	}
-	reg.Context = b
-	reg.SessionExpiry = a.tppCtx.SessionExpiry()
-	return regs.SaveRegistration(ctx, reg)
+	callbacks, err := a.bankCallbacks(gate, payments)
+	if err != nil {
+		return err
+	}
+	v1, err := a.baseRoutes(svc, callbacks)
+	if err != nil {
+		return err
+	}
+	if err := a.roles(v1, gate, svc, payments); err != nil {
+		return err
+	}
+	a.sweeper(gate)
+	return nil
 }
 
-func (a *app) services(ctx context.Context) error {
-	cfg := a.cfg
-	keys := redis.NewKeys("tpp:")
-	consents := a.store.consents
-	clients := a.store.clients
-
-	// Webhooks to fintechs, from the durable outbox.
+// webhooks delivers webhooks to fintechs, from the durable outbox.
+func (a *app) webhooks() error {
+	cfg, clients := a.cfg, a.store.clients
 	hooks, err := webhook.NewDispatcher(webhook.NewOutboxStore(a.store.outbox, clients), webhook.Options{
 		Clock:               a.clock,
 		Logger:              a.log,
@@ -567,51 +420,52 @@ func (a *app) services(ctx context.Context) error {
 	}
 	a.hooks = hooks
 	a.workers = append(a.workers, hooks.Run)
+	return nil
+}
 
-	// Bank callbacks are authenticated by source range (production), by the
-	// emulated bank's signature, or not at all (bunq's sandbox); either way
-	// they are hints re-checked at the bank at a bounded rate.
-	cbMode, cbCIDRs, err := cfg.callbackAuth()
-	if err != nil {
-		return err
-	}
-	var callbackKey *rsa.PublicKey
-	if cbMode == notify.AuthSignature {
-		if callbackKey, err = bankctx.ServerKey(a.tppCtx); err != nil {
-			return fmt.Errorf("the registration's bank server key: %w", err)
-		}
-	}
-	// The one consent gate: where a consent may be used. It names oauth's
-	// consent page in reauthorize_url; oauth, the roles and the janitor
-	// apply its deadlines.
-	gate, err := consent.NewGate(consent.Config{
-		Store: consents, BankContexts: a.ctxs, Clock: a.clock, Logger: a.log,
-		AuthorizeURL: oauth.AuthorizeURLs(cfg.PublicURL),
+// consentGate is the one consent gate: where a consent may be used. It
+// names oauth's consent page in reauthorize_url; oauth, the roles and the
+// janitor apply its deadlines.
+func (a *app) consentGate() (*consent.Gate, error) {
+	return consent.NewGate(consent.Config{
+		Store: a.store.consents, BankContexts: a.ctxs, Clock: a.clock, Logger: a.log,
+		AuthorizeURL: oauth.AuthorizeURLs(a.cfg.PublicURL),
 	})
-	if err != nil {
-		return err
-	}
-	// pisp takes part in oauth's browser flow (Config.Payments), so it is
-	// made first, with the authorize URLs oauth will serve.
+}
+
+// paymentService is the PISP service and its status poller. It takes part
+// in oauth's browser flow (oauth.Config.Payments), so it is made first,
+// with the authorize URLs oauth will serve.
+func (a *app) paymentService(gate *consent.Gate) (*pisp.Service, error) {
 	payments, err := pisp.New(pisp.Config{
 		Payments:        a.store.payments,
-		Consents:        consents,
+		Consents:        a.store.consents,
 		Idempotency:     a.store.idempotency,
 		Bank:            a.psd2,
 		Contexts:        a.ctxs,
 		Gate:            gate,
 		TPP:             pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return a.tppCtx, nil }),
-		AuthorizeURL:    oauth.AuthorizeURLs(cfg.PublicURL),
+		AuthorizeURL:    oauth.AuthorizeURLs(a.cfg.PublicURL),
 		Events:          a.store.outbox,
 		OnUnknownStatus: a.metrics.UnknownBankStatus,
 		OnPollRound:     a.metrics.PollRound,
-		PollInterval:    cfg.PollInterval,
+		PollInterval:    a.cfg.PollInterval,
 		Clock:           a.clock,
 		Logger:          a.log,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
+	// One replica polls per round; the others skip it.
+	pollLocks := redis.NewLocker(a.rdb, a.rkeys)
+	a.workers = append(a.workers, func(ctx context.Context) error { return payments.RunExclusive(ctx, pollLocks) })
+	return payments, nil
+}
+
+// oauthService is the consent flow: the consents API, the consent pages
+// and the bank's OAuth.
+func (a *app) oauthService(gate *consent.Gate, payments *pisp.Service) (*oauth.Service, error) {
+	cfg, consents := a.cfg, a.store.consents
 	svc, err := oauth.New(oauth.Config{
 		PublicURL: cfg.PublicURL,
 		Bank: oauth.BankOAuth{
@@ -627,8 +481,8 @@ func (a *app) services(ctx context.Context) error {
 		// Off unless the operator accepts token answers without state.
 		AcceptTokenWithoutState: cfg.AcceptTokenWithoutState,
 		Consents:                consents,
-		Clients:                 clients,
-		States:                  redis.NewStateStore(a.rdb, keys, 0, a.clock),
+		Clients:                 a.store.clients,
+		States:                  redis.NewStateStore(a.rdb, a.rkeys, 0, a.clock),
 		BankContexts:            a.ctxs,
 		Deadlines:               gate,
 		Closes:                  consents,
@@ -637,48 +491,70 @@ func (a *app) services(ctx context.Context) error {
 		Logger:                  a.log,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a.oauth = svc
-	callbacks, err := notify.New(notify.Config{
-		Consents: consents,
+	return svc, nil
+}
+
+// bankCallbacks takes bunq's callbacks. They are authenticated by source
+// range (production), by the emulated bank's signature, or not at all
+// (bunq's sandbox); either way they are hints re-checked at the bank at a
+// bounded rate.
+func (a *app) bankCallbacks(gate *consent.Gate, payments *pisp.Service) (*notify.Handler, error) {
+	mode, cidrs, err := a.cfg.callbackAuth()
+	if err != nil {
+		return nil, err
+	}
+	var key *rsa.PublicKey
+	if mode == notify.AuthSignature {
+		if key, err = bankctx.ServerKey(a.tppCtx); err != nil {
+			return nil, fmt.Errorf("the registration's bank server key: %w", err)
+		}
+	}
+	return notify.New(notify.Config{
+		Consents: a.store.consents,
 		Grants:   gate,
 		Drafts:   payments,
-		Key:      callbackKey,
-		Auth:     cbMode,
-		CIDRs:    cbCIDRs,
+		Key:      key,
+		Auth:     mode,
+		CIDRs:    cidrs,
 		Clock:    a.clock,
 		Logger:   a.log,
 	})
-	if err != nil {
-		return err
-	}
+}
 
+// baseRoutes creates the engine with health, metrics, the API docs, the
+// consent pages and the bank's callbacks, and returns the fintech API's
+// one group behind API-key authentication (and the per-client rate limit).
+func (a *app) baseRoutes(svc *oauth.Service, callbacks *notify.Handler) (*gin.RouterGroup, error) {
+	cfg := a.cfg
 	pages, err := web.NewBranded(web.Branding{Name: cfg.TPPName, LegalEntity: cfg.TPPLegalEntity, Licence: cfg.TPPLicence, PrivacyURL: cfg.TPPPrivacyURL})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	auth, err := a.authenticate(clients)
+	auth, err := a.authenticate(a.store.clients)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a.engine = api.NewEngine(api.Options{Logger: a.log, Observe: a.metrics.APIObserver(), Unavailable: unavailable})
 	a.health().Register(a.engine)
 	if err := a.metrics.WatchConsents(metrics.SQLConsents{DB: a.store.raw}, 0); err != nil {
-		return err
+		return nil, err
 	}
 	apidoc.Register(a.engine)
 	apidoc.RegisterHome(a.engine)
-	// The browser's pages and the bank's callbacks, at the root.
 	root := &a.engine.RouterGroup
 	if err := mount(root)(oauth.NewPages(svc, pages)); err != nil {
-		return err
+		return nil, err
 	}
 	callbacks.Register(root)
+	return a.engine.Group("/v1", auth), nil
+}
 
-	// The fintech API of the PSD2 roles: the one group behind API-key
-	// authentication (and the per-client rate limit).
-	v1 := a.engine.Group("/v1", auth)
+// roles mounts the fintech API of the consents and the three PSD2 roles on
+// the authenticated group v1.
+func (a *app) roles(v1 *gin.RouterGroup, gate *consent.Gate, svc *oauth.Service, payments *pisp.Service) error {
 	if err := mount(v1)(oauth.NewHandler(svc)); err != nil {
 		return err
 	}
@@ -691,7 +567,7 @@ func (a *app) services(ctx context.Context) error {
 		Cache:     a.cache,
 		Access:    a.access,
 		CursorKey: a.keyring.DeriveKey("aisp-cursor"),
-		CacheTTL:  cfg.CacheTTL,
+		CacheTTL:  a.cfg.CacheTTL,
 		Logger:    a.log,
 	})
 	if err != nil {
@@ -705,13 +581,13 @@ func (a *app) services(ctx context.Context) error {
 		return err
 	}
 	a.onCall.Store(&[]func(psd2.CallInfo){funds.ObserveCall})
-	if err := mount(v1)(cbpii.NewHandler(funds)); err != nil {
-		return err
-	}
+	return mount(v1)(cbpii.NewHandler(funds))
+}
 
-	// One replica polls per round; the others skip it.
-	pollLocks := redis.NewLocker(a.rdb, a.rkeys)
-	a.workers = append(a.workers, func(ctx context.Context) error { return payments.RunExclusive(ctx, pollLocks) })
+// sweeper applies the consent deadlines no request triggers and expires
+// idempotency keys and bank sessions.
+func (a *app) sweeper(gate *consent.Gate) {
+	consents := a.store.consents
 	sweeper := &janitor.Janitor{
 		Consents:    consents,
 		Deadlines:   gate,
@@ -723,7 +599,6 @@ func (a *app) services(ctx context.Context) error {
 		Logger:      a.log,
 	}
 	a.workers = append(a.workers, sweeper.Run)
-	return nil
 }
 
 // authenticate is the API-key check of the fintech API, followed by the
@@ -796,21 +671,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// credentialsAlerter is what alertCredentialsRefused reports to.
-type credentialsAlerter interface{ CredentialsRefused() }
-
-// alertCredentialsRefused raises the operator alert for bunq refusing a
-// session with "User credentials are incorrect. Incorrect API key or IP
-// address.": the egress IP changed or --permitted-ips leaves it out. It is
-// logged as an error and counted (tpp_bank_credentials_refused_total);
-// consents are never revoked for it.
-func alertCredentialsRefused(log *slog.Logger, m credentialsAlerter, ci psd2.CallInfo) {
-	if ci.Err == nil || !bankctx.CredentialsRefused(ci.Err) {
-		return
-	}
-	m.CredentialsRefused()
-	log.Error("bunq refused a session: credentials refused, check the permitted IPs and the egress IP (tpp register --permitted-ips)",
-		"path", ci.Path, "bank_request_id", ci.RequestID, "bank_response_id", ci.ResponseID)
 }

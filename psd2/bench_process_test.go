@@ -103,4 +103,3 @@ func BenchmarkListAccountsProcess(b *testing.B) {
 		})
 	}
 }
-

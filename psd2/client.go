@@ -446,7 +446,7 @@ func (c *Client) attempt(ctx context.Context, bc *Context, cl call, body []byte,
 		return nil, &TransportError{Method: cl.method, Path: cl.path, RequestID: reqID, Sent: wrote.Load(), Err: err}
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, c.opt.MaxResponseBytes+1))
+	raw, err := readBody(resp, c.opt.MaxResponseBytes)
 	respID := resp.Header.Get("X-Bunq-Client-Response-Id")
 	if err != nil {
 		// The status line arrived, so the bank did receive the request.
@@ -470,6 +470,33 @@ func (c *Client) attempt(ctx context.Context, bc *Context, cl call, body []byte,
 		}
 	}
 	return res, nil
+}
+
+// readBody reads at most limit+1 bytes of resp's body, into one buffer of
+// the announced length when there is one (io.ReadAll grows its buffer
+// step by step, copying the body several times).
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	r := io.LimitReader(resp.Body, limit+1)
+	n := resp.ContentLength
+	if n < 0 || n > limit {
+		return io.ReadAll(r)
+	}
+	// One byte more, so that a body longer than announced is noticed.
+	buf := make([]byte, 0, n+1)
+	for {
+		m, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			rest, err := io.ReadAll(r)
+			return append(buf, rest...), err
+		}
+	}
 }
 
 func (c *Client) report(ctx context.Context, info CallInfo) {
@@ -547,3 +574,7 @@ type emptyBody struct{}
 
 func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
 func (emptyBody) Close() error             { return nil }
+
+// WriteTo spares the transport's io.Copy its 32 KiB buffer (and a
+// ReadFrom round through the connection) for a body that has nothing.
+func (emptyBody) WriteTo(io.Writer) (int64, error) { return 0, nil }

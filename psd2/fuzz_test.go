@@ -33,7 +33,10 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			return
 		}
 		// Elements round-trip: re-encoding them gives the same elements.
-		raw := rawEnvelope{Response: make([]map[string]json.RawMessage, len(env.Elements))}
+		var raw struct {
+			Response []map[string]json.RawMessage
+		}
+		raw.Response = make([]map[string]json.RawMessage, len(env.Elements))
 		for i, el := range env.Elements {
 			raw.Response[i] = map[string]json.RawMessage{el.Type: el.Value}
 		}

@@ -31,7 +31,9 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 	switch {
 	case len(v) == 0 || string(v) == "null":
 	case v[0] == '"':
-		if err := json.Unmarshal(v, &a.Value); err != nil {
+		if s, ok := plainString(v); ok {
+			a.Value = s
+		} else if err := json.Unmarshal(v, &a.Value); err != nil {
 			return err
 		}
 	case v[0] == '-' || (v[0] >= '0' && v[0] <= '9'):
@@ -40,6 +42,20 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("psd2: amount value %s is not a decimal", v)
 	}
 	return nil
+}
+
+// plainString returns the text of a JSON string literal without escapes,
+// sparing a json.Unmarshal for the common case; ok is false otherwise.
+func plainString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	for _, c := range b[1 : len(b)-1] {
+		if c == '\\' || c == '"' || c < 0x20 || c >= 0x80 {
+			return "", false
+		}
+	}
+	return string(b[1 : len(b)-1]), true
 }
 
 // Time is a bunq timestamp ("2017-01-13 13:19:16.215235", UTC). An empty or
@@ -58,8 +74,8 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		return nil
 	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
+	s, ok := plainString(b)
+	if !ok && json.Unmarshal(b, &s) != nil {
 		return nil // lenient: a non-string timestamp is treated as absent
 	}
 	t.Raw = s

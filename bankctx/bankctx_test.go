@@ -96,7 +96,7 @@ type world struct {
 	keyring  *seal.Keyring
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -140,11 +140,11 @@ type replica struct {
 	mu       *sync.Mutex
 }
 
-func (w *world) replica(t *testing.T) *replica { return w.replicaWith(t, 0, nil) }
+func (w *world) replica(t testing.TB) *replica { return w.replicaWith(t, 0, nil) }
 
 // replicaWith is a replica that trusts what it parsed for recheck,
 // timed by clock (see bankctx.Config.Recheck).
-func (w *world) replicaWith(t *testing.T, recheck time.Duration, clock tpp.Clock) *replica {
+func (w *world) replicaWith(t testing.TB, recheck time.Duration, clock tpp.Clock) *replica {
 	t.Helper()
 	keys := redis.NewKeys("b:")
 	store, err := redis.NewContextStore(w.rdb, keys, w.keyring, time.Hour)

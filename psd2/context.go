@@ -158,9 +158,11 @@ type contextJSON struct {
 	Version      int         `json:"version"`
 	Kind         ContextKind `json:"kind"`
 	Installation struct {
-		ID              int64  `json:"id"`
-		Token           string `json:"token"`
-		ClientPublicKey string `json:"client_public_key"`
+		ID    int64  `json:"id"`
+		Token string `json:"token"`
+		// ClientPublicKey is no longer written (it is derived from the
+		// private key); contexts stored before still carry it.
+		ClientPublicKey string `json:"client_public_key,omitempty"`
 		ClientPrivate   string `json:"client_private_key"`
 		ServerPublicKey string `json:"server_public_key"`
 	} `json:"installation"`
@@ -183,14 +185,14 @@ type sessionJSON struct {
 const contextVersion = 1
 
 // MarshalJSON serialises the context, secrets included (the client private
-// key as PKCS#8 PEM). Store the result only sealed: see Seal.
+// key as PKCS#8 PEM; its public key is left out, as it follows from the
+// private key). Store the result only sealed: see Seal.
 func (c *Context) MarshalJSON() ([]byte, error) {
 	var j contextJSON
 	j.Version = contextVersion
 	j.Kind = c.kind
 	j.Installation.ID = c.installationID
 	j.Installation.Token = c.sec.installationToken
-	j.Installation.ClientPublicKey = c.sec.clientPublicPEM
 	priv, err := privateKeyPEM(c.sec.clientKey)
 	if err != nil {
 		return nil, err

@@ -94,6 +94,7 @@ type world struct {
 	token    string
 	pool     *bankctx.KeyPool
 	keyring  *seal.Keyring
+	budget   psd2.Budget // the replicas' rate budget; nil for the default
 }
 
 func newWorld(t testing.TB) *world {
@@ -152,7 +153,7 @@ func (w *world) replicaWith(t testing.TB, recheck time.Duration, clock tpp.Clock
 		t.Fatal(err)
 	}
 	r := &replica{rebuilds: new(int), mu: &sync.Mutex{}}
-	r.client, err = psd2.New(psd2.Options{BaseURL: w.env.APIURL, RateMargin: -1, HTTPClient: &http.Client{Timeout: 10 * time.Second},
+	r.client, err = psd2.New(psd2.Options{BaseURL: w.env.APIURL, RateMargin: -1, Budget: w.budget, HTTPClient: &http.Client{Timeout: 10 * time.Second},
 		OnRenew: func(ctx context.Context, c *psd2.Context) error { return r.p.OnRenew(ctx, c) }})
 	if err != nil {
 		t.Fatal(err)

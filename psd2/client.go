@@ -270,8 +270,11 @@ func (c *Client) doRaw(ctx context.Context, bc *Context, cl call) (*result, erro
 	// The signature covers the body only, so one signature serves every attempt.
 	var signature string
 	if bc != nil && cl.auth != authNone && (cl.sign || c.opt.SignAll) {
-		var err error
-		if signature, err = Sign(bc.sec.clientKey, body); err != nil {
+		key, err := bc.sec.signingKey()
+		if err != nil {
+			return nil, err
+		}
+		if signature, err = Sign(key, body); err != nil {
 			return nil, err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,7 +46,14 @@ type Context struct {
 }
 
 type contextSecrets struct {
-	clientKey         *rsa.PrivateKey
+	// clientKeyDER is the client private key (PKCS#8, or PKCS#1 when
+	// clientKeyPKCS1); clientKey is its parsed form, made on first use: a
+	// parsed key takes some 3 KiB more, and a restored context that only
+	// reads does not sign until its session is renewed.
+	clientKeyDER   []byte
+	clientKeyPKCS1 bool
+	clientKey      atomic.Pointer[rsa.PrivateKey]
+	// clientPublicPEM is set on new contexts only, for the PSD2 credential.
 	clientPublicPEM   string
 	serverPublicPEM   string
 	installationToken string
@@ -193,11 +201,11 @@ func (c *Context) MarshalJSON() ([]byte, error) {
 	j.Kind = c.kind
 	j.Installation.ID = c.installationID
 	j.Installation.Token = c.sec.installationToken
-	priv, err := privateKeyPEM(c.sec.clientKey)
-	if err != nil {
-		return nil, err
+	typ := "PRIVATE KEY"
+	if c.sec.clientKeyPKCS1 {
+		typ = "RSA PRIVATE KEY"
 	}
-	j.Installation.ClientPrivate = priv
+	j.Installation.ClientPrivate = string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: c.sec.clientKeyDER}))
 	j.Installation.ServerPublicKey = c.sec.serverPublicPEM
 	j.Device.ID = c.deviceID
 	j.Device.PermittedIPs = c.permittedIPs
@@ -221,7 +229,13 @@ func (c *Context) UnmarshalJSON(b []byte) error {
 	if j.Installation.Token == "" || j.Secret == "" {
 		return errors.New("psd2: context lacks installation token or secret")
 	}
-	key, err := parsePrivateKeyPEM(j.Installation.ClientPrivate)
+	// Parsed to reject a bad key now (the context then reads as
+	// unreadable and is rebuilt), then kept unparsed until it signs.
+	block, _ := pem.Decode([]byte(j.Installation.ClientPrivate))
+	if block == nil {
+		return errors.New("psd2: private key is not PEM")
+	}
+	key, err := parsePrivateKeyDER(block.Type, block.Bytes)
 	if err != nil {
 		return err
 	}
@@ -241,19 +255,36 @@ func (c *Context) UnmarshalJSON(b []byte) error {
 		deviceID:       j.Device.ID,
 		permittedIPs:   j.Device.PermittedIPs,
 		serverKey:      server,
+		budgetID:       budgetID(pub),
 		sec: &contextSecrets{
-			clientKey:         key,
-			clientPublicPEM:   pub,
+			clientKeyDER:      block.Bytes,
+			clientKeyPKCS1:    block.Type == "RSA PRIVATE KEY",
 			serverPublicPEM:   j.Installation.ServerPublicKey,
 			installationToken: j.Installation.Token,
 			secret:            j.Secret,
 		},
 	}
-	c.budgetID = budgetID(pub)
 	if s := j.Session; s != nil {
 		c.setSession(session{id: s.ID, token: s.Token, userID: s.UserID, userType: s.UserType, expiry: s.Expiry})
 	}
 	return nil
+}
+
+// signingKey returns the parsed client private key, parsing it once.
+func (s *contextSecrets) signingKey() (*rsa.PrivateKey, error) {
+	if k := s.clientKey.Load(); k != nil {
+		return k, nil
+	}
+	typ := "PRIVATE KEY"
+	if s.clientKeyPKCS1 {
+		typ = "RSA PRIVATE KEY"
+	}
+	k, err := parsePrivateKeyDER(typ, s.clientKeyDER)
+	if err != nil {
+		return nil, err
+	}
+	s.clientKey.Store(k)
+	return k, nil
 }
 
 // budgetID names an installation in rate-limit keys without revealing

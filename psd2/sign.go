@@ -99,16 +99,12 @@ func parsePublicKeyPEM(s string) (*rsa.PublicKey, error) {
 	return rk, nil
 }
 
-// parsePrivateKeyPEM reads an RSA private key in PKCS#8 or PKCS#1 PEM form.
-func parsePrivateKeyPEM(s string) (*rsa.PrivateKey, error) {
-	block, _ := pem.Decode([]byte(s))
-	if block == nil {
-		return nil, errors.New("psd2: private key is not PEM")
+// parsePrivateKeyDER reads an RSA private key of PEM block type typ.
+func parsePrivateKeyDER(typ string, der []byte) (*rsa.PrivateKey, error) {
+	if typ == "RSA PRIVATE KEY" {
+		return x509.ParsePKCS1PrivateKey(der)
 	}
-	if block.Type == "RSA PRIVATE KEY" {
-		return x509.ParsePKCS1PrivateKey(block.Bytes)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	k, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
 		return nil, fmt.Errorf("psd2: parse private key: %w", err)
 	}

@@ -91,6 +91,10 @@ func endOfValue(b []byte, i int) int {
 			}
 		case c == '"':
 			inString = true
+			// Jump to the next quote or backslash: most of a body is text.
+			if j := bytes.IndexAny(b[i+1:], "\"\\"); j > 0 {
+				i += j
+			}
 		case c == '{' || c == '[':
 			depth++
 		case c == '}' || c == ']':

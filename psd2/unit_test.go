@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -417,5 +418,44 @@ func TestLenientPolymorphicDecoding(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`"garbage"`), &tm); err != nil || !tm.IsZero() || tm.Raw != "garbage" {
 		t.Fatalf("lenient time %v %v", tm, err)
+	}
+}
+
+// Contexts stored before the client public key was left out, or with a
+// PKCS#1 private key, still read, sign with the same key and keep their
+// rate-limit id.
+func TestContextOlderFormsRead(t *testing.T) {
+	t.Parallel()
+	c := testContext(t)
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := c.sec.clientKey.Load()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	inst := m["installation"].(map[string]any)
+	if _, ok := inst["client_public_key"]; ok {
+		t.Fatal("client public key still written")
+	}
+	inst["client_public_key"] = c.sec.clientPublicPEM
+	inst["client_private_key"] = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+	old, _ := json.Marshal(m)
+	var back Context
+	if err := json.Unmarshal(old, &back); err != nil {
+		t.Fatal(err)
+	}
+	k, err := back.sec.signingKey()
+	if err != nil || !k.Equal(key) || back.budgetID != c.budgetID {
+		t.Fatalf("older form read wrong: %v", err)
+	}
+	again, _ := json.Marshal(&back)
+	if !strings.Contains(string(again), "BEGIN RSA PRIVATE KEY") {
+		t.Fatal("PKCS#1 key not written back as it came")
+	}
+	if err := json.Unmarshal([]byte(strings.Replace(string(old), "MII", "XXX", 1)), new(Context)); err == nil {
+		t.Fatal("a broken private key was accepted")
 	}
 }

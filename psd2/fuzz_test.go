@@ -114,3 +114,30 @@ func FuzzDecodeError(f *testing.F) {
 		}
 	})
 }
+
+// The fast path for amounts reads only what encoding/json reads the same.
+func FuzzPlainAmount(f *testing.F) {
+	for _, s := range []string{
+		`{"value":"12.50","currency":"EUR"}`, ` { "currency" : "EUR" , "value" : "-1.00" } `,
+		`{"value":"1","currency":"EUR","x":1}`, `{"Value":"1"}`, `{"value":1.5,"currency":"EUR"}`,
+		`{"value":"a\"b","currency":"EUR"}`, `{"value":"1","value":"2"}`, `{"value":"1"}x`, `{}`, `{"value":"1",}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, cur, ok := plainAmount(b)
+		if !ok {
+			return
+		}
+		var want struct {
+			Value    string `json:"value"`
+			Currency string `json:"currency"`
+		}
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatalf("fast path read %q, encoding/json refuses it: %v", b, err)
+		}
+		if v != want.Value || cur != want.Currency {
+			t.Fatalf("%q: fast path %q %q, encoding/json %q %q", b, v, cur, want.Value, want.Currency)
+		}
+	})
+}

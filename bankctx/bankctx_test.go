@@ -94,9 +94,10 @@ type world struct {
 	token    string
 	pool     *bankctx.KeyPool
 	keyring  *seal.Keyring
+	budget   psd2.Budget // the replicas' rate budget; nil for the default
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -140,11 +141,11 @@ type replica struct {
 	mu       *sync.Mutex
 }
 
-func (w *world) replica(t *testing.T) *replica { return w.replicaWith(t, 0, nil) }
+func (w *world) replica(t testing.TB) *replica { return w.replicaWith(t, 0, nil) }
 
 // replicaWith is a replica that trusts what it parsed for recheck,
 // timed by clock (see bankctx.Config.Recheck).
-func (w *world) replicaWith(t *testing.T, recheck time.Duration, clock tpp.Clock) *replica {
+func (w *world) replicaWith(t testing.TB, recheck time.Duration, clock tpp.Clock) *replica {
 	t.Helper()
 	keys := redis.NewKeys("b:")
 	store, err := redis.NewContextStore(w.rdb, keys, w.keyring, time.Hour)
@@ -152,7 +153,7 @@ func (w *world) replicaWith(t *testing.T, recheck time.Duration, clock tpp.Clock
 		t.Fatal(err)
 	}
 	r := &replica{rebuilds: new(int), mu: &sync.Mutex{}}
-	r.client, err = psd2.New(psd2.Options{BaseURL: w.env.APIURL, RateMargin: -1, HTTPClient: &http.Client{Timeout: 10 * time.Second},
+	r.client, err = psd2.New(psd2.Options{BaseURL: w.env.APIURL, RateMargin: -1, Budget: w.budget, HTTPClient: &http.Client{Timeout: 10 * time.Second},
 		OnRenew: func(ctx context.Context, c *psd2.Context) error { return r.p.OnRenew(ctx, c) }})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -146,6 +147,8 @@ type Client struct {
 	opt    Options
 	clock  tpp.Clock
 	log    *slog.Logger
+	// buffers holds response body buffers for reuse (*bytes.Buffer).
+	buffers sync.Pool
 }
 
 // New returns a Client.
@@ -235,6 +238,7 @@ type call struct {
 type result struct {
 	status     int
 	body       []byte
+	buf        *bytes.Buffer // holds body; back to the pool after decoding
 	requestID  string
 	responseID string
 }
@@ -247,6 +251,8 @@ func (c *Client) do(ctx context.Context, bc *Context, cl call) (*envelope, error
 		return nil, err
 	}
 	env, err := decodeEnvelope(res.body)
+	// The envelope holds copies of what it needs from the body.
+	c.putBuffer(res.buf)
 	if err != nil {
 		return nil, &ResponseError{Method: cl.method, Path: cl.path, RequestID: res.requestID, ResponseID: res.responseID, Err: err}
 	}
@@ -264,8 +270,11 @@ func (c *Client) doRaw(ctx context.Context, bc *Context, cl call) (*result, erro
 	// The signature covers the body only, so one signature serves every attempt.
 	var signature string
 	if bc != nil && cl.auth != authNone && (cl.sign || c.opt.SignAll) {
-		var err error
-		if signature, err = Sign(bc.sec.clientKey, body); err != nil {
+		key, err := bc.sec.signingKey()
+		if err != nil {
+			return nil, err
+		}
+		if signature, err = Sign(key, body); err != nil {
 			return nil, err
 		}
 	}
@@ -446,7 +455,8 @@ func (c *Client) attempt(ctx context.Context, bc *Context, cl call, body []byte,
 		return nil, &TransportError{Method: cl.method, Path: cl.path, RequestID: reqID, Sent: wrote.Load(), Err: err}
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, c.opt.MaxResponseBytes+1))
+	buf, err := c.readBody(resp, c.opt.MaxResponseBytes)
+	raw := buf.Bytes()
 	respID := resp.Header.Get("X-Bunq-Client-Response-Id")
 	if err != nil {
 		// The status line arrived, so the bank did receive the request.
@@ -456,7 +466,7 @@ func (c *Client) attempt(ctx context.Context, bc *Context, cl call, body []byte,
 		return nil, &ResponseError{Method: cl.method, Path: cl.path, RequestID: reqID, ResponseID: respID,
 			Err: fmt.Errorf("response body over %d bytes", c.opt.MaxResponseBytes)}
 	}
-	res = &result{status: resp.StatusCode, body: raw, requestID: reqID, responseID: respID}
+	res = &result{status: resp.StatusCode, body: raw, buf: buf, requestID: reqID, responseID: respID}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		e := decodeError(resp.StatusCode, raw)
 		e.Method, e.Path, e.RequestID, e.ResponseID = cl.method, cl.path, reqID, respID
@@ -470,6 +480,31 @@ func (c *Client) attempt(ctx context.Context, bc *Context, cl call, body []byte,
 		}
 	}
 	return res, nil
+}
+
+// readBody reads at most limit+1 bytes of resp's body into a buffer from
+// the client's pool (io.ReadAll would allocate and grow a new one per
+// call). The caller hands it back with putBuffer once nothing refers to
+// the bytes any more.
+func (c *Client) readBody(resp *http.Response, limit int64) (*bytes.Buffer, error) {
+	buf, _ := c.buffers.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	if n := resp.ContentLength; n >= 0 && n <= limit {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
+	return buf, err
+}
+
+// putBuffer returns a body buffer to the pool; big ones are left to the
+// collector so that one large answer does not stay in memory.
+func (c *Client) putBuffer(buf *bytes.Buffer) {
+	if buf != nil && buf.Cap() <= 1<<20 {
+		c.buffers.Put(buf)
+	}
 }
 
 func (c *Client) report(ctx context.Context, info CallInfo) {
@@ -547,3 +582,7 @@ type emptyBody struct{}
 
 func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
 func (emptyBody) Close() error             { return nil }
+
+// WriteTo spares the transport's io.Copy its 32 KiB buffer (and a
+// ReadFrom round through the connection) for a body that has nothing.
+func (emptyBody) WriteTo(io.Writer) (int64, error) { return 0, nil }

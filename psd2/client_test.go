@@ -3,7 +3,9 @@ package psd2_test
 import (
 	"context"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"strings"
@@ -908,12 +910,17 @@ func TestInjectedKeyIsUsed(t *testing.T) {
 	b, _ := json.Marshal(bc)
 	var j struct {
 		Installation struct {
-			ClientPublicKey string `json:"client_public_key"`
+			ClientPrivateKey string `json:"client_private_key"`
 		} `json:"installation"`
 	}
 	_ = json.Unmarshal(b, &j)
-	if !strings.Contains(j.Installation.ClientPublicKey, "BEGIN PUBLIC KEY") {
-		t.Fatal("no public key in context")
+	block, _ := pem.Decode([]byte(j.Installation.ClientPrivateKey))
+	if block == nil {
+		t.Fatal("no private key in context")
+	}
+	stored, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil || !key.Equal(stored) {
+		t.Fatalf("context holds another key than the injected one: %v", err)
 	}
 	if _, err := c.NewAPIKeyContext(context.Background(), "x", psd2.ContextOptions{KeySource: func() (*rsa.PrivateKey, error) {
 		return nil, errors.New("pool empty")

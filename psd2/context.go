@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,7 +46,14 @@ type Context struct {
 }
 
 type contextSecrets struct {
-	clientKey         *rsa.PrivateKey
+	// clientKeyDER is the client private key (PKCS#8, or PKCS#1 when
+	// clientKeyPKCS1); clientKey is its parsed form, made on first use: a
+	// parsed key takes some 3 KiB more, and a restored context that only
+	// reads does not sign until its session is renewed.
+	clientKeyDER   []byte
+	clientKeyPKCS1 bool
+	clientKey      atomic.Pointer[rsa.PrivateKey]
+	// clientPublicPEM is set on new contexts only, for the PSD2 credential.
 	clientPublicPEM   string
 	serverPublicPEM   string
 	installationToken string
@@ -158,9 +166,11 @@ type contextJSON struct {
 	Version      int         `json:"version"`
 	Kind         ContextKind `json:"kind"`
 	Installation struct {
-		ID              int64  `json:"id"`
-		Token           string `json:"token"`
-		ClientPublicKey string `json:"client_public_key"`
+		ID    int64  `json:"id"`
+		Token string `json:"token"`
+		// ClientPublicKey is no longer written (it is derived from the
+		// private key); contexts stored before still carry it.
+		ClientPublicKey string `json:"client_public_key,omitempty"`
 		ClientPrivate   string `json:"client_private_key"`
 		ServerPublicKey string `json:"server_public_key"`
 	} `json:"installation"`
@@ -183,19 +193,19 @@ type sessionJSON struct {
 const contextVersion = 1
 
 // MarshalJSON serialises the context, secrets included (the client private
-// key as PKCS#8 PEM). Store the result only sealed: see Seal.
+// key as PKCS#8 PEM; its public key is left out, as it follows from the
+// private key). Store the result only sealed: see Seal.
 func (c *Context) MarshalJSON() ([]byte, error) {
 	var j contextJSON
 	j.Version = contextVersion
 	j.Kind = c.kind
 	j.Installation.ID = c.installationID
 	j.Installation.Token = c.sec.installationToken
-	j.Installation.ClientPublicKey = c.sec.clientPublicPEM
-	priv, err := privateKeyPEM(c.sec.clientKey)
-	if err != nil {
-		return nil, err
+	typ := "PRIVATE KEY"
+	if c.sec.clientKeyPKCS1 {
+		typ = "RSA PRIVATE KEY"
 	}
-	j.Installation.ClientPrivate = priv
+	j.Installation.ClientPrivate = string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: c.sec.clientKeyDER}))
 	j.Installation.ServerPublicKey = c.sec.serverPublicPEM
 	j.Device.ID = c.deviceID
 	j.Device.PermittedIPs = c.permittedIPs
@@ -219,7 +229,13 @@ func (c *Context) UnmarshalJSON(b []byte) error {
 	if j.Installation.Token == "" || j.Secret == "" {
 		return errors.New("psd2: context lacks installation token or secret")
 	}
-	key, err := parsePrivateKeyPEM(j.Installation.ClientPrivate)
+	// Parsed to reject a bad key now (the context then reads as
+	// unreadable and is rebuilt), then kept unparsed until it signs.
+	block, _ := pem.Decode([]byte(j.Installation.ClientPrivate))
+	if block == nil {
+		return errors.New("psd2: private key is not PEM")
+	}
+	key, err := parsePrivateKeyDER(block.Type, block.Bytes)
 	if err != nil {
 		return err
 	}
@@ -239,19 +255,36 @@ func (c *Context) UnmarshalJSON(b []byte) error {
 		deviceID:       j.Device.ID,
 		permittedIPs:   j.Device.PermittedIPs,
 		serverKey:      server,
+		budgetID:       budgetID(pub),
 		sec: &contextSecrets{
-			clientKey:         key,
-			clientPublicPEM:   pub,
+			clientKeyDER:      block.Bytes,
+			clientKeyPKCS1:    block.Type == "RSA PRIVATE KEY",
 			serverPublicPEM:   j.Installation.ServerPublicKey,
 			installationToken: j.Installation.Token,
 			secret:            j.Secret,
 		},
 	}
-	c.budgetID = budgetID(pub)
 	if s := j.Session; s != nil {
 		c.setSession(session{id: s.ID, token: s.Token, userID: s.UserID, userType: s.UserType, expiry: s.Expiry})
 	}
 	return nil
+}
+
+// signingKey returns the parsed client private key, parsing it once.
+func (s *contextSecrets) signingKey() (*rsa.PrivateKey, error) {
+	if k := s.clientKey.Load(); k != nil {
+		return k, nil
+	}
+	typ := "PRIVATE KEY"
+	if s.clientKeyPKCS1 {
+		typ = "RSA PRIVATE KEY"
+	}
+	k, err := parsePrivateKeyDER(typ, s.clientKeyDER)
+	if err != nil {
+		return nil, err
+	}
+	s.clientKey.Store(k)
+	return k, nil
 }
 
 // budgetID names an installation in rate-limit keys without revealing

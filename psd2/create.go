@@ -144,18 +144,23 @@ func (c *Client) Install(ctx context.Context, kind ContextKind, o ContextOptions
 	if err != nil {
 		return nil, &ResponseError{Method: cl.method, Path: cl.path, Err: err}
 	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("psd2: encode private key: %w", err)
+	}
 	bc := &Context{
 		kind:           kind,
 		installationID: inst.ID,
 		serverKey:      server,
 		budgetID:       budgetID(pub),
 		sec: &contextSecrets{
-			clientKey:         key,
+			clientKeyDER:      der,
 			clientPublicPEM:   pub,
 			serverPublicPEM:   inst.Server,
 			installationToken: inst.Token,
 		},
 	}
+	bc.sec.clientKey.Store(key)
 	return bc, nil
 }
 

@@ -1,6 +1,7 @@
 package psd2
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,12 +22,94 @@ type envelope struct {
 }
 
 type rawEnvelope struct {
-	Response   []map[string]json.RawMessage `json:"Response"`
+	Response   []element `json:"Response"`
 	Pagination *struct {
 		FutureURL *string `json:"future_url"`
 		NewerURL  *string `json:"newer_url"`
 		OlderURL  *string `json:"older_url"`
 	} `json:"Pagination"`
+}
+
+// UnmarshalJSON reads one Response item, an object of exactly one key,
+// without the map a generic decode would build per item: json.Unmarshal
+// has validated the body already, so a bracket count finds the value.
+func (e *element) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) < 2 || b[0] != '{' {
+		return fmt.Errorf("item is %s, want an object of one key", firstByteKind(b))
+	}
+	i := skipSpace(b, 1)
+	if b[i] == '}' {
+		return errors.New("item has no key, want 1")
+	}
+	keyEnd := endOfValue(b, i)
+	key := b[i:keyEnd]
+	i = skipSpace(b, keyEnd)
+	i = skipSpace(b, i+1) // past ':'
+	valueEnd := endOfValue(b, i)
+	if skipSpace(b, valueEnd) != len(b)-1 {
+		return errors.New("item has more than 1 key, want 1")
+	}
+	if t, ok := plainString(key); ok {
+		e.Type = t
+	} else if err := json.Unmarshal(key, &e.Type); err != nil {
+		return err
+	}
+	// Copied: json.Unmarshal's input may not be kept.
+	e.Value = append(json.RawMessage(nil), b[i:valueEnd]...)
+	return nil
+}
+
+func firstByteKind(b []byte) string {
+	if len(b) == 0 {
+		return "empty"
+	}
+	return fmt.Sprintf("%q…", b[0])
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// endOfValue returns the index after the valid JSON value starting at b[i].
+func endOfValue(b []byte, i int) int {
+	depth, inString := 0, false
+	for ; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		case c == '"':
+			inString = true
+			// Jump to the next quote or backslash: most of a body is text.
+			if j := bytes.IndexAny(b[i+1:], "\"\\"); j > 0 {
+				i += j
+			}
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+			if depth < 0 {
+				return i
+			}
+		case depth == 0 && (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return i
+		}
+	}
+	return i
 }
 
 func decodeEnvelope(body []byte) (*envelope, error) {
@@ -37,15 +120,7 @@ func decodeEnvelope(body []byte) (*envelope, error) {
 	if raw.Response == nil {
 		return nil, errors.New(`body has no "Response" array`)
 	}
-	env := &envelope{Elements: make([]element, 0, len(raw.Response))}
-	for i, m := range raw.Response {
-		if len(m) != 1 {
-			return nil, fmt.Errorf("Response[%d] has %d keys, want 1", i, len(m))
-		}
-		for k, v := range m {
-			env.Elements = append(env.Elements, element{Type: k, Value: v})
-		}
-	}
+	env := &envelope{Elements: raw.Response}
 	if p := raw.Pagination; p != nil {
 		env.Pagination = Pagination{Present: true}
 		if p.OlderURL != nil {

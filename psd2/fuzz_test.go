@@ -33,7 +33,10 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			return
 		}
 		// Elements round-trip: re-encoding them gives the same elements.
-		raw := rawEnvelope{Response: make([]map[string]json.RawMessage, len(env.Elements))}
+		var raw struct {
+			Response []map[string]json.RawMessage
+		}
+		raw.Response = make([]map[string]json.RawMessage, len(env.Elements))
 		for i, el := range env.Elements {
 			raw.Response[i] = map[string]json.RawMessage{el.Type: el.Value}
 		}
@@ -108,6 +111,33 @@ func FuzzDecodeError(f *testing.F) {
 		}
 		if e.Temporary() != (e.Kind == KindRateLimited || e.Kind == KindServer || e.Kind == KindMaintenance) {
 			t.Fatalf("Temporary() wrong for kind %v", e.Kind)
+		}
+	})
+}
+
+// The fast path for amounts reads only what encoding/json reads the same.
+func FuzzPlainAmount(f *testing.F) {
+	for _, s := range []string{
+		`{"value":"12.50","currency":"EUR"}`, ` { "currency" : "EUR" , "value" : "-1.00" } `,
+		`{"value":"1","currency":"EUR","x":1}`, `{"Value":"1"}`, `{"value":1.5,"currency":"EUR"}`,
+		`{"value":"a\"b","currency":"EUR"}`, `{"value":"1","value":"2"}`, `{"value":"1"}x`, `{}`, `{"value":"1",}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, cur, ok := plainAmount(b)
+		if !ok {
+			return
+		}
+		var want struct {
+			Value    string `json:"value"`
+			Currency string `json:"currency"`
+		}
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatalf("fast path read %q, encoding/json refuses it: %v", b, err)
+		}
+		if v != want.Value || cur != want.Currency {
+			t.Fatalf("%q: fast path %q %q, encoding/json %q %q", b, v, cur, want.Value, want.Currency)
 		}
 	})
 }

@@ -30,10 +30,18 @@ func Verify(key *rsa.PublicKey, body []byte, signature string) error {
 	if signature == "" {
 		return errors.New("signature missing")
 	}
-	sig, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(signature), ""))
+	if strings.ContainsAny(signature, " \t\r\n\v\f") {
+		signature = strings.Join(strings.Fields(signature), "")
+	}
+	var buf [1024]byte // 8192-bit keys; longer text is no signature of ours
+	if base64.StdEncoding.DecodedLen(len(signature)) > len(buf) {
+		return errors.New("signature is too long")
+	}
+	n, err := base64.StdEncoding.Decode(buf[:], []byte(signature))
 	if err != nil {
 		return fmt.Errorf("signature is not base64: %w", err)
 	}
+	sig := buf[:n]
 	sum := sha256.Sum256(body)
 	return rsa.VerifyPKCS1v15(key, crypto.SHA256, sum[:], sig)
 }
@@ -91,16 +99,12 @@ func parsePublicKeyPEM(s string) (*rsa.PublicKey, error) {
 	return rk, nil
 }
 
-// parsePrivateKeyPEM reads an RSA private key in PKCS#8 or PKCS#1 PEM form.
-func parsePrivateKeyPEM(s string) (*rsa.PrivateKey, error) {
-	block, _ := pem.Decode([]byte(s))
-	if block == nil {
-		return nil, errors.New("psd2: private key is not PEM")
+// parsePrivateKeyDER reads an RSA private key of PEM block type typ.
+func parsePrivateKeyDER(typ string, der []byte) (*rsa.PrivateKey, error) {
+	if typ == "RSA PRIVATE KEY" {
+		return x509.ParsePKCS1PrivateKey(der)
 	}
-	if block.Type == "RSA PRIVATE KEY" {
-		return x509.ParsePKCS1PrivateKey(block.Bytes)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	k, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
 		return nil, fmt.Errorf("psd2: parse private key: %w", err)
 	}

@@ -18,6 +18,10 @@ type Amount struct {
 // UnmarshalJSON accepts "value" as a string or, leniently, a JSON number
 // (kept as its literal text, never converted to a float).
 func (a *Amount) UnmarshalJSON(b []byte) error {
+	if v, cur, ok := plainAmount(b); ok {
+		a.Value, a.Currency = v, cur
+		return nil
+	}
 	var raw struct {
 		Value    json.RawMessage `json:"value"`
 		Currency string          `json:"currency"`
@@ -31,7 +35,9 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 	switch {
 	case len(v) == 0 || string(v) == "null":
 	case v[0] == '"':
-		if err := json.Unmarshal(v, &a.Value); err != nil {
+		if s, ok := plainString(v); ok {
+			a.Value = s
+		} else if err := json.Unmarshal(v, &a.Value); err != nil {
 			return err
 		}
 	case v[0] == '-' || (v[0] >= '0' && v[0] <= '9'):
@@ -40,6 +46,78 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("psd2: amount value %s is not a decimal", v)
 	}
 	return nil
+}
+
+// plainAmount reads the usual form of an amount, an object of only
+// "value" and "currency" with plain string values, without a nested
+// json.Unmarshal (a few per account or payment); ok is false for any other
+// form, which UnmarshalJSON then decodes in full.
+func plainAmount(b []byte) (value, currency string, ok bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return "", "", false
+	}
+	for {
+		i = skipSpace(b, i+1)
+		key, next, ok := plainStringAt(b, i)
+		if !ok {
+			return "", "", false
+		}
+		i = skipSpace(b, next)
+		if i >= len(b) || b[i] != ':' {
+			return "", "", false
+		}
+		val, next, ok := plainStringAt(b, skipSpace(b, i+1))
+		if !ok {
+			return "", "", false
+		}
+		switch key {
+		case "value":
+			value = val
+		case "currency":
+			currency = val
+		default:
+			return "", "", false
+		}
+		i = skipSpace(b, next)
+		if i >= len(b) {
+			return "", "", false
+		}
+		if b[i] == '}' {
+			return value, currency, skipSpace(b, i+1) == len(b)
+		}
+		if b[i] != ',' {
+			return "", "", false
+		}
+	}
+}
+
+// plainStringAt reads the plain string literal (see plainString) starting
+// at b[i] and returns its text and the index after it.
+func plainStringAt(b []byte, i int) (string, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return "", 0, false
+	}
+	end := bytes.IndexByte(b[i+1:], '"')
+	if end < 0 {
+		return "", 0, false
+	}
+	s, ok := plainString(b[i : i+end+2])
+	return s, i + end + 2, ok
+}
+
+// plainString returns the text of a JSON string literal without escapes,
+// sparing a json.Unmarshal for the common case; ok is false otherwise.
+func plainString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	for _, c := range b[1 : len(b)-1] {
+		if c == '\\' || c == '"' || c < 0x20 || c >= 0x80 {
+			return "", false
+		}
+	}
+	return string(b[1 : len(b)-1]), true
 }
 
 // Time is a bunq timestamp ("2017-01-13 13:19:16.215235", UTC). An empty or
@@ -58,8 +136,8 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		return nil
 	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
+	s, ok := plainString(b)
+	if !ok && json.Unmarshal(b, &s) != nil {
 		return nil // lenient: a non-string timestamp is treated as absent
 	}
 	t.Raw = s

@@ -7,8 +7,10 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -272,11 +274,13 @@ func testContext(t *testing.T) *Context {
 	k, server := keys(t)
 	pub, _ := publicKeyPEM(&k.PublicKey)
 	spub, _ := publicKeyPEM(&server.PublicKey)
+	der, _ := x509.MarshalPKCS8PrivateKey(k)
 	c := &Context{kind: KindOAuth, installationID: 11, deviceID: 12, permittedIPs: []string{"*"}, serverKey: &server.PublicKey,
 		budgetID: budgetID(pub),
-		sec: &contextSecrets{clientKey: k, clientPublicPEM: pub, serverPublicPEM: spub,
+		sec: &contextSecrets{clientKeyDER: der, clientPublicPEM: pub, serverPublicPEM: spub,
 			installationToken: "insttoken-SECRET", secret: "accesstoken-SECRET"},
 	}
+	c.sec.clientKey.Store(k)
 	c.setSession(session{id: 13, token: "sesstoken-SECRET", userID: 14, userType: UserTypeAPIKey,
 		expiry: time.Date(2026, 2, 3, 4, 5, 6, 7000, time.UTC)})
 	return c
@@ -300,7 +304,14 @@ func TestContextJSONRoundTrip(t *testing.T) {
 	if !bytes.Equal(b1, b2) {
 		t.Fatalf("round trip differs:\n%s\n%s", b1, b2)
 	}
-	if !back.sec.clientKey.Equal(c.sec.clientKey) || !back.serverKey.Equal(c.serverKey) ||
+	if back.sec.clientKey.Load() != nil {
+		t.Fatal("restored context parsed its key before signing")
+	}
+	backKey, err := back.sec.signingKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !backKey.Equal(c.sec.clientKey.Load()) || !back.serverKey.Equal(c.serverKey) ||
 		back.sessionSnapshot() != c.sessionSnapshot() || back.sec.secret != c.sec.secret || back.budgetID != c.budgetID ||
 		back.kind != c.kind || back.installationID != 11 || back.deviceID != 12 {
 		t.Fatal("round trip lost a field")
@@ -315,10 +326,10 @@ func TestContextNeverPrintsSecrets(t *testing.T) {
 	c := testContext(t)
 	var logs bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logs, nil)).Info("ctx", "bunq", c)
-	priv, _ := privateKeyPEM(c.sec.clientKey)
+	priv, _ := privateKeyPEM(c.sec.clientKey.Load())
 	keyText := strings.Split(priv, "\n")[1]
 	outs := []string{c.String(), fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c),
-		fmt.Sprintf("%+v", reflect.ValueOf(c).Elem().Interface()), fmt.Sprintf("%#v", reflect.ValueOf(c).Elem().Interface()), logs.String(), fmt.Sprint(c.sec.clientKey.D) /* sanity below */}
+		fmt.Sprintf("%+v", reflect.ValueOf(c).Elem().Interface()), fmt.Sprintf("%#v", reflect.ValueOf(c).Elem().Interface()), logs.String(), fmt.Sprint(c.sec.clientKey.Load().D) /* sanity below */}
 	for i, s := range outs[:len(outs)-1] {
 		for _, secret := range []string{"SECRET", keyText, outs[len(outs)-1]} {
 			if strings.Contains(s, secret) {
@@ -407,5 +418,44 @@ func TestLenientPolymorphicDecoding(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`"garbage"`), &tm); err != nil || !tm.IsZero() || tm.Raw != "garbage" {
 		t.Fatalf("lenient time %v %v", tm, err)
+	}
+}
+
+// Contexts stored before the client public key was left out, or with a
+// PKCS#1 private key, still read, sign with the same key and keep their
+// rate-limit id.
+func TestContextOlderFormsRead(t *testing.T) {
+	t.Parallel()
+	c := testContext(t)
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := c.sec.clientKey.Load()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	inst := m["installation"].(map[string]any)
+	if _, ok := inst["client_public_key"]; ok {
+		t.Fatal("client public key still written")
+	}
+	inst["client_public_key"] = c.sec.clientPublicPEM
+	inst["client_private_key"] = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+	old, _ := json.Marshal(m)
+	var back Context
+	if err := json.Unmarshal(old, &back); err != nil {
+		t.Fatal(err)
+	}
+	k, err := back.sec.signingKey()
+	if err != nil || !k.Equal(key) || back.budgetID != c.budgetID {
+		t.Fatalf("older form read wrong: %v", err)
+	}
+	again, _ := json.Marshal(&back)
+	if !strings.Contains(string(again), "BEGIN RSA PRIVATE KEY") {
+		t.Fatal("PKCS#1 key not written back as it came")
+	}
+	if err := json.Unmarshal([]byte(strings.Replace(string(old), "MII", "XXX", 1)), new(Context)); err == nil {
+		t.Fatal("a broken private key was accepted")
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/bunqtpp/tpp/registration"
 	"github.com/bunqtpp/tpp/sandbox"
 	"github.com/bunqtpp/tpp/settings"
+	"github.com/bunqtpp/tpp/storage"
 )
 
 // runBench load-tests the TPP against the emulated bank, in this process and
@@ -265,7 +266,7 @@ func serveBenchTPP(ctx context.Context, cfg *config, o benchTPP, listen string) 
 				if r.apiKey != "" {
 					return nil
 				}
-				_, sec, err := a.store.clients.CreateClient(ctx, tpp.NewClient{
+				_, sec, err := a.store.Clients.CreateClient(ctx, tpp.NewClient{
 					Name: "tpp bench", ReturnURLs: []string{loadtest.BenchReturnURL},
 				})
 				if err != nil {
@@ -294,7 +295,7 @@ func serveBenchTPP(ctx context.Context, cfg *config, o benchTPP, listen string) 
 }
 
 func benchDBName(db string) string {
-	if isPostgresURL(db) {
+	if storage.IsPostgresURL(db) {
 		return "PostgreSQL " + settings.URLPassword(db)
 	}
 	return "SQLite " + db
@@ -302,21 +303,21 @@ func benchDBName(db string) string {
 
 // registerBenchTPP does what 'tpp certs' and 'tpp register' do, into o.db.
 func registerBenchTPP(ctx context.Context, bank *sandbox.Server, o benchTPP, public string) error {
-	kr, err := openKeyring(o.masterKey)
+	kr, err := storage.OpenKeyring(o.masterKey)
 	if err != nil {
 		return err
 	}
-	st, err := openCLIStore(ctx, o.db, tpp.SystemClock{}, kr)
+	st, err := storage.OpenCLI(ctx, o.db, tpp.SystemClock{}, kr)
 	if err != nil {
 		return err
 	}
-	defer st.close()
+	defer st.Close()
 	req, _, err := registration.TestCertificate(filepath.Join(o.dir, "certs"), "Bench TPP B.V.", time.Now())
 	if err != nil {
 		return err
 	}
 	req.APIBase, req.PublicURL = bank.APIURL, public
-	err = registration.Register(ctx, st.registrations, tpp.SystemClock{}, registration.PrefixWriter{W: o.logs, Prefix: "register: "}, req)
+	err = registration.Register(ctx, st.Registrations, tpp.SystemClock{}, registration.PrefixWriter{W: o.logs, Prefix: "register: "}, req)
 	if err != nil {
 		return fmt.Errorf("register the TPP with the emulated bank: %w", err)
 	}

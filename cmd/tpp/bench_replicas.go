@@ -20,6 +20,7 @@ import (
 
 	"github.com/bunqtpp/tpp/loadtest"
 	"github.com/bunqtpp/tpp/sandbox"
+	"github.com/bunqtpp/tpp/storage"
 )
 
 const maxBenchReplicas = 8
@@ -32,7 +33,7 @@ func (f *benchFlags) validateReplicas() error {
 		return fmt.Errorf("--replicas %d: use 1 to %d (0: off)", f.replicas, maxBenchReplicas)
 	case f.replicas == 0:
 		return errors.New("--db-url: only with --replicas")
-	case !isPostgresURL(f.dbURL):
+	case !storage.IsPostgresURL(f.dbURL):
 		return errors.New("--replicas: give --db-url postgres://... (replicas share one PostgreSQL)")
 	case f.opt.RedisURL == "":
 		return errors.New("--replicas: give --redis-url (replicas share one Redis; the embedded one is per process)")

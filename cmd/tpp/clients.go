@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/storage"
 )
 
 // runClients manages fintech API clients: tpp clients create|list|revoke|rotate-key.
@@ -48,7 +49,7 @@ type clientsFlags struct {
 }
 
 func (c *clientsFlags) register(fs *flag.FlagSet, getenv func(string) string) {
-	fs.StringVar(&c.db, "db", cliDBDefault(getenv), "SQLite database file or postgres:// URL ($TPP_DB_URL, $TPP_DB_PATH)")
+	fs.StringVar(&c.db, "db", storage.CLIDefault(getenv), "SQLite database file or postgres:// URL ($TPP_DB_URL, $TPP_DB_PATH)")
 	fs.StringVar(&c.masterKey, "master-key", getenv("TPP_MASTER_KEY"), "master keys, \"id:hex\" items ($TPP_MASTER_KEY)")
 }
 
@@ -117,21 +118,21 @@ func clientsMain(ctx context.Context, args []string, stdout, stderr io.Writer, g
 
 	// Parse the master key before touching the database, and only require
 	// it where a secret is sealed.
-	kr, kerr := openKeyringFor(common.masterKey, common.db)
+	kr, kerr := storage.OpenKeyringFor(common.masterKey, common.db)
 	if kerr != nil && (sub == "create" || strings.TrimSpace(common.masterKey) != "") {
 		return kerr
 	}
-	st, err := openExistingCLIStore(ctx, common.db, tpp.SystemClock{}, kr)
+	st, err := storage.OpenExisting(ctx, common.db, tpp.SystemClock{}, kr)
 	if err != nil {
 		return err
 	}
-	defer st.close()
+	defer st.Close()
 	if kerr == nil && sub != "list" {
-		if err := checkKeyOpensSecrets(ctx, st, kr, common.db); err != nil {
+		if err := st.CheckKeyOpensSecrets(ctx, kr, common.db); err != nil {
 			return err
 		}
 	}
-	svc := st.clients
+	svc := st.Clients
 
 	switch sub {
 	case "create":

@@ -132,7 +132,7 @@ func quietDemoLogs(fs *flag.FlagSet, cfg *config, getenv func(string) string) {
 func prepareDemo(ctx context.Context, a *app, out io.Writer) (*demo.Welcome, error) {
 	publicURL := strings.TrimRight(a.cfg.PublicURL, "/")
 	dataDir := filepath.Dir(a.cfg.DBPath)
-	clients := a.store.clients
+	clients := a.store.Clients
 	dc, err := demo.EnsureClient(ctx, clients, filepath.Join(dataDir, demo.ClientFile), publicURL, out)
 	if err != nil {
 		return nil, err

@@ -54,7 +54,7 @@ func startEmulatedBank(ctx context.Context, a *app, out io.Writer) (bankURLs, fu
 	if generated {
 		fmt.Fprintf(out, "tpp: generated a test certificate in %s\n", dir)
 	}
-	store := a.store.registrations
+	store := a.store.Registrations
 	if err := registration.Forget(ctx, store, srv.APIURL); err != nil {
 		stop()
 		return bankURLs{}, nil, err

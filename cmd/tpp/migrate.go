@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"text/tabwriter"
 
-	"github.com/bunqtpp/tpp"
-	"github.com/bunqtpp/tpp/postgres"
+	"github.com/bunqtpp/tpp/storage"
 )
 
 // runMigrate copies a SQLite database into PostgreSQL.
@@ -47,36 +45,12 @@ func migrateMain(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	} else if err != nil {
 		return errUsage
 	}
-	if fs.NArg() != 0 || !isPostgresURL(*to) {
+	if fs.NArg() != 0 || !storage.IsPostgresURL(*to) {
 		fmt.Fprint(stderr, "tpp migrate: --to must be a postgres:// URL\n\n")
 		migrateUsage(stderr)
 		return errUsage
 	}
-	if _, err := os.Stat(*from); err != nil {
-		return fmt.Errorf("--from %s: %w", *from, err)
-	}
-	src, err := openDB(ctx, *from, tpp.SystemClock{})
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	dst, err := postgres.Open(ctx, *to, tpp.SystemClock{}, postgres.Pool{MaxOpen: 4, MaxIdle: 4})
-	if err != nil {
-		return fmt.Errorf("--to: %w", err) // the URL may hold a password: not echoed
-	}
-	defer dst.Close()
-	counts, err := postgres.CopyFrom(ctx, src.DB, dst)
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "table\tsqlite\tpostgres\tcopied")
-	for _, n := range counts {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", n.Table, n.Source, n.Target, n.Copied)
-	}
-	tw.Flush()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, "verified: row counts and a sample of rows match")
-	return nil
+	return storage.MigrateToPostgres(ctx, *from, *to, stdout)
 }
 
 // envOr returns the variable's value, or def when it is unset or empty.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/registration"
+	"github.com/bunqtpp/tpp/storage"
 )
 
 // runRegister registers this TPP with a bunq environment, or shows the
@@ -65,7 +66,7 @@ func registerMain(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	fs.StringVar(&f.cert, "cert", env("TPP_CERT_FILE", ""), "certificate ($TPP_CERT_FILE)")
 	fs.StringVar(&f.key, "key", env("TPP_KEY_FILE", ""), "certificate key ($TPP_KEY_FILE)")
 	fs.StringVar(&f.chain, "chain", env("TPP_CHAIN_FILE", ""), "certificate chain ($TPP_CHAIN_FILE)")
-	fs.StringVar(&f.db, "db", cliDBDefault(getenv), "SQLite database or postgres:// URL ($TPP_DB_URL, $TPP_DB_PATH)")
+	fs.StringVar(&f.db, "db", storage.CLIDefault(getenv), "SQLite database or postgres:// URL ($TPP_DB_URL, $TPP_DB_PATH)")
 	fs.StringVar(&f.masterKey, "master-key", getenv("TPP_MASTER_KEY"), "master keys ($TPP_MASTER_KEY)")
 	fs.StringVar(&f.publicURL, "public-url", env("TPP_PUBLIC_URL", ""), "public base URL ($TPP_PUBLIC_URL)")
 	fs.StringVar(&f.permittedIPs, "permitted-ips", env("TPP_PERMITTED_IPS", ""), "device permitted IPs ($TPP_PERMITTED_IPS)")
@@ -90,20 +91,20 @@ func registerMain(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		}
 	}
 	// The master key first: nothing is touched without it.
-	kr, err := openKeyringFor(f.masterKey, f.db)
+	kr, err := storage.OpenKeyringFor(f.masterKey, f.db)
 	if err != nil {
 		return err
 	}
-	open := openCLIStore
+	open := storage.OpenCLI
 	if f.status {
-		open = openExistingCLIStore // showing never creates a database
+		open = storage.OpenExisting // showing never creates a database
 	}
 	st, err := open(ctx, f.db, clock, kr)
 	if err != nil {
 		return err
 	}
-	defer st.close()
-	store := st.registrations
+	defer st.Close()
+	store := st.Registrations
 	if f.status {
 		return registration.Status(ctx, store, apiBase, clock.Now(), stdout)
 	}

@@ -33,13 +33,12 @@ import (
 	"github.com/bunqtpp/tpp/notify"
 	"github.com/bunqtpp/tpp/oauth"
 	"github.com/bunqtpp/tpp/pisp"
-	"github.com/bunqtpp/tpp/postgres"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/registration"
 	"github.com/bunqtpp/tpp/seal"
 	"github.com/bunqtpp/tpp/server"
-	"github.com/bunqtpp/tpp/sqlite"
+	"github.com/bunqtpp/tpp/storage"
 	"github.com/bunqtpp/tpp/web"
 	"github.com/bunqtpp/tpp/webhook"
 )
@@ -83,7 +82,7 @@ type app struct {
 	clock tpp.Clock
 
 	keyring *seal.Keyring
-	store   *store
+	store   *storage.Stores
 	rdb     goredis.UniversalClient
 	rkeys   redis.Keys // one prefix for every Redis key the TPP writes
 	bank    bankURLs
@@ -173,10 +172,10 @@ func (a *app) wire(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	// 2. SQLite or PostgreSQL: the source of truth.
-	if a.store, err = openStore(ctx, cfg, a.clock, a.keyring); err != nil {
+	if a.store, err = storage.Open(ctx, cfg.storage(), a.clock, a.keyring); err != nil {
 		return err
 	}
-	a.closers = append(a.closers, func() { a.store.close() })
+	a.closers = append(a.closers, func() { a.store.Close() })
 	// 3. Redis: contexts, state, budgets, caches.
 	if err := a.openRedis(ctx); err != nil {
 		return err
@@ -197,7 +196,7 @@ func (a *app) wire(ctx context.Context, out io.Writer) error {
 // bank may it be missing: then a dev key is kept beside the database.
 func (a *app) openKeyring() (*seal.Keyring, error) {
 	if a.cfg.MasterKey != "" || a.cfg.BankEnv != "emulated" {
-		return openKeyring(a.cfg.MasterKey)
+		return storage.OpenKeyring(a.cfg.MasterKey)
 	}
 	path := filepath.Join(filepath.Dir(a.cfg.DBPath), "master.key")
 	key, created, err := seal.DevKey(path)
@@ -207,7 +206,7 @@ func (a *app) openKeyring() (*seal.Keyring, error) {
 	if created {
 		a.log.Warn("no master key set: generated a development key for the emulated bank", "file", path)
 	}
-	return openKeyring(key)
+	return storage.OpenKeyring(key)
 }
 
 func (a *app) openRedis(ctx context.Context) error {
@@ -258,7 +257,7 @@ func (a *app) connectBank(ctx context.Context, out io.Writer) error {
 	default:
 		a.bank = bankURLs{API: strings.TrimRight(cfg.BankEnv, "/"), OAuth: cfg.BankOAuthURL, Token: cfg.BankTokenURL}
 	}
-	reg, tppCtx, err := registration.ForServing(ctx, a.store.registrations, a.bank.API, cfg.BankEnv, cfg.PublicURL, a.clock.Now())
+	reg, tppCtx, err := registration.ForServing(ctx, a.store.Registrations, a.bank.API, cfg.BankEnv, cfg.PublicURL, a.clock.Now())
 	if err != nil {
 		return err
 	}
@@ -270,7 +269,7 @@ func (a *app) connectBank(ctx context.Context, out io.Writer) error {
 func (a *app) bankClient(ctx context.Context) error {
 	cfg := a.cfg
 	keys := a.rkeys
-	regs := a.store.registrations
+	regs := a.store.Registrations
 	var provider *bankctx.Provider
 	// Many users' contexts talk to one bank host: keep enough idle
 	// connections, or every burst pays for new TCP (and TLS) handshakes.
@@ -323,7 +322,7 @@ func (a *app) bankClient(ctx context.Context) error {
 		Bank:         client,
 		Store:        store,
 		Locker:       redis.NewLocker(a.rdb, keys),
-		Tokens:       a.store.consents,
+		Tokens:       a.store.Consents,
 		Keys:         a.keys,
 		PermittedIPs: splitList(cfg.PermittedIPs),
 		NotifyURL:    a.reg.NotificationURL,
@@ -408,8 +407,8 @@ func (a *app) services(ctx context.Context) error {
 
 // webhooks delivers webhooks to fintechs, from the durable outbox.
 func (a *app) webhooks() error {
-	cfg, clients := a.cfg, a.store.clients
-	hooks, err := webhook.NewDispatcher(webhook.NewOutboxStore(a.store.outbox, clients), webhook.Options{
+	cfg, clients := a.cfg, a.store.Clients
+	hooks, err := webhook.NewDispatcher(webhook.NewOutboxStore(a.store.Outbox, clients), webhook.Options{
 		Clock:               a.clock,
 		Logger:              a.log,
 		OnResult:            a.metrics.ObserveWebhook,
@@ -428,7 +427,7 @@ func (a *app) webhooks() error {
 // janitor apply its deadlines.
 func (a *app) consentGate() (*consent.Gate, error) {
 	return consent.NewGate(consent.Config{
-		Store: a.store.consents, BankContexts: a.ctxs, Clock: a.clock, Logger: a.log,
+		Store: a.store.Consents, BankContexts: a.ctxs, Clock: a.clock, Logger: a.log,
 		AuthorizeURL: oauth.AuthorizeURLs(a.cfg.PublicURL),
 	})
 }
@@ -438,15 +437,15 @@ func (a *app) consentGate() (*consent.Gate, error) {
 // with the authorize URLs oauth will serve.
 func (a *app) paymentService(gate *consent.Gate) (*pisp.Service, error) {
 	payments, err := pisp.New(pisp.Config{
-		Payments:        a.store.payments,
-		Consents:        a.store.consents,
-		Idempotency:     a.store.idempotency,
+		Payments:        a.store.Payments,
+		Consents:        a.store.Consents,
+		Idempotency:     a.store.Idempotency,
 		Bank:            a.psd2,
 		Contexts:        a.ctxs,
 		Gate:            gate,
 		TPP:             pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return a.tppCtx, nil }),
 		AuthorizeURL:    oauth.AuthorizeURLs(a.cfg.PublicURL),
-		Events:          a.store.outbox,
+		Events:          a.store.Outbox,
 		OnUnknownStatus: a.metrics.UnknownBankStatus,
 		OnPollRound:     a.metrics.PollRound,
 		PollInterval:    a.cfg.PollInterval,
@@ -465,7 +464,7 @@ func (a *app) paymentService(gate *consent.Gate) (*pisp.Service, error) {
 // oauthService is the consent flow: the consents API, the consent pages
 // and the bank's OAuth.
 func (a *app) oauthService(gate *consent.Gate, payments *pisp.Service) (*oauth.Service, error) {
-	cfg, consents := a.cfg, a.store.consents
+	cfg, consents := a.cfg, a.store.Consents
 	svc, err := oauth.New(oauth.Config{
 		PublicURL: cfg.PublicURL,
 		Bank: oauth.BankOAuth{
@@ -477,11 +476,11 @@ func (a *app) oauthService(gate *consent.Gate, payments *pisp.Service) (*oauth.S
 		},
 		CSRFKey: a.keyring.DeriveKey("csrf"),
 		Sealer:  a.keyring,
-		Audit:   a.store.audit,
+		Audit:   a.store.Audit,
 		// Off unless the operator accepts token answers without state.
 		AcceptTokenWithoutState: cfg.AcceptTokenWithoutState,
 		Consents:                consents,
-		Clients:                 a.store.clients,
+		Clients:                 a.store.Clients,
 		States:                  redis.NewStateStore(a.rdb, a.rkeys, 0, a.clock),
 		BankContexts:            a.ctxs,
 		Deadlines:               gate,
@@ -513,7 +512,7 @@ func (a *app) bankCallbacks(gate *consent.Gate, payments *pisp.Service) (*notify
 		}
 	}
 	return notify.New(notify.Config{
-		Consents: a.store.consents,
+		Consents: a.store.Consents,
 		Grants:   gate,
 		Drafts:   payments,
 		Key:      key,
@@ -533,13 +532,13 @@ func (a *app) baseRoutes(svc *oauth.Service, callbacks *notify.Handler) (*gin.Ro
 	if err != nil {
 		return nil, err
 	}
-	auth, err := a.authenticate(a.store.clients)
+	auth, err := a.authenticate(a.store.Clients)
 	if err != nil {
 		return nil, err
 	}
 	a.engine = api.NewEngine(api.Options{Logger: a.log, Observe: a.metrics.APIObserver(), Unavailable: unavailable})
 	a.health().Register(a.engine)
-	if err := a.metrics.WatchConsents(metrics.SQLConsents{DB: a.store.raw}, 0); err != nil {
+	if err := a.metrics.WatchConsents(metrics.SQLConsents{DB: a.store.Raw}, 0); err != nil {
 		return nil, err
 	}
 	apidoc.Register(a.engine)
@@ -576,7 +575,7 @@ func (a *app) roles(v1 *gin.RouterGroup, gate *consent.Gate, svc *oauth.Service,
 	if err := mount(v1)(aisp.NewHandler(accounts)); err != nil {
 		return err
 	}
-	funds, err := cbpii.New(cbpii.Config{Gate: gate, Bank: a.psd2, Audit: a.store.audit, Clock: a.clock, Log: a.log})
+	funds, err := cbpii.New(cbpii.Config{Gate: gate, Bank: a.psd2, Audit: a.store.Audit, Clock: a.clock, Log: a.log})
 	if err != nil {
 		return err
 	}
@@ -587,12 +586,12 @@ func (a *app) roles(v1 *gin.RouterGroup, gate *consent.Gate, svc *oauth.Service,
 // sweeper applies the consent deadlines no request triggers and expires
 // idempotency keys and bank sessions.
 func (a *app) sweeper(gate *consent.Gate) {
-	consents := a.store.consents
+	consents := a.store.Consents
 	sweeper := &janitor.Janitor{
 		Consents:    consents,
 		Deadlines:   gate,
 		Expiring:    consents,
-		Idempotency: a.store.idempotency,
+		Idempotency: a.store.Idempotency,
 		Closes:      consents,
 		Sessions:    a.ctxs,
 		Clock:       a.clock,
@@ -643,10 +642,10 @@ func mount(rg *gin.RouterGroup) func(h routes, err error) error {
 func (a *app) health() *health.Checker {
 	bank := health.Bank(&http.Client{Timeout: 2 * time.Second}, a.bank.API+"/v1")
 	bank.Optional = true
-	checks := append(append([]health.Check{}, a.store.checks...),
+	checks := append(append([]health.Check{}, a.store.Checks...),
 		health.Redis(redis.Health{Client: a.rdb}),
 		bank,
-		health.Registration(health.RegistrationValid(a.store.registrations, a.bank.API, a.clock)),
+		health.Registration(health.RegistrationValid(a.store.Registrations, a.bank.API, a.clock)),
 	)
 	return health.NewWithOptions(health.Options{Version: version()}, checks...)
 }
@@ -655,7 +654,7 @@ func (a *app) health() *health.Checker {
 // api.Options.Unavailable: 503 with Retry-After, not 500.
 func unavailable(err error) string {
 	switch {
-	case sqlite.Busy(err), postgres.Unavailable(err):
+	case storage.Unavailable(err):
 		return "The database"
 	case redis.Unavailable(err):
 		return "Redis"

@@ -8,10 +8,9 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/bunqtpp/tpp"
+	"github.com/bunqtpp/tpp/clientadmin"
 	"github.com/bunqtpp/tpp/storage"
 )
 
@@ -116,87 +115,10 @@ func clientsMain(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		return errUsage
 	}
 
-	// Parse the master key before touching the database, and only require
-	// it where a secret is sealed.
-	kr, kerr := storage.OpenKeyringFor(common.masterKey, common.db)
-	if kerr != nil && (sub == "create" || strings.TrimSpace(common.masterKey) != "") {
-		return kerr
+	cmd := clientadmin.Command{Sub: sub, DB: common.db, MasterKey: common.masterKey,
+		New: tpp.NewClient{Name: name, ReturnURLs: returnURLs, WebhookURL: webhookURL}}
+	if wantPos == 1 {
+		cmd.ClientID = pos[0]
 	}
-	st, err := storage.OpenExisting(ctx, common.db, tpp.SystemClock{}, kr)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if kerr == nil && sub != "list" {
-		if err := st.CheckKeyOpensSecrets(ctx, kr, common.db); err != nil {
-			return err
-		}
-	}
-	svc := st.Clients
-
-	switch sub {
-	case "create":
-		return clientsCreate(ctx, svc, tpp.NewClient{Name: name, ReturnURLs: returnURLs, WebhookURL: webhookURL}, stdout)
-	case "list":
-		return clientsList(ctx, svc, stdout)
-	case "revoke":
-		c, err := svc.RevokeClient(ctx, pos[0])
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "Revoked client %s (%s). Its API key no longer works and its live consents are revoked.\n"+
-			"The running service's janitor ends their bunq sessions and purges their contexts within a minute.\n", c.ID, c.Name)
-		return nil
-	default: // rotate-key
-		key, err := svc.RotateAPIKey(ctx, pos[0])
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "New API key for %s. The old key stopped working just now.\n\n", pos[0])
-		fmt.Fprintf(stdout, "API key (shown once; store it now, it cannot be shown again):\n  %s\n", key)
-		return nil
-	}
-}
-
-func clientsCreate(ctx context.Context, svc tpp.ClientService, in tpp.NewClient, stdout io.Writer) error {
-	c, sec, err := svc.CreateClient(ctx, in)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "Created client %s (%s)\n\n", c.ID, c.Name)
-	fmt.Fprintf(stdout, "Client ID:\n  %s\n\n", c.ID)
-	fmt.Fprintf(stdout, "API key (shown once; store it now, it cannot be shown again; use rotate-key to replace it):\n  %s\n\n", sec.APIKey)
-	fmt.Fprintf(stdout, "Webhook signing secret (shown once; store it now; it verifies the webhook-signature header):\n  %s\n", sec.WebhookSecret)
-	return nil
-}
-
-func clientsList(ctx context.Context, svc tpp.ClientService, stdout io.Writer) error {
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tRETURN URLS\tCREATED")
-	cursor := ""
-	for {
-		page, err := svc.ListClients(ctx, tpp.PageRequest{Limit: tpp.MaxPageLimit, Cursor: cursor})
-		if err != nil {
-			return err
-		}
-		for _, c := range page.Items {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, oneLine(c.Name), c.Status,
-				strings.Join(c.ReturnURLs, " "), c.CreatedAt.UTC().Format(time.RFC3339))
-		}
-		if page.NextCursor == "" {
-			break
-		}
-		cursor = page.NextCursor
-	}
-	return tw.Flush()
-}
-
-// oneLine keeps a name from breaking the table.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\t' || r == '\n' || r == '\r' {
-			return ' '
-		}
-		return r
-	}, s)
+	return clientadmin.Run(ctx, cmd, stdout)
 }

@@ -245,12 +245,19 @@ func (a *app) connectBank(ctx context.Context, out io.Writer) error {
 	cfg := a.cfg
 	switch cfg.BankEnv {
 	case "emulated":
-		urls, stop, err := startEmulatedBank(ctx, a, out)
+		// The emulated bank signs its callbacks only when the TPP checks
+		// signatures (--bank-callback-auth signature, the default for emulated).
+		mode, _, _ := cfg.callbackAuth()
+		urls, stop, err := registration.StartEmulated(ctx, registration.EmulatedBank{
+			Addr: cfg.EmulatedAddr, SignCallbacks: mode == notify.AuthSignature,
+			DataDir: filepath.Dir(cfg.DBPath), PublicURL: cfg.PublicURL, PermittedIPs: cfg.PermittedIPs,
+			Store: a.store.Registrations, Clock: a.clock, Logger: a.log.With("component", "emulated-bank"),
+		}, out)
 		if err != nil {
 			return err
 		}
 		a.closers = append(a.closers, stop)
-		a.bank = urls
+		a.bank = bankURLs{API: urls.API, OAuth: urls.OAuth, Token: urls.Token, Emulated: true}
 	case "sandbox", "production":
 		e, _ := psd2.LookupEnvironment(cfg.BankEnv)
 		a.bank = bankURLs{API: e.APIBaseURL, OAuth: e.OAuthAuthorizeURL, Token: e.TokenURL}

@@ -38,6 +38,7 @@ import (
 	"github.com/bunqtpp/tpp/registration"
 	"github.com/bunqtpp/tpp/seal"
 	"github.com/bunqtpp/tpp/server"
+	"github.com/bunqtpp/tpp/settings"
 	"github.com/bunqtpp/tpp/storage"
 	"github.com/bunqtpp/tpp/web"
 	"github.com/bunqtpp/tpp/webhook"
@@ -213,30 +214,12 @@ func (a *app) openRedis(ctx context.Context) error {
 	cfg := a.cfg
 	a.rkeys = redis.NewKeys("tpp:")
 	settings := redis.Settings{URL: cfg.RedisURL, Sentinel: cfg.RedisSentinel, Cluster: cfg.RedisCluster, Password: cfg.RedisPassword, CAFile: cfg.RedisCA}
-	rc, ok, err := settings.Config()
+	rdb, stop, err := redis.Open(ctx, settings, cfg.BankEnv == "production", a.log)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		if cfg.BankEnv == "production" {
-			return errors.New("setting --redis-url ($TPP_REDIS_URL) is required in production: the embedded Redis keeps nothing and is not shared by replicas")
-		}
-		rdb, stop, err := redis.Embedded(ctx)
-		if err != nil {
-			return fmt.Errorf("embedded redis: %w", err)
-		}
-		a.log.Warn("no Redis configured: using an embedded in-memory Redis (development and demo only)")
-		a.rdb = rdb
-		a.closers = append(a.closers, func() { stop() })
-		return nil
-	}
-	redis.RouteLibraryLogs(a.log) // the error below says it once; no per-retry lines
-	rdb, err := redis.NewClient(ctx, rc)
-	if err != nil {
-		return fmt.Errorf("%s: %w", settings.Setting(), err)
-	}
 	a.rdb = rdb
-	a.closers = append(a.closers, func() { rdb.Close() })
+	a.closers = append(a.closers, stop)
 	return nil
 }
 
@@ -331,7 +314,7 @@ func (a *app) bankClient(ctx context.Context) error {
 		Locker:       redis.NewLocker(a.rdb, keys),
 		Tokens:       a.store.Consents,
 		Keys:         a.keys,
-		PermittedIPs: splitList(cfg.PermittedIPs),
+		PermittedIPs: settings.List(cfg.PermittedIPs),
 		NotifyURL:    a.reg.NotificationURL,
 		Logger:       a.log,
 		OnRebuild:    a.metrics.OnContextRebuild(),
@@ -356,29 +339,14 @@ func (a *app) rateBudget(keys redis.Keys) psd2.Budget {
 		b = a.metrics.WrapBudget(psd2.NewMemoryBudget(a.clock))
 	case "off":
 		a.log.Warn("bank rate budget is off: only for load tests against a bank without rate limits")
-		return unlimited{}
+		return psd2.Unlimited{}
 	default:
 		rb := redis.NewRateBudget(a.rdb, keys)
 		rb.OnWait = a.metrics.ObserveBudgetWait
 		b = rb
 	}
-	return psd2.NewFairBudget(b, budgetShare)
+	return psd2.NewFairBudget(b, api.BudgetShare)
 }
-
-// budgetShare is the fintech client a bank call is made for (the API
-// request's client; "" for work without one, such as the browser flow and
-// background jobs, which share one turn).
-func budgetShare(ctx context.Context) string {
-	if cl := api.ClientFromContext(ctx); cl != nil {
-		return cl.ID
-	}
-	return ""
-}
-
-// unlimited admits every call at once.
-type unlimited struct{}
-
-func (unlimited) Wait(ctx context.Context, _ string, _ int, _ time.Duration) error { return ctx.Err() }
 
 // services wires the services and their routes, in dependency order.
 func (a *app) services(ctx context.Context) error {
@@ -551,7 +519,7 @@ func (a *app) baseRoutes(svc *oauth.Service, callbacks *notify.Handler) (*gin.Ro
 	apidoc.Register(a.engine)
 	apidoc.RegisterHome(a.engine)
 	root := &a.engine.RouterGroup
-	if err := mount(root)(oauth.NewPages(svc, pages)); err != nil {
+	if err := api.Mount(root)(oauth.NewPages(svc, pages)); err != nil {
 		return nil, err
 	}
 	callbacks.Register(root)
@@ -561,10 +529,10 @@ func (a *app) baseRoutes(svc *oauth.Service, callbacks *notify.Handler) (*gin.Ro
 // roles mounts the fintech API of the consents and the three PSD2 roles on
 // the authenticated group v1.
 func (a *app) roles(v1 *gin.RouterGroup, gate *consent.Gate, svc *oauth.Service, payments *pisp.Service) error {
-	if err := mount(v1)(oauth.NewHandler(svc)); err != nil {
+	if err := api.Mount(v1)(oauth.NewHandler(svc)); err != nil {
 		return err
 	}
-	if err := mount(v1)(pisp.NewHandler(payments)); err != nil {
+	if err := api.Mount(v1)(pisp.NewHandler(payments)); err != nil {
 		return err
 	}
 	accounts, err := aisp.New(aisp.Config{
@@ -579,7 +547,7 @@ func (a *app) roles(v1 *gin.RouterGroup, gate *consent.Gate, svc *oauth.Service,
 	if err != nil {
 		return err
 	}
-	if err := mount(v1)(aisp.NewHandler(accounts)); err != nil {
+	if err := api.Mount(v1)(aisp.NewHandler(accounts)); err != nil {
 		return err
 	}
 	funds, err := cbpii.New(cbpii.Config{Gate: gate, Bank: a.psd2, Audit: a.store.Audit, Clock: a.clock, Log: a.log})
@@ -587,7 +555,7 @@ func (a *app) roles(v1 *gin.RouterGroup, gate *consent.Gate, svc *oauth.Service,
 		return err
 	}
 	a.onCall.Store(&[]func(psd2.CallInfo){funds.ObserveCall})
-	return mount(v1)(cbpii.NewHandler(funds))
+	return api.Mount(v1)(cbpii.NewHandler(funds))
 }
 
 // sweeper applies the consent deadlines no request triggers and expires
@@ -627,22 +595,6 @@ func (a *app) authenticate(clients api.Authenticator) (gin.HandlerFunc, error) {
 	return api.AuthenticateLimited(clients, allow, policy), nil
 }
 
-// routes is a package's handler: it adds its routes to a group (the
-// authenticated /v1 group, or the root for pages and callbacks).
-type routes interface{ Register(*gin.RouterGroup) }
-
-// mount returns a func that registers a handler, straight from its
-// constructor's (handler, error) result.
-func mount(rg *gin.RouterGroup) func(h routes, err error) error {
-	return func(h routes, err error) error {
-		if err != nil {
-			return err
-		}
-		h.Register(rg)
-		return nil
-	}
-}
-
 // health lists what /readyz checks. The bank check is reported but does
 // not make the replica unready: a bunq outage must not take every replica
 // out of rotation, when consents, docs and callbacks still work.
@@ -667,14 +619,4 @@ func unavailable(err error) string {
 		return "Redis"
 	}
 	return ""
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

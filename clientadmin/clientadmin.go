@@ -15,8 +15,8 @@ import (
 	"github.com/bunqtpp/tpp/storage"
 )
 
-// Command is one 'tpp clients' subcommand with its settings.
-type Command struct {
+// Request is one 'tpp clients' subcommand with its settings.
+type Request struct {
 	Sub           string // create, list, revoke or rotate-key
 	DB, MasterKey string
 	New           tpp.NewClient // create's client
@@ -27,7 +27,7 @@ type Command struct {
 // master key is parsed before the database is touched, and required only
 // where a secret is sealed; when given, it must open the secrets already
 // there.
-func Run(ctx context.Context, c Command, stdout io.Writer) error {
+func Run(ctx context.Context, c Request, stdout io.Writer) error {
 	kr, kerr := storage.OpenKeyringFor(c.MasterKey, c.DB)
 	if kerr != nil && (c.Sub == "create" || strings.TrimSpace(c.MasterKey) != "") {
 		return kerr

@@ -22,13 +22,13 @@ func TestCreateThenList(t *testing.T) {
 	st.Close()
 	key := "k1:" + strings.Repeat("ab", 32)
 	var out bytes.Buffer
-	err = Run(ctx, Command{Sub: "create", DB: db, MasterKey: key,
+	err = Run(ctx, Request{Sub: "create", DB: db, MasterKey: key,
 		New: tpp.NewClient{Name: "Corner Shop", ReturnURLs: []string{"https://shop.example/back"}}}, &out)
 	if err != nil || !strings.Contains(out.String(), "API key (shown once") {
 		t.Fatalf("create: %v\n%s", err, out.String())
 	}
 	out.Reset()
-	if err := Run(ctx, Command{Sub: "list", DB: db}, &out); err != nil {
+	if err := Run(ctx, Request{Sub: "list", DB: db}, &out); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")

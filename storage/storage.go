@@ -6,6 +6,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -184,4 +185,16 @@ func postgresWrite(db *postgres.DB) health.Check {
 // reach: it will pass, so it is a 503 with Retry-After, not a 500.
 func Unavailable(err error) bool {
 	return sqlite.Busy(err) || postgres.Unavailable(err)
+}
+
+// CLIFlags are the --db and --master-key flags of the operator commands
+// (clients, rekey).
+type CLIFlags struct {
+	DB, MasterKey string
+}
+
+// Register adds the flags to fs, with their defaults from getenv.
+func (c *CLIFlags) Register(fs *flag.FlagSet, getenv func(string) string) {
+	fs.StringVar(&c.DB, "db", CLIDefault(getenv), "SQLite database file or postgres:// URL ($TPP_DB_URL, $TPP_DB_PATH)")
+	fs.StringVar(&c.MasterKey, "master-key", getenv("TPP_MASTER_KEY"), "master keys, \"id:hex\" items ($TPP_MASTER_KEY)")
 }

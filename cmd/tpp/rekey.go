@@ -40,8 +40,8 @@ func rekeyMain(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	fs := flag.NewFlagSet("tpp rekey", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { rekeyUsage(stderr) }
-	var common clientsFlags
-	common.register(fs, getenv)
+	var common storage.CLIFlags
+	common.Register(fs, getenv)
 	dryRun := fs.Bool("dry-run", false, "only count; change nothing")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -53,5 +53,5 @@ func rekeyMain(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		rekeyUsage(stderr)
 		return errUsage
 	}
-	return storage.RekeyDatabase(ctx, common.db, common.masterKey, *dryRun, stdout)
+	return storage.RekeyDatabase(ctx, common.DB, common.MasterKey, *dryRun, stdout)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"os"
 
@@ -15,9 +14,5 @@ func runClients(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func clientsMain(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	err := clientadmin.Command(ctx, args, stdout, stderr, getenv)
-	if errors.Is(err, clientadmin.ErrUsage) {
-		return errUsage
-	}
-	return err
+	return ownUsage(clientadmin.Command(ctx, args, stdout, stderr, getenv), clientadmin.ErrUsage)
 }

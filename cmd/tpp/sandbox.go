@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 
 	"github.com/bunqtpp/tpp/sandbox"
@@ -10,9 +9,5 @@ import (
 
 // runSandbox runs the emulated bunq sandbox until ctx is cancelled.
 func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	err := sandbox.Command(ctx, args, stdout, stderr)
-	if errors.Is(err, sandbox.ErrUsage) {
-		return errUsage
-	}
-	return err
+	return ownUsage(sandbox.Command(ctx, args, stdout, stderr), sandbox.ErrUsage)
 }

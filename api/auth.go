@@ -168,3 +168,13 @@ func cloneClient(cl *tpp.FintechClient) *tpp.FintechClient {
 	}
 	return &c
 }
+
+// BudgetShare is the fintech client a bank call is made for, for
+// psd2.NewFairBudget: the API request's client, or "" for work without
+// one, such as the browser flow and background jobs, which share one turn.
+func BudgetShare(ctx context.Context) string {
+	if cl := ClientFromContext(ctx); cl != nil {
+		return cl.ID
+	}
+	return ""
+}

@@ -43,3 +43,19 @@ func NewEngine(o Options) *gin.Engine {
 	})
 	return e
 }
+
+// Routes is a package's handler: it adds its routes to a group (the
+// authenticated /v1 group, or the root for pages and callbacks).
+type Routes interface{ Register(*gin.RouterGroup) }
+
+// Mount returns a func that registers a handler on rg, straight from its
+// constructor's (handler, error) result.
+func Mount(rg *gin.RouterGroup) func(h Routes, err error) error {
+	return func(h Routes, err error) error {
+		if err != nil {
+			return err
+		}
+		h.Register(rg)
+		return nil
+	}
+}

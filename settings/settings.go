@@ -148,3 +148,14 @@ func URLPassword(v string) string {
 	}
 	return strings.ReplaceAll(strings.ReplaceAll(u.String(), ":MASKED@", ":****@"), "=MASKED", "=****")
 }
+
+// List splits a comma-separated setting, dropping blanks.
+func List(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -59,3 +59,13 @@ func TestURLPasswordMasksUserInfoAndQuery(t *testing.T) {
 		t.Errorf("a secret shows as %q", s.Shown())
 	}
 }
+
+func TestListDropsBlanks(t *testing.T) {
+	got := List(" 10.0.0.1, ,10.0.0.2,")
+	if len(got) != 2 || got[0] != "10.0.0.1" || got[1] != "10.0.0.2" {
+		t.Fatalf("List = %q", got)
+	}
+	if List("") != nil {
+		t.Fatal("List of empty is not empty")
+	}
+}

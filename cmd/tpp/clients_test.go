@@ -13,6 +13,7 @@ import (
 	"github.com/bunqtpp/tpp"
 	"github.com/bunqtpp/tpp/seal"
 	"github.com/bunqtpp/tpp/sqlite"
+	"github.com/bunqtpp/tpp/storage"
 )
 
 const testMasterKey = "k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
@@ -34,7 +35,7 @@ var (
 // 'tpp register' would, and returns path.
 func newTestDB(t *testing.T, path string) string {
 	t.Helper()
-	db, err := openDB(context.Background(), path, tpp.SystemClock{})
+	db, err := storage.OpenSQLite(context.Background(), path, tpp.SystemClock{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +300,7 @@ func openClientsDB(t *testing.T, dbPath string) (*sqlite.DB, *seal.Keyring) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	kr, err := openKeyring(testMasterKey)
+	kr, err := storage.OpenKeyring(testMasterKey)
 	if err != nil {
 		t.Fatal(err)
 	}

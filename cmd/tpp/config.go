@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/bunqtpp/tpp/notify"
+	"github.com/bunqtpp/tpp/postgres"
 	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/seal"
 	"github.com/bunqtpp/tpp/settings"
+	"github.com/bunqtpp/tpp/storage"
 )
 
 // config is the typed configuration of 'tpp serve' and 'tpp demo'. Every
@@ -154,7 +156,7 @@ func (c *config) validate() error {
 	if c.DBPath == "" && c.DBURL == "" {
 		errs = append(errs, errors.New("setting --db ($TPP_DB_PATH) is empty: give a file path, e.g. data/tpp.db"))
 	}
-	if c.DBURL != "" && !isPostgresURL(c.DBURL) {
+	if c.DBURL != "" && !storage.IsPostgresURL(c.DBURL) {
 		errs = append(errs, errors.New("setting --db-url ($TPP_DB_URL) must be a postgres:// URL"))
 	}
 	if c.DBMaxIdle > c.DBMaxConns {
@@ -275,4 +277,28 @@ func (c *config) print(w io.Writer) {
 func isHTTPURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// database returns which store the settings select and its path or URL:
+// --db-url ($TPP_DB_URL), or --db when it is a postgres:// URL, selects
+// PostgreSQL; a plain path stays SQLite.
+func (c *config) database() (kind, target string) {
+	switch {
+	case c.DBURL != "":
+		return "postgres", c.DBURL
+	case storage.IsPostgresURL(c.DBPath):
+		return "postgres", c.DBPath
+	}
+	return "sqlite", c.DBPath
+}
+
+// pool returns the PostgreSQL pool settings.
+func (c *config) pool() postgres.Pool {
+	return postgres.Pool{MaxOpen: c.DBMaxConns, MaxIdle: c.DBMaxIdle, MaxLifetime: c.DBConnLifetime}
+}
+
+// storage returns the database the settings select.
+func (c *config) storage() storage.Config {
+	kind, target := c.database()
+	return storage.Config{Kind: kind, Target: target, Pool: c.pool()}
 }

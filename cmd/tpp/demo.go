@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -130,36 +129,16 @@ func quietDemoLogs(fs *flag.FlagSet, cfg *config, getenv func(string) string) {
 // prepareDemo creates or loads the demo fintech client and mounts the demo
 // app on the engine. It runs inside serve, after the wiring.
 func prepareDemo(ctx context.Context, a *app, out io.Writer) (*demo.Welcome, error) {
-	publicURL := strings.TrimRight(a.cfg.PublicURL, "/")
-	dataDir := filepath.Dir(a.cfg.DBPath)
-	clients := a.store.clients
-	dc, err := demo.EnsureClient(ctx, clients, filepath.Join(dataDir, demo.ClientFile), publicURL, out)
-	if err != nil {
-		return nil, err
-	}
-	d := &demo.Welcome{Client: dc, DataDir: dataDir}
-	if a.bank.Emulated && dc.Reused {
-		fmt.Fprintln(out, "demo: the emulated bank keeps its users and connections in memory only: bunq connections made in an earlier run have ended. Connect again at /demo/.")
-	}
+	s := demo.Setup{Clients: a.store.Clients, PublicURL: a.cfg.PublicURL, DBPath: a.cfg.DBPath,
+		MetricsListen: a.cfg.MetricsListen, Logger: a.log.With("component", "demo")}
 	if a.bank.Emulated {
-		// The emulator's OAuth host also serves its "bunq app" page.
-		d.BankApp = strings.TrimSuffix(a.bank.OAuth, "/auth") + "/app"
+		s.BankOAuthURL = a.bank.OAuth
 	}
-	if a.cfg.MetricsListen != "" {
-		d.MetricsURL = "http://" + a.cfg.MetricsListen + "/metrics"
-	}
-	app, err := demo.New(demo.Config{
-		PublicURL:     publicURL,
-		APIKey:        dc.APIKey,
-		WebhookSecret: dc.WebhookSecret,
-		BankAppURL:    d.BankApp,
-		Logger:        a.log.With("component", "demo"),
-		Secure:        strings.HasPrefix(publicURL, "https://"),
-	})
+	d, app, err := demo.Prepare(ctx, s, out)
 	if err != nil {
 		return nil, err
 	}
-	h := gin.WrapH(app.Handler())
+	h := gin.WrapH(app)
 	a.engine.Any(demo.BasePath, h)
 	a.engine.Any(demo.BasePath+"/*path", h)
 	return d, nil

@@ -49,6 +49,7 @@ import (
 	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/seal"
 	"github.com/bunqtpp/tpp/sqlite"
+	"github.com/bunqtpp/tpp/storage"
 )
 
 // harness is one TPP with its own bank, Redis, database and fintech front
@@ -171,7 +172,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	mk := randomBytes(t, 32)
 	h.MasterKey = "k1:" + hex.EncodeToString(mk)
 	h.secrets.add("master key", hex.EncodeToString(mk))
-	kr, err := openKeyring(h.MasterKey)
+	kr, err := storage.OpenKeyring(h.MasterKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,15 @@ func main() {
 // has been printed already.
 var errUsage = errors.New("usage")
 
+// ownUsage reports a command's own usage error, from the package that
+// parses its flags, as errUsage.
+func ownUsage(err, pkgUsage error) error {
+	if errors.Is(err, pkgUsage) {
+		return errUsage
+	}
+	return err
+}
+
 // command is one subcommand of tpp.
 type command struct {
 	summary string

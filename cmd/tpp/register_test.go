@@ -16,6 +16,7 @@ import (
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/sandbox"
 	"github.com/bunqtpp/tpp/sqlite"
+	"github.com/bunqtpp/tpp/storage"
 )
 
 const regMasterKey = "k1:0101010101010101010101010101010101010101010101010101010101010101"
@@ -97,7 +98,7 @@ func (e *registerEnv) stats(t *testing.T) map[string]int {
 
 func (e *registerEnv) registration(t *testing.T) *tpp.Registration {
 	t.Helper()
-	kr, err := openKeyring(regMasterKey)
+	kr, err := storage.OpenKeyring(regMasterKey)
 	if err != nil {
 		t.Fatal(err)
 	}

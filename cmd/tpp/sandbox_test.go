@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bunqtpp/tpp/sandbox"
 )
 
 func TestSandboxCommand(t *testing.T) {
@@ -90,7 +92,7 @@ func TestSandboxCommandFlags(t *testing.T) {
 // prints parses as serve's own flags and points at the emulator.
 func TestSandboxNextStepsAreValidCommands(t *testing.T) {
 	var b strings.Builder
-	printSandboxNextSteps(&b, "http://127.0.0.1:5000", "http://127.0.0.1:5001", "http://127.0.0.1:5002")
+	sandbox.PrintNextSteps(&b, "http://127.0.0.1:5000", "http://127.0.0.1:5001", "http://127.0.0.1:5002")
 	var serveLine, registerLine string
 	for _, l := range strings.Split(b.String(), "\n") {
 		l = strings.TrimSpace(l)

@@ -33,13 +33,13 @@ import (
 	"github.com/bunqtpp/tpp/notify"
 	"github.com/bunqtpp/tpp/oauth"
 	"github.com/bunqtpp/tpp/pisp"
-	"github.com/bunqtpp/tpp/postgres"
 	"github.com/bunqtpp/tpp/psd2"
 	"github.com/bunqtpp/tpp/redis"
 	"github.com/bunqtpp/tpp/registration"
 	"github.com/bunqtpp/tpp/seal"
 	"github.com/bunqtpp/tpp/server"
-	"github.com/bunqtpp/tpp/sqlite"
+	"github.com/bunqtpp/tpp/settings"
+	"github.com/bunqtpp/tpp/storage"
 	"github.com/bunqtpp/tpp/web"
 	"github.com/bunqtpp/tpp/webhook"
 )
@@ -83,7 +83,7 @@ type app struct {
 	clock tpp.Clock
 
 	keyring *seal.Keyring
-	store   *store
+	store   *storage.Stores
 	rdb     goredis.UniversalClient
 	rkeys   redis.Keys // one prefix for every Redis key the TPP writes
 	bank    bankURLs
@@ -173,10 +173,10 @@ func (a *app) wire(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	// 2. SQLite or PostgreSQL: the source of truth.
-	if a.store, err = openStore(ctx, cfg, a.clock, a.keyring); err != nil {
+	if a.store, err = storage.Open(ctx, cfg.storage(), a.clock, a.keyring); err != nil {
 		return err
 	}
-	a.closers = append(a.closers, func() { a.store.close() })
+	a.closers = append(a.closers, func() { a.store.Close() })
 	// 3. Redis: contexts, state, budgets, caches.
 	if err := a.openRedis(ctx); err != nil {
 		return err
@@ -197,7 +197,7 @@ func (a *app) wire(ctx context.Context, out io.Writer) error {
 // bank may it be missing: then a dev key is kept beside the database.
 func (a *app) openKeyring() (*seal.Keyring, error) {
 	if a.cfg.MasterKey != "" || a.cfg.BankEnv != "emulated" {
-		return openKeyring(a.cfg.MasterKey)
+		return storage.OpenKeyring(a.cfg.MasterKey)
 	}
 	path := filepath.Join(filepath.Dir(a.cfg.DBPath), "master.key")
 	key, created, err := seal.DevKey(path)
@@ -207,37 +207,19 @@ func (a *app) openKeyring() (*seal.Keyring, error) {
 	if created {
 		a.log.Warn("no master key set: generated a development key for the emulated bank", "file", path)
 	}
-	return openKeyring(key)
+	return storage.OpenKeyring(key)
 }
 
 func (a *app) openRedis(ctx context.Context) error {
 	cfg := a.cfg
 	a.rkeys = redis.NewKeys("tpp:")
 	settings := redis.Settings{URL: cfg.RedisURL, Sentinel: cfg.RedisSentinel, Cluster: cfg.RedisCluster, Password: cfg.RedisPassword, CAFile: cfg.RedisCA}
-	rc, ok, err := settings.Config()
+	rdb, stop, err := redis.Open(ctx, settings, cfg.BankEnv == "production", a.log)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		if cfg.BankEnv == "production" {
-			return errors.New("setting --redis-url ($TPP_REDIS_URL) is required in production: the embedded Redis keeps nothing and is not shared by replicas")
-		}
-		rdb, stop, err := redis.Embedded(ctx)
-		if err != nil {
-			return fmt.Errorf("embedded redis: %w", err)
-		}
-		a.log.Warn("no Redis configured: using an embedded in-memory Redis (development and demo only)")
-		a.rdb = rdb
-		a.closers = append(a.closers, func() { stop() })
-		return nil
-	}
-	redis.RouteLibraryLogs(a.log) // the error below says it once; no per-retry lines
-	rdb, err := redis.NewClient(ctx, rc)
-	if err != nil {
-		return fmt.Errorf("%s: %w", settings.Setting(), err)
-	}
 	a.rdb = rdb
-	a.closers = append(a.closers, func() { rdb.Close() })
+	a.closers = append(a.closers, stop)
 	return nil
 }
 
@@ -246,19 +228,26 @@ func (a *app) connectBank(ctx context.Context, out io.Writer) error {
 	cfg := a.cfg
 	switch cfg.BankEnv {
 	case "emulated":
-		urls, stop, err := startEmulatedBank(ctx, a, out)
+		// The emulated bank signs its callbacks only when the TPP checks
+		// signatures (--bank-callback-auth signature, the default for emulated).
+		mode, _, _ := cfg.callbackAuth()
+		urls, stop, err := registration.StartEmulated(ctx, registration.EmulatedBank{
+			Addr: cfg.EmulatedAddr, SignCallbacks: mode == notify.AuthSignature,
+			DataDir: filepath.Dir(cfg.DBPath), PublicURL: cfg.PublicURL, PermittedIPs: cfg.PermittedIPs,
+			Store: a.store.Registrations, Clock: a.clock, Logger: a.log.With("component", "emulated-bank"),
+		}, out)
 		if err != nil {
 			return err
 		}
 		a.closers = append(a.closers, stop)
-		a.bank = urls
+		a.bank = bankURLs{API: urls.API, OAuth: urls.OAuth, Token: urls.Token, Emulated: true}
 	case "sandbox", "production":
 		e, _ := psd2.LookupEnvironment(cfg.BankEnv)
 		a.bank = bankURLs{API: e.APIBaseURL, OAuth: e.OAuthAuthorizeURL, Token: e.TokenURL}
 	default:
 		a.bank = bankURLs{API: strings.TrimRight(cfg.BankEnv, "/"), OAuth: cfg.BankOAuthURL, Token: cfg.BankTokenURL}
 	}
-	reg, tppCtx, err := registration.ForServing(ctx, a.store.registrations, a.bank.API, cfg.BankEnv, cfg.PublicURL, a.clock.Now())
+	reg, tppCtx, err := registration.ForServing(ctx, a.store.Registrations, a.bank.API, cfg.BankEnv, cfg.PublicURL, a.clock.Now())
 	if err != nil {
 		return err
 	}
@@ -270,7 +259,7 @@ func (a *app) connectBank(ctx context.Context, out io.Writer) error {
 func (a *app) bankClient(ctx context.Context) error {
 	cfg := a.cfg
 	keys := a.rkeys
-	regs := a.store.registrations
+	regs := a.store.Registrations
 	var provider *bankctx.Provider
 	// Many users' contexts talk to one bank host: keep enough idle
 	// connections, or every burst pays for new TCP (and TLS) handshakes.
@@ -323,9 +312,9 @@ func (a *app) bankClient(ctx context.Context) error {
 		Bank:         client,
 		Store:        store,
 		Locker:       redis.NewLocker(a.rdb, keys),
-		Tokens:       a.store.consents,
+		Tokens:       a.store.Consents,
 		Keys:         a.keys,
-		PermittedIPs: splitList(cfg.PermittedIPs),
+		PermittedIPs: settings.List(cfg.PermittedIPs),
 		NotifyURL:    a.reg.NotificationURL,
 		Logger:       a.log,
 		OnRebuild:    a.metrics.OnContextRebuild(),
@@ -350,29 +339,14 @@ func (a *app) rateBudget(keys redis.Keys) psd2.Budget {
 		b = a.metrics.WrapBudget(psd2.NewMemoryBudget(a.clock))
 	case "off":
 		a.log.Warn("bank rate budget is off: only for load tests against a bank without rate limits")
-		return unlimited{}
+		return psd2.Unlimited{}
 	default:
 		rb := redis.NewRateBudget(a.rdb, keys)
 		rb.OnWait = a.metrics.ObserveBudgetWait
 		b = rb
 	}
-	return psd2.NewFairBudget(b, budgetShare)
+	return psd2.NewFairBudget(b, api.BudgetShare)
 }
-
-// budgetShare is the fintech client a bank call is made for (the API
-// request's client; "" for work without one, such as the browser flow and
-// background jobs, which share one turn).
-func budgetShare(ctx context.Context) string {
-	if cl := api.ClientFromContext(ctx); cl != nil {
-		return cl.ID
-	}
-	return ""
-}
-
-// unlimited admits every call at once.
-type unlimited struct{}
-
-func (unlimited) Wait(ctx context.Context, _ string, _ int, _ time.Duration) error { return ctx.Err() }
 
 // services wires the services and their routes, in dependency order.
 func (a *app) services(ctx context.Context) error {
@@ -408,8 +382,8 @@ func (a *app) services(ctx context.Context) error {
 
 // webhooks delivers webhooks to fintechs, from the durable outbox.
 func (a *app) webhooks() error {
-	cfg, clients := a.cfg, a.store.clients
-	hooks, err := webhook.NewDispatcher(webhook.NewOutboxStore(a.store.outbox, clients), webhook.Options{
+	cfg, clients := a.cfg, a.store.Clients
+	hooks, err := webhook.NewDispatcher(webhook.NewOutboxStore(a.store.Outbox, clients), webhook.Options{
 		Clock:               a.clock,
 		Logger:              a.log,
 		OnResult:            a.metrics.ObserveWebhook,
@@ -428,7 +402,7 @@ func (a *app) webhooks() error {
 // janitor apply its deadlines.
 func (a *app) consentGate() (*consent.Gate, error) {
 	return consent.NewGate(consent.Config{
-		Store: a.store.consents, BankContexts: a.ctxs, Clock: a.clock, Logger: a.log,
+		Store: a.store.Consents, BankContexts: a.ctxs, Clock: a.clock, Logger: a.log,
 		AuthorizeURL: oauth.AuthorizeURLs(a.cfg.PublicURL),
 	})
 }
@@ -438,15 +412,15 @@ func (a *app) consentGate() (*consent.Gate, error) {
 // with the authorize URLs oauth will serve.
 func (a *app) paymentService(gate *consent.Gate) (*pisp.Service, error) {
 	payments, err := pisp.New(pisp.Config{
-		Payments:        a.store.payments,
-		Consents:        a.store.consents,
-		Idempotency:     a.store.idempotency,
+		Payments:        a.store.Payments,
+		Consents:        a.store.Consents,
+		Idempotency:     a.store.Idempotency,
 		Bank:            a.psd2,
 		Contexts:        a.ctxs,
 		Gate:            gate,
 		TPP:             pisp.TPPContextFunc(func(context.Context) (*psd2.Context, error) { return a.tppCtx, nil }),
 		AuthorizeURL:    oauth.AuthorizeURLs(a.cfg.PublicURL),
-		Events:          a.store.outbox,
+		Events:          a.store.Outbox,
 		OnUnknownStatus: a.metrics.UnknownBankStatus,
 		OnPollRound:     a.metrics.PollRound,
 		PollInterval:    a.cfg.PollInterval,
@@ -465,7 +439,7 @@ func (a *app) paymentService(gate *consent.Gate) (*pisp.Service, error) {
 // oauthService is the consent flow: the consents API, the consent pages
 // and the bank's OAuth.
 func (a *app) oauthService(gate *consent.Gate, payments *pisp.Service) (*oauth.Service, error) {
-	cfg, consents := a.cfg, a.store.consents
+	cfg, consents := a.cfg, a.store.Consents
 	svc, err := oauth.New(oauth.Config{
 		PublicURL: cfg.PublicURL,
 		Bank: oauth.BankOAuth{
@@ -477,11 +451,11 @@ func (a *app) oauthService(gate *consent.Gate, payments *pisp.Service) (*oauth.S
 		},
 		CSRFKey: a.keyring.DeriveKey("csrf"),
 		Sealer:  a.keyring,
-		Audit:   a.store.audit,
+		Audit:   a.store.Audit,
 		// Off unless the operator accepts token answers without state.
 		AcceptTokenWithoutState: cfg.AcceptTokenWithoutState,
 		Consents:                consents,
-		Clients:                 a.store.clients,
+		Clients:                 a.store.Clients,
 		States:                  redis.NewStateStore(a.rdb, a.rkeys, 0, a.clock),
 		BankContexts:            a.ctxs,
 		Deadlines:               gate,
@@ -513,7 +487,7 @@ func (a *app) bankCallbacks(gate *consent.Gate, payments *pisp.Service) (*notify
 		}
 	}
 	return notify.New(notify.Config{
-		Consents: a.store.consents,
+		Consents: a.store.Consents,
 		Grants:   gate,
 		Drafts:   payments,
 		Key:      key,
@@ -533,19 +507,19 @@ func (a *app) baseRoutes(svc *oauth.Service, callbacks *notify.Handler) (*gin.Ro
 	if err != nil {
 		return nil, err
 	}
-	auth, err := a.authenticate(a.store.clients)
+	auth, err := a.authenticate(a.store.Clients)
 	if err != nil {
 		return nil, err
 	}
 	a.engine = api.NewEngine(api.Options{Logger: a.log, Observe: a.metrics.APIObserver(), Unavailable: unavailable})
 	a.health().Register(a.engine)
-	if err := a.metrics.WatchConsents(metrics.SQLConsents{DB: a.store.raw}, 0); err != nil {
+	if err := a.metrics.WatchConsents(metrics.SQLConsents{DB: a.store.Raw}, 0); err != nil {
 		return nil, err
 	}
 	apidoc.Register(a.engine)
 	apidoc.RegisterHome(a.engine)
 	root := &a.engine.RouterGroup
-	if err := mount(root)(oauth.NewPages(svc, pages)); err != nil {
+	if err := api.Mount(root)(oauth.NewPages(svc, pages)); err != nil {
 		return nil, err
 	}
 	callbacks.Register(root)
@@ -555,10 +529,10 @@ func (a *app) baseRoutes(svc *oauth.Service, callbacks *notify.Handler) (*gin.Ro
 // roles mounts the fintech API of the consents and the three PSD2 roles on
 // the authenticated group v1.
 func (a *app) roles(v1 *gin.RouterGroup, gate *consent.Gate, svc *oauth.Service, payments *pisp.Service) error {
-	if err := mount(v1)(oauth.NewHandler(svc)); err != nil {
+	if err := api.Mount(v1)(oauth.NewHandler(svc)); err != nil {
 		return err
 	}
-	if err := mount(v1)(pisp.NewHandler(payments)); err != nil {
+	if err := api.Mount(v1)(pisp.NewHandler(payments)); err != nil {
 		return err
 	}
 	accounts, err := aisp.New(aisp.Config{
@@ -573,26 +547,26 @@ func (a *app) roles(v1 *gin.RouterGroup, gate *consent.Gate, svc *oauth.Service,
 	if err != nil {
 		return err
 	}
-	if err := mount(v1)(aisp.NewHandler(accounts)); err != nil {
+	if err := api.Mount(v1)(aisp.NewHandler(accounts)); err != nil {
 		return err
 	}
-	funds, err := cbpii.New(cbpii.Config{Gate: gate, Bank: a.psd2, Audit: a.store.audit, Clock: a.clock, Log: a.log})
+	funds, err := cbpii.New(cbpii.Config{Gate: gate, Bank: a.psd2, Audit: a.store.Audit, Clock: a.clock, Log: a.log})
 	if err != nil {
 		return err
 	}
 	a.onCall.Store(&[]func(psd2.CallInfo){funds.ObserveCall})
-	return mount(v1)(cbpii.NewHandler(funds))
+	return api.Mount(v1)(cbpii.NewHandler(funds))
 }
 
 // sweeper applies the consent deadlines no request triggers and expires
 // idempotency keys and bank sessions.
 func (a *app) sweeper(gate *consent.Gate) {
-	consents := a.store.consents
+	consents := a.store.Consents
 	sweeper := &janitor.Janitor{
 		Consents:    consents,
 		Deadlines:   gate,
 		Expiring:    consents,
-		Idempotency: a.store.idempotency,
+		Idempotency: a.store.Idempotency,
 		Closes:      consents,
 		Sessions:    a.ctxs,
 		Clock:       a.clock,
@@ -621,32 +595,16 @@ func (a *app) authenticate(clients api.Authenticator) (gin.HandlerFunc, error) {
 	return api.AuthenticateLimited(clients, allow, policy), nil
 }
 
-// routes is a package's handler: it adds its routes to a group (the
-// authenticated /v1 group, or the root for pages and callbacks).
-type routes interface{ Register(*gin.RouterGroup) }
-
-// mount returns a func that registers a handler, straight from its
-// constructor's (handler, error) result.
-func mount(rg *gin.RouterGroup) func(h routes, err error) error {
-	return func(h routes, err error) error {
-		if err != nil {
-			return err
-		}
-		h.Register(rg)
-		return nil
-	}
-}
-
 // health lists what /readyz checks. The bank check is reported but does
 // not make the replica unready: a bunq outage must not take every replica
 // out of rotation, when consents, docs and callbacks still work.
 func (a *app) health() *health.Checker {
 	bank := health.Bank(&http.Client{Timeout: 2 * time.Second}, a.bank.API+"/v1")
 	bank.Optional = true
-	checks := append(append([]health.Check{}, a.store.checks...),
+	checks := append(append([]health.Check{}, a.store.Checks...),
 		health.Redis(redis.Health{Client: a.rdb}),
 		bank,
-		health.Registration(health.RegistrationValid(a.store.registrations, a.bank.API, a.clock)),
+		health.Registration(health.RegistrationValid(a.store.Registrations, a.bank.API, a.clock)),
 	)
 	return health.NewWithOptions(health.Options{Version: version()}, checks...)
 }
@@ -655,20 +613,10 @@ func (a *app) health() *health.Checker {
 // api.Options.Unavailable: 503 with Retry-After, not 500.
 func unavailable(err error) string {
 	switch {
-	case sqlite.Busy(err), postgres.Unavailable(err):
+	case storage.Unavailable(err):
 		return "The database"
 	case redis.Unavailable(err):
 		return "Redis"
 	}
 	return ""
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -1,4 +1,4 @@
-package main
+package loadtest
 
 import (
 	"context"
@@ -18,36 +18,36 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for the bench's schemas
 
-	"github.com/bunqtpp/tpp/loadtest"
 	"github.com/bunqtpp/tpp/sandbox"
+	"github.com/bunqtpp/tpp/storage"
 )
 
 const maxBenchReplicas = 8
 
-func (f *benchFlags) validateReplicas() error {
+func (s *Setup) validateReplicas() error {
 	switch {
-	case f.replicas == 0 && f.dbURL == "":
+	case s.Replicas == 0 && s.DBURL == "":
 		return nil
-	case f.replicas < 0 || f.replicas > maxBenchReplicas:
-		return fmt.Errorf("--replicas %d: use 1 to %d (0: off)", f.replicas, maxBenchReplicas)
-	case f.replicas == 0:
+	case s.Replicas < 0 || s.Replicas > maxBenchReplicas:
+		return fmt.Errorf("--replicas %d: use 1 to %d (0: off)", s.Replicas, maxBenchReplicas)
+	case s.Replicas == 0:
 		return errors.New("--db-url: only with --replicas")
-	case !isPostgresURL(f.dbURL):
+	case !storage.IsPostgresURL(s.DBURL):
 		return errors.New("--replicas: give --db-url postgres://... (replicas share one PostgreSQL)")
-	case f.opt.RedisURL == "":
+	case s.Load.RedisURL == "":
 		return errors.New("--replicas: give --redis-url (replicas share one Redis; the embedded one is per process)")
 	}
 	return nil
 }
 
 // runReplicaBench measures the uncached read on one SQLite process, then
-// on 1 to f.replicas replicas sharing PostgreSQL (a fresh schema each) and
+// on 1 to s.Replicas replicas sharing PostgreSQL (a fresh schema each) and
 // Redis behind a round-robin proxy, all against one emulated bank.
-func runReplicaBench(ctx context.Context, f benchFlags, stdout, logs io.Writer) error {
-	o := f.opt
+func runReplicaBench(ctx context.Context, s Setup, stdout, logs io.Writer) error {
+	o := s.Load
 	fmt.Fprintf(stdout, "tpp bench --replicas %d: %d consents, concurrency %d, uncached %s reads measured for %s after %s warmup per deployment\n",
-		f.replicas, o.Consents, o.Concurrency, o.Op, o.Duration, o.Warmup)
-	bank, stopBank, err := startBenchBank(ctx, f, stdout, logs)
+		s.Replicas, o.Consents, o.Concurrency, o.Op, o.Duration, o.Warmup)
+	bank, stopBank, err := startBank(ctx, s, stdout, logs)
 	if err != nil {
 		return err
 	}
@@ -61,37 +61,37 @@ func runReplicaBench(ctx context.Context, f benchFlags, stdout, logs io.Writer) 
 	// One public address for every deployment: the bank keeps the callback
 	// URL and notification target registered the first time (it allows
 	// two targets per category).
-	pl, err := net.Listen("tcp", f.listen)
+	pl, err := net.Listen("tcp", s.Listen)
 	if err != nil {
-		return fmt.Errorf("--listen %s: %w", f.listen, err)
+		return fmt.Errorf("--listen %s: %w", s.Listen, err)
 	}
-	proxy := loadtest.NewRoundRobin(o.Concurrency)
+	proxy := NewRoundRobin(o.Concurrency)
 	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(pl) //nolint:errcheck // ends with Close
 	defer srv.Close()
 	front := benchFront{url: "http://" + pl.Addr().String(), proxy: proxy}
 
-	var rows []loadtest.ReplicaRow
-	res, err := benchDeployment(ctx, f, bank, front, benchTPP{dir: dir, db: filepath.Join(dir, "tpp.db")}, 1, logs)
+	var rows []ReplicaRow
+	res, err := benchDeployment(ctx, s, bank, front, tppUnderTest{serve: s.Serve, dir: dir, db: filepath.Join(dir, "tpp.db")}, 1, logs)
 	if err != nil {
 		return fmt.Errorf("SQLite: %w", err)
 	}
-	rows = append(rows, loadtest.ReplicaRow{Store: "SQLite", Replicas: 1, Res: res})
+	rows = append(rows, ReplicaRow{Store: "SQLite", Replicas: 1, Res: res})
 	printDeployment(stdout, rows[len(rows)-1])
-	for n := 1; n <= f.replicas; n++ {
-		schemaURL, drop, err := benchSchema(ctx, f.dbURL)
+	for n := 1; n <= s.Replicas; n++ {
+		schemaURL, drop, err := benchSchema(ctx, s.DBURL)
 		if err != nil {
 			return err
 		}
-		res, err := benchDeployment(ctx, f, bank, front, benchTPP{dir: dir, db: schemaURL}, n, logs)
+		res, err := benchDeployment(ctx, s, bank, front, tppUnderTest{serve: s.Serve, dir: dir, db: schemaURL}, n, logs)
 		drop()
 		if err != nil {
 			return fmt.Errorf("PostgreSQL, %d replicas: %w", n, err)
 		}
-		rows = append(rows, loadtest.ReplicaRow{Store: "PostgreSQL", Replicas: n, Res: res})
+		rows = append(rows, ReplicaRow{Store: "PostgreSQL", Replicas: n, Res: res})
 		printDeployment(stdout, rows[len(rows)-1])
 	}
-	loadtest.PrintReplicaTable(stdout, rows)
+	PrintReplicaTable(stdout, rows)
 	fmt.Fprintf(stdout, "\nEverything runs in this process (GOMAXPROCS %d): the bank, the load generator, Redis's clients and every\n", runtime.GOMAXPROCS(0))
 	fmt.Fprintln(stdout, "replica share its cores, so more replicas here add work, not capacity; each deployment is behind the same")
 	fmt.Fprintln(stdout, "round-robin proxy. On separate hosts each replica brings its own cores.")
@@ -103,7 +103,7 @@ func runReplicaBench(ctx context.Context, f benchFlags, stdout, logs io.Writer) 
 	return nil
 }
 
-func printDeployment(w io.Writer, r loadtest.ReplicaRow) {
+func printDeployment(w io.Writer, r ReplicaRow) {
 	fmt.Fprintf(w, "measured %s with %d replica(s): %d requests, %d errors, %d under way at the end (not counted)\n",
 		r.Store, r.Replicas, r.Res.Requests, r.Res.Errors, r.Res.Cut)
 	for _, s := range r.Res.ErrorSamples {
@@ -114,20 +114,20 @@ func printDeployment(w io.Writer, r loadtest.ReplicaRow) {
 // benchFront is the public address all deployments are reached at.
 type benchFront struct {
 	url   string
-	proxy *loadtest.RoundRobin
+	proxy *RoundRobin
 }
 
 // benchDeployment starts n replicas on t.db behind the front proxy and
 // measures them; the single SQLite process is behind the same proxy, so
 // every deployment pays the same extra hop.
-func benchDeployment(ctx context.Context, f benchFlags, bank *sandbox.Server, front benchFront, t benchTPP, n int, logs io.Writer) (*loadtest.Result, error) {
+func benchDeployment(ctx context.Context, s Setup, bank *sandbox.Server, front benchFront, t tppUnderTest, n int, logs io.Writer) (*Result, error) {
 	start := time.Now()
-	t.publicURL, t.listen, t.redisURL, t.logs, t.out = front.url, "127.0.0.1:0", f.opt.RedisURL, logs, io.Discard
-	t.masterKey = "bench:" + randomHex(32)
+	t.publicURL, t.listen, t.redisURL, t.logs, t.out = front.url, "127.0.0.1:0", s.Load.RedisURL, logs, io.Discard
+	t.masterKey = newMasterKey()
 	var targets []*url.URL
 	for i := range n {
 		t.skipRegister = i > 0
-		r, err := startBenchTPP(ctx, bank, t)
+		r, err := startTPP(ctx, bank, t)
 		if err != nil {
 			return nil, fmt.Errorf("replica %d: %w", i+1, err)
 		}
@@ -138,7 +138,7 @@ func benchDeployment(ctx context.Context, f benchFlags, bank *sandbox.Server, fr
 	}
 	front.proxy.Set(targets)
 	defer front.proxy.Set(nil)
-	return loadtest.Measure(ctx, f.opt, loadtest.Target{TPPURL: front.url, APIKey: t.apiKey, BankURL: bank.APIURL, Started: start})
+	return Measure(ctx, s.Load, Target{TPPURL: front.url, APIKey: t.apiKey, BankURL: bank.APIURL, Started: start})
 }
 
 // benchSchema creates a fresh schema in the database at base and returns

@@ -27,7 +27,12 @@ func wrapDecode(cl call, err error) error {
 
 // get runs a session GET and returns its envelope.
 func (c *Client) get(ctx context.Context, bc *Context, path string, q map[string][]string) (*envelope, call, error) {
-	cl := call{method: http.MethodGet, path: path, query: q, auth: authSession}
+	return c.getInto(ctx, bc, path, q, nil)
+}
+
+// getInto is get with elements decoded along with the envelope (call.into).
+func (c *Client) getInto(ctx context.Context, bc *Context, path string, q map[string][]string, into func(string) any) (*envelope, call, error) {
+	cl := call{method: http.MethodGet, path: path, query: q, auth: authSession, into: into}
 	env, err := c.do(ctx, bc, cl)
 	return env, cl, err
 }
@@ -92,9 +97,18 @@ func (c *Client) GetUser(ctx context.Context, bc *Context, id int64) (User, erro
 
 // ---- monetary accounts
 
+// intoAccount decodes every element as a MonetaryAccount, as
+// decodeAccounts does.
+func intoAccount(string) any { return new(MonetaryAccount) }
+
 func decodeAccounts(env *envelope) ([]MonetaryAccount, error) {
 	out := make([]MonetaryAccount, 0, len(env.Elements))
 	for _, el := range env.Elements {
+		if d, ok := el.Decoded.(*MonetaryAccount); ok {
+			d.Type, d.Raw = el.Type, el.Value
+			out = append(out, *d)
+			continue
+		}
 		a := MonetaryAccount{}
 		if err := json.Unmarshal(el.Value, &a); err != nil {
 			return nil, fmt.Errorf("decode %s: %w", el.Type, err)
@@ -112,7 +126,7 @@ func (c *Client) ListMonetaryAccounts(ctx context.Context, bc *Context, p Page) 
 	if err != nil {
 		return nil, err
 	}
-	env, cl, err := c.get(ctx, bc, path, p.query())
+	env, cl, err := c.getInto(ctx, bc, path, p.query(), intoAccount)
 	if err != nil {
 		return nil, err
 	}

@@ -232,6 +232,9 @@ type call struct {
 	// maxWait, when set, bounds the wait for the rate budget: longer
 	// fails with *RenewalThrottledError instead of holding the caller.
 	maxWait time.Duration
+	// into, when set, names a decode target per element type: such
+	// elements are decoded with the envelope, in one pass.
+	into func(typ string) any
 }
 
 // result is a verified success answer.
@@ -250,7 +253,12 @@ func (c *Client) do(ctx context.Context, bc *Context, cl call) (*envelope, error
 	if err != nil {
 		return nil, err
 	}
-	env, err := decodeEnvelope(res.body)
+	var env *envelope
+	if cl.into != nil {
+		env, err = decodeEnvelopeInto(res.body, cl.into)
+	} else {
+		env, err = decodeEnvelope(res.body)
+	}
 	// The envelope holds copies of what it needs from the body.
 	c.putBuffer(res.buf)
 	if err != nil {

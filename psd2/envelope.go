@@ -5,14 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
+	"strings"
 )
 
 // element is one item of a Response array: {"<Type>": {…}}.
 type element struct {
 	Type  string
 	Value json.RawMessage
+	// Decoded, when set, is Value decoded already (decodeEnvelopeInto).
+	Decoded any
 }
 
 // envelope is a decoded success body.
@@ -120,6 +124,10 @@ func decodeEnvelope(body []byte) (*envelope, error) {
 	if raw.Response == nil {
 		return nil, errors.New(`body has no "Response" array`)
 	}
+	return envelopeOf(raw)
+}
+
+func envelopeOf(raw rawEnvelope) (*envelope, error) {
 	env := &envelope{Elements: raw.Response}
 	if p := raw.Pagination; p != nil {
 		env.Pagination = Pagination{Present: true}
@@ -265,4 +273,114 @@ func (p Pagination) Newer() (Page, bool) {
 type Listing[T any] struct {
 	Items      []T
 	Pagination Pagination
+}
+
+// decodeEnvelopeInto decodes body as decodeEnvelope does and, in the same
+// pass, each element whose type into answers with a target (a pointer)
+// into that target, kept as the element's Decoded. One json.Decoder pass
+// scans the bytes twice where Unmarshal-then-Unmarshal-per-item scans them
+// four times. Any shape it does not expect (odd keys, duplicates, trailing
+// data, errors of any kind) goes to decodeEnvelope instead, so the outcome
+// for such bodies is decodeEnvelope's exactly.
+func decodeEnvelopeInto(body []byte, into func(typ string) any) (*envelope, error) {
+	if env, ok := decodeEnvelopeFast(body, into); ok {
+		return env, nil
+	}
+	return decodeEnvelope(body)
+}
+
+// decodeEnvelopeFast is decodeEnvelopeInto's one pass; false means "ask
+// decodeEnvelope".
+func decodeEnvelopeFast(body []byte, into func(typ string) any) (*envelope, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if !isDelim(dec, '{') {
+		return nil, false
+	}
+	var raw rawEnvelope
+	seenResponse, seenPagination := false, false
+	for dec.More() {
+		t, err := dec.Token()
+		key, ok := t.(string)
+		if err != nil || !ok {
+			return nil, false
+		}
+		switch {
+		case key == "Response" && !seenResponse:
+			seenResponse = true
+			if raw.Response, ok = decodeElements(dec, body, into); !ok {
+				return nil, false
+			}
+		case key == "Pagination" && !seenPagination:
+			seenPagination = true
+			if dec.Decode(&raw.Pagination) != nil {
+				return nil, false
+			}
+		case strings.EqualFold(key, "Response") || strings.EqualFold(key, "Pagination"):
+			// Case-folded or repeated: Unmarshal's rules decide.
+			return nil, false
+		default:
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return nil, false
+			}
+		}
+	}
+	if !isDelim(dec, '}') {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false // trailing data
+	}
+	if raw.Response == nil {
+		return nil, false
+	}
+	env, err := envelopeOf(raw)
+	return env, err == nil
+}
+
+// decodeElements reads the Response array: items of exactly one key.
+func decodeElements(dec *json.Decoder, body []byte, into func(string) any) ([]element, bool) {
+	if !isDelim(dec, '[') {
+		return nil, false
+	}
+	out := []element{}
+	for dec.More() {
+		if !isDelim(dec, '{') {
+			return nil, false
+		}
+		t, err := dec.Token()
+		typ, ok := t.(string)
+		if err != nil || !ok {
+			return nil, false
+		}
+		el := element{Type: typ}
+		start := dec.InputOffset()
+		target := into(typ)
+		if target == nil {
+			target = new(json.RawMessage)
+		}
+		if dec.Decode(target) != nil {
+			return nil, false
+		}
+		end := dec.InputOffset()
+		// Between the key and the value's end: blanks, ':', blanks, value.
+		v := bytes.TrimRight(bytes.TrimLeft(body[start:end], " \t\r\n:"), " \t\r\n")
+		el.Value = append(json.RawMessage(nil), v...)
+		if _, isRaw := target.(*json.RawMessage); !isRaw {
+			el.Decoded = target
+		}
+		if !isDelim(dec, '}') {
+			return nil, false
+		}
+		out = append(out, el)
+	}
+	if !isDelim(dec, ']') {
+		return nil, false
+	}
+	return out, true
+}
+
+func isDelim(dec *json.Decoder, d json.Delim) bool {
+	t, err := dec.Token()
+	return err == nil && t == d
 }

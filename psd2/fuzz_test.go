@@ -1,8 +1,11 @@
 package psd2
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
 	"strconv"
 	"testing"
 )
@@ -138,6 +141,47 @@ func FuzzPlainAmount(f *testing.F) {
 		}
 		if v != want.Value || cur != want.Currency {
 			t.Fatalf("%q: fast path %q %q, encoding/json %q %q", b, v, cur, want.Value, want.Currency)
+		}
+	})
+}
+
+// FuzzDecodeEnvelopeInto: the one-pass decode gives what decodeEnvelope
+// followed by decodeAccounts' per-item Unmarshal gives, for any body.
+func FuzzDecodeEnvelopeInto(f *testing.F) {
+	for _, s := range []string{
+		`{"Response":[{"MonetaryAccountBank":{"id":1,"balance":{"value":"12.50","currency":"EUR"}}},{"MonetaryAccountSavings":{"id":2}}],"Pagination":{"future_url":null,"newer_url":null,"older_url":"/v1/user/1/monetary-account?count=10&older_id=2"}}`,
+		` { "Response" : [ { "MonetaryAccountBank" : { "id" : 1 } } ] , "X" : [1] } `,
+		`{"Response":[{"A":1,"B":2}]}`, `{"response":[{"A":{}}]}`, `{"Response":[{"A":{}}],"Response":[]}`,
+		`{"Response":[{"MonetaryAccountBank":{"id":"1"}}]}`, `{"Response":[{"\u0041":{"id":1}}]} x`,
+		`{"Response":null}`, `[]`, ``, `{"Response":[{"A":{"alias":[{"type":"IBAN"}]}}],"Pagination":null}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		want, wantErr := decodeEnvelope(body)
+		got, gotErr := decodeEnvelopeInto(body, intoAccount)
+		if (wantErr == nil) != (gotErr == nil) {
+			t.Fatalf("errors differ: %v, one pass %v", wantErr, gotErr)
+		}
+		if wantErr != nil {
+			if wantErr.Error() != gotErr.Error() {
+				t.Fatalf("errors differ: %v, one pass %v", wantErr, gotErr)
+			}
+			return
+		}
+		if !reflect.DeepEqual(want.Pagination, got.Pagination) || len(want.Elements) != len(got.Elements) {
+			t.Fatalf("envelopes differ: %+v, one pass %+v", want, got)
+		}
+		for i, el := range want.Elements {
+			g := got.Elements[i]
+			if el.Type != g.Type || !bytes.Equal(el.Value, g.Value) {
+				t.Fatalf("element %d: %q %s, one pass %q %s", i, el.Type, el.Value, g.Type, g.Value)
+			}
+		}
+		wantAcc, wantErr := decodeAccounts(want)
+		gotAcc, gotErr := decodeAccounts(got)
+		if fmt.Sprint(wantErr) != fmt.Sprint(gotErr) || !reflect.DeepEqual(wantAcc, gotAcc) {
+			t.Fatalf("accounts differ: %+v %v, one pass %+v %v", wantAcc, wantErr, gotAcc, gotErr)
 		}
 	})
 }
